@@ -1,0 +1,351 @@
+"""KRPC messages (BEP 5) as frozen dataclasses, with a strict decoder and canonical encoder.
+
+Theory of operation
+-------------------
+A KRPC datagram is one bencoded dict: ``t`` (transaction id, echoed by the
+responder), ``y`` (``q`` query / ``r`` response / ``e`` error) and a body. We
+decode in two steps: lenient bencode (some clients send unsorted dicts, so
+``strict=False``), then a typed walk that ignores unknown keys but refuses known
+keys of the wrong type or length (a 19-byte node id is malformed, not "close
+enough").
+
+Every failure raises `KRPCDecodeError`, a `DecodeError`. When the datagram was a
+query whose ``t`` we could read, the error also says which KRPC error code the
+sender is owed (203 "Protocol Error" for bad arguments, 204 "Method Unknown"),
+so the node engine can answer without re-parsing. The decoder never decides
+*whether* to answer: that is policy (rate limits, read-only mode).
+
+Extensions kept in the data model: ``nodes6`` and ``want`` (BEP 32), ``ip``
+(BEP 42, the requester's address as the responder saw it), ``ro`` (BEP 43) and
+``v`` (client version, BEP 5 "KRPC Protocol" / widely deployed).
+
+Size: a KRPC message must fit one UDP datagram. Replies we build stay well under
+1,472 bytes (the IPv4 Ethernet payload); we accept up to `MAX_DATAGRAM` bytes so
+that BEP 44-sized messages from other clients still parse, and refuse more.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from ..bencoding import Bencoded, decode_dict, encode, get_bytes, get_dict, get_int, get_list
+from ..errors import DecodeError
+from .compact import (
+    NODE_ID_LENGTH,
+    Addr,
+    NodeInfo,
+    decode_nodes,
+    decode_nodes6,
+    decode_peer,
+    encode_nodes,
+    encode_nodes6,
+    encode_peer,
+)
+
+__all__ = [
+    "MAX_DATAGRAM",
+    "AnnouncePeerQuery",
+    "Error",
+    "ErrorCode",
+    "FindNodeQuery",
+    "GetPeersQuery",
+    "KRPCDecodeError",
+    "Message",
+    "PingQuery",
+    "Query",
+    "Response",
+    "decode_message",
+    "encode_message",
+]
+
+#: Largest datagram we parse. Real KRPC traffic is < 1,500 bytes; 2,048 leaves room
+#: for BEP 44 ``put`` messages (1,000-byte values plus keys and signatures).
+MAX_DATAGRAM: Final = 2048
+# KRPC messages are two or three dicts deep; anything deeper is hostile.
+_MAX_DEPTH: Final = 8
+
+
+class ErrorCode(enum.IntEnum):
+    """BEP 5 "Errors" table. Other codes (e.g. BEP 44's 205–207) decode as plain ints."""
+
+    GENERIC = 201
+    SERVER = 202
+    PROTOCOL = 203  # malformed packet, invalid arguments, or bad token
+    METHOD_UNKNOWN = 204
+
+
+@dataclass(frozen=True, slots=True)
+class PingQuery:
+    t: bytes
+    node_id: bytes
+    read_only: bool = False
+    version: bytes | None = None
+
+    method = b"ping"
+
+
+@dataclass(frozen=True, slots=True)
+class FindNodeQuery:
+    t: bytes
+    node_id: bytes
+    target: bytes
+    want: tuple[bytes, ...] = ()  # BEP 32: b"n4" / b"n6"
+    read_only: bool = False
+    version: bytes | None = None
+
+    method = b"find_node"
+
+
+@dataclass(frozen=True, slots=True)
+class GetPeersQuery:
+    t: bytes
+    node_id: bytes
+    info_hash: bytes
+    want: tuple[bytes, ...] = ()
+    read_only: bool = False
+    version: bytes | None = None
+
+    method = b"get_peers"
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncePeerQuery:
+    t: bytes
+    node_id: bytes
+    info_hash: bytes
+    port: int
+    token: bytes
+    implied_port: bool = False  # BEP 5: use the UDP source port instead of `port`
+    read_only: bool = False
+    version: bytes | None = None
+
+    method = b"announce_peer"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    t: bytes
+    node_id: bytes
+    nodes: tuple[NodeInfo, ...] = ()
+    nodes6: tuple[NodeInfo, ...] = ()
+    values: tuple[Addr, ...] = ()
+    token: bytes | None = None
+    ip: Addr | None = None  # BEP 42: the requester's address as seen by the responder
+    version: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    t: bytes
+    code: int
+    message: str
+    version: bytes | None = None
+
+
+Query: TypeAlias = PingQuery | FindNodeQuery | GetPeersQuery | AnnouncePeerQuery
+Message: TypeAlias = Query | Response | Error
+
+
+class KRPCDecodeError(DecodeError):
+    """A datagram that is not a valid KRPC message.
+
+    Attributes:
+        t: the transaction id, if it could be read.
+        reply_code: the `ErrorCode` the sender is owed (only for queries with a readable
+            ``t``); ``None`` means drop silently.
+    """
+
+    def __init__(self, msg: str, *, t: bytes | None = None, reply_code: int | None = None):
+        super().__init__(msg)
+        self.t = t
+        self.reply_code = reply_code
+
+    @property
+    def reply(self) -> Error | None:
+        """The error message to send back, or ``None`` when nothing is owed."""
+        if self.t is None or self.reply_code is None:
+            return None
+        return Error(self.t, self.reply_code, str(self))
+
+
+# ---- decoding ---------------------------------------------------------------------------
+
+
+def _id20(d: dict[bytes, Bencoded], key: bytes, what: str) -> bytes:
+    value = get_bytes(d, key, what=what)
+    if len(value) != NODE_ID_LENGTH:
+        raise DecodeError(f"{what}: {key.decode()!r} must be 20 bytes, got {len(value)}")
+    return value
+
+
+def _opt_bytes(d: dict[bytes, Bencoded], key: bytes, what: str) -> bytes | None:
+    return None if key not in d else get_bytes(d, key, what=what)
+
+
+def _want(args: dict[bytes, Bencoded]) -> tuple[bytes, ...]:
+    if b"want" not in args:
+        return ()
+    items = get_list(args, b"want", what="query")
+    if not all(isinstance(w, bytes) for w in items):
+        raise DecodeError("query: 'want' must be a list of strings")
+    return tuple(w for w in items if isinstance(w, bytes))
+
+
+def _port(value: int) -> int:
+    if not 0 <= value <= 0xFFFF:
+        raise DecodeError(f"port {value} out of range")
+    return value
+
+
+def _decode_query(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> Query:
+    method = get_bytes(d, b"q", what="query")
+    args = get_dict(d, b"a", what="query")
+    node_id = _id20(args, b"id", "query")
+    # BEP 43: "ro": 1 in the top-level dict marks a read-only node.
+    read_only = b"ro" in d and get_int(d, b"ro", what="query") != 0
+    if method == b"ping":
+        return PingQuery(t, node_id, read_only, version)
+    if method == b"find_node":
+        target = _id20(args, b"target", "find_node")
+        return FindNodeQuery(t, node_id, target, _want(args), read_only, version)
+    if method == b"get_peers":
+        info_hash = _id20(args, b"info_hash", "get_peers")
+        return GetPeersQuery(t, node_id, info_hash, _want(args), read_only, version)
+    if method == b"announce_peer":
+        info_hash = _id20(args, b"info_hash", "announce_peer")
+        port = _port(get_int(args, b"port", what="announce_peer"))
+        token = get_bytes(args, b"token", what="announce_peer")
+        implied = b"implied_port" in args and get_int(args, b"implied_port") != 0
+        if port == 0 and not implied:
+            raise DecodeError("announce_peer: port 0 without implied_port")
+        return AnnouncePeerQuery(t, node_id, info_hash, port, token, implied, read_only, version)
+    raise KRPCDecodeError(
+        f"Method Unknown: {method[:32]!r}", t=t, reply_code=ErrorCode.METHOD_UNKNOWN
+    )
+
+
+def _decode_values(r: dict[bytes, Bencoded]) -> tuple[Addr, ...]:
+    if b"values" not in r:
+        return ()
+    out: list[Addr] = []
+    for item in get_list(r, b"values", what="response"):
+        if not isinstance(item, bytes):
+            raise DecodeError("response: 'values' must be a list of strings")
+        out.append(decode_peer(item))
+    return tuple(out)
+
+
+def _decode_response(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> Response:
+    r = get_dict(d, b"r", what="response")
+    nodes = _opt_bytes(r, b"nodes", "response")
+    nodes6 = _opt_bytes(r, b"nodes6", "response")
+    ip = _opt_bytes(d, b"ip", "response")
+    return Response(
+        t,
+        _id20(r, b"id", "response"),
+        nodes=() if nodes is None else tuple(decode_nodes(nodes)),
+        nodes6=() if nodes6 is None else tuple(decode_nodes6(nodes6)),
+        values=_decode_values(r),
+        token=_opt_bytes(r, b"token", "response"),
+        ip=None if ip is None else decode_peer(ip),
+        version=version,
+    )
+
+
+def _decode_error(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> Error:
+    e = get_list(d, b"e", what="error")
+    if len(e) < 2 or not isinstance(e[0], int) or not isinstance(e[1], bytes):
+        raise DecodeError("error: 'e' must be [code, message]")
+    return Error(t, e[0], e[1].decode("utf-8", errors="replace"), version)
+
+
+def decode_message(data: bytes) -> Message:
+    """Parse one KRPC datagram.
+
+    Raises:
+        KRPCDecodeError: anything malformed (and only that); see its ``reply``.
+    """
+    if len(data) > MAX_DATAGRAM:
+        raise KRPCDecodeError(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM}")
+    try:
+        d = decode_dict(data, strict=False, max_depth=_MAX_DEPTH, max_size=MAX_DATAGRAM)
+    except DecodeError as exc:
+        raise KRPCDecodeError(f"not a bencoded dict: {exc}") from exc
+    t = d.get(b"t")
+    if not isinstance(t, bytes):
+        raise KRPCDecodeError("missing transaction id 't'")
+    y = d.get(b"y")
+    try:
+        version = _opt_bytes(d, b"v", "message")
+        if y == b"q":
+            return _decode_query(d, t, version)
+        if y == b"r":
+            return _decode_response(d, t, version)
+        if y == b"e":
+            return _decode_error(d, t, version)
+    except KRPCDecodeError:
+        raise
+    except DecodeError as exc:
+        code = ErrorCode.PROTOCOL if y == b"q" else None
+        raise KRPCDecodeError(f"Protocol Error: {exc}", t=t, reply_code=code) from exc
+    raise KRPCDecodeError(f"unknown message type {y!r}", t=t)
+
+
+# ---- encoding ---------------------------------------------------------------------------
+
+
+def _query_args(msg: Query) -> dict[bytes, Bencoded]:
+    args: dict[bytes, Bencoded] = {b"id": msg.node_id}
+    if isinstance(msg, FindNodeQuery):
+        args[b"target"] = msg.target
+    elif isinstance(msg, (GetPeersQuery, AnnouncePeerQuery)):
+        args[b"info_hash"] = msg.info_hash
+    if isinstance(msg, (FindNodeQuery, GetPeersQuery)) and msg.want:
+        args[b"want"] = list(msg.want)
+    if isinstance(msg, AnnouncePeerQuery):
+        args[b"port"] = msg.port
+        args[b"token"] = msg.token
+        if msg.implied_port:
+            args[b"implied_port"] = 1
+    return args
+
+
+def _response_body(msg: Response) -> dict[bytes, Bencoded]:
+    r: dict[bytes, Bencoded] = {b"id": msg.node_id}
+    if msg.nodes:
+        r[b"nodes"] = encode_nodes(msg.nodes)
+    if msg.nodes6:
+        r[b"nodes6"] = encode_nodes6(msg.nodes6)
+    if msg.values:
+        r[b"values"] = [encode_peer(a) for a in msg.values]
+    if msg.token is not None:
+        r[b"token"] = msg.token
+    return r
+
+
+def encode_message(msg: Message) -> bytes:
+    """Canonical bencoding (sorted keys) of `msg`; empty optional fields are omitted.
+
+    Raises:
+        ValueError: a field cannot be represented (bad address, wrong-length node id).
+    """
+    d: dict[bytes, Bencoded] = {b"t": msg.t}
+    if isinstance(msg, Response):
+        d[b"y"] = b"r"
+        d[b"r"] = _response_body(msg)
+        if msg.ip is not None:
+            d[b"ip"] = encode_peer(msg.ip)
+    elif isinstance(msg, Error):
+        d[b"y"] = b"e"
+        d[b"e"] = [msg.code, msg.message.encode()]
+    else:
+        d[b"y"] = b"q"
+        d[b"q"] = msg.method
+        d[b"a"] = _query_args(msg)
+        if msg.read_only:
+            d[b"ro"] = 1
+    if msg.version is not None:
+        d[b"v"] = msg.version
+    return encode(d)
