@@ -1,0 +1,524 @@
+"""The Kademlia routing table of BEP 5: k-buckets split around our own node ID.
+
+Theory of operation
+-------------------
+The ID space [0, 2**160) is covered by a *flat list* of buckets. Bucket ``i`` (for every
+bucket but the last) holds the IDs that share exactly ``i`` leading bits with our own ID;
+the last bucket holds every ID sharing at least ``len(buckets) - 1`` bits, so it is the one
+that contains our own ID. BEP 5 only ever splits the bucket containing our own ID, so the
+tree that BEP 5 describes is always a "spine" and a list is the natural shape for it: the
+bucket of an ID is ``min(common_prefix_len(id, own), len(buckets) - 1)``, found with one
+XOR and one ``bit_length`` instead of a tree walk. (libtorrent uses the same layout.)
+
+Node states are computed from timestamps, never stored, so that every query agrees with
+``now``:
+
+* GOOD: responded to one of our queries within the last 15 minutes, or has ever
+  responded and sent us a query within the last 15 minutes (BEP 5, "Routing Table").
+* QUESTIONABLE: 15 minutes without that activity, or never responded at all.
+* BAD: ``MAX_FAILURES`` consecutive failed queries; a questionable node is BAD after a
+  single failure (BEP 5: a questionable node that does not answer its ping is replaced).
+
+The table never sends anything. A full bucket with a questionable node answers an insert
+with ``Pending(ping=...)`` and keeps the newcomer in the bucket's replacement cache; the
+caller pings, and either ``heard_from(responded=True)`` keeps the old node or ``failed()``
+makes it BAD and the best replacement takes its slot (rust-libp2p's ``Pending`` design).
+
+Invariants (checked by the stateful test): no bucket above ``k``; every entry lies in the
+range of its bucket; the bucket ranges partition the ID space; our own ID is never stored;
+one entry per address, and with ``restrict_ips`` one entry per IP and no two entries of a
+bucket in the same /24 (IPv6: /64), except for loopback, private and link-local IPs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = [
+    "BAD_AFTER_FAILURES",
+    "QUESTIONABLE_AFTER",
+    "REFRESH_INTERVAL",
+    "Added",
+    "Addr",
+    "Entry",
+    "InsertResult",
+    "K",
+    "NodeState",
+    "Pending",
+    "Rejected",
+    "RoutingStats",
+    "RoutingTable",
+    "Updated",
+]
+
+Addr: TypeAlias = tuple[str, int]
+
+# BEP 5, "Routing Table": "Each bucket can only hold K nodes, currently eight".
+K: Final = 8
+# BEP 5: a node is good if it responded "within the last 15 minutes"; otherwise questionable.
+QUESTIONABLE_AFTER: Final = 15 * 60.0
+# BEP 5: "Nodes become bad when they fail to respond to multiple queries in a row."
+# Two, because a good node that misses one reply (UDP loss) should keep its slot.
+BAD_AFTER_FAILURES: Final = 2
+# BEP 5: "Buckets that have not been changed in 15 minutes should be refreshed."
+REFRESH_INTERVAL: Final = 15 * 60.0
+# Smoothing factor of the RTT estimate, the 1/8 of TCP's SRTT (RFC 6298).
+RTT_ALPHA: Final = 0.125
+_ID_BITS: Final = 160
+_ID_SPACE: Final = 1 << _ID_BITS
+
+
+class NodeState(enum.Enum):
+    """How much we trust a node, per BEP 5 "Routing Table"."""
+
+    #: Responded to us within the last 15 minutes.
+    GOOD = "good"
+    #: Silent for 15 minutes, or never answered a query of ours.
+    QUESTIONABLE = "questionable"
+    #: Failed to answer repeatedly; first in line for eviction, never returned by `closest`.
+    BAD = "bad"
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One node in the table (or in a replacement cache)."""
+
+    node_id: bytes
+    addr: Addr
+    #: Last time we heard anything (a query or a response) from the node.
+    last_seen: float
+    #: Last time it answered one of our queries; None if it never did.
+    last_response: float | None = None
+    #: Consecutive failed queries, reset by a response.
+    failures: int = 0
+    #: Smoothed round-trip time in seconds (EWMA), None before the first timed response.
+    rtt: float | None = None
+    #: The node ID matches its IP per BEP 42 (the caller decides; we only prefer such nodes).
+    verified: bool = False
+    #: Last time the node sent us a query (BEP 5 counts that towards "good" too).
+    last_query: float | None = None
+
+    def state(self, now: float) -> NodeState:
+        if self.failures >= BAD_AFTER_FAILURES:
+            return NodeState.BAD
+        if self.last_response is None:
+            return NodeState.BAD if self.failures else NodeState.QUESTIONABLE
+        recent = max(self.last_response, self.last_query or self.last_response)
+        if now - recent < QUESTIONABLE_AFTER:
+            return NodeState.GOOD
+        return NodeState.BAD if self.failures else NodeState.QUESTIONABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """The node now has a slot in the table."""
+
+    entry: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Updated:
+    """The node was already in the table; its timestamps were refreshed."""
+
+    entry: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The bucket is full: ping `ping`; the newcomer waits in the replacement cache."""
+
+    ping: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The node was not added (own ID, IP restrictions, or a bucket of good nodes)."""
+
+    reason: str
+
+
+InsertResult: TypeAlias = Added | Updated | Pending | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingStats:
+    """A snapshot for `statistics()` and the CLI."""
+
+    nodes: int
+    good: int
+    questionable: int
+    bad: int
+    verified: int
+    buckets: int
+    replacements: int
+
+
+@dataclass(slots=True)
+class _Bucket:
+    lo: int
+    hi: int  # exclusive
+    last_changed: float
+    entries: dict[bytes, Entry] = dataclasses.field(default_factory=dict)
+    replacements: dict[bytes, Entry] = dataclasses.field(default_factory=dict)
+
+
+def _subnet(ip: str) -> str | None:
+    """The /24 (IPv6: /64) an IP belongs to, or None if it is exempt from IP limits.
+
+    Loopback, private and link-local addresses are exempt so that local tests and LANs,
+    where many nodes share one subnet legitimately, still work.
+    """
+    try:
+        parsed = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if parsed.is_loopback or parsed.is_private or parsed.is_link_local:
+        return None
+    prefix = 24 if parsed.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _as_int(node_id: bytes) -> int:
+    return int.from_bytes(node_id, "big")
+
+
+class RoutingTable:
+    """BEP 5 routing table; pure: all time comes in as `now`, entropy as `rng`.
+
+    Args:
+        own_id: our 20-byte node ID (never stored).
+        k: bucket capacity (BEP 5: 8).
+        now: creation time; empty buckets count as changed at this time.
+        restrict_ips: enforce one entry per IP and one per /24 (/64) per bucket.
+        rng: used only to pick refresh targets; defaults to a generator seeded by `own_id`.
+    """
+
+    def __init__(
+        self,
+        own_id: bytes,
+        *,
+        k: int = K,
+        now: float,
+        restrict_ips: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        if len(own_id) != 20:
+            raise ValueError("own_id must be 20 bytes")
+        if k < 1:
+            raise ValueError("k must be positive")
+        self._own = bytes(own_id)
+        self._own_int = _as_int(own_id)
+        self._k = k
+        self._restrict = restrict_ips
+        self._rng = rng if rng is not None else random.Random(self._own)
+        self._buckets: list[_Bucket] = [_Bucket(0, _ID_SPACE, now)]
+        self._by_addr: dict[Addr, Entry] = {}
+        self._by_ip: dict[str, Entry] = {}
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def own_id(self) -> bytes:
+        return self._own
+
+    @property
+    def k(self) -> int:
+        return self._k
+
+    def __len__(self) -> int:
+        return len(self._by_addr)
+
+    def entries(self) -> Iterator[Entry]:
+        for bucket in self._buckets:
+            yield from bucket.entries.values()
+
+    def get(self, node_id: bytes) -> Entry | None:
+        return self._bucket_for(node_id).entries.get(bytes(node_id))
+
+    def get_by_addr(self, addr: Addr) -> Entry | None:
+        return self._by_addr.get(addr)
+
+    def rtt(self, addr: Addr) -> float | None:
+        """Smoothed RTT of the node at `addr`, for adaptive query timeouts."""
+        entry = self._by_addr.get(addr)
+        return None if entry is None else entry.rtt
+
+    def bucket_ranges(self) -> list[tuple[int, int]]:
+        """The [lo, hi) ID ranges of the buckets, in ID-prefix order (for tests and tools)."""
+        return [(b.lo, b.hi) for b in self._buckets]
+
+    def bucket_entries(self) -> list[list[Entry]]:
+        return [list(b.entries.values()) for b in self._buckets]
+
+    def statistics(self, now: float | None = None) -> RoutingStats:
+        """Counts by state; without `now` the newest timestamp in the table stands in for it."""
+        entries = list(self.entries())
+        if now is None:
+            now = max((e.last_seen for e in entries), default=0.0)
+        states = [e.state(now) for e in entries]
+        return RoutingStats(
+            nodes=len(entries),
+            good=states.count(NodeState.GOOD),
+            questionable=states.count(NodeState.QUESTIONABLE),
+            bad=states.count(NodeState.BAD),
+            verified=sum(e.verified for e in entries),
+            buckets=len(self._buckets),
+            replacements=sum(len(b.replacements) for b in self._buckets),
+        )
+
+    def closest(self, target: bytes, count: int = K, *, now: float | None = None) -> list[Entry]:
+        """Up to `count` non-BAD entries closest to `target` by XOR, nearest first.
+
+        Runs on every incoming get_peers/find_node, so it visits buckets in distance
+        order and stops early instead of sorting the whole table. With the flat bucket
+        list the order is exact: let c be the bucket `target` falls in. Bucket c's IDs
+        share the most bits with `target`; all deeper buckets together form the next
+        distance band; then buckets c-1, c-2, ... 0 are each a band of their own.
+        Without `now`, only the failure count decides badness.
+        """
+        if count <= 0:
+            return []
+        t = _as_int(target)
+        c = self._index_of(t)
+        bands: list[Iterable[Entry]] = [self._buckets[c].entries.values()]
+        if c + 1 < len(self._buckets):
+            bands.append([e for b in self._buckets[c + 1 :] for e in b.entries.values()])
+        bands.extend(self._buckets[i].entries.values() for i in range(c - 1, -1, -1))
+        out: list[Entry] = []
+        for band in bands:
+            usable = [e for e in band if not self._is_bad(e, now)]
+            usable.sort(key=lambda e: _as_int(e.node_id) ^ t)
+            out.extend(usable[: count - len(out)])
+            if len(out) >= count:
+                break
+        return out
+
+    def buckets_to_refresh(self, now: float, rng: random.Random | None = None) -> list[bytes]:
+        """Random target IDs, one per bucket unchanged for 15 minutes (BEP 5 refresh).
+
+        A bucket's clock restarts when it yields a target, so a refresh lookup that finds
+        nobody does not make the bucket ask again on every call.
+        """
+        rng = rng if rng is not None else self._rng
+        targets = []
+        for bucket in self._buckets:
+            if now - bucket.last_changed >= REFRESH_INTERVAL:
+                bucket.last_changed = now
+                value = bucket.lo + rng.randrange(bucket.hi - bucket.lo)
+                targets.append(value.to_bytes(20, "big"))
+        return targets
+
+    # ------------------------------------------------------------------ updates
+
+    def heard_from(
+        self,
+        node_id: bytes,
+        addr: Addr,
+        now: float,
+        *,
+        responded: bool,
+        rtt: float | None = None,
+        verified: bool = False,
+    ) -> InsertResult:
+        """Record that `node_id` at `addr` sent us a response (`responded`) or a query.
+
+        Returns what happened; on `Pending`, ping `result.ping` and report the outcome
+        with `heard_from(responded=True)` or `failed()`.
+        """
+        node_id = bytes(node_id)
+        if len(node_id) != 20:
+            return Rejected("node id is not 20 bytes")
+        if node_id == self._own:
+            return Rejected("own id")
+        bucket = self._bucket_for(node_id)
+        entry = bucket.entries.get(node_id)
+        if entry is not None and entry.addr != addr:
+            if entry.state(now) is not NodeState.BAD:
+                # A live node does not change address; this is more likely a spoof.
+                return Rejected("node id already known at another address")
+            self._remove(bucket, entry)
+            entry = None
+        if entry is not None:
+            self._touch(entry, now, responded=responded, rtt=rtt, verified=verified)
+            if responded:
+                bucket.last_changed = now
+            return Updated(entry)
+        new = bucket.replacements.get(node_id)
+        if new is None or new.addr != addr:
+            new = Entry(node_id, addr, last_seen=now, verified=verified)
+        self._touch(new, now, responded=responded, rtt=rtt, verified=verified)
+        return self._insert(new, now)
+
+    def failed(self, node: bytes | Addr, now: float) -> None:
+        """A query to `node` (an ID or an address) timed out or got an error reply.
+
+        When the node turns BAD and its bucket has a replacement waiting, the replacement
+        takes the slot at once; otherwise the BAD node stays until someone better comes.
+        """
+        entry = self._by_addr.get(node) if isinstance(node, tuple) else self.get(node)
+        if entry is None:
+            self._drop_replacement(node)
+            return
+        entry.failures += 1
+        if entry.state(now) is NodeState.BAD:
+            bucket = self._bucket_for(entry.node_id)
+            self._remove(bucket, entry)
+            if not self._promote(bucket, now):
+                self._place(bucket, entry, None)  # nobody better: keep it for now
+
+    def remove(self, node_id: bytes) -> bool:
+        """Forget a node entirely (e.g. it sent garbage); returns whether it was present."""
+        bucket = self._bucket_for(node_id)
+        entry = bucket.entries.get(bytes(node_id))
+        if entry is None:
+            return False
+        self._remove(bucket, entry)
+        return True
+
+    # ------------------------------------------------------------------ internals
+
+    def _index_of(self, value: int) -> int:
+        common = _ID_BITS - (value ^ self._own_int).bit_length()
+        return min(common, len(self._buckets) - 1)
+
+    def _bucket_for(self, node_id: bytes) -> _Bucket:
+        return self._buckets[self._index_of(_as_int(node_id))]
+
+    def _is_bad(self, entry: Entry, now: float | None) -> bool:
+        if now is None:
+            return entry.failures >= BAD_AFTER_FAILURES
+        return entry.state(now) is NodeState.BAD
+
+    @staticmethod
+    def _touch(
+        entry: Entry, now: float, *, responded: bool, rtt: float | None, verified: bool
+    ) -> None:
+        entry.last_seen = max(entry.last_seen, now)
+        entry.verified = entry.verified or verified
+        if not responded:
+            entry.last_query = now
+            return
+        entry.last_response = now
+        entry.failures = 0
+        if rtt is not None and rtt >= 0:
+            entry.rtt = rtt if entry.rtt is None else entry.rtt + RTT_ALPHA * (rtt - entry.rtt)
+
+    def _insert(self, new: Entry, now: float) -> InsertResult:
+        conflict = self._ip_conflict(new.addr, self._bucket_for(new.node_id))
+        if conflict is not None:
+            if conflict.state(now) is not NodeState.BAD:
+                return Rejected(f"address conflicts with {conflict.addr[0]} already in the table")
+            self._remove(self._bucket_for(conflict.node_id), conflict)
+        while True:
+            bucket = self._bucket_for(new.node_id)
+            bucket.replacements.pop(new.node_id, None)
+            if len(bucket.entries) < self._k:
+                self._place(bucket, new, now)
+                return Added(new)
+            victim = self._eviction_victim(bucket, now)
+            if victim is not None:
+                self._remove(bucket, victim)
+                self._place(bucket, new, now)
+                return Added(new)
+            if bucket is self._buckets[-1] and len(self._buckets) < _ID_BITS:
+                self._split()
+                continue
+            self._cache_replacement(bucket, new)
+            questionable = [
+                e for e in bucket.entries.values() if e.state(now) is NodeState.QUESTIONABLE
+            ]
+            if questionable:
+                # Ping the stalest; among equals an unverified node, the one we'd rather lose.
+                return Pending(min(questionable, key=lambda e: (e.last_seen, e.verified)))
+            return Rejected("bucket full of good nodes")
+
+    def _eviction_victim(self, bucket: _Bucket, now: float) -> Entry | None:
+        bad = [e for e in bucket.entries.values() if e.state(now) is NodeState.BAD]
+        # Prefer keeping BEP 42-verified nodes: evict unverified, then the most failed.
+        return min(bad, key=lambda e: (e.verified, -e.failures, e.last_seen), default=None)
+
+    def _ip_conflict(self, addr: Addr, bucket: _Bucket) -> Entry | None:
+        same_addr = self._by_addr.get(addr)
+        if same_addr is not None or not self._restrict:
+            return same_addr
+        subnet = _subnet(addr[0])
+        if subnet is None:
+            return None
+        same_ip = self._by_ip.get(addr[0])
+        if same_ip is not None:
+            return same_ip
+        for entry in bucket.entries.values():
+            if _subnet(entry.addr[0]) == subnet:
+                return entry
+        return None
+
+    def _place(self, bucket: _Bucket, entry: Entry, now: float | None) -> None:
+        bucket.entries[entry.node_id] = entry
+        if now is not None:
+            bucket.last_changed = now
+        self._by_addr[entry.addr] = entry
+        if self._restrict and _subnet(entry.addr[0]) is not None:
+            self._by_ip[entry.addr[0]] = entry
+
+    def _remove(self, bucket: _Bucket, entry: Entry) -> None:
+        del bucket.entries[entry.node_id]
+        if self._by_addr.get(entry.addr) is entry:
+            del self._by_addr[entry.addr]
+        if self._by_ip.get(entry.addr[0]) is entry:
+            del self._by_ip[entry.addr[0]]
+
+    def _split(self) -> None:
+        """Split the last bucket (the one holding our own ID) in two halves."""
+        old = self._buckets[-1]
+        mid = (old.lo + old.hi) // 2
+        low = _Bucket(old.lo, mid, old.last_changed)
+        high = _Bucket(mid, old.hi, old.last_changed)
+        near, far = (low, high) if self._own_int < mid else (high, low)
+        for attr in ("entries", "replacements"):
+            for node_id, entry in getattr(old, attr).items():
+                dest = near if near.lo <= _as_int(node_id) < near.hi else far
+                getattr(dest, attr)[node_id] = entry
+        self._buckets[-1:] = [far, near]
+
+    def _cache_replacement(self, bucket: _Bucket, entry: Entry) -> None:
+        bucket.replacements.pop(entry.node_id, None)
+        bucket.replacements[entry.node_id] = entry
+        if len(bucket.replacements) > self._k:
+            # Drop the stalest candidate; dicts keep insertion order, newest last.
+            stalest = min(bucket.replacements.values(), key=lambda e: e.last_seen)
+            del bucket.replacements[stalest.node_id]
+
+    def _promote(self, bucket: _Bucket, now: float) -> bool:
+        """Move the best live replacement into the bucket; returns whether one moved."""
+        candidates = [
+            e
+            for e in bucket.replacements.values()
+            if e.state(now) is not NodeState.BAD and self._ip_conflict(e.addr, bucket) is None
+        ]
+        # Responded and verified nodes first, then the most recently seen.
+        best = max(
+            candidates,
+            key=lambda e: (e.last_response is not None, e.verified, e.last_seen),
+            default=None,
+        )
+        if best is None:
+            return False
+        del bucket.replacements[best.node_id]
+        self._place(bucket, best, now)
+        return True
+
+    def _drop_replacement(self, node: bytes | Addr) -> None:
+        for bucket in self._buckets:
+            for entry in list(bucket.replacements.values()):
+                if entry.addr == node or entry.node_id == node:
+                    entry.failures += 1
+                    if entry.failures >= BAD_AFTER_FAILURES or entry.last_response is None:
+                        del bucket.replacements[entry.node_id]
