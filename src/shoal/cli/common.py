@@ -1,0 +1,107 @@
+"""Parser plumbing shared by every subcommand: one-line usage errors and the command contract.
+
+Each subcommand module exposes ``add_parser(subparsers)`` and ``run(args) -> int`` and
+is listed once in ``shoal.cli.COMMANDS``. Modules build their parser with `add_command`
+so that every subcommand gets the same formatter, the same global options and an
+examples epilog.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeAlias
+
+from ..errors import ShoalError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Command",
+    "CommandError",
+    "Parser",
+    "Subparsers",
+    "add_command",
+    "add_global_options",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+#: argparse's own convention for bad command lines.
+EXIT_USAGE = 2
+#: 128 + SIGINT, what shells report for a Ctrl-C'd program.
+EXIT_INTERRUPTED = 130
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+class CommandError(ShoalError):
+    """A failure the user can act on. `main` prints it as one line and exits with 1.
+
+    The message should say what went wrong *and* what to do, e.g.
+    ``"'x.torrent' already exists; use --force to overwrite it"``.
+    """
+
+
+class Command(Protocol):
+    """What a subcommand module provides (modules satisfy this protocol structurally)."""
+
+    def add_parser(self, subparsers: Subparsers) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, not a usage block plus an error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """Add ``--debug`` and ``-v`` so they work before *and* after the subcommand name.
+
+    On subparsers the defaults are SUPPRESS: otherwise the subparser's default would
+    overwrite a value the user gave before the subcommand name.
+    """
+    debug_default = False if top_level else argparse.SUPPRESS
+    verbose_default = 0 if top_level else argparse.SUPPRESS
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=debug_default,
+        help="show the full traceback when something fails",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=verbose_default,
+        help="log more: -v for progress messages, -vv for protocol debugging",
+    )
+
+
+def add_command(
+    subparsers: Subparsers,
+    name: str,
+    *,
+    summary: str,
+    description: str,
+    examples: str,
+    run: Callable[[argparse.Namespace], int],
+) -> Parser:
+    """Create a subcommand parser with the shared formatter, global options and examples."""
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog="examples:\n" + examples.rstrip() + "\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_global_options(parser, top_level=False)
+    parser.set_defaults(run=run)
+    return parser
