@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from ..metainfo import MAX_PIECE_LENGTH, MIN_PIECE_LENGTH
 from .common import EXIT_OK, CommandError, add_command
 from .output import format_size, hashing_progress, print_json, safe
 
@@ -17,13 +18,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_PIECE_SIZE", "MIN_PIECE_SIZE", "add_parser", "parse_piece_size", "run"]
 
-# BEP 52: "piece length ... must be a power of two and at least 16KiB". v1 torrents
-# (BEP 3) only say "almost always a power of two"; we hold them to the stricter rule
-# so the result stays usable by hybrid-aware clients.
-MIN_PIECE_SIZE: Final = 16 * 1024
-# Larger pieces make every failed hash cost more than a few seconds of transfer,
-# and several clients refuse them; 64 MiB is beyond any sensible choice.
-MAX_PIECE_SIZE: Final = 64 * 1024 * 1024
+# The accepted range is the parser's (`shoal.metainfo`): a power of two in [16 KiB,
+# 64 MiB], BEP 52's rule, so that every torrent we write is one we can read back.
+MIN_PIECE_SIZE: Final = MIN_PIECE_LENGTH
+MAX_PIECE_SIZE: Final = MAX_PIECE_LENGTH
 
 _SIZE = re.compile(r"\s*([0-9]{1,12})\s*(?:([kKmM])(?:i?[bB])?)?\s*")
 _MULTIPLIERS: Final = {"": 1, "k": 1024, "m": 1024 * 1024}
