@@ -11,9 +11,11 @@ reporting where it ended (BEP 9 ``data`` messages carry raw bytes after the dict
 Tokens are matched by compiled regular expressions, so the grammar lives in two
 patterns and the hot loop runs in C.
 
-Encoding is delegated to ``bencodepy.encode`` after a cheap type check, so that only
-the four bencode types (``int``, ``bytes``, ``list``, ``dict[bytes, ...]``) can be
-written; ``bencodepy`` sorts dict keys, which makes every encoding canonical.
+Encoding is our own too: ``bencodepy.encode`` dispatches on ``type(x)`` and so raises
+``KeyError`` on ``InfoHash``/``NodeId`` (bytes subclasses) and ``IntEnum`` codes, and it
+silently accepts ``str``, ``bool`` and tuples. Ours writes only the four bencode types
+(subclasses included), sorts dict keys, and so every encoding is canonical. bencodepy
+remains the differential oracle in the tests.
 
 Limits: ``max_size`` bounds the input, ``max_depth`` the nesting (recursion), and
 integers may have at most ``MAX_INT_DIGITS`` digits so that a hostile 10^6-digit
@@ -24,8 +26,6 @@ from __future__ import annotations
 
 import re
 from typing import Final, TypeAlias
-
-import bencodepy
 
 from .errors import DecodeError
 
@@ -66,7 +66,12 @@ _STRLEN = re.compile(rb"(0|[1-9][0-9]{0,18}):")
 
 
 class _Parser:
-    """One decode call: input, limits and the optional span capture."""
+    """One decode call: input, limits and the optional span capture.
+
+    Strings are by far the most common token (dict keys, ids, tokens, paths), so the
+    list and dict loops parse them inline instead of going through `value`; that, not
+    cleverness elsewhere, is what puts this decoder ahead of bencodepy's on KRPC.
+    """
 
     __slots__ = ("data", "end", "max_depth", "span", "span_key", "strict")
 
@@ -83,17 +88,17 @@ class _Parser:
         if pos >= self.end:
             raise DecodeError(f"truncated input at offset {pos}")
         c = data[pos]
+        if 0x30 <= c <= 0x39:
+            return self.string(pos)
         if c == 0x69:  # i
             m = _INT.match(data, pos)
             if m is None or m.group(1) == _NEG_ZERO:
                 raise DecodeError(f"malformed integer at offset {pos}")
             return int(m.group(1)), m.end()
-        if 0x30 <= c <= 0x39:
-            return self.string(pos)
-        if c == 0x6C:  # l
-            return self.list(pos, depth)
         if c == 0x64:  # d
             return self.dict(pos, depth)
+        if c == 0x6C:  # l
+            return self.list(pos, depth)
         raise DecodeError(f"unexpected byte {bytes([c])!r} at offset {pos}")
 
     def string(self, pos: int) -> tuple[bytes, int]:
@@ -101,6 +106,7 @@ class _Parser:
         if m is None:
             raise DecodeError(f"malformed string length at offset {pos}")
         start = m.end()
+        # Checked before slicing: a declared length of 10^18 costs nothing.
         stop = start + int(m.group(1))
         if stop > self.end:
             raise DecodeError(f"string at offset {pos} runs past the end of input")
@@ -110,51 +116,86 @@ class _Parser:
         if depth >= self.max_depth:
             raise DecodeError(f"nesting deeper than {self.max_depth} at offset {pos}")
         out: list[Bencoded] = []
+        append = out.append
         pos += 1
         data, end = self.data, self.end
-        while True:
-            if pos >= end:
-                raise DecodeError("truncated list")
-            if data[pos] == 0x65:  # e
+        while pos < end:
+            c = data[pos]
+            if c == 0x65:  # e
                 return out, pos + 1
-            item, pos = self.value(pos, depth + 1)
-            out.append(item)
+            if 0x30 <= c <= 0x39:  # inline string fast path
+                m = _STRLEN.match(data, pos)
+                if m is None:
+                    raise DecodeError(f"malformed string length at offset {pos}")
+                start = m.end()
+                pos = start + int(m.group(1))
+                if pos > end:
+                    raise DecodeError(f"string at offset {start} runs past the end of input")
+                append(data[start:pos])
+            else:
+                item, pos = self.value(pos, depth + 1)
+                append(item)
+        raise DecodeError("truncated list")
 
     def dict(self, pos: int, depth: int) -> tuple[dict[bytes, Bencoded], int]:
         if depth >= self.max_depth:
             raise DecodeError(f"nesting deeper than {self.max_depth} at offset {pos}")
         out: dict[bytes, Bencoded] = {}
         pos += 1
-        data, end = self.data, self.end
-        prev: bytes | None = None
+        data, end, strict = self.data, self.end, self.strict
+        prev = b""
         capture = depth == 0 and self.span_key is not None
-        while True:
-            if pos >= end:
-                raise DecodeError("truncated dict")
-            c = data[pos]
-            if c == 0x65:  # e
+        while pos < end:
+            if data[pos] == 0x65:  # e
                 return out, pos + 1
-            if not 0x30 <= c <= 0x39:
+            m = _STRLEN.match(data, pos)
+            if m is None:
                 raise DecodeError(f"dict key at offset {pos} is not a string")
-            key, pos = self.string(pos)
+            start = m.end()
+            pos = start + int(m.group(1))
+            if pos > end:
+                raise DecodeError(f"dict key at offset {start} runs past the end of input")
+            key = data[start:pos]
             # BEP 3: "Keys must be strings and appear in sorted order (sorted as raw
-            # strings, not alphanumerics)." Duplicates are ambiguous and always refused.
+            # strings, not alphanumerics)." Duplicates are ambiguous (which one did the
+            # sender mean?) and are refused in both modes.
             if key in out:
                 raise DecodeError(f"duplicate dict key {key!r}")
-            if self.strict and prev is not None and key < prev:
+            if strict and key < prev:
                 raise DecodeError(f"dict key {key!r} out of sorted order")
             prev = key
             start = pos
-            out[key], pos = self.value(pos, depth + 1)
+            if pos < end and 0x30 <= data[pos] <= 0x39:  # inline string fast path
+                m = _STRLEN.match(data, pos)
+                if m is None:
+                    raise DecodeError(f"malformed string length at offset {pos}")
+                vstart = m.end()
+                pos = vstart + int(m.group(1))
+                if pos > end:
+                    raise DecodeError(f"string at offset {start} runs past the end of input")
+                out[key] = data[vstart:pos]
+            else:
+                out[key], pos = self.value(pos, depth + 1)
             if capture and key == self.span_key:
                 self.span = (start, pos)
+        raise DecodeError("truncated dict")
 
 
-def _check_size(data: bytes, max_size: int) -> None:
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"bencode input must be bytes, not {type(data).__name__}")
+def _parse(
+    data: object, strict: bool, max_depth: int, max_size: int, span_key: bytes | None
+) -> tuple[_Parser, Bencoded, int]:
+    if not isinstance(data, bytes):
+        if not isinstance(data, (bytearray, memoryview)):
+            raise TypeError(f"bencode input must be bytes, not {type(data).__name__}")
+        data = bytes(data)
     if len(data) > max_size:
         raise DecodeError(f"input of {len(data)} bytes exceeds the {max_size}-byte limit")
+    parser = _Parser(data, strict, max_depth, span_key)
+    try:
+        value, end = parser.value(0, 0)
+    except RecursionError as exc:  # only reachable if max_depth exceeds the interpreter's
+        raise DecodeError("nesting too deep") from exc
+    return parser, value, end
 
 
 def decode_prefix(
@@ -171,12 +212,8 @@ def decode_prefix(
     Raises:
         DecodeError: malformed, truncated, too deep or too large.
     """
-    _check_size(data, max_size)
-    data = bytes(data)
-    try:
-        return _Parser(data, strict, max_depth, None).value(0, 0)
-    except RecursionError as exc:  # only reachable if max_depth exceeds the interpreter's
-        raise DecodeError("nesting too deep") from exc
+    _, value, end = _parse(data, strict, max_depth, max_size, None)
+    return value, end
 
 
 def decode(
@@ -189,16 +226,16 @@ def decode(
     """Decode exactly one bencoded value occupying all of `data`.
 
     Args:
-        strict: also require canonical dict key order (sorted, unique). Duplicate keys
-            are refused in both modes; lenient mode exists for KRPC, where some clients
-            send unsorted dicts.
+        strict: also require canonical dict key order (sorted). Duplicate keys are
+            refused in both modes; lenient mode exists for KRPC, where some clients
+            send unsorted dicts, and for hashing non-canonical .torrent files.
 
     Raises:
         DecodeError: malformed, truncated, trailing bytes, too deep or too large.
     """
-    value, end = decode_prefix(data, strict=strict, max_depth=max_depth, max_size=max_size)
-    if end != len(data):
-        raise DecodeError(f"{len(data) - end} trailing bytes after the value")
+    parser, value, end = _parse(data, strict, max_depth, max_size, None)
+    if end != parser.end:
+        raise DecodeError(f"{parser.end - end} trailing bytes after the value")
     return value
 
 
@@ -233,22 +270,17 @@ def decode_with_span(
     The info-hash is SHA-1 of the ``info`` value *as it appears in the file*, so a
     non-canonical .torrent must still hash to what other clients compute. Lenient by
     default for that reason; check canonical form separately with `is_canonical`.
+    The span is ``None`` when the top-level dict has no `key`.
 
     Raises:
         DecodeError: as `decode`, or the top-level value is not a dict.
     """
-    _check_size(data, max_size)
-    data = bytes(data)
-    parser = _Parser(data, strict, max_depth, key)
-    try:
-        value, end = parser.value(0, 0)
-    except RecursionError as exc:
-        raise DecodeError("nesting too deep") from exc
-    if end != len(data):
-        raise DecodeError(f"{len(data) - end} trailing bytes after the value")
+    parser, value, end = _parse(data, strict, max_depth, max_size, key)
+    if end != parser.end:
+        raise DecodeError(f"{parser.end - end} trailing bytes after the value")
     if not isinstance(value, dict):
         raise DecodeError("top-level value is not a dict")
-    span = None if parser.span is None else data[parser.span[0] : parser.span[1]]
+    span = None if parser.span is None else parser.data[parser.span[0] : parser.span[1]]
     return value, span
 
 
@@ -260,30 +292,46 @@ def is_canonical(data: bytes) -> bool:
         return False
 
 
-def _check_encodable(value: object, depth: int = 0) -> None:
-    if depth > DEFAULT_MAX_DEPTH:
-        raise ValueError("value nested too deeply to encode")
-    if isinstance(value, bool) or not isinstance(value, (int, bytes, list, dict)):
+def _encode_into(value: object, out: list[bytes], depth: int) -> None:
+    # isinstance, not type(): InfoHash/NodeId (bytes subclasses) and IntEnum error codes
+    # must encode as their base type. bool is refused: True is not a bencode integer.
+    if isinstance(value, bytes):
+        out += (b"%d:" % len(value), value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        out.append(b"i%de" % value)
+    elif isinstance(value, dict | list):
+        if depth >= DEFAULT_MAX_DEPTH:
+            raise ValueError(f"value nested deeper than {DEFAULT_MAX_DEPTH} levels")
+        if isinstance(value, list):
+            out.append(b"l")
+            for item in value:
+                _encode_into(item, out, depth + 1)
+        else:
+            out.append(b"d")
+            for k in value:
+                if not isinstance(k, bytes):
+                    raise TypeError(f"dict keys must be bytes, not {type(k).__name__}")
+            # BEP 3: keys sorted as raw strings; bytes order is exactly that.
+            for k in sorted(value):
+                out += (b"%d:" % len(k), k)
+                _encode_into(value[k], out, depth + 1)
+        out.append(b"e")
+    else:
         raise TypeError(f"cannot bencode {type(value).__name__}")
-    if isinstance(value, list):
-        for item in value:
-            _check_encodable(item, depth + 1)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, bytes):
-                raise TypeError(f"dict keys must be bytes, not {type(k).__name__}")
-            _check_encodable(v, depth + 1)
 
 
 def encode(value: Bencoded) -> bytes:
     """Canonical bencoding of `value` (dict keys sorted).
 
+    Subclasses of the four types (``InfoHash``, ``IntEnum``) encode as their base type.
+
     Raises:
         TypeError: `value` holds something other than int, bytes, list or bytes-keyed dict.
+        ValueError: nested deeper than `DEFAULT_MAX_DEPTH` (what `decode` would refuse).
     """
-    _check_encodable(value)
-    out: bytes = bencodepy.encode(value)
-    return out
+    out: list[bytes] = []
+    _encode_into(value, out, 0)
+    return b"".join(out)
 
 
 # ---- typed accessors: narrow untrusted decoded values without cast() ------------------
