@@ -1,0 +1,114 @@
+"""Events a `DHTNode` reports through ``next_event()``. Frozen values; do not subclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias, final
+
+if TYPE_CHECKING:
+    from .compact import Addr
+    from .lookup import LookupStats
+
+__all__ = [
+    "AnnounceReceived",
+    "AnnounceSent",
+    "BootstrapFinished",
+    "DHTEvent",
+    "ExternalAddressVoted",
+    "LookupFinished",
+    "NodeAdded",
+    "PeersFound",
+    "QueryTimedOut",
+]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PeersFound:
+    """A get_peers lookup learned peers it had not reported before."""
+
+    lookup_id: int
+    info_hash: bytes
+    peers: tuple[Addr, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LookupFinished:
+    """A lookup (get_peers, find_node, announce, bootstrap or refresh) has ended."""
+
+    lookup_id: int
+    target: bytes
+    #: The closest nodes that answered, nearest first.
+    closest: tuple[tuple[bytes, Addr], ...]
+    stats: LookupStats
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AnnounceSent:
+    """An announce lookup finished and announce_peer went to `nodes` token holders."""
+
+    lookup_id: int
+    info_hash: bytes
+    nodes: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AnnounceReceived:
+    """Another node announced `peer` for `info_hash` with a valid token; we stored it."""
+
+    info_hash: bytes
+    peer: Addr
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NodeAdded:
+    """A node took a slot in our routing table."""
+
+    node_id: bytes
+    addr: Addr
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class QueryTimedOut:
+    """A query of ours got no answer before its deadline."""
+
+    addr: Addr
+    method: bytes
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class BootstrapFinished:
+    """Bootstrap reached the network; queued lookups have started."""
+
+    nodes: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ExternalAddressVoted:
+    """Enough responders agree (BEP 42 ``ip``) that this is our external IP.
+
+    `id_valid` says whether our node ID satisfies BEP 42 for it; if not, the
+    application may restart the node with `bep42.node_id_for_ip`.
+    """
+
+    ip: str
+    id_valid: bool
+
+
+DHTEvent: TypeAlias = (
+    PeersFound
+    | LookupFinished
+    | AnnounceSent
+    | AnnounceReceived
+    | NodeAdded
+    | QueryTimedOut
+    | BootstrapFinished
+    | ExternalAddressVoted
+)

@@ -1,0 +1,41 @@
+"""Per-IP token buckets for incoming queries, with `now` passed in.
+
+Why: a DHT node answers unauthenticated UDP, so one host could make us do
+unbounded work (and, through our replies, amplify traffic at a spoofed victim).
+Each source IP gets a bucket of `burst` tokens refilled at `rate` per second.
+The table of buckets is itself bounded: when it is full the least recently
+seen IP is forgotten, which only ever makes us *more* permissive to it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+__all__ = ["RateLimiter"]
+
+
+class RateLimiter:
+    """Token bucket per key (an IP string)."""
+
+    def __init__(self, rate: float, burst: float, *, max_tracked: int = 10_000) -> None:
+        if rate <= 0 or burst < 1 or max_tracked < 1:
+            raise ValueError("need rate > 0, burst >= 1, max_tracked >= 1")
+        self.rate = rate
+        self.burst = burst
+        self.max_tracked = max_tracked
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+
+    def allow(self, key: str, now: float) -> bool:
+        """Spend one token for `key`; False means drop the request."""
+        tokens, at = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_tracked:
+            self._buckets.popitem(last=False)
+        return allowed
+
+    def __len__(self) -> int:
+        return len(self._buckets)
