@@ -1,0 +1,608 @@
+"""Peer wire messages (BEP 3, 5, 6, 10) and the incremental, length-limited `FrameDecoder`.
+
+Theory of operation
+-------------------
+After the handshake every message is ``<length: u32 BE><id: u8><payload>``; a zero
+length is a keep-alive (BEP 3). Messages are frozen, slotted dataclasses; the union of
+them is `Message`. `encode_message` writes one; `FrameDecoder` reads a byte stream of
+them, fed in arbitrary pieces with `receive_data` and drained with `next_message` (or by
+iterating the decoder).
+
+Buffering, and why it is not a bytearray. The decoder keeps received chunks as the
+immutable ``bytes`` objects they arrived as, plus a read offset into the first one. A
+frame that lies inside one chunk is parsed in place, and a `Piece` block is handed out
+as a read-only ``memoryview`` into that chunk: zero copies, and the view stays valid
+for as long as the caller holds it (it keeps its chunk alive). A frame that straddles
+chunks is assembled once, and only when all of its bytes are present, so a 16 KiB block
+fed one byte at a time costs O(n), not O(n²). A growing ``bytearray`` cannot give out
+such views: it refuses to resize while a view exists (``BufferError``) and compacting
+it would overwrite blocks the caller still holds.
+
+Limits (all checked before a frame is buffered; see docs/protocol.md):
+
+* a frame may not be longer than ``max_length`` (default 16 KiB block + 9 header
+  bytes), except a bitfield (sized by the piece count) and an extended message
+  (``max_extended_length``: a BEP 9 data message is a 16 KiB block plus a small dict);
+  the length prefix is refused as soon as its 4 (or, per type, 5) bytes arrive, so a
+  declared 4 GiB frame costs nothing;
+* fixed-size messages must have exactly their size;
+* once the piece count is known, a bitfield must be exactly ``ceil(n / 8)`` bytes with
+  zero spare bits, and piece indices must be ``< n``;
+* a request may ask for at most ``max_request_length`` bytes (BEP 3: clients "close
+  connections which request an amount greater than" 16 KiB).
+
+Unknown message ids are skipped, as BEP 3 asks, and counted in `unknown_messages`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TypeAlias, final
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = [
+    "BLOCK_SIZE",
+    "DEFAULT_MAX_BITFIELD_LENGTH",
+    "DEFAULT_MAX_EXTENDED_LENGTH",
+    "DEFAULT_MAX_LENGTH",
+    "PIECE_HEADER_LENGTH",
+    "AllowedFast",
+    "BitfieldMessage",
+    "Cancel",
+    "Choke",
+    "Extended",
+    "FrameDecoder",
+    "Have",
+    "HaveAll",
+    "HaveNone",
+    "Interested",
+    "KeepAlive",
+    "Message",
+    "MessageId",
+    "NotInterested",
+    "Piece",
+    "Port",
+    "Reject",
+    "Request",
+    "Suggest",
+    "Unchoke",
+    "encode_message",
+    "encode_piece_header",
+]
+
+# BEP 3: "All current implementations use 2^14 (16 kiB), and close connections which
+# request an amount greater than that."
+BLOCK_SIZE: Final = 16 * 1024
+#: Length prefix (4) + id (1) + index (4) + begin (4) in front of a piece's block.
+PIECE_HEADER_LENGTH: Final = 13
+#: Default cap on a frame's length field: one 16 KiB block plus id, index and begin.
+DEFAULT_MAX_LENGTH: Final = BLOCK_SIZE + PIECE_HEADER_LENGTH - 4
+#: Extended messages carry BEP 9 metadata pieces (16 KiB + a ~50-byte dict) and BEP 11
+#: PEX lists; 1 KiB of slack covers the dict and the extended id.
+DEFAULT_MAX_EXTENDED_LENGTH: Final = BLOCK_SIZE + 1024
+#: A bitfield may arrive before the piece count is known (magnet links): allow 2^21
+#: pieces (256 KiB), far more than any sane torrent, but bounded.
+DEFAULT_MAX_BITFIELD_LENGTH: Final = 1 + (1 << 21) // 8
+
+
+class MessageId(enum.IntEnum):
+    """The id byte of each message type."""
+
+    # BEP 3
+    CHOKE = 0
+    UNCHOKE = 1
+    INTERESTED = 2
+    NOT_INTERESTED = 3
+    HAVE = 4
+    BITFIELD = 5
+    REQUEST = 6
+    PIECE = 7
+    CANCEL = 8
+    # BEP 5: "port <len=0003><id=9><listen-port>"
+    PORT = 9
+    # BEP 6 (Fast extension)
+    SUGGEST = 0x0D
+    HAVE_ALL = 0x0E
+    HAVE_NONE = 0x0F
+    REJECT = 0x10
+    ALLOWED_FAST = 0x11
+    # BEP 10: "extended <len><id=20><extended message id><payload>"
+    EXTENDED = 20
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """Zero-length frame that keeps an idle connection open."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Choke:
+    """The sender will not answer our requests."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Unchoke:
+    """The sender will answer our requests."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Interested:
+    """The sender wants pieces we have."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NotInterested:
+    """The sender wants nothing from us."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Have:
+    """The sender has just completed and verified piece `index`."""
+
+    index: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class BitfieldMessage:
+    """The sender's pieces, high bit of byte 0 = piece 0 (see `shoal.swarm.Bitfield`)."""
+
+    bitfield: bytes
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Ask for `length` bytes of piece `index` from offset `begin`."""
+
+    index: int
+    begin: int
+    length: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A block of data. Decoded blocks are read-only views into the received bytes."""
+
+    index: int
+    begin: int
+    block: bytes | memoryview
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Withdraw an earlier `Request` with the same fields."""
+
+    index: int
+    begin: int
+    length: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Port:
+    """BEP 5: the sender's DHT node listens on this UDP port."""
+
+    port: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Suggest:
+    """BEP 6: the sender suggests downloading piece `index`."""
+
+    index: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class HaveAll:
+    """BEP 6: the sender is a seed (replaces a bitfield)."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class HaveNone:
+    """BEP 6: the sender has no pieces (replaces a bitfield)."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """BEP 6: the sender will not serve this request."""
+
+    index: int
+    begin: int
+    length: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AllowedFast:
+    """BEP 6: piece `index` may be requested even while we are choked."""
+
+    index: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Extended:
+    """BEP 10: an extension message; `extended_id` 0 is the extended handshake."""
+
+    extended_id: int
+    payload: bytes
+
+
+Message: TypeAlias = (
+    KeepAlive
+    | Choke
+    | Unchoke
+    | Interested
+    | NotInterested
+    | Have
+    | BitfieldMessage
+    | Request
+    | Piece
+    | Cancel
+    | Port
+    | Suggest
+    | HaveAll
+    | HaveNone
+    | Reject
+    | AllowedFast
+    | Extended
+)
+
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_U32X2 = struct.Struct(">II")
+_U32X3 = struct.Struct(">III")
+_LEN_ID = struct.Struct(">IB")
+_LEN_ID_U32 = struct.Struct(">IBI")
+_LEN_ID_U32X2 = struct.Struct(">IBII")
+_LEN_ID_U32X3 = struct.Struct(">IBIII")
+
+_KEEP_ALIVE_FRAME: Final = b"\0\0\0\0"
+_BARE: Final[dict[type, bytes]] = {
+    Choke: _LEN_ID.pack(1, MessageId.CHOKE),
+    Unchoke: _LEN_ID.pack(1, MessageId.UNCHOKE),
+    Interested: _LEN_ID.pack(1, MessageId.INTERESTED),
+    NotInterested: _LEN_ID.pack(1, MessageId.NOT_INTERESTED),
+    HaveAll: _LEN_ID.pack(1, MessageId.HAVE_ALL),
+    HaveNone: _LEN_ID.pack(1, MessageId.HAVE_NONE),
+}
+
+
+def encode_piece_header(index: int, begin: int, block_length: int) -> bytes:
+    """The 13 bytes that precede a block, so it can be sent without concatenation.
+
+    ``send_all(encode_piece_header(i, b, len(block)))`` then ``send_all(block)`` puts
+    the same bytes on the wire as ``encode_message(Piece(i, b, block))``.
+    """
+    try:
+        return _LEN_ID_U32X2.pack(9 + block_length, MessageId.PIECE, index, begin)
+    except struct.error as exc:
+        raise ValueError(f"piece header field out of range: {exc}") from exc
+
+
+def encode_message(msg: Message) -> bytes:
+    """The wire form of `msg`, length prefix included.
+
+    Raises:
+        ValueError: a field does not fit its wire width (a bug in the caller).
+    """
+    try:
+        return _encode(msg)
+    except struct.error as exc:
+        raise ValueError(f"cannot encode {msg!r}: {exc}") from exc
+
+
+def _encode(msg: Message) -> bytes:
+    bare = _BARE.get(type(msg))
+    if bare is not None:
+        return bare
+    match msg:
+        case Piece(index, begin, block):
+            return encode_piece_header(index, begin, len(block)) + block
+        case Have(index):
+            return _LEN_ID_U32.pack(5, MessageId.HAVE, index)
+        case Request(index, begin, length):
+            return _LEN_ID_U32X3.pack(13, MessageId.REQUEST, index, begin, length)
+        case Cancel(index, begin, length):
+            return _LEN_ID_U32X3.pack(13, MessageId.CANCEL, index, begin, length)
+        case Reject(index, begin, length):
+            return _LEN_ID_U32X3.pack(13, MessageId.REJECT, index, begin, length)
+        case BitfieldMessage(bitfield):
+            return _LEN_ID.pack(1 + len(bitfield), MessageId.BITFIELD) + bitfield
+        case Extended(extended_id, payload):
+            head = _LEN_ID.pack(2 + len(payload), MessageId.EXTENDED)
+            return head + bytes((extended_id,)) + payload
+        case Suggest(index):
+            return _LEN_ID_U32.pack(5, MessageId.SUGGEST, index)
+        case AllowedFast(index):
+            return _LEN_ID_U32.pack(5, MessageId.ALLOWED_FAST, index)
+        case Port(port):
+            return _LEN_ID.pack(3, MessageId.PORT) + _U16.pack(port)
+        case KeepAlive():
+            return _KEEP_ALIVE_FRAME
+    raise TypeError(f"not a peer wire message: {msg!r}")
+
+
+# Payload length (id byte included) of every fixed-size message.
+_FIXED_LENGTH: Final[dict[int, int]] = {
+    MessageId.CHOKE: 1,
+    MessageId.UNCHOKE: 1,
+    MessageId.INTERESTED: 1,
+    MessageId.NOT_INTERESTED: 1,
+    MessageId.HAVE: 5,
+    MessageId.REQUEST: 13,
+    MessageId.CANCEL: 13,
+    MessageId.PORT: 3,
+    MessageId.SUGGEST: 5,
+    MessageId.HAVE_ALL: 1,
+    MessageId.HAVE_NONE: 1,
+    MessageId.REJECT: 13,
+    MessageId.ALLOWED_FAST: 5,
+}
+_SINGLETONS: Final[dict[int, Message]] = {
+    MessageId.CHOKE: Choke(),
+    MessageId.UNCHOKE: Unchoke(),
+    MessageId.INTERESTED: Interested(),
+    MessageId.NOT_INTERESTED: NotInterested(),
+    MessageId.HAVE_ALL: HaveAll(),
+    MessageId.HAVE_NONE: HaveNone(),
+}
+_KEEP_ALIVE: Final = KeepAlive()
+_MESSAGE_NAMES: Final = {m.value: m.name for m in MessageId}
+_EMPTY: Final = b""
+
+
+@final
+class FrameDecoder:
+    """Incremental peer-wire decoder with hard limits (see the module docstring).
+
+    Args:
+        max_length: largest length field accepted for pieces and unknown messages.
+        max_extended_length: largest length field of a BEP 10 extended message.
+        max_request_length: largest ``length`` a `Request` may ask for.
+        num_pieces: the torrent's piece count, if known (else call `set_num_pieces`
+            once the metadata arrives); enables exact bitfield and index checks.
+        max_bitfield_length: largest bitfield frame while the piece count is unknown.
+    """
+
+    __slots__ = (
+        "_avail",
+        "_buf",
+        "_eof",
+        "_error",
+        "_max_any",
+        "_max_bitfield",
+        "_max_extended",
+        "_max_length",
+        "_max_request",
+        "_more",
+        "_num_pieces",
+        "_pos",
+        "_view",
+        "unknown_messages",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        max_extended_length: int = DEFAULT_MAX_EXTENDED_LENGTH,
+        max_request_length: int = BLOCK_SIZE,
+        num_pieces: int | None = None,
+        max_bitfield_length: int = DEFAULT_MAX_BITFIELD_LENGTH,
+    ) -> None:
+        if min(max_length, max_extended_length, max_request_length, max_bitfield_length) < 1:
+            raise ValueError("limits must be positive")
+        self._max_length = max_length
+        self._max_extended = max_extended_length
+        self._max_request = max_request_length
+        self._max_bitfield = max_bitfield_length
+        self._num_pieces: int | None = None
+        self._max_any = 0
+        self.set_num_pieces(num_pieces)
+        self._buf: bytes = _EMPTY  # first unconsumed chunk (possibly merged)
+        self._view = memoryview(self._buf)
+        self._pos = 0  # read offset into _buf
+        self._more: deque[bytes] = deque()  # chunks received after _buf
+        self._avail = 0  # unread bytes in _buf[_pos:] and _more
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+        #: Frames with an id we do not know, skipped as BEP 3 asks.
+        self.unknown_messages = 0
+
+    def set_num_pieces(self, num_pieces: int | None) -> None:
+        """Enable exact bitfield-length and piece-index checks (e.g. after ut_metadata)."""
+        if num_pieces is not None:
+            if num_pieces < 0:
+                raise ValueError("num_pieces must not be negative")
+            self._max_bitfield = 1 + (num_pieces + 7) // 8
+        self._num_pieces = num_pieces
+        self._max_any = max(self._max_length, self._max_extended, self._max_bitfield)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as messages."""
+        return self._avail
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Take bytes from the peer; ``b""`` means the peer closed the stream.
+
+        ``bytes`` are kept without copying; mutable buffers are copied once, because
+        decoded blocks may point into them.
+        """
+        if self._eof and data:
+            raise LocalProtocolError("receive_data after end of stream")
+        if not data:
+            self._eof = True
+            return
+        chunk = data if type(data) is bytes else bytes(data)
+        if self._avail == 0:
+            self._buf, self._view, self._pos = chunk, memoryview(chunk), 0
+        else:
+            self._more.append(chunk)
+        self._avail += len(chunk)
+
+    def __iter__(self) -> Iterator[Message]:
+        return self
+
+    def __next__(self) -> Message:
+        msg = self.next_message()
+        if msg is None:
+            raise StopIteration
+        return msg
+
+    def next_message(self) -> Message | None:
+        """The next complete message, or ``None`` until more bytes arrive.
+
+        Raises:
+            RemoteProtocolError: the peer broke a framing rule or a limit; the decoder
+                stays broken afterwards. Anything else is a bug.
+        """
+        if self._error is not None:
+            raise RemoteProtocolError("peer wire decoder already failed") from self._error
+        try:
+            return self._next()
+        except RemoteProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _merge(self) -> None:
+        """Join the unread bytes into one chunk (called only when a frame needs it)."""
+        self._buf = b"".join([self._view[self._pos :], *self._more])
+        self._view = memoryview(self._buf)
+        self._pos = 0
+        self._more.clear()
+
+    def _next(self) -> Message | None:
+        # Loops only to skip unknown messages; each pass consumes a frame or returns.
+        while True:
+            avail = self._avail
+            if avail < 4:
+                return self._incomplete()
+            if len(self._buf) - self._pos < min(5, avail):
+                self._merge()
+            buf, pos = self._buf, self._pos
+            length: int = _U32.unpack_from(buf, pos)[0]
+            if length == 0:
+                self._consume(4)
+                return _KEEP_ALIVE
+            if length > self._max_any:
+                raise RemoteProtocolError(f"frame of {length} bytes exceeds every limit")
+            if avail < 5:
+                return self._incomplete()
+            msg_id = buf[pos + 4]
+            self._check_length(msg_id, length)
+            total = 4 + length
+            if avail < total:
+                return self._incomplete()
+            if len(buf) - pos < total:
+                self._merge()
+                buf, pos = self._buf, 0
+            self._consume(total)
+            msg = self._parse(msg_id, buf, pos + 5, pos + total)
+            if msg is not None:
+                return msg
+            self.unknown_messages += 1
+
+    def _consume(self, n: int) -> None:
+        self._pos += n
+        self._avail -= n
+        if self._avail == 0:
+            self._more.clear()
+        elif self._pos == len(self._buf):
+            self._buf = self._more.popleft()
+            self._view = memoryview(self._buf)
+            self._pos = 0
+
+    def _incomplete(self) -> Message | None:
+        """No complete frame buffered: fine, unless the stream has ended."""
+        if self._eof and self._avail:
+            raise RemoteProtocolError(f"stream ended inside a frame ({self._avail} bytes)")
+        return None
+
+    def _check_length(self, msg_id: int, length: int) -> None:
+        """Refuse a frame whose declared length is wrong for its type, before buffering it."""
+        fixed = _FIXED_LENGTH.get(msg_id)
+        if fixed is not None:
+            ok = length == fixed
+        elif msg_id == MessageId.PIECE:
+            ok = 9 <= length <= self._max_length
+        elif msg_id == MessageId.EXTENDED:
+            ok = 2 <= length <= self._max_extended
+        elif msg_id == MessageId.BITFIELD:
+            if self._num_pieces is None:
+                ok = 1 <= length <= self._max_bitfield
+            else:
+                ok = length == self._max_bitfield
+        else:
+            ok = length <= self._max_length
+        if not ok:
+            name = _MESSAGE_NAMES.get(msg_id, f"message id {msg_id}")
+            raise RemoteProtocolError(f"{name} frame with bad length {length}")
+
+    def _index(self, buf: bytes, at: int) -> int:
+        index: int = _U32.unpack_from(buf, at)[0]
+        if self._num_pieces is not None and index >= self._num_pieces:
+            raise RemoteProtocolError(f"piece index {index} out of range")
+        return index
+
+    def _parse(self, msg_id: int, buf: bytes, start: int, end: int) -> Message | None:
+        """Build the message whose payload (after the id byte) is ``buf[start:end]``."""
+        if msg_id == MessageId.PIECE:
+            index = self._index(buf, start)
+            (begin,) = _U32.unpack_from(buf, start + 4)
+            return Piece(index, begin, self._view[start + 8 : end])
+        single = _SINGLETONS.get(msg_id)
+        if single is not None:
+            return single
+        if msg_id in (MessageId.HAVE, MessageId.SUGGEST, MessageId.ALLOWED_FAST):
+            index = self._index(buf, start)
+            if msg_id == MessageId.HAVE:
+                return Have(index)
+            return Suggest(index) if msg_id == MessageId.SUGGEST else AllowedFast(index)
+        if msg_id in (MessageId.REQUEST, MessageId.CANCEL, MessageId.REJECT):
+            index = self._index(buf, start)
+            begin, length = _U32X2.unpack_from(buf, start + 4)
+            if msg_id == MessageId.REQUEST:
+                if length > self._max_request:
+                    raise RemoteProtocolError(f"request of {length} bytes over the limit")
+                return Request(index, begin, length)
+            if msg_id == MessageId.CANCEL:
+                return Cancel(index, begin, length)
+            return Reject(index, begin, length)
+        if msg_id == MessageId.BITFIELD:
+            return BitfieldMessage(self._bitfield(buf[start:end]))
+        if msg_id == MessageId.EXTENDED:
+            return Extended(buf[start], buf[start + 1 : end])
+        if msg_id == MessageId.PORT:
+            port: int = _U16.unpack_from(buf, start)[0]
+            return Port(port)
+        return None
+
+    def _bitfield(self, bits: bytes) -> bytes:
+        # BEP 3: "Spare bits at the end are set to zero. Clients which send a bitfield
+        # with ... any of the spare bits set should drop the connection."
+        n = self._num_pieces
+        if n is not None and n % 8 and bits[-1] & (0xFF >> (n % 8)):
+            raise RemoteProtocolError("bitfield has spare bits set")
+        return bits
