@@ -1,0 +1,1 @@
+"""Trio and socket code: the impure side of the sans-IO boundary."""
