@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shoal.cli.create import MAX_PIECE_SIZE, MIN_PIECE_SIZE, parse_piece_size
-from shoal.cli.output import format_size, format_timestamp, safe
+from shoal.cli.output import format_size, format_timestamp, plural, safe
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,10 @@ def test_format_size_is_close_to_the_exact_size(size: int) -> None:
     # Rounded to one decimal, the value is within 5% of the truth.
     scale = 1024 ** ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"].index(unit)
     assert abs(float(number) * scale - size) <= 0.05 * size + 1
+
+
+def test_plural() -> None:
+    assert [plural(n, "file") for n in (0, 1, 2)] == ["0 files", "1 file", "2 files"]
 
 
 def test_format_timestamp() -> None:

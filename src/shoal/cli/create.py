@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..metainfo import MAX_PIECE_LENGTH, MIN_PIECE_LENGTH
 from .common import EXIT_OK, CommandError, add_command
-from .output import format_size, hashing_progress, print_json, safe
+from .output import format_size, hashing_progress, plural, print_json, safe
 
 if TYPE_CHECKING:
     from .common import Subparsers
@@ -169,8 +169,8 @@ def _report(output: Path, torrent: bytes, *, as_json: bool) -> None:
         )
         return
     print(
-        f"shoal: wrote '{safe(str(output))}': {len(files)} file(s), "
-        f"{format_size(info.total_length)} in {info.num_pieces} piece(s) "
+        f"shoal: wrote '{safe(str(output))}': {plural(len(files), 'file')}, "
+        f"{format_size(info.total_length)} in {plural(info.num_pieces, 'piece')} "
         f"of {format_size(info.piece_length)}",
         file=sys.stderr,
     )

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "magnet_summary", "run", "torrent_summary"]
 
+#: Fixed so that reports line up the same way whichever optional rows are present.
+_LABEL_WIDTH = len("selected files:") + 1
+
 _EXAMPLES = """\
   shoal info photos.torrent                  name, size, files, info-hash, magnet link
   shoal info photos.torrent --all            also list BEP 47 pad files
@@ -196,7 +199,7 @@ def _print_magnet(magnet: Magnet) -> None:
 
 def _print_rows(rows: list[tuple[str, str]]) -> None:
     """``label:  value`` lines, values aligned; multi-line values continue under the value."""
-    width = max(len(label) for label, _ in rows) + 2
+    width = _LABEL_WIDTH
     for label, value in rows:
         first, *rest = value.split("\n")
         print(f"{label + ':':<{width}}{first}")

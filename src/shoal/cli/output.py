@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -23,6 +31,7 @@ __all__ = [
     "format_size",
     "format_timestamp",
     "hashing_progress",
+    "plural",
     "print_json",
     "safe",
     "stderr_console",
@@ -43,6 +52,11 @@ def format_size(size: int) -> str:
             text = f"{value:.1f}".removesuffix(".0")
             return f"{text} {unit}"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def plural(count: int, noun: str) -> str:
+    """``plural(1, 'file') -> '1 file'``, ``plural(3, 'piece') -> '3 pieces'`` (regular nouns)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def format_timestamp(seconds: int) -> str:
@@ -86,7 +100,7 @@ def warn(message: str) -> None:
 
 @contextmanager
 def hashing_progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """Yield a ``progress(done, total)`` callback that draws a bar on a terminal.
+    """Yield a ``progress(done_bytes, total_bytes)`` callback that draws a bar on a terminal.
 
     When stderr is not a terminal (a pipe, a log file, CI) the callback does nothing:
     a redrawn bar would fill logs with escape sequences.
@@ -99,6 +113,8 @@ def hashing_progress(label: str) -> Iterator[Callable[[int, int], None]]:
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:

@@ -1,0 +1,255 @@
+"""``shoal dht``: run a DHT node and print its statistics, or look up peers once.
+
+``shoal dht`` runs until Ctrl-C, then saves the state file and exits with 130.
+``shoal dht get-peers INFOHASH`` prints peers as the lookup finds them.
+With ``--json`` every line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ..errors import DecodeError
+from ..ids import InfoHash
+from .common import EXIT_INTERRUPTED, EXIT_OK, CommandError, add_command
+
+if TYPE_CHECKING:
+    from ..dht_client import DHT, DHTStats
+    from .common import Subparsers
+
+__all__ = ["add_parser", "parse_hostport", "run"]
+
+_EXAMPLES = """\
+  shoal dht                                   join the public DHT, print stats until Ctrl-C
+  shoal dht --port 6881 --state-file dht.json keep our ID and known nodes across runs
+  shoal dht --bootstrap 127.0.0.1:6881 --json one JSON stats object per line
+  shoal dht get-peers 0123...cdef --bootstrap 127.0.0.1:6881
+"""
+
+STATS_INTERVAL: Final = 5.0
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "dht",
+        summary="run a Mainline DHT node, or look up peers for an info-hash",
+        description=(
+            "Run a DHT node (BEP 5) and print periodic statistics until Ctrl-C. "
+            "Without --bootstrap, the well-known public routers are used."
+        ),
+        examples=_EXAMPLES,
+        run=run,
+    )
+    _add_node_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="dht_command", metavar="ACTION", title="actions")
+    get = sub.add_parser(
+        "get-peers",
+        help="find peers for INFOHASH and print them as they are found",
+        description="Run one get_peers lookup and print each peer with the time it took.",
+    )
+    get.add_argument("info_hash", metavar="INFOHASH", help="40 hex digits or 32 base32 characters")
+    _add_node_options(get, suppress=True)
+    get.set_defaults(run=run_get_peers)
+
+
+def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options valid before and after ``get-peers``; SUPPRESS keeps the outer value."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--bind", metavar="ADDR", default=default("0.0.0.0"), help="local IPv4 address"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=default(0), help="UDP port (0: any free port)"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        type=parse_hostport,
+        action="append",
+        default=default(None),
+        help="node to join through (repeatable)",
+    )
+    parser.add_argument(
+        "--state-file", metavar="FILE", default=default(None), help="node ID and nodes"
+    )
+    parser.add_argument("--read-only", action="store_true", default=default(False), help="BEP 43")
+    parser.add_argument("--json", action="store_true", default=default(False), help="JSON lines")
+    parser.add_argument(
+        "--interval", type=float, default=default(STATS_INTERVAL), help=argparse.SUPPRESS
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range: {port}")
+    return port
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    port_number = _port(port)
+    if port_number == 0:
+        raise argparse.ArgumentTypeError(f"port 0 cannot be a bootstrap node: {text!r}")
+    return host.removeprefix("[").removesuffix("]"), port_number
+
+
+def _bootstrap(args: argparse.Namespace) -> list[tuple[str, int]]:
+    from ..dht_client import DEFAULT_BOOTSTRAP
+
+    given: list[tuple[str, int]] | None = args.bootstrap
+    return list(given) if given else list(DEFAULT_BOOTSTRAP)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``shoal dht``: serve until SIGINT, then save state and return 130."""
+    return trio.run(_serve, args)
+
+
+def run_get_peers(args: argparse.Namespace) -> int:
+    try:
+        info_hash = _parse_info_hash(args.info_hash)
+    except DecodeError as exc:
+        raise CommandError(f"invalid info-hash: {exc}") from exc
+    return trio.run(_get_peers, args, info_hash)
+
+
+def _parse_info_hash(text: str) -> InfoHash:
+    if len(text) == 32:
+        return InfoHash.from_base32(text)
+    return InfoHash(InfoHash.from_hex(text))
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    print(json.dumps(obj) if args.json else text, flush=True)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from ..dht_client import open_dht_node
+
+    interrupted = False
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async with (
+            open_dht_node(
+                bind=(args.bind, args.port),
+                bootstrap=_bootstrap(args),
+                state_file=args.state_file,
+                read_only=args.read_only,
+            ) as dht,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(_report_stats, args, dht)
+            _emit(
+                args,
+                {"event": "listening", "address": list(dht.address), "node_id": dht.node_id.hex()},
+                f"DHT node {dht.node_id.hex()} listening on {dht.address[0]}:{dht.address[1]}",
+            )
+            async for _ in signals:
+                interrupted = True
+                nursery.cancel_scope.cancel()
+                break
+    # Leaving open_dht_node saved the state file.
+    if interrupted:
+        print(
+            "shoal: interrupted; DHT state saved" if args.state_file else "shoal: interrupted",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+async def _report_stats(args: argparse.Namespace, dht: DHT) -> None:
+    previous = dht.statistics()
+    then = trio.current_time()
+    while True:
+        await trio.sleep(args.interval)
+        current, now = dht.statistics(), trio.current_time()
+        obj = _stats_obj(previous, current, now - then)
+        _emit(args, obj, _stats_line(obj))
+        previous, then = current, now
+
+
+def _stats_obj(previous: DHTStats, current: DHTStats, elapsed: float) -> dict[str, Any]:
+    table = current.node.routing
+    dt = max(elapsed, 1e-9)
+    return {
+        "event": "stats",
+        "nodes": table.nodes,
+        "good": table.good,
+        "buckets": table.buckets,
+        "queries_in_per_s": round(
+            (current.node.queries_received - previous.node.queries_received) / dt, 2
+        ),
+        "queries_out_per_s": round(
+            (current.node.queries_sent - previous.node.queries_sent) / dt, 2
+        ),
+        "info_hashes": current.node.stored_info_hashes,
+        "datagrams_in": current.service.datagrams_in,
+        "datagrams_out": current.service.datagrams_out,
+    }
+
+
+def _stats_line(obj: dict[str, Any]) -> str:
+    return (
+        f"nodes {obj['nodes']} (good {obj['good']}, {obj['buckets']} buckets) | "
+        f"queries in {obj['queries_in_per_s']}/s out {obj['queries_out_per_s']}/s | "
+        f"stored info-hashes {obj['info_hashes']}"
+    )
+
+
+async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
+    from ..dht_client import open_dht_node
+
+    async with open_dht_node(
+        bind=(args.bind, args.port),
+        bootstrap=_bootstrap(args),
+        state_file=args.state_file,
+        read_only=args.read_only,
+    ) as dht:
+        start = trio.current_time()
+        search = dht.get_peers(info_hash)
+        count = 0
+        async for peer in search:
+            count += 1
+            elapsed = trio.current_time() - start
+            _emit(
+                args,
+                {"event": "peer", "ip": peer[0], "port": peer[1], "elapsed": round(elapsed, 3)},
+                f"{peer[0]}:{peer[1]}\t{elapsed:.3f}s",
+            )
+        stats = search.statistics
+        summary: dict[str, Any] = {
+            "event": "done",
+            "peers": count,
+            "elapsed": round(trio.current_time() - start, 3),
+        }
+        if stats is not None:
+            summary |= {
+                "hops": stats.hops,
+                "first_peer_hops": stats.first_peer_hops,
+                "queries": stats.queries_sent,
+                "responses": stats.responses,
+            }
+        _emit(
+            args,
+            summary,
+            f"{count} peers in {summary['elapsed']:.3f}s"
+            + (f", {stats.hops} hops, {stats.queries_sent} queries" if stats else ""),
+        )
+    return EXIT_OK
