@@ -1,0 +1,165 @@
+"""The real program as a subprocess: create → info round trip, libtorrent agreement, a tty.
+
+These start interpreters, so they are few; the many small cases run in process
+(test_main.py, test_create.py, test_info.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import libtorrent as lt
+import pytest
+
+import shoal
+
+from .helpers import SUBPROCESS_TIMEOUT, run_shoal, write_tree
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return write_tree(
+        tmp_path / "data",
+        {
+            "big.bin": bytes(range(256)) * 700,
+            "docs/readme.txt": b"shoal test\n",
+            "docs/deep/x.dat": b"\x00" * 33_000,
+        },
+    )
+
+
+def test_create_then_info_agree_with_each_other_and_libtorrent(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data.torrent"
+    created = run_shoal("create", str(tree), "-o", str(out), "--comment", "e2e")
+    assert created.returncode == 0, created.stderr
+    magnet_line = created.stdout.strip()
+    assert magnet_line.startswith("magnet:?xt=urn:btih:")
+
+    shown = run_shoal("info", str(out), "--json")
+    assert shown.returncode == 0, shown.stderr
+    info = json.loads(shown.stdout)
+
+    ti = lt.torrent_info(str(out))
+    assert info["info_hash"] == str(ti.info_hashes().v1)
+    assert info["name"] == ti.name() == "data"
+    assert info["total_size"] == ti.total_size() == 212_211
+    assert info["piece_length"] == ti.piece_length()
+    assert info["num_pieces"] == ti.num_pieces()
+    assert info["comment"] == ti.comment() == "e2e"
+    fs = ti.layout()
+    assert [(f["path"], f["size"]) for f in info["files"]] == [
+        (fs.file_path(i).replace(os.sep, "/"), fs.file_size(i)) for i in range(fs.num_files())
+    ]
+
+    from_magnet = run_shoal("info", magnet_line, "--json")
+    assert from_magnet.returncode == 0, from_magnet.stderr
+    assert json.loads(from_magnet.stdout)["info_hash"] == info["info_hash"]
+
+
+def test_version() -> None:
+    result = run_shoal("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"shoal {shoal.__version__}\n",
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "start"),
+    [
+        (["info", "magnet:?xt=urn:btih:nothex"], 1, "shoal: invalid magnet link: "),
+        (["info", "/nonexistent/x.torrent"], 1, "shoal: cannot read '/nonexistent/x.torrent': "),
+        (["create"], 2, "shoal create: the following arguments are required: PATH"),
+        (["info", "--frobnicate", "x"], 2, "shoal: unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args: list[str], status: int, start: str) -> None:
+    result = run_shoal(*args)
+    assert result.returncode == status
+    assert result.stdout == ""
+    assert result.stderr.startswith(start)
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = run_shoal("--debug", "info", "/nonexistent/x.torrent")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert "FileNotFoundError" in result.stderr
+    assert result.stderr.endswith(
+        "shoal: cannot read '/nonexistent/x.torrent': No such file or directory\n"
+    )
+
+
+def _run_on_pty(argv: list[str], cwd: Path) -> tuple[int, str, bytes]:
+    """Run with stderr on a pseudo-terminal; return (status, stdout, bytes seen on the tty)."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "TERM"}}
+    env.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoal", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+    )
+    os.close(slave)
+    seen = bytearray()
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed its side of the tty
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.stdout is not None
+        stdout = proc.stdout.read().decode()
+        status = proc.wait(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        os.close(master)
+    return status, stdout, bytes(seen)
+
+
+def test_progress_renders_on_a_tty_and_not_on_a_pipe(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "movie", {"movie.bin": b"\x5a" * (24 * 1024 * 1024)})
+    status, stdout, tty = _run_on_pty(["create", str(src), "-o", "tty.torrent"], tmp_path)
+    assert status == 0, tty
+    assert stdout.startswith("magnet:?xt=urn:btih:")
+    assert "\x1b" not in stdout  # stdout is a pipe here: plain text only
+    assert b"\x1b[" in tty  # cursor control: the bar is redrawn in place
+    assert b"hashing movie" in tty
+    assert "━".encode() in tty  # rich's bar glyph
+
+    piped = run_shoal("create", str(src), "-o", "pipe.torrent", cwd=tmp_path)
+    assert piped.returncode == 0
+    assert "\x1b" not in piped.stdout + piped.stderr
+    assert "━" not in piped.stderr
+    assert piped.stdout == stdout
