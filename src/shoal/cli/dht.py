@@ -20,7 +20,7 @@ from ..ids import InfoHash
 from .common import EXIT_INTERRUPTED, EXIT_OK, CommandError, add_command
 
 if TYPE_CHECKING:
-    from ..dht_client import DHT, DHTStats
+    from ..dht_client import DHT, DHTClientStats
     from .common import Subparsers
 
 __all__ = ["add_parser", "parse_hostport", "run"]
@@ -185,7 +185,7 @@ async def _report_stats(args: argparse.Namespace, dht: DHT) -> None:
         previous, then = current, now
 
 
-def _stats_obj(previous: DHTStats, current: DHTStats, elapsed: float) -> dict[str, Any]:
+def _stats_obj(previous: DHTClientStats, current: DHTClientStats, elapsed: float) -> dict[str, Any]:
     table = current.node.routing
     dt = max(elapsed, 1e-9)
     return {
@@ -197,9 +197,9 @@ def _stats_obj(previous: DHTStats, current: DHTStats, elapsed: float) -> dict[st
             (current.node.queries_received - previous.node.queries_received) / dt, 2
         ),
         "queries_out_per_s": round(
-            (current.node.queries_sent - previous.node.queries_sent) / dt, 2
+            (current.service.queries_out - previous.service.queries_out) / dt, 2
         ),
-        "info_hashes": current.node.stored_info_hashes,
+        "info_hashes": current.node.info_hashes_stored,
         "datagrams_in": current.service.datagrams_in,
         "datagrams_out": current.service.datagrams_out,
     }

@@ -1,0 +1,338 @@
+"""The Trio side of the DHT: one UDP socket driving the sans-IO `DHTNode` engine.
+
+Theory of operation
+-------------------
+`DHTService.serve` owns the socket and runs the aioquic-style driver loop: wait for
+a datagram until the engine's timer (`move_on_at(engine.get_timer())`), feed it in,
+fire ``handle_timer`` when the deadline has passed, then flush ``datagrams_to_send()``
+and dispatch ``next_event()``. The protocol work (retries, lookups, tokens) is all in
+the engine; this module only moves bytes and wakes waiters.
+
+Callers in other tasks (``get_peers``, ``announce``) run an engine command, which may
+queue datagrams and move the timer earlier, and then *wake* the loop by cancelling the
+scope around its ``recvfrom`` (cancelling a receive loses nothing). So there is no
+polling, and no task but the loop touches the socket.
+
+Results go back through per-lookup `_Waiter` objects: a list of events plus a
+`trio.lowlevel.ParkingLot`. The engine bounds how many events a lookup produces, so the
+list needs no channel-style backpressure, and a circular flow through bounded channels
+(the deadlock trio's docs warn about) cannot happen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, NoReturn
+
+import trio
+
+from ..dht.events import AnnounceSent, BootstrapFinished, DHTEvent, LookupFinished, PeersFound
+from ..dht.routing import NodeState
+from ..errors import DecodeError, RemoteProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..dht.compact import Addr
+    from ..dht.node import DHTNode
+
+__all__ = ["DHTService", "DHTServiceStats", "load_state", "save_state"]
+
+log = logging.getLogger(__name__)
+
+# KRPC messages fit one unfragmented datagram; 64 KiB takes anything the kernel hands us.
+MAX_DATAGRAM: Final = 65_536
+# How often the routing table is written to the state file while running (and on exit).
+SAVE_INTERVAL: Final = 300.0
+_STATE_VERSION: Final = 1
+# BEP 5: every query has "y": "q"; bencoded canonically that is these six bytes.
+_QUERY_MARK: Final = b"1:y1:q"
+
+
+@dataclass(frozen=True, slots=True)
+class DHTServiceStats:
+    """Counters of the socket layer (the engine keeps its own protocol statistics)."""
+
+    address: Addr | None
+    datagrams_in: int
+    datagrams_out: int
+    #: Queries among `datagrams_out` (the rest are our replies).
+    queries_out: int
+    bytes_in: int
+    bytes_out: int
+    #: Datagrams the engine rejected as malformed.
+    malformed: int
+    #: sendto/recvfrom calls that failed with an OSError (ICMP errors, no route).
+    socket_errors: int
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """Events of one lookup, handed from the driver loop to the task that asked.
+
+    A get_peers lookup is done at `LookupFinished`; an announce only at `AnnounceSent`,
+    which the engine reports after the lookup has finished and announce_peer went out.
+    """
+
+    announce: bool = False
+    events: list[PeersFound] = field(default_factory=list)
+    finished: LookupFinished | None = None
+    announced: AnnounceSent | None = None
+    done: bool = False
+    lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
+
+    def push(self, event: PeersFound) -> None:
+        self.events.append(event)
+        self.lot.unpark_all()
+
+    def finish(self) -> None:
+        self.done = True
+        self.lot.unpark_all()
+
+    async def wait_done(self) -> None:
+        while not self.done:
+            await self.lot.park()
+
+
+class DHTService:
+    """Bind a UDP socket and drive a `DHTNode` on it until cancelled.
+
+    Args:
+        node: the engine; the service is its only driver.
+        bind: local (host, port); port 0 picks a free port.
+        state_file: where to save our node ID and good nodes (on exit and periodically).
+    """
+
+    def __init__(
+        self,
+        node: DHTNode,
+        *,
+        bind: Addr = ("127.0.0.1", 0),
+        state_file: Path | None = None,
+    ) -> None:
+        self._node = node
+        self._bind = bind
+        self._state_file = state_file
+        self._sock: trio.socket.SocketType | None = None
+        self._wakeup = trio.CancelScope()
+        self._dirty = False
+        self._waiters: dict[int, _Waiter] = {}
+        self._started = trio.Event()
+        self._bootstrapped = trio.Event()
+        self.address: Addr | None = None
+        self._in = self._out = self._bytes_in = self._bytes_out = 0
+        self._malformed = self._socket_errors = self._queries_out = 0
+
+    @property
+    def node(self) -> DHTNode:
+        return self._node
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    async def wait_bootstrapped(self) -> None:
+        """Return once a bootstrap has reached the network (it never does without seeds)."""
+        await self._bootstrapped.wait()
+
+    def statistics(self) -> DHTServiceStats:
+        return DHTServiceStats(
+            self.address,
+            self._in,
+            self._out,
+            self._queries_out,
+            self._bytes_in,
+            self._bytes_out,
+            self._malformed,
+            self._socket_errors,
+        )
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[Addr] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """Run until cancelled; ``task_status.started`` gets the bound address.
+
+        The state file, if any, is saved every `SAVE_INTERVAL` seconds and once more on the
+        way out, even when cancelled.
+        """
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with sock:
+            await sock.bind(self._bind)
+            host, port = sock.getsockname()[:2]
+            self.address = (host, port)
+            self._sock = sock
+            try:
+                async with trio.open_nursery() as nursery:
+                    if self._state_file is not None:
+                        nursery.start_soon(self._save_periodically)
+                    self._started.set()
+                    task_status.started(self.address)
+                    await self._drive(sock)
+            finally:
+                self._sock = None
+                for waiter in self._waiters.values():
+                    waiter.finish()
+                self._waiters.clear()
+                if self._state_file is not None:
+                    with trio.CancelScope(shield=True):
+                        await self.save_state()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------ driver loop
+
+    async def _drive(self, sock: trio.socket.SocketType) -> NoReturn:
+        while True:
+            self._dirty = False
+            await self._flush(sock)
+            if self._dirty:  # a command ran while we were sending
+                continue
+            deadline = self._node.get_timer()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._wakeup = scope
+                try:
+                    data, addr = await sock.recvfrom(MAX_DATAGRAM)
+                except OSError as exc:
+                    self._socket_errors += 1
+                    log.debug("recvfrom failed: %s", exc)
+                else:
+                    self._receive(data, (addr[0], addr[1]))
+            now = trio.current_time()
+            if deadline is not None and now >= deadline:
+                self._node.handle_timer(now)
+
+    def _receive(self, data: bytes, addr: Addr) -> None:
+        self._in += 1
+        self._bytes_in += len(data)
+        try:
+            self._node.receive_datagram(data, addr, trio.current_time())
+        except (DecodeError, RemoteProtocolError) as exc:
+            self._malformed += 1
+            log.debug("dropped datagram from %s: %s", addr, exc)
+
+    async def _flush(self, sock: trio.socket.SocketType) -> None:
+        """Send what the engine queued, then hand its events to waiting tasks."""
+        for data, addr in self._node.datagrams_to_send():
+            try:
+                await sock.sendto(data, addr)
+            except OSError as exc:
+                self._socket_errors += 1
+                log.debug("sendto %s failed: %s", addr, exc)
+            else:
+                self._out += 1
+                self._bytes_out += len(data)
+                # Our encoder is canonical, so a query always carries exactly this key/value.
+                self._queries_out += _QUERY_MARK in data
+        while (event := self._node.next_event()) is not None:
+            self._dispatch(event)
+
+    def _dispatch(self, event: DHTEvent) -> None:
+        if isinstance(event, PeersFound):
+            waiter = self._waiters.get(event.lookup_id)
+            if waiter is not None:
+                waiter.push(event)
+        elif isinstance(event, LookupFinished):
+            waiter = self._waiters.get(event.lookup_id)
+            if waiter is not None:
+                waiter.finished = event
+                if not waiter.announce:
+                    del self._waiters[event.lookup_id]
+                    waiter.finish()
+        elif isinstance(event, BootstrapFinished):
+            self._bootstrapped.set()
+        elif isinstance(event, AnnounceSent):
+            waiter = self._waiters.pop(event.lookup_id, None)
+            if waiter is not None:
+                waiter.announced = event
+                waiter.finish()
+
+    def _wake(self) -> None:
+        """A command queued work: make the loop flush and re-read the timer now.
+
+        The loop awaits only in ``recvfrom`` (cancelled here) and in ``sendto`` during a
+        flush (noticed through ``_dirty``), so a wake-up is never lost.
+        """
+        self._dirty = True
+        self._wakeup.cancel()
+
+    # ------------------------------------------------------------ commands
+
+    def register(self, lookup_id: int, *, announce: bool = False) -> _Waiter:
+        """Start collecting the events of `lookup_id` and wake the loop to send its queries.
+
+        Call it right after the engine command, before any checkpoint, so that no event of
+        the lookup can be dispatched before the waiter exists.
+        """
+        if self._sock is None:
+            raise trio.ClosedResourceError("the DHT service is not running")
+        waiter = self._waiters.setdefault(lookup_id, _Waiter(announce=announce))
+        self._wake()
+        return waiter
+
+    def add_nodes(self, addrs: Iterable[Addr]) -> None:
+        """Bootstrap from `addrs` (resolved IP addresses)."""
+        self._node.bootstrap(list(addrs), trio.current_time())
+        self._wake()
+
+    # ------------------------------------------------------------ state file
+
+    async def save_state(self) -> None:
+        if self._state_file is not None:
+            now = trio.current_time()
+            nodes = [
+                (e.node_id, e.addr)
+                for e in self._node.table.entries()
+                if e.last_response is not None and e.state(now) is not NodeState.BAD
+            ]
+            await trio.to_thread.run_sync(save_state, self._state_file, self._node.node_id, nodes)
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await trio.sleep(SAVE_INTERVAL)
+            try:
+                await self.save_state()
+            except OSError as exc:
+                log.warning("could not save DHT state to %s: %s", self._state_file, exc)
+
+
+def save_state(path: Path, node_id: bytes, nodes: Iterable[tuple[bytes, Addr]]) -> None:
+    """Write our node ID and nodes as JSON, atomically (temp file in the same dir + rename)."""
+    doc = {
+        "version": _STATE_VERSION,
+        "node_id": node_id.hex(),
+        "nodes": [{"id": nid.hex(), "ip": ip, "port": port} for nid, (ip, port) in nodes],
+    }
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_state(path: Path) -> tuple[bytes, list[tuple[bytes, Addr]]] | None:
+    """Read a state file; None if it does not exist. Raises `DecodeError` if it is corrupt."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        doc = json.loads(text)
+        if doc["version"] != _STATE_VERSION:
+            raise DecodeError(f"unsupported DHT state version {doc['version']!r}")
+        node_id = bytes.fromhex(doc["node_id"])
+        nodes = [(bytes.fromhex(n["id"]), (str(n["ip"]), int(n["port"]))) for n in doc["nodes"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DecodeError(f"corrupt DHT state file {path}: {exc}") from exc
+    if len(node_id) != 20 or any(len(n) != 20 or not 0 < a[1] < 65536 for n, a in nodes):
+        raise DecodeError(f"corrupt DHT state file {path}: bad node id or port")
+    return node_id, nodes
