@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import shoal.cli.create
 import shoal.create
 from shoal.cli import main
 from shoal.magnet import parse_magnet
@@ -85,7 +86,7 @@ def test_refuses_to_overwrite_before_hashing_unless_forced(
         raise AssertionError("hashed although the output exists")
 
     with monkeypatch.context() as mp:
-        mp.setattr(shoal.create, "create_torrent", must_not_hash)
+        mp.setattr(shoal.cli.create, "create_torrent", must_not_hash)
         assert main(["create", str(tree), "-o", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.err == f"shoal: '{out}' already exists; use --force to overwrite it\n"
@@ -177,7 +178,7 @@ def test_ctrl_c_while_hashing_exits_130_and_writes_nothing(
         kwargs["progress"] = progress
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(shoal.create, "create_torrent", interrupted)
+    monkeypatch.setattr(shoal.cli.create, "create_torrent", interrupted)
     out = tmp_path / "out.torrent"
     assert main(["create", str(tree), "-o", str(out)]) == 130
     captured = capsys.readouterr()

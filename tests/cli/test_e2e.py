@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -105,8 +106,13 @@ def test_debug_shows_the_traceback() -> None:
     )
 
 
-def _run_on_pty(argv: list[str], cwd: Path) -> tuple[int, str, bytes]:
-    """Run with stderr on a pseudo-terminal; return (status, stdout, bytes seen on the tty)."""
+def _run_on_pty(
+    argv: list[str], cwd: Path, *, interrupt_on: bytes | None = None
+) -> tuple[int, str, bytes]:
+    """Run with stderr on a pseudo-terminal; return (status, stdout, bytes seen on the tty).
+
+    With `interrupt_on`, send SIGINT (what Ctrl-C does) once those bytes appear.
+    """
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "TERM"}}
     env.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
@@ -135,6 +141,9 @@ def _run_on_pty(argv: list[str], cwd: Path) -> tuple[int, str, bytes]:
             if not chunk:
                 break
             seen += chunk
+            if interrupt_on is not None and interrupt_on in seen:
+                proc.send_signal(signal.SIGINT)
+                interrupt_on = None
         assert proc.stdout is not None
         stdout = proc.stdout.read().decode()
         status = proc.wait(timeout=SUBPROCESS_TIMEOUT)
@@ -163,3 +172,18 @@ def test_progress_renders_on_a_tty_and_not_on_a_pipe(tmp_path: Path) -> None:
     assert "\x1b" not in piped.stdout + piped.stderr
     assert "━" not in piped.stderr
     assert piped.stdout == stdout
+
+
+def test_ctrl_c_while_hashing_exits_130_quietly(tmp_path: Path) -> None:
+    # A sparse 8 GiB file: no disk used, but seconds of SHA-1, so the signal lands
+    # mid-hash; the first progress frame on the tty tells us hashing has started.
+    src = tmp_path / "huge.bin"
+    with src.open("wb") as f:
+        f.truncate(8 * 1024**3)
+    argv = ["create", str(src), "-o", "huge.torrent", "--piece-size", "4M"]
+    status, stdout, tty = _run_on_pty(argv, tmp_path, interrupt_on="━".encode())
+    assert status == 130, tty
+    assert stdout == ""
+    assert b"Traceback" not in tty
+    assert tty.rstrip().endswith(b"shoal: interrupted")
+    assert not (tmp_path / "huge.torrent").exists()

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from ..metainfo import MAX_PIECE_LENGTH, MIN_PIECE_LENGTH
+from ..create import create_torrent
+from ..magnet import Magnet, format_magnet
+from ..metainfo import MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, parse_metainfo
 from .common import EXIT_OK, CommandError, add_command
 from .output import format_size, hashing_progress, plural, print_json, safe
 
@@ -91,9 +93,6 @@ def parse_piece_size(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here so that `shoal --help` and the other commands start fast.
-    from ..create import create_torrent
-
     source: Path = args.path
     _check_source(source)
     output = _output_path(source, args.output, force=args.force)
@@ -147,9 +146,6 @@ def _write(output: Path, torrent: bytes, *, force: bool) -> None:
 
 
 def _report(output: Path, torrent: bytes, *, as_json: bool) -> None:
-    from ..magnet import Magnet, format_magnet
-    from ..metainfo import parse_metainfo
-
     info = parse_metainfo(torrent).info
     magnet = format_magnet(Magnet(info.info_hash, display_name=info.name))
     files = [f for f in info.files if not f.pad]

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 from ..bencoding import DEFAULT_MAX_SIZE
 from ..errors import DecodeError
+from ..magnet import Magnet, format_magnet, parse_magnet
+from ..metainfo import Metainfo, parse_metainfo
 from .common import EXIT_OK, CommandError, add_command
 from .output import format_size, format_timestamp, print_json, safe
 
 if TYPE_CHECKING:
     import argparse
 
-    from ..magnet import Magnet
-    from ..metainfo import Metainfo
     from .common import Subparsers
 
 __all__ = ["add_parser", "magnet_summary", "run", "torrent_summary"]
@@ -66,8 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _parse_magnet(uri: str) -> Magnet:
-    from ..magnet import parse_magnet
-
     try:
         return parse_magnet(uri)
     except DecodeError as exc:
@@ -75,8 +73,6 @@ def _parse_magnet(uri: str) -> Magnet:
 
 
 def _read_torrent(path: Path) -> Metainfo:
-    from ..metainfo import parse_metainfo
-
     try:
         with path.open("rb") as f:
             # One byte past the decoder's cap tells "too large" apart from "at the cap".
@@ -93,8 +89,6 @@ def _read_torrent(path: Path) -> Metainfo:
 
 def torrent_summary(meta: Metainfo, *, include_pad: bool) -> dict[str, object]:
     """The JSON shape of a .torrent (keys documented in docs/cli.md)."""
-    from ..magnet import Magnet, format_magnet
-
     info = meta.info
     trackers = _flat_trackers(meta)
     magnet = Magnet(info.info_hash, display_name=info.name, trackers=trackers)
@@ -123,8 +117,6 @@ def torrent_summary(meta: Metainfo, *, include_pad: bool) -> dict[str, object]:
 
 def magnet_summary(magnet: Magnet) -> dict[str, object]:
     """The JSON shape of a magnet link (keys documented in docs/cli.md)."""
-    from ..magnet import format_magnet
-
     select = magnet.select_only
     return {
         "type": "magnet",
@@ -146,8 +138,6 @@ def _flat_trackers(meta: Metainfo) -> tuple[str, ...]:
 
 
 def _print_torrent(meta: Metainfo, *, include_pad: bool) -> None:
-    from ..magnet import Magnet, format_magnet
-
     info = meta.info
     trackers = _flat_trackers(meta)
     rows = [
@@ -179,8 +169,6 @@ def _print_torrent(meta: Metainfo, *, include_pad: bool) -> None:
 
 
 def _print_magnet(magnet: Magnet) -> None:
-    from ..magnet import format_magnet
-
     selected = "all"
     if magnet.select_only is not None:
         selected = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in magnet.select_only)
