@@ -3,6 +3,14 @@ framed messages and extension messages, plus the MSE handshake engine (`peer.mse
 
 from __future__ import annotations
 
+from .extension import ExtendedHandshake as ExtendedHandshake
+from .extension import PexMessage as PexMessage
+from .extension import decode_extended_handshake as decode_extended_handshake
+from .extension import decode_metadata_message as decode_metadata_message
+from .extension import decode_pex as decode_pex
+from .extension import encode_extended_handshake as encode_extended_handshake
+from .extension import encode_metadata_message as encode_metadata_message
+from .extension import encode_pex as encode_pex
 from .handshake import Handshake as Handshake
 from .handshake import HandshakeParser as HandshakeParser
 from .handshake import ReservedBits as ReservedBits
@@ -15,14 +23,22 @@ from .messages import encode_message as encode_message
 from .messages import encode_piece_header as encode_piece_header
 
 __all__ = [
+    "ExtendedHandshake",
     "FrameDecoder",
     "Handshake",
     "HandshakeParser",
     "Message",
     "MessageId",
+    "PexMessage",
     "ReservedBits",
+    "decode_extended_handshake",
     "decode_handshake",
+    "decode_metadata_message",
+    "decode_pex",
+    "encode_extended_handshake",
     "encode_handshake",
     "encode_message",
+    "encode_metadata_message",
+    "encode_pex",
     "encode_piece_header",
 ]
