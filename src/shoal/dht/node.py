@@ -1,0 +1,633 @@
+"""`DHTNode`: the BEP 5 DHT node as a sans-IO datagram engine.
+
+Theory of operation
+-------------------
+Inputs are datagrams (``receive_datagram``), commands (``bootstrap``, ``get_peers``,
+``announce``, ``find_node``, ``ping``, ``add_node``) and time (``handle_timer``).
+Outputs are datagrams (``datagrams_to_send``), events (``next_event``) and one
+deadline (``get_timer``). Every input method may queue datagrams: the driver calls
+``datagrams_to_send()`` after each one, and ``handle_timer`` at ``get_timer()``.
+
+The node composes the pure parts: `RoutingTable` (who we know), `Lookup` (which
+node to ask next), `TokenManager` (announce tokens), `PeerStore` (what was
+announced to us) and `RateLimiter` (how much work a source IP may cause).
+What it owns itself is the *transaction table*: every query we send is keyed by
+``(addr, t)`` with ``t`` drawn from the injected rng, so a reply is only accepted
+from the address we asked and with an id an off-path spoofer must guess. Each
+transaction has a deadline; on expiry the table hears ``failed()``.
+
+Serving (BEP 5 "DHT Queries"): every reply carries our id, the requester's
+address as ``ip`` (BEP 42) and our version ``v``. find_node and get_peers return
+up to 8 closest nodes; get_peers adds a token and at most `MAX_VALUES` peers,
+fewer if the reply would exceed `amplification` times the query (so spoofed
+queries cannot turn us into a traffic amplifier). announce_peer is stored only
+with a valid token, at the UDP source IP (and source port with ``implied_port``).
+Malformed queries get a 203 (204 for unknown methods) when ``t`` was readable.
+
+Read-only mode (BEP 43): our queries carry ``ro=1`` and we answer nothing. Nodes
+whose queries carry ``ro=1`` are answered but never enter our table.
+
+Bootstrap: a find_node lookup for our own id, seeded with the bootstrap addresses.
+Lookups requested meanwhile are queued and start when it finishes. If nobody
+answered, bootstrap is retried with exponential backoff.
+
+Invariant: ``receive_datagram`` never raises on remote input; undecodable or
+unexpected datagrams are counted in ``statistics()`` and dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from . import bep42
+from .compact import NodeInfo
+from .events import (
+    AnnounceReceived,
+    AnnounceSent,
+    BootstrapFinished,
+    DHTEvent,
+    ExternalAddressVoted,
+    LookupFinished,
+    NodeAdded,
+    PeersFound,
+    QueryTimedOut,
+)
+from .krpc import (
+    AnnouncePeerQuery,
+    Error,
+    ErrorCode,
+    FindNodeQuery,
+    GetPeersQuery,
+    KRPCDecodeError,
+    PingQuery,
+    Query,
+    Response,
+    decode_message,
+    encode_message,
+)
+from .lookup import Lookup, LookupConfig, LookupDone, LookupKind, QueryNode, Wait
+from .peer_store import MAX_VALUES, PeerStore, PeerStoreConfig
+from .ratelimit import RateLimiter
+from .routing import Added, Pending, RoutingStats, RoutingTable
+from .tokens import TokenManager
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable
+
+    from .compact import Addr
+    from .routing import InsertResult
+
+    _Builder: TypeAlias = Callable[[bytes], Query]
+
+__all__ = ["DHTConfig", "DHTNode", "DHTStats"]
+
+#: BEP 5: find_node/get_peers return "the K (8) closest good nodes".
+CLOSEST: Final = 8
+# Bound on the lookup-driving loop per call: each QueryNode occupies a slot, so a
+# lookup yields at most alpha in a row; the cap only guards against a buggy policy.
+_MAX_ACTIONS: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DHTConfig:
+    """Node policy. Rates are per source IP; times are seconds."""
+
+    read_only: bool = False
+    k: int = 8
+    lookup: LookupConfig = field(default_factory=LookupConfig)
+    #: Deadline for pings and announces (lookups use ``lookup.hard_timeout``).
+    query_timeout: float = 5.0
+    rate: float = 10.0
+    burst: float = 20.0
+    #: A reply may be at most this many times the size of the query (anti-amplification).
+    amplification: int = 8
+    peer_store: PeerStoreConfig = field(default_factory=PeerStoreConfig)
+    bootstrap_backoff: float = 5.0
+    bootstrap_backoff_max: float = 300.0
+    #: How often buckets are checked for refresh and the peer store for expiry.
+    maintenance_interval: float = 60.0
+    #: Client version sent as ``v`` (BEP 20-style two letters and a version).
+    version: bytes | None = b"SH\x00\x01"
+    restrict_ips: bool = True
+    #: Use IPv6 (``nodes6``, BEP 32) instead of IPv4 contacts.
+    ipv6: bool = False
+    #: BEP 42 enforcement: ignore tokens from nodes whose id does not match their IP.
+    enforce_bep42: bool = False
+    #: Distinct responders that must agree on our external IP (BEP 42 ``ip``).
+    ip_votes: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DHTStats:
+    routing: RoutingStats
+    lookups: int
+    queued_lookups: int
+    transactions: int
+    bootstrapped: bool
+    queries_received: int
+    responses_received: int
+    malformed: int
+    rate_limited: int
+    unsolicited: int
+    errors_sent: int
+    timeouts: int
+    peers_stored: int
+    info_hashes_stored: int
+    external_ip: str | None
+
+
+class _Purpose(enum.Enum):
+    PING = "ping"
+    LOOKUP = "lookup"
+    ANNOUNCE = "announce"
+
+
+@dataclass(slots=True)
+class _Txn:
+    method: bytes
+    purpose: _Purpose
+    sent_at: float
+    deadline: float
+    node_id: bytes | None = None
+    lookup_id: int | None = None
+
+
+class _Job(enum.Enum):
+    FIND_NODE = "find_node"
+    GET_PEERS = "get_peers"
+    ANNOUNCE = "announce"
+    BOOTSTRAP = "bootstrap"
+    REFRESH = "refresh"
+
+
+@dataclass(slots=True)
+class _LookupJob:
+    job: _Job
+    target: bytes
+    lookup: Lookup | None = None  # None while queued behind bootstrap
+    wake: float | None = None
+    port: int = 0
+    implied_port: bool = False
+
+
+class DHTNode:
+    """A Mainline DHT node engine (see the module docstring).
+
+    Args:
+        node_id: our 20-byte id (use `bep42.node_id_for_ip` once the external IP is known).
+        rng: the only entropy source: transaction ids, token secrets, refresh targets.
+        now: creation time.
+        config: policy; defaults to `DHTConfig()`.
+    """
+
+    def __init__(
+        self,
+        node_id: bytes,
+        rng: random.Random,
+        now: float,
+        config: DHTConfig | None = None,
+    ) -> None:
+        self.config = cfg = config if config is not None else DHTConfig()
+        self.node_id = bytes(node_id)
+        self._rng = rng
+        self.table = RoutingTable(
+            self.node_id, k=cfg.k, now=now, restrict_ips=cfg.restrict_ips, rng=rng
+        )
+        self.tokens = TokenManager(rng, now)
+        self.peer_store = PeerStore(cfg.peer_store)
+        self._limiter = RateLimiter(cfg.rate, cfg.burst)
+        self._out: list[tuple[bytes, Addr]] = []
+        self._events: collections.deque[DHTEvent] = collections.deque()
+        self._txns: dict[tuple[Addr, bytes], _Txn] = {}
+        self._pinging: set[Addr] = set()
+        self._jobs: dict[int, _LookupJob] = {}
+        self._next_lookup_id = 1
+        self._bootstrap_addrs: list[Addr] = []
+        self._bootstrap_id: int | None = None
+        self._bootstrapped = False
+        self._backoff = cfg.bootstrap_backoff
+        self._bootstrap_retry_at: float | None = None
+        self._maintenance_at = now + cfg.maintenance_interval
+        self._votes: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.external_ip: str | None = None
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    # ---- driver verbs ---------------------------------------------------------------
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
+        """Drain the datagrams queued by earlier calls."""
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> DHTEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        """When `handle_timer` must next be called."""
+        times = [t.deadline for t in self._txns.values()]
+        times.extend(j.wake for j in self._jobs.values() if j.wake is not None)
+        times.append(self._maintenance_at)
+        if self._bootstrap_retry_at is not None:
+            times.append(self._bootstrap_retry_at)
+        return min(times)
+
+    def handle_timer(self, now: float) -> None:
+        """Expire transactions, advance lookups, retry bootstrap, refresh buckets.
+
+        Call `datagrams_to_send()` afterwards.
+        """
+        for key, txn in [(k, t) for k, t in self._txns.items() if t.deadline <= now]:
+            del self._txns[key]
+            self._on_timeout(key[0], txn, now)
+        for lookup_id, job in list(self._jobs.items()):
+            if job.wake is not None and job.wake <= now:
+                self._drive(lookup_id, now)
+        if self._bootstrap_retry_at is not None and self._bootstrap_retry_at <= now:
+            self._bootstrap_retry_at = None
+            self._start_bootstrap(now)
+        if self._maintenance_at <= now:
+            self._maintenance_at = now + self.config.maintenance_interval
+            self.peer_store.expire(now)
+            if self._bootstrapped and len(self.table):
+                for target in self.table.buckets_to_refresh(now):
+                    self._new_job(_Job.REFRESH, target, now)
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        """Handle one datagram from `addr`. Call `datagrams_to_send()` afterwards.
+
+        Never raises on remote input: malformed datagrams are counted and dropped, with
+        a KRPC error reply where BEP 5 owes one.
+        """
+        try:
+            msg = decode_message(data)
+        except KRPCDecodeError as exc:
+            self._counts["malformed"] += 1
+            reply = exc.reply
+            if reply is not None and self._may_answer(addr, now):
+                self._send_error(reply.t, reply.code, reply.message, addr)
+            return
+        if isinstance(msg, Response):
+            self._on_response(msg, addr, now)
+        elif isinstance(msg, Error):
+            self._on_error(msg, addr, now)
+        else:
+            self._on_query(msg, addr, len(data), now)
+
+    # ---- commands -------------------------------------------------------------------
+
+    def bootstrap(self, addrs: list[Addr], now: float) -> int:
+        """Join the network through `addrs`; returns the bootstrap lookup's id."""
+        self._bootstrap_addrs = list(addrs)
+        self._backoff = self.config.bootstrap_backoff
+        return self._start_bootstrap(now)
+
+    def add_node(self, addr: Addr, now: float) -> None:
+        """Ping `addr`; if it answers it enters the table (BEP 5 PORT message handling)."""
+        self.ping(addr, now)
+
+    def ping(self, addr: Addr, now: float, node_id: bytes | None = None) -> None:
+        if addr in self._pinging:
+            return
+        self._pinging.add(addr)
+        self._send_query(addr, now, _Purpose.PING, node_id, None, lambda t: self._ping_msg(t))
+
+    def find_node(self, target: bytes, now: float) -> int:
+        """Start a find_node lookup; returns its id (see `LookupFinished`)."""
+        return self._new_job(_Job.FIND_NODE, bytes(target), now)
+
+    def get_peers(self, info_hash: bytes, now: float) -> int:
+        """Start a get_peers lookup; peers arrive as `PeersFound` events."""
+        return self._new_job(_Job.GET_PEERS, bytes(info_hash), now)
+
+    def announce(self, info_hash: bytes, port: int, now: float, implied_port: bool = False) -> int:
+        """get_peers, then announce_peer to the closest token holders (`AnnounceSent`)."""
+        if not 0 <= port <= 0xFFFF or (port == 0 and not implied_port):
+            raise ValueError(f"bad port {port}")
+        return self._new_job(_Job.ANNOUNCE, bytes(info_hash), now, port, implied_port)
+
+    def statistics(self, now: float | None = None) -> DHTStats:
+        c = self._counts
+        return DHTStats(
+            routing=self.table.statistics(now),
+            lookups=sum(1 for j in self._jobs.values() if j.lookup is not None),
+            queued_lookups=sum(1 for j in self._jobs.values() if j.lookup is None),
+            transactions=len(self._txns),
+            bootstrapped=self._bootstrapped,
+            queries_received=c["queries"],
+            responses_received=c["responses"],
+            malformed=c["malformed"],
+            rate_limited=c["rate_limited"],
+            unsolicited=c["unsolicited"],
+            errors_sent=c["errors_sent"],
+            timeouts=c["timeouts"],
+            peers_stored=self.peer_store.peer_count,
+            info_hashes_stored=len(self.peer_store),
+            external_ip=self.external_ip,
+        )
+
+    # ---- serving queries ------------------------------------------------------------
+
+    def _may_answer(self, addr: Addr, now: float) -> bool:
+        if self.config.read_only:
+            return False  # BEP 43: read-only nodes do not respond to queries
+        if not self._limiter.allow(addr[0], now):
+            self._counts["rate_limited"] += 1
+            return False
+        return True
+
+    def _on_query(self, msg: Query, addr: Addr, size: int, now: float) -> None:
+        self._counts["queries"] += 1
+        if not self._may_answer(addr, now):
+            return
+        if not msg.read_only:  # BEP 43: read-only nodes must not enter routing tables
+            verified = bep42.is_valid_node_id(addr[0], msg.node_id)
+            self._learned(
+                self.table.heard_from(msg.node_id, addr, now, responded=False, verified=verified),
+                now,
+            )
+        if isinstance(msg, PingQuery):
+            self._reply(Response(msg.t, self.node_id), addr)
+        elif isinstance(msg, FindNodeQuery):
+            self._reply(self._with_nodes(Response(msg.t, self.node_id), msg.target, now), addr)
+        elif isinstance(msg, GetPeersQuery):
+            self._answer_get_peers(msg, addr, size, now)
+        else:
+            self._answer_announce(msg, addr, now)
+
+    def _with_nodes(self, resp: Response, target: bytes, now: float) -> Response:
+        entries = self.table.closest(target, CLOSEST, now=now)
+        infos = tuple(NodeInfo(e.node_id, e.addr) for e in entries)
+        if self.config.ipv6:
+            return replace(resp, nodes6=tuple(n for n in infos if ":" in n.addr[0]))
+        return replace(resp, nodes=tuple(n for n in infos if ":" not in n.addr[0]))
+
+    def _answer_get_peers(self, msg: GetPeersQuery, addr: Addr, size: int, now: float) -> None:
+        token = self.tokens.issue(addr[0], msg.info_hash, now)
+        base = self._with_nodes(Response(msg.t, self.node_id, token=token), msg.info_hash, now)
+        base = replace(base, ip=addr, version=self.config.version)
+        family_v6 = ":" in addr[0]
+        peers = [
+            p
+            for p in self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
+            if (":" in p[0]) == family_v6
+        ]
+        # Anti-amplification: each IPv4 value costs 9 bytes ("6:" + 6 + list framing
+        # shared), IPv6 21; keep the reply within `amplification` x the query size.
+        budget = self.config.amplification * size - len(encode_message(base)) - 10
+        per_value = 21 if family_v6 else 8
+        peers = peers[: max(0, budget // per_value)]
+        self._reply(replace(base, values=tuple(peers)), addr)
+
+    def _answer_announce(self, msg: AnnouncePeerQuery, addr: Addr, now: float) -> None:
+        if not self.tokens.validate(msg.token, addr[0], msg.info_hash, now):
+            self._send_error(msg.t, ErrorCode.PROTOCOL, "Protocol Error: bad token", addr)
+            return
+        # BEP 5: with implied_port, "the source port of the UDP packet should be used".
+        peer = (addr[0], addr[1] if msg.implied_port else msg.port)
+        self.peer_store.add(msg.info_hash, peer, now)
+        self._events.append(AnnounceReceived(msg.info_hash, peer))
+        self._reply(Response(msg.t, self.node_id), addr)
+
+    def _reply(self, resp: Response, addr: Addr) -> None:
+        self._out.append(
+            (encode_message(replace(resp, ip=addr, version=self.config.version)), addr)
+        )
+
+    def _send_error(self, t: bytes, code: int, message: str, addr: Addr) -> None:
+        self._counts["errors_sent"] += 1
+        self._out.append((encode_message(Error(t, code, message, self.config.version)), addr))
+
+    # ---- our queries and their outcomes ----------------------------------------------
+
+    def _new_tid(self, addr: Addr) -> bytes:
+        # BEP 5: "typically 2 characters are enough". Per address, collisions are rare;
+        # after a few tries fall back to 4 bytes rather than loop.
+        for _ in range(8):
+            t = self._rng.randbytes(2)
+            if (addr, t) not in self._txns:
+                return t
+        while True:  # 2**32 ids per address; terminates with overwhelming probability
+            t = self._rng.randbytes(4)
+            if (addr, t) not in self._txns:
+                return t
+
+    def _send_query(
+        self,
+        addr: Addr,
+        now: float,
+        purpose: _Purpose,
+        node_id: bytes | None,
+        lookup_id: int | None,
+        build: _Builder,
+    ) -> None:
+        t = self._new_tid(addr)
+        msg = build(t)
+        timeout = (
+            self.config.lookup.hard_timeout
+            if purpose is _Purpose.LOOKUP
+            else self.config.query_timeout
+        )
+        self._txns[(addr, t)] = _Txn(msg.method, purpose, now, now + timeout, node_id, lookup_id)
+        self._out.append((encode_message(msg), addr))
+
+    def _ping_msg(self, t: bytes) -> Query:
+        cfg = self.config
+        return PingQuery(t, self.node_id, cfg.read_only, cfg.version)
+
+    def _on_response(self, msg: Response, addr: Addr, now: float) -> None:
+        txn = self._txns.pop((addr, msg.t), None)
+        if txn is None:
+            self._counts["unsolicited"] += 1
+            return
+        self._counts["responses"] += 1
+        if txn.purpose is _Purpose.PING:
+            self._pinging.discard(addr)
+        verified = bep42.is_valid_node_id(addr[0], msg.node_id)
+        result = self.table.heard_from(
+            msg.node_id, addr, now, responded=True, rtt=now - txn.sent_at, verified=verified
+        )
+        self._learned(result, now)
+        if msg.ip is not None:
+            self._vote(msg.ip[0], addr[0])
+        job = self._jobs.get(txn.lookup_id) if txn.lookup_id is not None else None
+        if job is None or job.lookup is None or txn.lookup_id is None:
+            return
+        nodes = msg.nodes6 if self.config.ipv6 else msg.nodes
+        token = msg.token
+        if self.config.enforce_bep42 and not verified:
+            token = None  # BEP 42 "Enforcement": not eligible as a storage target
+        fresh = job.lookup.on_response(addr, msg.node_id, nodes, msg.values, token, now)
+        if fresh and job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
+            self._events.append(PeersFound(txn.lookup_id, job.target, tuple(fresh)))
+        self._drive(txn.lookup_id, now)
+
+    def _on_error(self, msg: Error, addr: Addr, now: float) -> None:
+        txn = self._txns.pop((addr, msg.t), None)
+        if txn is None:
+            self._counts["unsolicited"] += 1
+            return
+        self._pinging.discard(addr)
+        job = self._jobs.get(txn.lookup_id) if txn.lookup_id is not None else None
+        if job is not None and job.lookup is not None and txn.lookup_id is not None:
+            job.lookup.on_failure(addr, now)
+            self._drive(txn.lookup_id, now)
+
+    def _on_timeout(self, addr: Addr, txn: _Txn, now: float) -> None:
+        self._counts["timeouts"] += 1
+        self._pinging.discard(addr)
+        self.table.failed(txn.node_id if txn.node_id is not None else addr, now)
+        self._events.append(QueryTimedOut(addr, txn.method))
+        # Lookups expire their own deadlines in next(now); wake them to notice.
+        if txn.lookup_id is not None and txn.lookup_id in self._jobs:
+            self._drive(txn.lookup_id, now)
+
+    def _learned(self, result: InsertResult, now: float) -> None:
+        if isinstance(result, Added):
+            self._events.append(NodeAdded(result.entry.node_id, result.entry.addr))
+        elif isinstance(result, Pending):
+            # BEP 5: a full bucket pings its least recently seen questionable node.
+            self.ping(result.ping.addr, now, result.ping.node_id)
+
+    def _vote(self, ip: str, voter: str) -> None:
+        """BEP 42: count distinct responders reporting our external IP (one vote each)."""
+        self._votes.pop(voter, None)
+        self._votes[voter] = ip
+        if len(self._votes) > 4 * self.config.ip_votes:
+            self._votes.popitem(last=False)
+        tally = collections.Counter(self._votes.values())
+        best, count = tally.most_common(1)[0]
+        if count >= self.config.ip_votes and best != self.external_ip:
+            self.external_ip = best
+            self._events.append(
+                ExternalAddressVoted(best, bep42.is_valid_node_id(best, self.node_id))
+            )
+
+    # ---- lookups --------------------------------------------------------------------
+
+    def _new_job(
+        self, kind: _Job, target: bytes, now: float, port: int = 0, implied_port: bool = False
+    ) -> int:
+        if len(target) != 20:
+            raise ValueError("target must be 20 bytes")
+        lookup_id = self._next_lookup_id
+        self._next_lookup_id += 1
+        self._jobs[lookup_id] = _LookupJob(kind, target, port=port, implied_port=implied_port)
+        if self._bootstrap_id is None or kind in (_Job.BOOTSTRAP, _Job.REFRESH):
+            self._launch(lookup_id, now)
+        return lookup_id
+
+    def _launch(self, lookup_id: int, now: float) -> None:
+        job = self._jobs[lookup_id]
+        seeds: list[tuple[bytes | None, Addr]] = [
+            (e.node_id, e.addr) for e in self.table.closest(job.target, 2 * CLOSEST, now=now)
+        ]
+        if job.job is _Job.BOOTSTRAP:
+            seeds.extend((None, a) for a in self._bootstrap_addrs)
+        kind = LookupKind.FIND_NODE
+        if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
+            kind = LookupKind.GET_PEERS
+        job.lookup = Lookup(
+            job.target,
+            kind,
+            seeds,
+            now=now,
+            config=self.config.lookup,
+            rtt_of=self.table.rtt,
+            own_id=self.node_id,
+        )
+        self._drive(lookup_id, now)
+
+    def _drive(self, lookup_id: int, now: float) -> None:
+        job = self._jobs.get(lookup_id)
+        lookup = None if job is None else job.lookup
+        if job is None or lookup is None:
+            return
+        for _ in range(_MAX_ACTIONS):
+            action = lookup.next(now)
+            if isinstance(action, QueryNode):
+                build = self._lookup_builder(job)
+                self._send_query(
+                    action.addr, now, _Purpose.LOOKUP, action.node_id, lookup_id, build
+                )
+                continue
+            if isinstance(action, Wait):
+                job.wake = action.until
+            elif isinstance(action, LookupDone):
+                self._finish(lookup_id, job, lookup, now)
+            return
+        job.wake = now  # bounded loop exhausted: continue on the next timer tick
+
+    def _lookup_builder(self, job: _LookupJob) -> _Builder:
+        cfg = self.config
+        want = (b"n6",) if cfg.ipv6 else ()
+        if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
+            return lambda t: GetPeersQuery(
+                t, self.node_id, job.target, want, cfg.read_only, cfg.version
+            )
+        return lambda t: FindNodeQuery(
+            t, self.node_id, job.target, want, cfg.read_only, cfg.version
+        )
+
+    def _finish(self, lookup_id: int, job: _LookupJob, lookup: Lookup, now: float) -> None:
+        del self._jobs[lookup_id]
+        closest = lookup.closest_responded()
+        self._events.append(
+            LookupFinished(
+                lookup_id, job.target, tuple((n, a) for n, a, _ in closest), lookup.statistics()
+            )
+        )
+        if job.job is _Job.ANNOUNCE:
+            sent = 0
+            for node_id, addr, token in closest:
+                if token is not None:
+                    self._send_announce(job, node_id, addr, token, now)
+                    sent += 1
+            self._events.append(AnnounceSent(lookup_id, job.target, sent))
+        elif job.job is _Job.BOOTSTRAP:
+            self._bootstrap_done(lookup_id, lookup, now)
+
+    def _send_announce(
+        self, job: _LookupJob, node_id: bytes, addr: Addr, token: bytes, now: float
+    ) -> None:
+        cfg = self.config
+
+        def build(t: bytes) -> Query:
+            return AnnouncePeerQuery(
+                t,
+                self.node_id,
+                job.target,
+                job.port,
+                token,
+                job.implied_port,
+                cfg.read_only,
+                cfg.version,
+            )
+
+        self._send_query(addr, now, _Purpose.ANNOUNCE, node_id, None, build)
+
+    # ---- bootstrap ------------------------------------------------------------------
+
+    def _start_bootstrap(self, now: float) -> int:
+        lookup_id = self._new_job(_Job.BOOTSTRAP, self.node_id, now)
+        if lookup_id in self._jobs:  # it may already have finished (nobody to ask)
+            self._bootstrap_id = lookup_id
+        return lookup_id
+
+    def _bootstrap_done(self, lookup_id: int, lookup: Lookup, now: float) -> None:
+        self._bootstrap_id = None
+        if lookup.statistics().responses == 0 and not len(self.table):
+            # Nobody answered: retry with exponential backoff; queued lookups keep waiting.
+            self._bootstrap_retry_at = now + self._backoff
+            self._backoff = min(2 * self._backoff, self.config.bootstrap_backoff_max)
+            self._bootstrap_id = -1  # keep queueing until a retry succeeds
+            return
+        self._bootstrapped = True
+        self._backoff = self.config.bootstrap_backoff
+        self._events.append(BootstrapFinished(len(self.table)))
+        for queued_id, job in list(self._jobs.items()):
+            if job.lookup is None:
+                self._launch(queued_id, now)
