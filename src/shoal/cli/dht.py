@@ -17,7 +17,7 @@ import trio
 
 from ..errors import DecodeError
 from ..ids import InfoHash
-from .common import EXIT_INTERRUPTED, EXIT_OK, CommandError, add_command
+from .common import EXIT_INTERRUPTED, EXIT_OK, CommandError, add_command, add_global_options
 
 if TYPE_CHECKING:
     from ..dht_client import DHT, DHTClientStats
@@ -55,6 +55,7 @@ def add_parser(subparsers: Subparsers) -> None:
         description="Run one get_peers lookup and print each peer with the time it took.",
     )
     get.add_argument("info_hash", metavar="INFOHASH", help="40 hex digits or 32 base32 characters")
+    add_global_options(get, top_level=False)
     _add_node_options(get, suppress=True)
     get.set_defaults(run=run_get_peers)
 
