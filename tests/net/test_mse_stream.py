@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -14,6 +15,11 @@ from hypothesis import strategies as st
 from shoal.errors import HandshakeError, NeedHandshakeError
 from shoal.net.mse_stream import MSEStream
 from shoal.peer.mse import CryptoMethod, EncryptionPolicy
+
+from .lt_seed import PE_PLAINTEXT, PE_RC4, bt_handshake, lt_seed, wait_until_seeding
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SKEY = bytes(range(20))
 BT_HANDSHAKE = b"\x13BitTorrent protocol" + bytes(8) + SKEY + b"-SH0001-abcdefghijkl"
@@ -247,3 +253,30 @@ async def test_no_common_method_over_stream() -> None:
         with pytest.raises(HandshakeError, match="no common crypto method"):
             await b.receive_some()
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("level", "method"), [(PE_RC4, CryptoMethod.RC4), (PE_PLAINTEXT, CryptoMethod.PLAINTEXT)]
+)
+async def test_interop_dial_libtorrent(tmp_path: Path, level: int, method: CryptoMethod) -> None:
+    """libtorrent (encryption forced) accepts our handshake, IA and payload."""
+    with lt_seed(tmp_path, level) as seed:
+        with trio.fail_after(20):
+            await wait_until_seeding(seed)
+            transport = await trio.open_tcp_stream("127.0.0.1", seed.port)
+            mse = MSEStream.initiator(
+                transport, seed.info_hash, initial_payload=bt_handshake(seed.info_hash)
+            )
+            await mse.do_handshake()
+            assert mse.crypto_method is method
+            got = bytearray()
+            while len(got) < 68 + 4:
+                chunk = await mse.receive_some()
+                assert chunk, "libtorrent hung up"
+                got += chunk
+        # Its BitTorrent handshake, decrypted, names our torrent; the bitfield follows.
+        assert got[:20] == b"\x13BitTorrent protocol"
+        assert got[28:48] == seed.info_hash
+        assert got[48:56] == b"-LT2110-"
+        await mse.aclose()

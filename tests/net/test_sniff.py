@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -12,6 +13,11 @@ from shoal.errors import HandshakeError
 from shoal.net.mse_stream import MSEStream
 from shoal.net.sniff import BT_PROTOCOL_HEADER, PrefixedStream, sniff_inbound
 from shoal.peer.mse import CryptoMethod, EncryptionPolicy
+
+from .lt_seed import PE_PLAINTEXT, PE_RC4, bt_handshake, lt_seed, wait_until_seeding
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SKEY = bytes(range(20))
 BT_HANDSHAKE = BT_PROTOCOL_HEADER + bytes(8) + SKEY + b"-SH0001-abcdefghijkl"
@@ -123,3 +129,35 @@ async def test_garbage_is_refused_within_the_window() -> None:
     await x.send_all(random.Random(3).randbytes(2000))
     with pytest.raises(HandshakeError, match="sync marker"):
         await sniff_inbound(y, skeys=[SKEY], rng=random.Random(0))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("level", "method"), [(PE_RC4, CryptoMethod.RC4), (PE_PLAINTEXT, CryptoMethod.PLAINTEXT)]
+)
+async def test_interop_libtorrent_dials(tmp_path: Path, level: int, method: CryptoMethod) -> None:
+    """libtorrent (encryption forced) dials our listener; we sniff MSE and talk."""
+    with lt_seed(tmp_path, level) as seed:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        async with listeners[0]:
+            port = listeners[0].socket.getsockname()[1]
+            with trio.fail_after(20):
+                await wait_until_seeding(seed)
+                seed.handle.connect_peer(("127.0.0.1", port))
+                transport = await listeners[0].accept()
+                found = await sniff_inbound(transport, skeys=[bytes(20), seed.info_hash])
+                assert found.method is method
+                assert found.skey == seed.info_hash
+                got = bytearray()
+                while len(got) < 68:
+                    got += await found.stream.receive_some()
+                assert got[:20] == BT_PROTOCOL_HEADER
+                assert got[28:48] == seed.info_hash
+                await found.stream.send_all(bt_handshake(seed.info_hash))
+                # Then its bitfield (BEP 3, id 5): all three pieces, spare bits clear.
+                while len(got) < 68 + 6:
+                    chunk = await found.stream.receive_some()
+                    assert chunk, "libtorrent hung up"
+                    got += chunk
+                assert got[68 : 68 + 6] == b"\x00\x00\x00\x02\x05\xe0"
+            await found.stream.aclose()
