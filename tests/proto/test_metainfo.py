@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import PureWindowsPath
+from typing import cast
 
 import pytest
 from hypothesis import assume, example, given
@@ -31,7 +33,7 @@ def fake_pieces(total: int, piece_length: int) -> bytes:
 
 
 def multi_info(
-    files: list[tuple[list[bytes], int]] | list[dict[bytes, Bencoded]],
+    files: Sequence[tuple[list[bytes], int] | Mapping[bytes, object]],
     *,
     name: bytes = b"root",
     piece_length: int = PL,
@@ -41,8 +43,8 @@ def multi_info(
     entries: list[Bencoded] = []
     total = 0
     for f in files:
-        if isinstance(f, dict):
-            entry = f
+        if isinstance(f, Mapping):
+            entry = cast("dict[bytes, Bencoded]", dict(f))  # test data, built here
         else:
             path, length = f
             entry = {b"path": list[Bencoded](path), b"length": length}
@@ -229,7 +231,12 @@ def test_file_count_cap() -> None:
 
 
 def test_v2_only_refused_hybrid_accepted() -> None:
-    v2 = {b"name": b"x", b"piece length": PL, b"meta version": 2, b"file tree": {}}
+    v2: dict[bytes, Bencoded] = {
+        b"name": b"x",
+        b"piece length": PL,
+        b"meta version": 2,
+        b"file tree": {},
+    }
     with pytest.raises(DecodeError, match="v2-only"):
         parse_info(encode(v2))
     hybrid = decode_dict(single_info(PL))
