@@ -1,0 +1,127 @@
+"""Replay every fuzz finding in tests/corpus/<target>-*.bin, and test the fuzz driver itself.
+
+Targets come from the registry in tools/fuzz.py, so registering a new fuzz target there
+also makes its corpus files regression tests here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "corpus"
+
+
+def _load_fuzz_tool() -> ModuleType:
+    # tools/ is scripts, not a package: load the file under a private module name.
+    spec = importlib.util.spec_from_file_location("_shoal_fuzz_tool", ROOT / "tools" / "fuzz.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+fuzz = _load_fuzz_tool()
+
+CASES = [
+    pytest.param(name, path, id=path.name)
+    for name in sorted(fuzz.TARGETS)
+    for path in sorted(CORPUS.glob(f"{name}-*.bin"))
+]
+
+
+@pytest.mark.parametrize(("name", "path"), CASES)
+def test_corpus_input_upholds_the_target_property(name: str, path: Path) -> None:
+    target = fuzz.load_target(name)
+    t0 = time.perf_counter()
+    target.check(path.read_bytes())
+    assert time.perf_counter() - t0 < 1.0, "corpus input took too long (fuzz --slow-ms)"
+
+
+@pytest.mark.parametrize("name", ["bencode", "magnet"])
+def test_corpus_is_seeded(name: str) -> None:
+    # Guards against the loader silently replaying nothing (a moved directory, a renamed
+    # target): each of these targets ships with hand-picked hostile inputs.
+    assert len(list(CORPUS.glob(f"{name}-*.bin"))) >= 5
+
+
+@pytest.mark.parametrize("name", sorted(fuzz.TARGETS))
+def test_every_registered_target_loads(name: str) -> None:
+    target = fuzz.load_target(name)
+    assert target.kind in (bytes, str)
+    assert hasattr(target.test, "hypothesis")
+
+
+def test_corpus_files_are_named_by_content() -> None:
+    for _, path in (case.values for case in CASES):
+        assert isinstance(path, Path)
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+        assert path.name.endswith(f"-{digest}.bin"), path.name
+
+
+# ---- the driver: a deliberately broken target must be found and saved ------------------
+
+
+@given(st.binary(max_size=32))
+def _broken_target(data: bytes) -> None:
+    if b"\x00" in data:
+        raise KeyError("a bug the fuzzer must find")
+
+
+@given(st.text(max_size=8))
+def _slow_target(text: str) -> None:
+    time.sleep(0.02)
+
+
+def test_driver_saves_failing_inputs_as_replayable_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(fuzz.TARGETS, "broken", f"{__name__}:_broken_target")
+    target = fuzz.load_target("broken")
+    runs, written = fuzz.fuzz(target, seconds=1.0, seed=0, slow_ms=10_000, corpus=tmp_path)
+    assert runs > 10
+    assert written
+    for path in written:
+        data = path.read_bytes()
+        assert b"\x00" in data
+        assert path == fuzz.corpus_path("broken", data, tmp_path)
+        with pytest.raises(KeyError):
+            target.check(data)
+
+
+def test_driver_saves_slow_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(fuzz.TARGETS, "slow", f"{__name__}:_slow_target")
+    target = fuzz.load_target("slow")
+    assert target.kind is str
+    _, written = fuzz.fuzz(target, seconds=0.3, seed=0, slow_ms=5, corpus=tmp_path)
+    assert written
+    assert all(p.name.startswith("slow-") for p in written)
+
+
+def test_driver_on_a_sound_target_writes_nothing(tmp_path: Path) -> None:
+    target = fuzz.load_target("bencode")
+    runs, written = fuzz.fuzz(target, seconds=0.5, seed=1, slow_ms=10_000, corpus=tmp_path)
+    assert runs > 10
+    assert written == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_lists_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fuzz.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "bencode" in out
+    assert "magnet" in out
