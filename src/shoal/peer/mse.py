@@ -50,6 +50,7 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives.ciphers import Cipher
 
 from ..errors import HandshakeError, LocalProtocolError
+from .mse_events import HandshakeComplete
 
 if TYPE_CHECKING:
     import random
@@ -150,22 +151,6 @@ class EncryptionPolicy:
         return None
 
 
-@final
-@dataclass(frozen=True)
-class HandshakeComplete:
-    """The MSE handshake succeeded. Do not subclass.
-
-    Attributes:
-        method: the negotiated ENCRYPT2 method.
-        skey: the shared secret, i.e. the torrent's info-hash.
-        initial_payload: B only: A's decrypted IA (normally its BitTorrent handshake).
-    """
-
-    method: CryptoMethod
-    skey: bytes
-    initial_payload: bytes
-
-
 #: B's way to find the torrent: either every SKEY it serves (hashed on demand) or a
 #: function from HASH('req2', SKEY) to the SKEY, so large servers can keep an index.
 SKeyLookup: TypeAlias = Iterable[bytes] | Callable[[bytes], bytes | None]
@@ -234,6 +219,17 @@ class MSEHandshake:
 
     After every `receive_data` (and after construction, for the initiator) call
     `data_to_send()` and write the result, then poll `next_event()`.
+
+    Args:
+        rng: entropy for the private key and PadA/PadB (the Trio layer passes
+            ``random.SystemRandom()``; tests pass a seeded ``random.Random``).
+        policy: the methods we provide (A) or accept (B) and B's preference.
+        private_key: fixes Xa/Xb instead of drawing 160 bits (known-answer tests).
+        pad_length: fixes len(PadA)/len(PadB) instead of drawing 0..512.
+
+    Attributes:
+        trailing_data: after completion, the payload bytes that arrived behind the
+            handshake, already decrypted when the method is RC4.
     """
 
     def __init__(
@@ -252,6 +248,8 @@ class MSEHandshake:
             raise LocalProtocolError(f"IA is limited to {MAX_IA} bytes by its 2-byte length")
         if pad_length is not None and not 0 <= pad_length <= MAX_PAD:
             raise ValueError(f"pad_length must be in 0..{MAX_PAD}")
+        if (skey is None) != (role is Role.RECEIVER) or (skeys is None) != (role is Role.INITIATOR):
+            raise ValueError("the initiator needs `skey`, the receiver needs `skeys`")
         self.role: Final = role
         self.policy: Final = policy
         self._rng = rng

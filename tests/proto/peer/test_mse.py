@@ -418,6 +418,8 @@ def test_local_misuse() -> None:
     with pytest.raises(ValueError):
         MSEHandshake.initiator(SKEY, rng=random.Random(0), pad_length=513)
     with pytest.raises(ValueError):
+        MSEHandshake(Role.RECEIVER, rng=random.Random(0), policy=EncryptionPolicy(), skey=SKEY)
+    with pytest.raises(ValueError):
         EncryptionPolicy(methods=CryptoMethod(0))
     with pytest.raises(ValueError):
         EncryptionPolicy(methods=CryptoMethod(4))
