@@ -415,3 +415,65 @@ def test_valid_but_unexpected_messages_never_raise(msgs: list[Message], seed: in
             msg = type(msg)(tids[i % len(tids)], *[getattr(msg, f) for f in msg.__slots__[1:]])
         _feed(node, encode_message(msg), addr(2), float(i) / 4)
     node.handle_timer(1000.0)
+
+
+def test_error_reply_fails_the_lookup_candidate_at_once() -> None:
+    a = DHTNode(nid(1), random.Random(1), 0.0)
+    a.add_node(addr(2), 0.0)
+    ((ping, _),) = a.datagrams_to_send()
+    a.receive_datagram(encode_message(Response(decode_message(ping).t, nid(2))), addr(2), 0.0)
+    lookup_id = a.find_node(nid(3), 0.0)
+    ((query, dst),) = a.datagrams_to_send()
+    assert dst == addr(2)
+    a.receive_datagram(encode_message(Error(decode_message(query).t, 202, "busy")), addr(2), 0.1)
+    events = []
+    while (ev := a.next_event()) is not None:
+        events.append(ev)
+    (done,) = [e for e in events if isinstance(e, LookupFinished)]
+    assert done.lookup_id == lookup_id
+    assert done.stats.failures == 1
+    assert done.closest == ()
+
+
+def test_ipv6_swarm_uses_nodes6() -> None:
+    cfg = DHTConfig(ipv6=True)
+    net = Net()
+    rng = random.Random(5)
+    addrs6 = [("::1", 7000 + i) for i in range(6)]
+    for a6 in addrs6:
+        net.add(a6, rng.randbytes(20), cfg)
+    for a6 in addrs6[1:]:
+        net.nodes[a6].bootstrap([addrs6[0]], net.now)
+        net.pump()
+    net.advance(10.0)
+    assert all(len(n.table) >= 2 for n in net.nodes.values())
+    net.nodes[addrs6[2]].announce(IH, 9000, net.now)
+    net.advance(20.0)
+    look = net.nodes[addrs6[4]].get_peers(IH, net.now)
+    net.advance(30.0)
+    found = {p for e in net.of(addrs6[4], PeersFound) if e.lookup_id == look for p in e.peers}
+    assert ("::1", 9000) in found
+
+
+def _announce_via(enforce: bool) -> AnnounceSent:
+    a = DHTNode(nid(1), random.Random(1), 0.0, DHTConfig(enforce_bep42=enforce))
+    public = ("203.0.113.1", 6881)  # not exempt, and nid(2) does not match it under BEP 42
+    a.table.heard_from(nid(2), public, 0.0, responded=True)
+    a.announce(IH, 7000, 0.0)
+    ((query, dst),) = a.datagrams_to_send()
+    assert dst == public
+    reply = Response(decode_message(query).t, nid(2), token=b"tok")
+    a.receive_datagram(encode_message(reply), public, 0.1)
+    announces = [decode_message(d) for d, _ in a.datagrams_to_send()]
+    events = []
+    while (ev := a.next_event()) is not None:
+        events.append(ev)
+    (sent,) = [e for e in events if isinstance(e, AnnounceSent)]
+    assert sent.nodes == len(announces)
+    assert all(isinstance(m, AnnouncePeerQuery) and m.token == b"tok" for m in announces)
+    return sent
+
+
+def test_bep42_enforcement_skips_tokens_of_noncompliant_nodes() -> None:
+    assert _announce_via(enforce=False).nodes == 1
+    assert _announce_via(enforce=True).nodes == 0
