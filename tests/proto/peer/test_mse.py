@@ -6,12 +6,14 @@ import hashlib
 import itertools
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shoal.errors import HandshakeError, LocalProtocolError
+from shoal.peer import mse as mse_module
 from shoal.peer.mse import (
     CryptoMethod,
     EncryptionPolicy,
@@ -22,6 +24,9 @@ from shoal.peer.mse import (
     Role,
     req2_hash,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Typed again from the spec text so that a typo in the module cannot hide here.
 SPEC_P = int(
@@ -520,3 +525,69 @@ def test_garbage_fails_within_the_spec_window() -> None:
     assert b.state is MSEState.WAIT_SYNC
     with pytest.raises(HandshakeError, match="sync marker"):
         b.receive_data(b"\x00")
+
+
+def scripted_initiator() -> MSEHandshake:
+    return MSEHandshake.initiator(
+        SKEY, rng=random.Random(3), pad_length=0, policy=EncryptionPolicy(methods=RC4)
+    )
+
+
+def walk(role: Role) -> tuple[Callable[[], MSEHandshake], bytes]:
+    """A fresh-engine factory and a valid transcript of what its peer sends.
+
+    For A the peer is the scripted B of `scripted_step4` with a 5-byte PadD, because
+    our own B sends an empty PadD and A would pass through WAIT_PAD in one step.
+    """
+    if role is Role.INITIATOR:
+        yb, s = b_side_secret(scripted_initiator())
+        plain = bytes(8) + (2).to_bytes(4, "big") + (5).to_bytes(2, "big") + bytes(5)
+        return scripted_initiator, yb + textbook_rc4(sha1(b"keyB", s, SKEY), plain, 1024)
+    a_to_b = run_pair(*make_pair(11, ia=b"IA", a_pad=3)).a_to_b
+    return lambda: make_pair(11, ia=b"IA", a_pad=3)[1], a_to_b
+
+
+def states_visited(role: Role) -> list[MSEState]:
+    """Feed one side its peer's valid transcript byte by byte, recording each state."""
+    factory, incoming = walk(role)
+    engine = factory()
+    seen = [engine.state]
+    for i in range(len(incoming)):
+        engine.receive_data(incoming[i : i + 1])
+        if engine.state is not seen[-1]:
+            seen.append(engine.state)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        (Role.INITIATOR, ["WAIT_PUBKEY", "WAIT_SYNC", "WAIT_HEADER", "WAIT_PAD", "DONE"]),
+        (
+            Role.RECEIVER,
+            ["WAIT_PUBKEY", "WAIT_SYNC", "WAIT_SKEY", "WAIT_HEADER", "WAIT_PAD", "WAIT_IA", "DONE"],
+        ),
+    ],
+)
+def test_every_state_in_the_table_is_visited_in_order(role: Role, path: list[str]) -> None:
+    assert [s.name for s in states_visited(role)] == path
+    assert {s for r, s in mse_module._HANDLERS if r is role} == {
+        MSEState[name] for name in path[:-1]
+    }
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_eof_in_every_non_terminal_state_is_a_handshake_error(role: Role) -> None:
+    factory, incoming = walk(role)
+    checked: set[MSEState] = set()
+    for cut in range(len(incoming)):
+        engine = factory()
+        if cut:
+            engine.receive_data(incoming[:cut])
+        if engine.state in checked:
+            continue
+        checked.add(engine.state)
+        with pytest.raises(HandshakeError):
+            engine.receive_data(b"")
+        assert engine.state is MSEState.ERROR
+    assert checked == {s for r, s in mse_module._HANDLERS if r is role}
