@@ -12,10 +12,11 @@ speed does not matter and no dependency is worth adding.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import TYPE_CHECKING, Final
 
-from .compact import NODE_ID_LENGTH
+from .compact import NODE_ID_LENGTH, ip_packed
 
 if TYPE_CHECKING:
     import random
@@ -66,13 +67,14 @@ def crc32c(data: bytes) -> int:
 
 
 def _prefix(ip: str, r: int) -> int:
-    packed = ipaddress.ip_address(ip).packed
+    packed = ip_packed(ip)
     mask = _V4_MASK if len(packed) == 4 else _V6_MASK
     masked = bytearray(a & m for a, m in zip(packed, mask, strict=False))
     masked[0] |= (r & 0x07) << 5  # (r << 29) for IPv4, (r << 61) for IPv6
     return crc32c(bytes(masked))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_exempt(ip: str) -> bool:
     """True for local addresses, which BEP 42 exempts from ID verification."""
     addr = ipaddress.ip_address(ip)

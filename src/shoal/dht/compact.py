@@ -9,6 +9,7 @@ dropping the message.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Final, TypeAlias
@@ -51,8 +52,12 @@ class NodeInfo:
     addr: Addr
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_packed(ip: str) -> bytes:
     """The 4- or 16-byte network form of a textual IP address.
+
+    Cached: replies repeat the same routing-table addresses, and ``ipaddress``
+    parsing was most of the cost of answering a query.
 
     Raises:
         ValueError: `ip` is not an IPv4 or IPv6 address (a local bug, not remote input).
