@@ -13,19 +13,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from rich.console import Console
 
 __all__ = [
     "format_size",
@@ -90,6 +81,10 @@ def print_json(obj: object) -> None:
 
 def stderr_console() -> Console:
     """A rich console on the *current* stderr (tests swap `sys.stderr`, so never cache it)."""
+    # rich is imported on first use: it is a third of the CLI's start-up time, and
+    # `shoal info` or `--version` in a script loop should not pay for it.
+    from rich.console import Console
+
     return Console(file=sys.stderr, stderr=True, highlight=False)
 
 
@@ -109,6 +104,16 @@ def hashing_progress(label: str) -> Iterator[Callable[[int, int], None]]:
     if not console.is_terminal:
         yield _ignore_progress
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
