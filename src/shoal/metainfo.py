@@ -154,10 +154,10 @@ def _pick_text(d: dict[bytes, Bencoded], key: bytes, *, what: str) -> str:
 def check_component(name: str) -> str:
     """Return `name` if it is a safe single path component, else raise `DecodeError`.
 
-    Refused: empty, only dots and spaces (``.``, ``..``, ``.. ``), ``/`` or ``\\``, C0 controls (NUL included), a
-    Windows drive prefix such as ``C:``, more than 255 UTF-8 bytes. Windows reserved
-    device names (``CON``, ``aux.c``) are legal on POSIX and occur in real torrents,
-    so mapping them is left to a Windows storage backend.
+    Refused: empty, only dots and spaces (``.``, ``..``, ``.. ``), ``/`` or ``\\``, C0
+    controls (NUL included), a Windows drive prefix such as ``C:``, more than 255
+    UTF-8 bytes. Windows reserved device names (``CON``, ``aux.c``) are legal on POSIX
+    and occur in real torrents, so mapping them is left to a Windows storage backend.
     """
     # Windows drops trailing dots and spaces, so ".. " would act as ".." there: any
     # component made only of dots and spaces (including "", "." and "..") is refused.
@@ -174,20 +174,23 @@ def check_component(name: str) -> str:
     return name
 
 
-def _file_path(entry: dict[bytes, Bencoded], index: int) -> tuple[str, ...]:
-    what = f"info.files[{index}]"
+def _file_path(entry: dict[bytes, Bencoded], index: int, seen: dict[bytes, str]) -> tuple[str, ...]:
+    """Decode and check one file's path; `seen` memoises components (dirs repeat)."""
     raw = entry.get(b"path.utf-8")
     if not (isinstance(raw, list) and all(isinstance(c, bytes) for c in raw)):
         raw = entry.get(b"path")
     if not isinstance(raw, list):
-        raise DecodeError(f"{what}: 'path' must be a list")
+        raise DecodeError(f"info.files[{index}]: 'path' must be a list")
     if not raw:
-        raise DecodeError(f"{what}: empty path")
+        raise DecodeError(f"info.files[{index}]: empty path")
     parts: list[str] = []
     for comp in raw:
         if not isinstance(comp, bytes):
-            raise DecodeError(f"{what}: path components must be strings")
-        parts.append(check_component(_text(comp)))
+            raise DecodeError(f"info.files[{index}]: path components must be strings")
+        text = seen.get(comp)
+        if text is None:
+            text = seen[comp] = check_component(_text(comp))
+        parts.append(text)
     return tuple(parts)
 
 
@@ -243,6 +246,7 @@ def _multi_files(d: dict[bytes, Bencoded], name: str) -> tuple[FileEntry, ...]:
     if len(raw) > MAX_FILES:
         raise DecodeError(f"info: more than {MAX_FILES} files")
     out: list[FileEntry] = []
+    seen: dict[bytes, str] = {}
     offset = 0
     for i, entry in enumerate(raw):
         if not isinstance(entry, dict):
@@ -250,7 +254,7 @@ def _multi_files(d: dict[bytes, Bencoded], name: str) -> tuple[FileEntry, ...]:
         length = get_int(entry, b"length", what=f"info.files[{i}]")
         if length < 0:
             raise DecodeError(f"info.files[{i}]: negative length")
-        path = (name, *_file_path(entry, i))
+        path = (name, *_file_path(entry, i, seen))
         out.append(FileEntry(path, length, offset, _is_pad(entry)))
         offset += length
     files = tuple(out)
