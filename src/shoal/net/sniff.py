@@ -79,7 +79,9 @@ class InboundConnection:
         stream: read the BitTorrent handshake from here, whatever the encryption.
         method: the MSE method, or None for a plain BitTorrent connection.
         skey: the info-hash the MSE peer asked for (None for plaintext: read it
-            from the BitTorrent handshake instead).
+            from the BitTorrent handshake instead). MSE only proves the peer knows
+            it; the BitTorrent handshake that follows must name the same info-hash,
+            and checking that is the handshake layer's job.
     """
 
     stream: trio.abc.Stream
