@@ -21,7 +21,7 @@ import pytest
 
 import shoal
 
-from .helpers import SUBPROCESS_TIMEOUT, run_shoal, write_tree
+from .helpers import SUBPROCESS_TIMEOUT, make_torrent, run_shoal, write_tree
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -104,6 +104,32 @@ def test_debug_shows_the_traceback() -> None:
     assert result.stderr.endswith(
         "shoal: cannot read '/nonexistent/x.torrent': No such file or directory\n"
     )
+
+
+def test_reader_closing_the_pipe_early_is_not_an_error_report(tmp_path: Path) -> None:
+    # ~300 KB of JSON: more than a pipe buffer, so shoal is still writing when the
+    # reader (think `| head -c 100`) goes away.
+    path = tmp_path / "many.torrent"
+    make_torrent(path, [([f"file-{i:05d}.bin"], 100, False) for i in range(3000)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoal", "info", str(path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.read(100).startswith(b"{")
+    proc.stdout.close()
+    try:
+        status = proc.wait(timeout=SUBPROCESS_TIMEOUT)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert err == b""
+    assert status == 1
 
 
 def _run_on_pty(

@@ -26,7 +26,6 @@ __all__ = [
     "print_json",
     "safe",
     "stderr_console",
-    "warn",
 ]
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -86,11 +85,6 @@ def stderr_console() -> Console:
     from rich.console import Console
 
     return Console(file=sys.stderr, stderr=True, highlight=False)
-
-
-def warn(message: str) -> None:
-    """One diagnostic line on stderr, prefixed like every other shoal message."""
-    print(f"shoal: {message}", file=sys.stderr)
 
 
 @contextmanager
