@@ -39,6 +39,8 @@ if str(ROOT) not in sys.path:  # so "tests.proto..." imports work when run as a 
 TARGETS: dict[str, str] = {
     "bencode": "tests.proto.test_bencoding:test_decode_is_total",
     "magnet": "tests.proto.test_magnet:test_parse_is_total",
+    "wire": "tests.proto.peer.test_messages:test_wire_decoder_is_total",
+    "extension": "tests.proto.peer.test_extension:test_extension_decoders_are_total",
 }
 
 #: Upper bound on one random buffer; hypothesis reads its choices from it, and inputs
