@@ -409,6 +409,34 @@ def test_round_trip_multi(
     assert (meta.comment, meta.created_by, meta.creation_date) == ("c", "shoal/test", 7)
 
 
+@given(
+    name=safe_component,
+    piece_exp=st.integers(14, 26),
+    num_pieces=st.integers(1, 3_000),
+    tail=st.floats(0, 1, exclude_min=True),
+    private=st.sampled_from([None, 0, 1, 2]),
+)
+def test_round_trip_single(
+    name: str, piece_exp: int, num_pieces: int, tail: float, private: int | None
+) -> None:
+    piece_length = 1 << piece_exp
+    length = (num_pieces - 1) * piece_length + max(1, int(tail * piece_length))
+    info_d: dict[bytes, Bencoded] = {
+        b"name": name.encode(),
+        b"piece length": piece_length,
+        b"pieces": bytes(range(20)) * num_pieces,
+        b"length": length,
+    }
+    if private is not None:
+        info_d[b"private"] = private
+    info = parse_info(encode(info_d))
+    assert info.files == (FileEntry((name,), length, 0),)
+    assert (info.name, info.total_length, info.num_pieces) == (name, length, num_pieces)
+    assert info.private == (private == 1)
+    assert info.piece_size(num_pieces - 1) == length - (num_pieces - 1) * piece_length
+    assert 0 < info.piece_size(num_pieces - 1) <= piece_length
+
+
 # ---- metainfo top level ----------------------------------------------------------------
 
 
