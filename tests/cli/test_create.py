@@ -97,6 +97,21 @@ def test_refuses_to_overwrite_before_hashing_unless_forced(
     assert parse_metainfo(out.read_bytes()).info.name == "photos"
 
 
+def test_refuses_to_write_the_torrent_into_the_tree_it_describes(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tree)
+    assert main(["create", "."]) == 1
+    assert capsys.readouterr().err == (
+        "shoal: 'photos.torrent' is inside '.', which is being shared; "
+        "write it elsewhere with -o ../photos.torrent\n"
+    )
+    assert main(["create", ".", "-o", "../photos.torrent"]) == 0
+    assert (tree.parent / "photos.torrent").exists()
+    assert not (tree / "photos.torrent").exists()
+    capsys.readouterr()
+
+
 def test_json_output(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.torrent"
     argv = ["create", str(tree), "-o", str(out), "--json", "--piece-size", "32K", "--private"]

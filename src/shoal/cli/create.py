@@ -127,6 +127,12 @@ def _output_path(source: Path, output: Path | None, *, force: bool) -> Path:
         if not name:
             raise CommandError(f"cannot name a torrent after '{source}'; use -o FILE.torrent")
         output = Path(f"{name}.torrent")
+    if source.is_dir() and output.resolve().is_relative_to(source.resolve()):
+        # Written there, the .torrent would be hashed into the next run's torrent.
+        raise CommandError(
+            f"'{output}' is inside '{source}', which is being shared; "
+            f"write it elsewhere with -o ../{output.name}"
+        )
     if output.exists() and not force:
         raise CommandError(f"'{output}' already exists; use --force to overwrite it")
     if not output.parent.is_dir():
