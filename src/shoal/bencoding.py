@@ -60,6 +60,8 @@ MAX_INT_DIGITS: Final = 40
 # i03e, are invalid, other than i0e."
 _INT = re.compile(rb"i(-?(?:0|[1-9][0-9]{0,%d}))e" % (MAX_INT_DIGITS - 1))
 _NEG_ZERO = b"-0"
+# Only consulted after _INT failed, to say *why*: at least MAX_INT_DIGITS + 1 digits.
+_LONG_INT = re.compile(rb"i-?[1-9][0-9]{%d}" % MAX_INT_DIGITS)
 # BEP 3: "Strings are length-prefixed base ten followed by a colon and the string."
 # Lengths have no sign and no leading zeros; 19 digits is more than any input we take.
 _STRLEN = re.compile(rb"(0|[1-9][0-9]{0,18}):")
@@ -93,6 +95,8 @@ class _Parser:
         if c == 0x69:  # i
             m = _INT.match(data, pos)
             if m is None or m.group(1) == _NEG_ZERO:
+                if _LONG_INT.match(data, pos):
+                    raise DecodeError(f"integer at offset {pos} has over {MAX_INT_DIGITS} digits")
                 raise DecodeError(f"malformed integer at offset {pos}")
             return int(m.group(1)), m.end()
         if c == 0x64:  # d
