@@ -144,6 +144,13 @@ def test_symlinks_and_special_files_skipped(tmp_path: Path) -> None:
     assert outside not in info.raw
 
 
+def test_symlinked_root_is_followed(tmp_path: Path) -> None:
+    write(tmp_path / "real" / "f", b"data")
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    info = parse_metainfo(create_torrent(tmp_path / "alias")).info
+    assert [f.path for f in info.files] == [("alias", "f")]
+
+
 def test_executable_bit_becomes_attr_x(tmp_path: Path) -> None:
     write(tmp_path / "d" / "run.sh", b"#!/bin/sh\n")
     (tmp_path / "d" / "run.sh").chmod(0o755)

@@ -223,6 +223,16 @@ def test_multi_file_validation(files: list[Bencoded], match: str) -> None:
         parse_info(encode(info))
 
 
+def test_absurd_lengths_fail_fast() -> None:
+    # A 10^30-byte claim needs ~10^26 piece hashes; the mismatch is found by arithmetic.
+    with pytest.raises(DecodeError, match="piece hashes"):
+        parse_info(single_info(extra={b"length": 10**30}))
+    info = multi_info([([b"a"], 1)])
+    info[b"files"] = [{b"path": [b"a"], b"length": 10**30}, {b"path": [b"b"], b"length": 1}]
+    with pytest.raises(DecodeError, match="piece hashes"):
+        parse_info(encode(info))
+
+
 def test_file_count_cap() -> None:
     info = multi_info([([b"x"], 1)])
     info[b"files"] = [{b"path": [b"f%d" % i], b"length": 0} for i in range(MAX_FILES + 1)]
