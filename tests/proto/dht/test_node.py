@@ -477,3 +477,38 @@ def _announce_via(enforce: bool) -> AnnounceSent:
 def test_bep42_enforcement_skips_tokens_of_noncompliant_nodes() -> None:
     assert _announce_via(enforce=False).nodes == 1
     assert _announce_via(enforce=True).nodes == 0
+
+
+def test_announce_and_find_over_a_terrible_network() -> None:
+    # 30 engines on a seeded lossy, duplicating, reordering network (testing.simnet).
+    from shoal.testing.simnet import NetConfig, SimNet
+
+    rng = random.Random(2024)
+    net = SimNet(rng, NetConfig(loss=0.15, duplicate=0.05, reorder=0.1))
+    nodes: dict[Addr, DHTNode] = {}
+    for i in range(1, 31):
+        a = (f"127.0.{i // 250}.{i % 250 + 1}", 6881)
+        nodes[a] = DHTNode(rng.randbytes(20), random.Random(i), net.now)
+        net.add(a, nodes[a])
+    addrs = list(nodes)
+    for a in addrs[1:]:
+        nodes[a].bootstrap([addrs[0]], net.now)
+        net.poke(a)
+    net.run(until=net.now + 60)
+    assert all(n.statistics().bootstrapped for n in list(nodes.values())[1:])
+    announcer, seeker = addrs[5], addrs[25]
+    nodes[announcer].announce(IH, 4242, net.now)
+    net.poke(announcer)
+    net.run(until=net.now + 30)
+    lookup_id = nodes[seeker].get_peers(IH, net.now)
+    net.poke(seeker)
+    net.run(until=net.now + 30)
+    found: set[Addr] = set()
+    while (ev := nodes[seeker].next_event()) is not None:
+        if isinstance(ev, PeersFound) and ev.lookup_id == lookup_id:
+            found.update(ev.peers)
+    assert (announcer[0], 4242) in found
+    stats = net.statistics()
+    assert stats.engine_errors == 0
+    assert stats.lost > 0
+    assert stats.duplicated > 0
