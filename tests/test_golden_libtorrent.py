@@ -179,6 +179,8 @@ def test_create_matches_libtorrent_with_executable_and_private(tree: Path) -> No
     lt.set_piece_hashes(ct, str(tree.parent))
     theirs = lt.bencode(ct.generate())
     assert lt.torrent_info(ours).info_hashes().v1 == lt.torrent_info(theirs).info_hashes().v1
+    assert b"4:attr1:x" in lt.torrent_info(theirs).info_section()
+    assert_same_as_libtorrent(parse_metainfo(theirs), theirs)
 
 
 def lt_recheck(torrent: bytes, save_path: Path) -> tuple[int, int]:
