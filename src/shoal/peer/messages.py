@@ -396,6 +396,7 @@ class FrameDecoder:
         "_max_length",
         "_max_request",
         "_more",
+        "_need",
         "_num_pieces",
         "_pos",
         "_view",
@@ -425,6 +426,7 @@ class FrameDecoder:
         self._pos = 0  # read offset into _buf
         self._more: deque[bytes] = deque()  # chunks received after _buf
         self._avail = 0  # unread bytes in _buf[_pos:] and _more
+        self._need = 0  # _next cannot progress until _avail reaches this (fast path)
         self._eof = False
         self._error: RemoteProtocolError | None = None
         #: Frames with an id we do not know, skipped as BEP 3 asks.
@@ -437,6 +439,7 @@ class FrameDecoder:
                 raise ValueError("num_pieces must not be negative")
             self._max_bitfield = 1 + (num_pieces + 7) // 8
         self._num_pieces = num_pieces
+        self._need = 0  # re-check any pending frame against the new limits
         self._max_any = max(self._max_length, self._max_extended, self._max_bitfield)
 
     @property
@@ -478,6 +481,8 @@ class FrameDecoder:
             RemoteProtocolError: the peer broke a framing rule or a limit; the decoder
                 stays broken afterwards. Anything else is a bug.
         """
+        if self._avail < self._need and not self._eof:
+            return None  # hot path while a large frame trickles in
         if self._error is not None:
             raise RemoteProtocolError("peer wire decoder already failed") from self._error
         try:
@@ -498,7 +503,7 @@ class FrameDecoder:
         while True:
             avail = self._avail
             if avail < 4:
-                return self._incomplete()
+                return self._incomplete(4)
             if len(self._buf) - self._pos < min(5, avail):
                 self._merge()
             buf, pos = self._buf, self._pos
@@ -509,12 +514,12 @@ class FrameDecoder:
             if length > self._max_any:
                 raise RemoteProtocolError(f"frame of {length} bytes exceeds every limit")
             if avail < 5:
-                return self._incomplete()
+                return self._incomplete(5)
             msg_id = buf[pos + 4]
             self._check_length(msg_id, length)
             total = 4 + length
             if avail < total:
-                return self._incomplete()
+                return self._incomplete(total)
             if len(buf) - pos < total:
                 self._merge()
                 buf, pos = self._buf, 0
@@ -525,6 +530,7 @@ class FrameDecoder:
             self.unknown_messages += 1
 
     def _consume(self, n: int) -> None:
+        self._need = 0
         self._pos += n
         self._avail -= n
         if self._avail == 0:
@@ -534,10 +540,11 @@ class FrameDecoder:
             self._view = memoryview(self._buf)
             self._pos = 0
 
-    def _incomplete(self) -> Message | None:
-        """No complete frame buffered: fine, unless the stream has ended."""
+    def _incomplete(self, need: int) -> Message | None:
+        """Fewer than `need` bytes buffered: wait for more, unless the stream has ended."""
         if self._eof and self._avail:
             raise RemoteProtocolError(f"stream ended inside a frame ({self._avail} bytes)")
+        self._need = need
         return None
 
     def _check_length(self, msg_id: int, length: int) -> None:
