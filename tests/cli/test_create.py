@@ -208,3 +208,17 @@ def test_no_escape_sequences_when_stderr_is_not_a_terminal(
     assert main(["create", str(tree), "-o", str(tmp_path / "x.torrent")]) == 0
     captured = capsys.readouterr()
     assert "\x1b" not in captured.err + captured.out
+
+
+def test_progress_bar_is_drawn_when_stderr_counts_as_a_terminal(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # rich's documented override for "treat this stream as a terminal" (the real tty
+    # case is covered with a pseudo-terminal in test_e2e.py).
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    assert main(["create", str(tree), "-o", str(tmp_path / "x.torrent")]) == 0
+    captured = capsys.readouterr()
+    assert "hashing photos" in captured.err
+    assert "━" in captured.err
+    assert "40.0/40.0 KiB" in captured.err
+    assert captured.out.startswith("magnet:?")

@@ -163,6 +163,30 @@ def test_hostile_text_cannot_reach_the_terminal(
     assert json.loads(out)["comment"] == "\x1b[2J\x1b]0;owned\x07"
 
 
+def test_trackers_are_flattened_deduplicated_and_put_in_the_magnet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.torrent"
+    top = decode_dict(make_torrent(path, [(["f"], 10, False)]))
+    top[b"announce"] = b"http://127.0.0.1:1/announce"
+    top[b"announce-list"] = [
+        [b"http://127.0.0.1:1/announce", b"udp://127.0.0.1:2"],
+        [b"udp://[::1]:3"],
+    ]
+    path.write_bytes(encode(top))
+    expected = ["http://127.0.0.1:1/announce", "udp://127.0.0.1:2", "udp://[::1]:3"]
+    obj = _json(capsys, ["info", str(path), "--json"])
+    assert obj["trackers"] == expected
+    assert list(parse_magnet(str(obj["magnet"])).trackers) == expected
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "trackers:       http://127.0.0.1:1/announce\n"
+        "                udp://127.0.0.1:2\n"
+        "                udp://[::1]:3\n"
+    ) in out
+
+
 def test_private_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "p.torrent"
     make_torrent(path, [(["f"], 10, False)], private=True)
