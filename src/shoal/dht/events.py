@@ -79,6 +79,8 @@ class QueryTimedOut:
 
     addr: Addr
     method: bytes
+    #: The id we expected at `addr` (None for bootstrap addresses and plain pings).
+    node_id: bytes | None = None
 
 
 @final

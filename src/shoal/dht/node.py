@@ -293,7 +293,15 @@ class DHTNode:
         if addr in self._pinging:
             return
         self._pinging.add(addr)
-        self._send_query(addr, now, _Purpose.PING, node_id, None, lambda t: self._ping_msg(t))
+        cfg = self.config
+        self._send_query(
+            addr,
+            now,
+            _Purpose.PING,
+            node_id,
+            None,
+            lambda t: PingQuery(t, self.node_id, cfg.read_only, cfg.version),
+        )
 
     def find_node(self, target: bytes, now: float) -> int:
         """Start a find_node lookup; returns its id (see `LookupFinished`)."""
@@ -434,10 +442,6 @@ class DHTNode:
         self._txns[(addr, t)] = _Txn(msg.method, purpose, now, now + timeout, node_id, lookup_id)
         self._out.append((encode_message(msg), addr))
 
-    def _ping_msg(self, t: bytes) -> Query:
-        cfg = self.config
-        return PingQuery(t, self.node_id, cfg.read_only, cfg.version)
-
     def _on_response(self, msg: Response, addr: Addr, now: float) -> None:
         txn = self._txns.pop((addr, msg.t), None)
         if txn is None:
@@ -446,6 +450,10 @@ class DHTNode:
         self._counts["responses"] += 1
         if txn.purpose is _Purpose.PING:
             self._pinging.discard(addr)
+        known = self.table.get_by_addr(addr)
+        if known is not None and known.node_id != msg.node_id:
+            # Another id answers at that address now: the node we knew there is gone.
+            self.table.failed(addr, now)
         verified = bep42.is_valid_node_id(addr[0], msg.node_id)
         result = self.table.heard_from(
             msg.node_id, addr, now, responded=True, rtt=now - txn.sent_at, verified=verified
@@ -479,8 +487,11 @@ class DHTNode:
     def _on_timeout(self, addr: Addr, txn: _Txn, now: float) -> None:
         self._counts["timeouts"] += 1
         self._pinging.discard(addr)
-        self.table.failed(txn.node_id if txn.node_id is not None else addr, now)
-        self._events.append(QueryTimedOut(addr, txn.method))
+        # By address, never by the id we expected: lookup candidates' ids come from
+        # other nodes' replies, and a liar pairing a real id with a dead address must
+        # not be able to get that id's real entry marked as failed.
+        self.table.failed(addr, now)
+        self._events.append(QueryTimedOut(addr, txn.method, txn.node_id))
         # Lookups expire their own deadlines in next(now); wake them to notice.
         if txn.lookup_id is not None and txn.lookup_id in self._jobs:
             self._drive(txn.lookup_id, now)

@@ -312,7 +312,7 @@ def test_query_timeout_marks_failure_and_reports() -> None:
     net.pump()
     assert a.get_timer() == 3.0
     net.advance(3.0)
-    assert net.of(addr(1), QueryTimedOut) == [QueryTimedOut(addr(9), b"ping")]
+    assert net.of(addr(1), QueryTimedOut) == [QueryTimedOut(addr(9), b"ping", None)]
     assert a.statistics().transactions == 0
     assert a.statistics().timeouts == 1
 
@@ -341,14 +341,21 @@ def test_bootstrap_queues_lookups_and_retries_with_backoff() -> None:
     a.bootstrap([addr(2)], 0.0)  # addr(2) is dead for now
     lookup_id = a.get_peers(IH, 0.0)
     assert a.statistics().queued_lookups == 1
+
+    def bootstrap_ends() -> list[float]:
+        done = [e for e in net.of(addr(1), LookupFinished) if e.target == nid(1)]
+        return [e.stats.finished_at for e in done if e.stats.finished_at is not None]
+
     net.advance(2.0)
     assert not net.of(addr(1), BootstrapFinished)
-    # The lookup gave up at the 0.5 s soft timeout; retry 5 s later.
-    assert a.get_timer() == 5.5
-    net.advance(8.0)  # the second attempt (5.5 -> 6.0) fails as well: backoff doubles
-    assert a.get_timer() == 16.0
+    (first,) = bootstrap_ends()
+    assert a.get_timer() == first + 5.0  # retry after the initial backoff
+    net.advance(first + 5.0 + 2.0)  # the second attempt fails as well: backoff doubles
+    second = bootstrap_ends()[1]
+    assert a.get_timer() == second + 10.0
+    assert a.statistics().queued_lookups == 1  # still waiting for the network
     net.add(addr(2), nid(2))  # the bootstrap node comes up
-    net.advance(20.0)
+    net.advance(second + 11.0)
     assert net.of(addr(1), BootstrapFinished)
     assert a.statistics().bootstrapped
     assert any(e.lookup_id == lookup_id for e in net.of(addr(1), LookupFinished))
@@ -512,3 +519,33 @@ def test_announce_and_find_over_a_terrible_network() -> None:
     assert stats.engine_errors == 0
     assert stats.lost > 0
     assert stats.duplicated > 0
+
+
+def test_timeouts_fail_by_address_not_by_claimed_id() -> None:
+    # Lookup candidates' ids come from other nodes' replies: a liar may pair a real id
+    # with a dead address. The timeout there must not count against the real entry.
+    a = DHTNode(nid(0), random.Random(1), 0.0)
+    victim = nid(0xAB << 152)
+    a.table.heard_from(victim, addr(2), 0.0, responded=True)
+    a.ping(addr(9), 0.0, node_id=victim)
+    a.datagrams_to_send()
+    a.handle_timer(100.0)
+    entry = a.table.get(victim)
+    assert entry is not None
+    assert entry.failures == 0
+    assert a.next_event() == QueryTimedOut(addr(9), b"ping", victim)
+
+
+def test_new_id_at_known_address_replaces_the_old_entry() -> None:
+    a = DHTNode(nid(0), random.Random(1), 0.0)
+    old, new = nid(5 << 150), nid(6 << 150)
+    a.table.heard_from(old, addr(2), 0.0, responded=True)
+    for now in (1.0, 2.0):  # a good node is only dropped after repeated evidence
+        a.ping(addr(2), now)
+        ((data, _),) = a.datagrams_to_send()
+        reply = Response(decode_message(data).t, new)
+        a.receive_datagram(encode_message(reply), addr(2), now + 0.1)
+    assert a.table.get(old) is None
+    entry = a.table.get_by_addr(addr(2))
+    assert entry is not None
+    assert entry.node_id == new
