@@ -196,7 +196,9 @@ class DHTService:
                 self._wakeup = scope
                 try:
                     data, addr = await sock.recvfrom(MAX_DATAGRAM)
-                except OSError as exc:
+                except (ConnectionResetError, ConnectionRefusedError) as exc:
+                    # ICMP "port unreachable" for an earlier sendto (some platforms report
+                    # it here). Any other OSError means the socket is broken: let it raise.
                     self._socket_errors += 1
                     log.debug("recvfrom failed: %s", exc)
                 else:
