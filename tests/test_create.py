@@ -209,7 +209,8 @@ def test_progress_reports_every_buffer(tmp_path: Path, monkeypatch: pytest.Monke
 @given(
     sizes=st.lists(st.integers(0, 3 * PL + 3), min_size=1, max_size=6),
     piece_exp=st.integers(14, 16),
-    chunk_pieces=st.integers(1, 3),
+    chunk_pieces=st.integers(1, 5),
+    threads=st.integers(1, 3),
     seed=st.integers(0, 2**32),
 )
 def test_hashes_match_reference_for_any_split(
@@ -217,9 +218,11 @@ def test_hashes_match_reference_for_any_split(
     sizes: list[int],
     piece_exp: int,
     chunk_pieces: int,
+    threads: int,
     seed: int,
 ) -> None:
-    # The read buffer (chunk_pieces pieces) and file boundaries fall anywhere.
+    # The read buffer (chunk_pieces pieces), the per-thread split and the file
+    # boundaries fall anywhere.
     root = tmp_path_factory.mktemp("prop") / "root"
     blob = hashlib.shake_256(seed.to_bytes(8, "big")).digest(sum(sizes) or 1)[: sum(sizes)]
     pos = 0
@@ -227,8 +230,9 @@ def test_hashes_match_reference_for_any_split(
         write(root / f"f{i:02d}", blob[pos : pos + n])
         pos += n
     piece_length = 1 << piece_exp
-    old = shoal.create.READ_CHUNK
+    old = shoal.create.READ_CHUNK, shoal.create.HASH_THREADS
     shoal.create.READ_CHUNK = chunk_pieces * piece_length
+    shoal.create.HASH_THREADS = threads
     try:
         if not blob:
             with pytest.raises(ValueError, match="no data"):
@@ -236,6 +240,6 @@ def test_hashes_match_reference_for_any_split(
             return
         info = parse_metainfo(create_torrent(root, piece_length=piece_length)).info
     finally:
-        shoal.create.READ_CHUNK = old
+        shoal.create.READ_CHUNK, shoal.create.HASH_THREADS = old
     assert info.piece_hashes == reference_pieces(blob, piece_length)
     assert [f.length for f in info.files] == sizes

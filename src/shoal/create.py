@@ -21,7 +21,9 @@ Policy (see ``docs/metainfo.md``):
 Hashing reads with ``readinto`` into preallocated buffers holding many whole pieces,
 runs across file boundaries, and hashes ``memoryview`` slices in a worker thread
 while the next buffer is read, so the Python overhead per piece is one call and the
-throughput is bounded by SHA-1 (or the disk), not by Python.
+throughput is bounded by SHA-1 (or the disk), not by Python. ``mmap`` would save
+the kernel copy (libtorrent 2 maps files), but a file truncated while mapped kills a
+Python process with SIGBUS, so we pay the copy.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ TARGET_PIECES: Final = 2000
 #: overhead and is below the block size, larger makes a single bad piece costly and
 #: is beyond what older clients accept. Explicit lengths may go up to 64 MiB.
 AUTO_MAX_PIECE_LENGTH: Final = 16 * 1024 * 1024
+#: SHA-1 worker threads: one per core, at most 4 (beyond that the disk dominates).
+HASH_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Read buffer size target: large sequential reads, a few MiB of memory (two buffers).
 #: Not Final: tests shrink it to push buffer boundaries through small files.
 READ_CHUNK = 8 * 1024 * 1024
@@ -118,11 +122,12 @@ def _check_names(name: str, entries: list[_Found]) -> None:
             raise ValueError(f"cannot put {'/'.join(parts)!r} in a torrent: {exc}") from exc
 
 
-def _hash_buffer(view: memoryview, filled: int, piece_length: int) -> list[bytes]:
+def _hash_range(view: memoryview, start: int, stop: int, piece_length: int) -> list[bytes]:
+    """Digests of the pieces in ``view[start:stop]`` (`start` is piece-aligned)."""
     sha1 = hashlib.sha1
     return [
-        sha1(view[off : min(off + piece_length, filled)]).digest()
-        for off in range(0, filled, piece_length)
+        sha1(view[off : min(off + piece_length, stop)]).digest()
+        for off in range(start, stop, piece_length)
     ]
 
 
@@ -134,32 +139,40 @@ def _hash_pieces(
 ) -> bytes:
     """SHA-1 of every piece of the concatenation of `files` (each read to its size).
 
-    Two buffers alternate: one worker thread hashes a full buffer while this thread
-    reads into the other. Both ``readinto`` and ``hashlib`` (on > 2 KiB) release the
-    GIL, so reading and hashing overlap and SHA-1 alone sets the pace.
+    Two buffers alternate: worker threads hash the pieces of a full buffer (split
+    into one contiguous run per thread) while this thread reads into the other.
+    ``readinto`` and ``hashlib`` (on > 2 KiB) both release the GIL, so reading and
+    hashing overlap and, with several cores, SHA-1 runs in parallel as libtorrent's
+    does.
     """
     chunk = piece_length * max(1, READ_CHUNK // piece_length)
     views = [memoryview(bytearray(chunk)), memoryview(bytearray(chunk))]
     digests: list[bytes] = []
-    pending: Future[list[bytes]] | None = None
+    pending: list[Future[list[bytes]]] = []
     pending_len = done = filled = current = 0
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoal-hash") as pool:
+    with ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="shoal-hash") as pool:
 
         def collect() -> None:
-            nonlocal pending, done
-            if pending is not None:
-                digests.extend(pending.result())
-                pending = None
+            nonlocal done
+            if pending:
+                for fut in pending:
+                    digests.extend(fut.result())
+                pending.clear()
                 done += pending_len
                 if progress is not None:
                     progress(done, total)
 
         def flush() -> None:
             # The other buffer is free once its hashing is collected; then swap.
-            nonlocal pending, pending_len, filled, current
+            nonlocal pending_len, filled, current
             collect()
-            pending = pool.submit(_hash_buffer, views[current], filled, piece_length)
+            pieces = -(-filled // piece_length)
+            per = -(-pieces // HASH_THREADS) * piece_length
+            pending.extend(
+                pool.submit(_hash_range, views[current], lo, min(lo + per, filled), piece_length)
+                for lo in range(0, filled, per)
+            )
             pending_len, filled, current = filled, 0, 1 - current
 
         for path, size in files:
