@@ -19,7 +19,7 @@ Policy (see ``docs/metainfo.md``):
 * A directory always gives a multi-file torrent, even with one file in it.
 
 Hashing reads with ``readinto`` into preallocated buffers holding many whole pieces,
-runs across file boundaries, and hashes ``memoryview`` slices in a worker thread
+runs across file boundaries, and hashes ``memoryview`` slices on worker threads
 while the next buffer is read, so the Python overhead per piece is one call and the
 throughput is bounded by SHA-1 (or the disk), not by Python. ``mmap`` would save
 the kernel copy (libtorrent 2 maps files), but a file truncated while mapped kills a
