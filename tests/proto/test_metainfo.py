@@ -164,6 +164,9 @@ def test_non_canonical_info_hashes_as_given() -> None:
     assert info.info_hash == hashlib.sha1(raw).digest()
     torrent = b"d4:info" + raw + b"e"
     assert parse_metainfo(torrent).info_hash == info.info_hash
+    rebuilt = build_metainfo(raw, comment="kept verbatim")
+    assert raw in rebuilt
+    assert parse_metainfo(rebuilt).info_hash == info.info_hash
 
 
 # ---- validation ------------------------------------------------------------------------
