@@ -17,8 +17,9 @@ from shoal.peer.handshake import (
     decode_handshake,
     encode_handshake,
 )
+from shoal.peer.messages import FrameDecoder, Message, encode_message
 
-from .wire_strategies import split_at
+from .wire_strategies import split_at, wire_messages
 
 IH = InfoHash(bytes(range(20)))
 PID = PeerId(b"-SH0001-abcdefghijkl")
@@ -157,3 +158,31 @@ def test_any_header_corruption_is_caught(hs: Handshake, pos: int, value: int) ->
     wire[pos] = value
     with pytest.raises(HandshakeError):
         HandshakeParser().receive_data(bytes(wire))
+
+
+@given(
+    hs=handshakes,
+    msgs=st.lists(wire_messages(), max_size=6),
+    cuts=st.lists(st.integers(0, 3_000), max_size=8),
+)
+def test_hand_off_to_frame_decoder_is_split_invariant(
+    hs: Handshake, msgs: list[Message], cuts: list[int]
+) -> None:
+    # Layer switch as a peer session does it: the handshake parser's leftover bytes are
+    # the start of the message stream, wherever the reads happened to be cut.
+    stream = encode_handshake(hs) + b"".join(encode_message(m) for m in msgs)
+    parser = HandshakeParser()
+    decoder = FrameDecoder()
+    got: list[Message] = []
+    switched = False
+    for chunk in split_at(stream, cuts):
+        if switched:
+            decoder.receive_data(chunk)
+        else:
+            parser.receive_data(chunk)
+            switched = parser.handshake is not None
+            if switched and parser.trailing_data:
+                decoder.receive_data(parser.trailing_data)
+        got.extend(decoder)
+    assert parser.handshake == hs
+    assert got == msgs
