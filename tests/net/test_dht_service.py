@@ -131,3 +131,23 @@ async def test_corrupt_state_file_is_an_error_not_a_silent_cold_start(tmp_path: 
     with pytest.raises(DecodeError):
         async with open_dht_node(LOCAL, state_file=state):
             pass  # pragma: no cover
+
+
+async def test_state_is_saved_periodically_while_running(tmp_path: Path) -> None:
+    from shoal.dht.node import DHTNode
+    from shoal.net.dht_service import DHTService, load_state
+
+    state = tmp_path / "dht.json"
+    with trio.fail_after(10):
+        async with network(2, seed=40) as nodes, trio.open_nursery() as nursery:
+            engine = DHTNode(bytes([7]) * 20, random.Random(1), trio.current_time())
+            service = DHTService(engine, bind=LOCAL, state_file=state, save_interval=0.05)
+            await nursery.start(service.serve)
+            service.add_nodes([nodes[0].address])
+            await service.wait_bootstrapped()
+            # The file is the observable here; the first saves may predate the bootstrap.
+            while not state.exists() or not (saved := load_state(state)) or not saved[1]:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+            assert saved[0] == bytes([7]) * 20
+            assert set(saved[1]) <= {(n.node_id, n.address) for n in nodes}
+            nursery.cancel_scope.cancel()
