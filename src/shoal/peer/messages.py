@@ -419,8 +419,9 @@ class FrameDecoder:
         self._max_request = max_request_length
         self._max_bitfield = max_bitfield_length
         self._num_pieces: int | None = None
-        self._max_any = 0
-        self.set_num_pieces(num_pieces)
+        self._max_any = max(max_length, max_extended_length, max_bitfield_length)
+        if num_pieces is not None:
+            self.set_num_pieces(num_pieces)
         self._buf: bytes = _EMPTY  # first unconsumed chunk (possibly merged)
         self._view = memoryview(self._buf)
         self._pos = 0  # read offset into _buf
@@ -432,12 +433,11 @@ class FrameDecoder:
         #: Frames with an id we do not know, skipped as BEP 3 asks.
         self.unknown_messages = 0
 
-    def set_num_pieces(self, num_pieces: int | None) -> None:
+    def set_num_pieces(self, num_pieces: int) -> None:
         """Enable exact bitfield-length and piece-index checks (e.g. after ut_metadata)."""
-        if num_pieces is not None:
-            if num_pieces < 0:
-                raise ValueError("num_pieces must not be negative")
-            self._max_bitfield = 1 + (num_pieces + 7) // 8
+        if num_pieces < 0:
+            raise ValueError("num_pieces must not be negative")
+        self._max_bitfield = 1 + (num_pieces + 7) // 8
         self._num_pieces = num_pieces
         self._need = 0  # re-check any pending frame against the new limits
         self._max_any = max(self._max_length, self._max_extended, self._max_bitfield)
