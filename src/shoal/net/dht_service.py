@@ -83,7 +83,6 @@ class _Waiter:
     announce: bool = False
     events: list[PeersFound] = field(default_factory=list)
     finished: LookupFinished | None = None
-    announced: AnnounceSent | None = None
     done: bool = False
     lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
 
@@ -127,7 +126,6 @@ class DHTService:
         self._wakeup = trio.CancelScope()
         self._dirty = False
         self._waiters: dict[int, _Waiter] = {}
-        self._started = trio.Event()
         self._bootstrapped = trio.Event()
         self.address: Addr | None = None
         self._in = self._out = self._bytes_in = self._bytes_out = 0
@@ -136,9 +134,6 @@ class DHTService:
     @property
     def node(self) -> DHTNode:
         return self._node
-
-    async def wait_started(self) -> None:
-        await self._started.wait()
 
     async def wait_bootstrapped(self) -> None:
         """Return once a bootstrap has reached the network (it never does without seeds)."""
@@ -174,7 +169,6 @@ class DHTService:
                 async with trio.open_nursery() as nursery:
                     if self._state_file is not None:
                         nursery.start_soon(self._save_periodically)
-                    self._started.set()
                     task_status.started(self.address)
                     await self._drive(sock)
             finally:
@@ -253,7 +247,6 @@ class DHTService:
         elif isinstance(event, AnnounceSent):
             waiter = self._waiters.pop(event.lookup_id, None)
             if waiter is not None:
-                waiter.announced = event
                 waiter.finish()
 
     def _wake(self) -> None:
