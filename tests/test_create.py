@@ -243,3 +243,11 @@ def test_hashes_match_reference_for_any_split(
         shoal.create.READ_CHUNK, shoal.create.HASH_THREADS = old
     assert info.piece_hashes == reference_pieces(blob, piece_length)
     assert [f.length for f in info.files] == sizes
+
+
+def test_file_that_shrank_is_an_error(tmp_path: Path) -> None:
+    # The size is taken from stat() before hashing; a file cut short meanwhile must
+    # not silently hash fewer bytes than the torrent will claim.
+    write(tmp_path / "f", b"x" * 50)
+    with pytest.raises(OSError, match="shrank"):
+        shoal.create._hash_pieces([(tmp_path / "f", 100)], PL, 100, None)
