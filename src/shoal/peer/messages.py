@@ -278,14 +278,16 @@ _LEN_ID_U32X2 = struct.Struct(">IBII")
 _LEN_ID_U32X3 = struct.Struct(">IBIII")
 
 _KEEP_ALIVE_FRAME: Final = b"\0\0\0\0"
-_BARE: Final[dict[type, bytes]] = {
-    Choke: _LEN_ID.pack(1, MessageId.CHOKE),
-    Unchoke: _LEN_ID.pack(1, MessageId.UNCHOKE),
-    Interested: _LEN_ID.pack(1, MessageId.INTERESTED),
-    NotInterested: _LEN_ID.pack(1, MessageId.NOT_INTERESTED),
-    HaveAll: _LEN_ID.pack(1, MessageId.HAVE_ALL),
-    HaveNone: _LEN_ID.pack(1, MessageId.HAVE_NONE),
+# The payload-less messages: decoded to shared instances, encoded from a table.
+_SINGLETONS: Final[dict[int, Message]] = {
+    MessageId.CHOKE: Choke(),
+    MessageId.UNCHOKE: Unchoke(),
+    MessageId.INTERESTED: Interested(),
+    MessageId.NOT_INTERESTED: NotInterested(),
+    MessageId.HAVE_ALL: HaveAll(),
+    MessageId.HAVE_NONE: HaveNone(),
 }
+_BARE: Final = {type(m): _LEN_ID.pack(1, msg_id) for msg_id, m in _SINGLETONS.items()}
 
 
 def encode_piece_header(index: int, begin: int, block_length: int) -> bytes:
@@ -358,14 +360,6 @@ _FIXED_LENGTH: Final[dict[int, int]] = {
     MessageId.HAVE_NONE: 1,
     MessageId.REJECT: 13,
     MessageId.ALLOWED_FAST: 5,
-}
-_SINGLETONS: Final[dict[int, Message]] = {
-    MessageId.CHOKE: Choke(),
-    MessageId.UNCHOKE: Unchoke(),
-    MessageId.INTERESTED: Interested(),
-    MessageId.NOT_INTERESTED: NotInterested(),
-    MessageId.HAVE_ALL: HaveAll(),
-    MessageId.HAVE_NONE: HaveNone(),
 }
 _KEEP_ALIVE: Final = KeepAlive()
 _MESSAGE_NAMES: Final = {m.value: m.name for m in MessageId}
