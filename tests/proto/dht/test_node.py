@@ -549,3 +549,21 @@ def test_new_id_at_known_address_replaces_the_old_entry() -> None:
     entry = a.table.get_by_addr(addr(2))
     assert entry is not None
     assert entry.node_id == new
+
+
+def _busy_node() -> DHTNode:
+    node = DHTNode(nid(1), random.Random(1), 0.0)
+    node.table.heard_from(nid(2), addr(2), 0.0, responded=True)
+    node.get_peers(IH, 0.0)
+    node.ping(addr(2), 0.0)
+    node.datagrams_to_send()
+    return node
+
+
+@given(st.binary(max_size=600))
+def test_receive_datagram_is_total(data: bytes) -> None:
+    # One-argument form for tools/fuzz.py; the node has open transactions at addr(2).
+    node = _busy_node()
+    _feed(node, data, addr(2), 0.5)
+    _feed(node, data, addr(3), 0.6)
+    node.handle_timer(60.0)
