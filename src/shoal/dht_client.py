@@ -16,7 +16,7 @@ import random
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, final
 
 import trio
 
@@ -53,6 +53,7 @@ class DHTClientStats:
     node: NodeStats
 
 
+@final
 class PeerSearch:
     """``async for peer in dht.get_peers(info_hash)``: peers as the lookup finds them.
 
@@ -93,6 +94,7 @@ class PeerSearch:
         return self._pending.pop(0)
 
 
+@final
 class DHT:
     """A running DHT node (obtained from `open_dht_node`)."""
 

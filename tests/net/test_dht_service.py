@@ -151,3 +151,23 @@ async def test_state_is_saved_periodically_while_running(tmp_path: Path) -> None
             assert saved[0] == bytes([7]) * 20
             assert set(saved[1]) <= {(n.node_id, n.address) for n in nodes}
             nursery.cancel_scope.cancel()
+
+
+async def test_garbage_datagrams_are_dropped_and_the_node_keeps_serving() -> None:
+    rng = random.Random(5)
+    with trio.fail_after(10):
+        async with network(3, seed=50) as nodes:
+            await wait_bootstrapped(nodes)
+            target = nodes[0]
+            with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+                await sock.bind(LOCAL)
+                for size in (0, 1, 5, 100, 1400):
+                    await sock.sendto(rng.randbytes(size), target.address)
+                await sock.sendto(
+                    b"d1:ad2:id20:" + bytes(20) + b"e1:q4:ping1:t2:xx1:y1:qe", target.address
+                )
+                data, _ = await sock.recvfrom(2048)  # the well-formed ping is answered
+                assert b"1:y1:r" in data
+            await nodes[1].announce(IH, 4242)
+            assert [p async for p in nodes[2].get_peers(IH)] == [("127.0.0.1", 4242)]
+            assert target.statistics().node.malformed >= 4

@@ -37,7 +37,7 @@ import enum
 import ipaddress
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias, final
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -190,6 +190,7 @@ def _as_int(node_id: bytes) -> int:
     return int.from_bytes(node_id, "big")
 
 
+@final
 class RoutingTable:
     """BEP 5 routing table; pure: all time comes in as `now`, entropy as `rng`.
 

@@ -28,7 +28,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn, final
 
 import trio
 
@@ -100,6 +100,7 @@ class _Waiter:
             await self.lot.park()
 
 
+@final
 class DHTService:
     """Bind a UDP socket and drive a `DHTNode` on it until cancelled.
 
