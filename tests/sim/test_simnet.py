@@ -67,8 +67,10 @@ def test_round_trip_takes_exactly_the_link_rtt() -> None:
     a.out.append((b"ping:1", B))
     net.poke(A)
     net.run()
-    assert b.received == [(pytest.approx(rtt / 2), b"ping:1", A)]
-    assert a.received == [(pytest.approx(rtt), b"pong:1", B)]
+    assert [(d, src) for _, d, src in b.received] == [(b"ping:1", A)]
+    assert [(d, src) for _, d, src in a.received] == [(b"pong:1", B)]
+    assert b.received[0][0] == pytest.approx(rtt / 2)
+    assert a.received[0][0] == pytest.approx(rtt)
     stats = net.statistics()
     assert (stats.sent, stats.delivered, stats.lost) == (2, 2, 0)
 
@@ -200,6 +202,12 @@ def test_kademlia_contacts_fill_each_bucket_with_up_to_k(n: int, k: int, seed: i
         got = Counter(shared_prefix(ids[i], ids[j]) for j in contacts)
         members = Counter(shared_prefix(ids[i], ids[j]) for j in range(len(ids)) if j != i)
         assert got == Counter({b: min(k, m) for b, m in members.items()})
+    # A foreign owner (e.g. a probe joining the swarm) gets the same kind of table.
+    owner = random_id(rng)
+    (contacts,) = kademlia_contacts(ids, k, rng, owners=[owner])
+    got = Counter(shared_prefix(owner, ids[j]) for j in contacts)
+    members = Counter(shared_prefix(owner, x) for x in ids if x != owner)
+    assert got == Counter({b: min(k, m) for b, m in members.items()})
 
 
 def test_engine_errors_include_decode_errors() -> None:

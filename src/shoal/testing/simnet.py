@@ -278,34 +278,39 @@ class SimNet:
         self.poke(addr)
 
 
-def kademlia_contacts(ids: Sequence[bytes], k: int, rng: random.Random) -> list[list[int]]:
+def kademlia_contacts(
+    ids: Sequence[bytes], k: int, rng: random.Random, *, owners: Sequence[bytes] | None = None
+) -> list[list[int]]:
     """Warm routing tables: for each node, up to k random nodes from each of its buckets.
 
     Bucket ``b`` of node ``n`` holds the IDs sharing exactly ``b`` leading bits with
     ``n`` (BEP 5's bucket split, fully grown). IDs must be distinct 20-byte values.
-    Returns, per node, indices into ``ids``.
+    Returns, per owner (by default every node of ``ids``), indices into ``ids``; an
+    owner never gets its own ID.
     """
     order = sorted(range(len(ids)), key=lambda i: ids[i])
     keys = [int.from_bytes(ids[i], "big") for i in order]
 
-    def count(prefix: int, shift: int) -> tuple[int, int]:
+    def span(prefix: int, shift: int) -> tuple[int, int]:
         lo = prefix << shift
         return bisect.bisect_left(keys, lo), bisect.bisect_left(keys, lo + (1 << shift))
 
     tables: list[list[int]] = []
-    for node in ids:
+    for node in ids if owners is None else owners:
         value = int.from_bytes(node, "big")
         contacts: list[int] = []
         for b in range(160):
             shift = 159 - b
             # IDs that agree with `node` on the first b bits and differ at bit b.
-            start, stop = count((value >> shift) ^ 1, shift)
+            start, stop = span((value >> shift) ^ 1, shift)
             if stop - start > k:
                 contacts.extend(order[j] for j in rng.sample(range(start, stop), k))
             else:
                 contacts.extend(order[j] for j in range(start, stop))
-            same_start, same_stop = count(value >> shift, shift)
-            if same_stop - same_start <= 1:
+            same_start, same_stop = span(value >> shift, shift)
+            if same_stop - same_start == 0 or (
+                same_stop - same_start == 1 and keys[same_start] == value
+            ):
                 break  # nobody else shares b+1 bits with us: deeper buckets are empty
         tables.append(contacts)
     return tables

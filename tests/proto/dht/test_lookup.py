@@ -536,3 +536,25 @@ def test_evicted_failed_node_is_never_asked_again() -> None:
     lookup.on_response(addr_of(5), nid(5), again, [], None, 0.3)
     assert addr_of(1) not in {s[1] for s in lookup.candidate_states()}
     assert isinstance(lookup.next(0.3), LookupDone)
+
+
+@pytest.mark.parametrize("late_reply", [True, False])
+def test_patience_holds_termination_but_not_the_slot(late_reply: bool) -> None:
+    config = LookupConfig(
+        alpha=1, k=2, adaptive=False, soft_timeout=0.5, patience=2.0, hard_timeout=10.0
+    )
+    seeds = [(nid(1), addr_of(1)), (nid(2), addr_of(2))]
+    lookup = Lookup(TARGET, LookupKind.FIND_NODE, seeds, now=0.0, config=config)
+    assert run_until_wait(lookup, 0.0) == ([QueryNode(nid(1), addr_of(1))], Wait(0.5))
+    # The soft timeout frees the only slot at once...
+    assert run_until_wait(lookup, 0.5) == ([QueryNode(nid(2), addr_of(2))], Wait(1.0))
+    lookup.on_response(addr_of(2), nid(2), [], [], None, 0.6)
+    # ...but node 1, the closest, is waited for until 2.0 after its query.
+    assert run_until_wait(lookup, 0.6) == ([], Wait(2.0))
+    if late_reply:
+        lookup.on_response(addr_of(1), nid(1), [], [], None, 1.5)
+        assert isinstance(lookup.next(1.5), LookupDone)
+        assert [r[0] for r in lookup.closest_responded()] == [nid(1), nid(2)]
+    else:
+        assert isinstance(lookup.next(2.0), LookupDone)
+        assert [r[0] for r in lookup.closest_responded()] == [nid(2)]
