@@ -10,11 +10,11 @@ deadline (``get_timer``). Every input method may queue datagrams: the driver cal
 
 The node composes the pure parts: `RoutingTable` (who we know), `Lookup` (which
 node to ask next), `TokenManager` (announce tokens), `PeerStore` (what was
-announced to us) and `RateLimiter` (how much work a source IP may cause).
-What it owns itself is the *transaction table*: every query we send is keyed by
-``(addr, t)`` with ``t`` drawn from the injected rng, so a reply is only accepted
-from the address we asked and with an id an off-path spoofer must guess. Each
-transaction has a deadline; on expiry the table hears ``failed()``.
+announced to us), `RateLimiter` (how much work a source IP may cause) and
+`TransactionTable` (our outstanding queries). A reply is only accepted from the
+address we asked and with the rng-drawn id we sent; each query has a deadline,
+and on expiry the routing table hears ``failed(addr)``, by address, never by the
+id we expected (that id may be a third party's lie).
 
 Serving (BEP 5 "DHT Queries"): every reply carries our id, the requester's
 address as ``ip`` (BEP 42) and our version ``v``. find_node and get_peers return
@@ -40,7 +40,7 @@ from __future__ import annotations
 import collections
 import enum
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final
 
 from . import bep42
 from .compact import NodeInfo
@@ -73,15 +73,13 @@ from .peer_store import MAX_VALUES, PeerStore, PeerStoreConfig
 from .ratelimit import RateLimiter
 from .routing import Added, Pending, RoutingStats, RoutingTable
 from .tokens import TokenManager
+from .transactions import TransactionTable
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable
 
     from .compact import Addr
     from .routing import InsertResult
-
-    _Builder: TypeAlias = Callable[[bytes], Query]
 
 __all__ = ["DHTConfig", "DHTNode", "DHTStats"]
 
@@ -146,12 +144,11 @@ class _Purpose(enum.Enum):
     ANNOUNCE = "announce"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Txn:
     method: bytes
     purpose: _Purpose
     sent_at: float
-    deadline: float
     node_id: bytes | None = None
     lookup_id: int | None = None
 
@@ -202,7 +199,7 @@ class DHTNode:
         self._limiter = RateLimiter(cfg.rate, cfg.burst)
         self._out: list[tuple[bytes, Addr]] = []
         self._events: collections.deque[DHTEvent] = collections.deque()
-        self._txns: dict[tuple[Addr, bytes], _Txn] = {}
+        self._txns: TransactionTable[_Txn] = TransactionTable(rng)
         self._pinging: set[Addr] = set()
         self._jobs: dict[int, _LookupJob] = {}
         self._next_lookup_id = 1
@@ -228,11 +225,11 @@ class DHTNode:
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called."""
-        times = [t.deadline for t in self._txns.values()]
-        times.extend(j.wake for j in self._jobs.values() if j.wake is not None)
+        times = [j.wake for j in self._jobs.values() if j.wake is not None]
         times.append(self._maintenance_at)
-        if self._bootstrap_retry_at is not None:
-            times.append(self._bootstrap_retry_at)
+        times.extend(
+            t for t in (self._txns.next_deadline(), self._bootstrap_retry_at) if t is not None
+        )
         return min(times)
 
     def handle_timer(self, now: float) -> None:
@@ -240,9 +237,8 @@ class DHTNode:
 
         Call `datagrams_to_send()` afterwards.
         """
-        for key, txn in [(k, t) for k, t in self._txns.items() if t.deadline <= now]:
-            del self._txns[key]
-            self._on_timeout(key[0], txn, now)
+        for addr, txn in self._txns.pop_expired(now):
+            self._on_timeout(addr, txn, now)
         for lookup_id, job in list(self._jobs.items()):
             if job.wake is not None and job.wake <= now:
                 self._drive(lookup_id, now)
@@ -293,15 +289,8 @@ class DHTNode:
         if addr in self._pinging:
             return
         self._pinging.add(addr)
-        cfg = self.config
-        self._send_query(
-            addr,
-            now,
-            _Purpose.PING,
-            node_id,
-            None,
-            lambda t: PingQuery(t, self.node_id, cfg.read_only, cfg.version),
-        )
+        msg = PingQuery(b"", self.node_id, self.config.read_only, self.config.version)
+        self._send_query(msg, addr, now, _Purpose.PING, node_id)
 
     def find_node(self, target: bytes, now: float) -> int:
         """Start a find_node lookup; returns its id (see `LookupFinished`)."""
@@ -411,39 +400,24 @@ class DHTNode:
 
     # ---- our queries and their outcomes ----------------------------------------------
 
-    def _new_tid(self, addr: Addr) -> bytes:
-        # BEP 5: "typically 2 characters are enough". Per address, collisions are rare;
-        # after a few tries fall back to 4 bytes rather than loop.
-        for _ in range(8):
-            t = self._rng.randbytes(2)
-            if (addr, t) not in self._txns:
-                return t
-        while True:  # 2**32 ids per address; terminates with overwhelming probability
-            t = self._rng.randbytes(4)
-            if (addr, t) not in self._txns:
-                return t
-
     def _send_query(
         self,
+        msg: Query,
         addr: Addr,
         now: float,
         purpose: _Purpose,
-        node_id: bytes | None,
-        lookup_id: int | None,
-        build: _Builder,
+        node_id: bytes | None = None,
+        lookup_id: int | None = None,
     ) -> None:
-        t = self._new_tid(addr)
-        msg = build(t)
-        timeout = (
-            self.config.lookup.hard_timeout
-            if purpose is _Purpose.LOOKUP
-            else self.config.query_timeout
-        )
-        self._txns[(addr, t)] = _Txn(msg.method, purpose, now, now + timeout, node_id, lookup_id)
-        self._out.append((encode_message(msg), addr))
+        """Send `msg` with a fresh transaction id (its own ``t`` is a placeholder)."""
+        cfg = self.config
+        timeout = cfg.lookup.hard_timeout if purpose is _Purpose.LOOKUP else cfg.query_timeout
+        txn = _Txn(msg.method, purpose, now, node_id, lookup_id)
+        t = self._txns.add(addr, txn, now + timeout)
+        self._out.append((encode_message(replace(msg, t=t)), addr))
 
     def _on_response(self, msg: Response, addr: Addr, now: float) -> None:
-        txn = self._txns.pop((addr, msg.t), None)
+        txn = self._txns.pop(addr, msg.t)
         if txn is None:
             self._counts["unsolicited"] += 1
             return
@@ -474,7 +448,7 @@ class DHTNode:
         self._drive(txn.lookup_id, now)
 
     def _on_error(self, msg: Error, addr: Addr, now: float) -> None:
-        txn = self._txns.pop((addr, msg.t), None)
+        txn = self._txns.pop(addr, msg.t)
         if txn is None:
             self._counts["unsolicited"] += 1
             return
@@ -560,10 +534,8 @@ class DHTNode:
         for _ in range(_MAX_ACTIONS):
             action = lookup.next(now)
             if isinstance(action, QueryNode):
-                build = self._lookup_builder(job)
-                self._send_query(
-                    action.addr, now, _Purpose.LOOKUP, action.node_id, lookup_id, build
-                )
+                msg = self._lookup_query(job)
+                self._send_query(msg, action.addr, now, _Purpose.LOOKUP, action.node_id, lookup_id)
                 continue
             if isinstance(action, Wait):
                 job.wake = action.until
@@ -572,16 +544,11 @@ class DHTNode:
             return
         job.wake = now  # bounded loop exhausted: continue on the next timer tick
 
-    def _lookup_builder(self, job: _LookupJob) -> _Builder:
+    def _lookup_query(self, job: _LookupJob) -> Query:
         cfg = self.config
-        want = (b"n6",) if cfg.ipv6 else ()
-        if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
-            return lambda t: GetPeersQuery(
-                t, self.node_id, job.target, want, cfg.read_only, cfg.version
-            )
-        return lambda t: FindNodeQuery(
-            t, self.node_id, job.target, want, cfg.read_only, cfg.version
-        )
+        want = (b"n6",) if cfg.ipv6 else ()  # BEP 32: ask for IPv6 contacts
+        cls = GetPeersQuery if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE) else FindNodeQuery
+        return cls(b"", self.node_id, job.target, want, cfg.read_only, cfg.version)
 
     def _finish(self, lookup_id: int, job: _LookupJob, lookup: Lookup, now: float) -> None:
         del self._jobs[lookup_id]
@@ -605,20 +572,17 @@ class DHTNode:
         self, job: _LookupJob, node_id: bytes, addr: Addr, token: bytes, now: float
     ) -> None:
         cfg = self.config
-
-        def build(t: bytes) -> Query:
-            return AnnouncePeerQuery(
-                t,
-                self.node_id,
-                job.target,
-                job.port,
-                token,
-                job.implied_port,
-                cfg.read_only,
-                cfg.version,
-            )
-
-        self._send_query(addr, now, _Purpose.ANNOUNCE, node_id, None, build)
+        msg = AnnouncePeerQuery(
+            b"",
+            self.node_id,
+            job.target,
+            job.port,
+            token,
+            job.implied_port,
+            cfg.read_only,
+            cfg.version,
+        )
+        self._send_query(msg, addr, now, _Purpose.ANNOUNCE, node_id)
 
     # ---- bootstrap ------------------------------------------------------------------
 
