@@ -1,0 +1,643 @@
+"""`Picker`: which blocks to request from which peer (rarest first, priorities, endgame).
+
+Theory of operation
+-------------------
+The picker is pure policy: peers' piece sets and request outcomes go in as method
+calls, `Block` requests come out. It never sees bytes on the wire or a clock.
+
+Order. A peer is offered blocks by the deterministic chain (as in anacrolix's
+request-strategy order): **priority** (higher first; 0 = never) → **partial pieces
+first** (a piece with blocks already requested or received, so pieces complete and
+can be verified and shared sooner) → **rarest availability** (BEP 3, "rarest first":
+fewest connected peers have it) → a **random tie-break** from the injected rng. In
+sequential mode availability and the random draw are dropped and the chain is
+priority → lowest index, partial or not, which is what streaming playback wants.
+
+Representation. Piece sets are Python ints used as bitsets in the wire layout
+(``int.from_bytes(bitfield, "big")``: piece ``i`` is bit ``L - 1 - i`` for
+``L = 8 * ceil(n / 8)``), so "lowest index in a set" is ``L - x.bit_length()``, O(1).
+Availability is kept per piece (``_avail``) and also as bucket bitsets
+(``_buckets[a]`` = pieces that exactly ``a`` non-seed peers have). Picking a fresh
+piece for a peer is then a few whole-set ANDs that run in C: ``peer & fresh &
+level & bucket[a]`` for increasing ``a`` until one is non-empty, and a random start
+point inside it. A ``have`` moves one bit between adjacent buckets; a whole bitfield
+(or a peer leaving) moves sets bucket by bucket, O(buckets) big-int operations. Peers
+with every piece (``have_all`` or a full bitfield) are only counted in ``_seeds``: they
+add the same amount to every piece, which changes no order.
+
+Endgame. Outside endgame a block is given to at most one peer. Once no wanted piece
+has a free block left (every remaining block is requested or received), blocks in
+flight are offered again to other peers, up to ``endgame_max_owners`` requests per
+block, fewest owners first. The first arrival wins: `block_received` returns the
+other (peer, block) requests to ``cancel`` (BEP 3, "cancel": "generally only sent
+towards the end of a download, during what's called 'endgame mode'").
+
+Errors. Methods fed by remote input (`peer_has`, `block_received`) raise only
+`RemoteProtocolError`; a wrong-sized `Bitfield` or an out-of-range local call is a
+caller bug and raises `ValueError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Final, Generic, TypeVar, final
+
+from ..errors import RemoteProtocolError
+from .bitfield import Bitfield
+from .blocks import BLOCK_SIZE, Block, PieceBlocks
+
+if TYPE_CHECKING:
+    import random
+
+__all__ = ["DEFAULT_PRIORITY", "MAX_PRIORITY", "Picker", "file_piece_priorities"]
+
+#: Piece priority levels follow libtorrent's 0..7: 0 = do not download, 4 = default.
+DEFAULT_PRIORITY: Final = 4
+MAX_PRIORITY: Final = 7
+
+# In endgame, at most this many peers hold a request for the same block: enough to
+# route around one or two slow peers without spending the whole swarm's bandwidth
+# on the last few blocks.
+DEFAULT_ENDGAME_MAX_OWNERS: Final = 3
+
+P = TypeVar("P", bound=Hashable)
+
+
+def _bits_from_flags(flags: bytes, padded_len: int) -> int:
+    """Bitset (wire layout) of the positions where `flags` holds b"1"."""
+    if not flags:
+        return 0
+    return int(flags + b"0" * (padded_len - len(flags)), 2)
+
+
+def file_piece_priorities(
+    piece_length: int,
+    total_length: int,
+    files: Sequence[tuple[int, int]],
+    priorities: Sequence[int],
+) -> bytearray:
+    """Piece priorities from file priorities (file selection).
+
+    Args:
+        files: ``(offset, length)`` of each file in the concatenated torrent data.
+        priorities: one per file, 0..7 (0 = skip; give pad files 0).
+
+    Returns:
+        One priority per piece: the highest priority of any file overlapping it, so a
+        piece shared by a skipped and a selected file is still downloaded.
+    """
+    if len(files) != len(priorities):
+        raise ValueError("one priority per file")
+    num_pieces = -(-total_length // piece_length)
+    out = bytearray(num_pieces)
+    for (offset, length), prio in zip(files, priorities, strict=True):
+        if not 0 <= prio <= MAX_PRIORITY:
+            raise ValueError(f"priority {prio} outside 0..{MAX_PRIORITY}")
+        if length <= 0 or prio == 0:
+            continue
+        if offset < 0 or offset + length > total_length:
+            raise ValueError(f"file at {offset}+{length} outside {total_length} bytes")
+        for i in range(offset // piece_length, (offset + length - 1) // piece_length + 1):
+            out[i] = max(out[i], prio)
+    return out
+
+
+@final
+class _PeerPieces(Generic[P]):
+    """What one peer has, and which blocks we have asked it for."""
+
+    __slots__ = ("_int", "bits", "requests", "seed")
+
+    def __init__(self, nbytes: int) -> None:
+        self.bits = bytearray(nbytes)
+        self.seed = False
+        self._int: int | None = 0
+        self.requests: set[tuple[int, int]] = set()  # (piece index, block number)
+
+    def has(self, index: int) -> bool:
+        return self.seed or bool(self.bits[index >> 3] & (0x80 >> (index & 7)))
+
+    def as_int(self, all_mask: int) -> int:
+        if self.seed:
+            return all_mask
+        if self._int is None:  # refreshed lazily: haves are frequent, picks need the int
+            self._int = int.from_bytes(self.bits, "big")
+        return self._int
+
+
+@final
+class Picker(Generic[P]):
+    """Block selection for one torrent; `P` is any hashable peer handle."""
+
+    def __init__(
+        self,
+        num_pieces: int,
+        piece_length: int,
+        total_length: int,
+        rng: random.Random,
+        *,
+        have: Bitfield | None = None,
+        priorities: Sequence[int] | None = None,
+        sequential: bool = False,
+        endgame_max_owners: int = DEFAULT_ENDGAME_MAX_OWNERS,
+    ) -> None:
+        if piece_length <= 0 or total_length < 0 or num_pieces != -(-total_length // piece_length):
+            raise ValueError(f"{num_pieces} pieces of {piece_length} do not hold {total_length}")
+        if endgame_max_owners < 1:
+            raise ValueError("endgame_max_owners must be at least 1")
+        self.num_pieces = num_pieces
+        self.piece_length = piece_length
+        self.total_length = total_length
+        self.sequential = sequential
+        self.endgame_max_owners = endgame_max_owners
+        self._rng = rng
+        self._nbytes = (num_pieces + 7) // 8
+        self._L = 8 * self._nbytes
+        self._all = _bits_from_flags(b"1" * num_pieces, self._L)
+        self._have = have.copy() if have is not None else Bitfield(num_pieces)
+        if self._have.num_pieces != num_pieces:
+            raise ValueError("have bitfield has the wrong number of pieces")
+        self._avail = [0] * num_pieces  # non-seed peers having each piece
+        self._buckets = [self._all]  # _buckets[a]: pieces with _avail == a
+        self._seeds = 0
+        self._peers: dict[P, _PeerPieces[P]] = {}
+        self._partials: dict[int, PieceBlocks[P]] = {}
+        self._open: set[int] = set()  # partial, wanted, with a free block
+        self._tiebreak: dict[int, float] = {}  # random tie-break of each partial piece
+        self._prio = bytearray([DEFAULT_PRIORITY]) * num_pieces
+        self._set_all_priorities(priorities if priorities is not None else self._prio)
+
+    # ---- geometry ----------------------------------------------------------------
+
+    def piece_size(self, index: int) -> int:
+        if index == self.num_pieces - 1:
+            return self.total_length - index * self.piece_length
+        return self.piece_length
+
+    def _bit(self, index: int) -> int:
+        return 1 << (self._L - 1 - index)
+
+    # ---- priorities --------------------------------------------------------------
+
+    def _set_all_priorities(self, priorities: Sequence[int]) -> None:
+        if len(priorities) != self.num_pieces:
+            raise ValueError("one priority per piece")
+        if any(not 0 <= p <= MAX_PRIORITY for p in priorities):
+            raise ValueError(f"priorities must be in 0..{MAX_PRIORITY}")
+        self._prio = bytearray(priorities)
+        self._levels: dict[int, int] = {}
+        for level in set(self._prio) - {0}:
+            table = bytes(48 + (b == level) for b in range(256))
+            self._levels[level] = _bits_from_flags(bytes(self._prio.translate(table)), self._L)
+        self._recompute_wanted()
+
+    def _recompute_wanted(self) -> None:
+        wanted = 0
+        for mask in self._levels.values():
+            wanted |= mask
+        have = int.from_bytes(self._have.to_bytes(), "big")
+        partial = 0
+        for i in self._partials:
+            partial |= self._bit(i)
+        self._fresh = wanted & ~have & ~partial
+        self._left_pieces = (wanted & ~have).bit_count()
+        left_bytes = self._left_pieces * self.piece_length
+        last = self.num_pieces - 1
+        if last >= 0 and self._prio[last] and not self._have.test(last):
+            left_bytes -= self.piece_length - self.piece_size(last)
+        self._left_bytes = left_bytes
+        self._open = {i for i, pb in self._partials.items() if self._prio[i] and pb.has_free()}
+
+    def set_priorities(self, priorities: Sequence[int]) -> None:
+        """Replace every piece priority (0 = skip ... 7); see `file_piece_priorities`.
+
+        Requests already handed out for pieces now at 0 stay valid; no new ones follow.
+        """
+        self._set_all_priorities(priorities)
+
+    def set_piece_priority(self, index: int, priority: int) -> None:
+        """Change one piece's priority (cheaper than `set_priorities` for a few pieces)."""
+        if not 0 <= priority <= MAX_PRIORITY:
+            raise ValueError(f"priority {priority} outside 0..{MAX_PRIORITY}")
+        self._check_local(index)
+        old = self._prio[index]
+        if old == priority:
+            return
+        bit = self._bit(index)
+        self._prio[index] = priority
+        if old:
+            self._levels[old] ^= bit
+            if not self._levels[old]:
+                del self._levels[old]
+        if priority:
+            self._levels[priority] = self._levels.get(priority, 0) | bit
+        if not self._have.test(index) and (old == 0) != (priority == 0):
+            sign = 1 if priority else -1
+            self._left_pieces += sign
+            self._left_bytes += sign * self.piece_size(index)
+        self._refresh(index)
+
+    def priority(self, index: int) -> int:
+        return self._prio[index]
+
+    def _check_local(self, index: int) -> None:
+        if not 0 <= index < self.num_pieces:
+            raise ValueError(f"piece {index} out of range 0..{self.num_pieces - 1}")
+
+    # ---- availability ------------------------------------------------------------
+
+    def availability(self, index: int) -> int:
+        """How many connected peers have piece `index` (seeds included)."""
+        return self._avail[index] + self._seeds
+
+    def _move(self, mask: int, up: bool) -> None:
+        """Shift every piece in `mask` one availability bucket up or down."""
+        buckets = self._buckets
+        if up:
+            buckets.append(0)
+            for a in range(len(buckets) - 2, -1, -1):
+                if moving := buckets[a] & mask:
+                    buckets[a] ^= moving
+                    buckets[a + 1] |= moving
+        else:
+            for a in range(1, len(buckets)):
+                if moving := buckets[a] & mask:
+                    buckets[a] ^= moving
+                    buckets[a - 1] |= moving
+        while len(buckets) > 1 and not buckets[-1]:
+            buckets.pop()
+
+    def _peer(self, peer: P) -> _PeerPieces[P]:
+        info = self._peers.get(peer)
+        if info is None:
+            info = self._peers[peer] = _PeerPieces(self._nbytes)
+        return info
+
+    def peer_has(self, peer: P, index: int) -> None:
+        """A BEP 3 ``have``: `peer` now has piece `index`.
+
+        Raises:
+            RemoteProtocolError: `index` is not a piece of this torrent.
+        """
+        if not 0 <= index < self.num_pieces:
+            raise RemoteProtocolError(f"have for piece {index} of {self.num_pieces}")
+        info = self._peer(peer)
+        if info.has(index):
+            return
+        info.bits[index >> 3] |= 0x80 >> (index & 7)
+        info._int = None
+        a = self._avail[index]
+        self._avail[index] = a + 1
+        bit = self._bit(index)
+        if a + 1 == len(self._buckets):
+            self._buckets.append(0)
+        self._buckets[a] ^= bit
+        self._buckets[a + 1] |= bit
+
+    def peer_bitfield(self, peer: P, bitfield: Bitfield) -> None:
+        """`peer`'s whole piece set (BEP 3 ``bitfield``, BEP 6 ``have_all``/``have_none``).
+
+        Replaces whatever was known about `peer`'s pieces; its requests are kept.
+        """
+        if bitfield.num_pieces != self.num_pieces:
+            raise ValueError(f"bitfield for {bitfield.num_pieces} pieces, not {self.num_pieces}")
+        info = self._peer(peer)
+        self._forget_pieces(info)
+        if bitfield.has_all():
+            info.seed = True
+            self._seeds += 1
+            return
+        info.bits[:] = bitfield.to_bytes()
+        info._int = None
+        if bitfield.has_none():
+            return
+        avail = self._avail
+        for i in bitfield:
+            avail[i] += 1
+        self._move(info.as_int(self._all), up=True)
+
+    def peer_have_all(self, peer: P) -> None:
+        """BEP 6 ``have_all``."""
+        self.peer_bitfield(peer, Bitfield.all(self.num_pieces))
+
+    def peer_have_none(self, peer: P) -> None:
+        """BEP 6 ``have_none``."""
+        self.peer_bitfield(peer, Bitfield.none(self.num_pieces))
+
+    def _forget_pieces(self, info: _PeerPieces[P]) -> None:
+        if info.seed:
+            info.seed = False
+            self._seeds -= 1
+        elif mask := info.as_int(self._all):
+            avail = self._avail
+            for i in Bitfield.from_bytes(bytes(info.bits), self.num_pieces):
+                avail[i] -= 1
+            self._move(mask, up=False)
+        info.bits = bytearray(self._nbytes)
+        info._int = 0
+
+    def peer_left(self, peer: P) -> list[Block]:
+        """`peer` disconnected: drop its pieces from availability, free its requests."""
+        info = self._peers.get(peer)
+        if info is None:
+            return []
+        released = self.peer_choked(peer)
+        self._forget_pieces(info)
+        del self._peers[peer]
+        return released
+
+    # ---- partial-piece bookkeeping -----------------------------------------------
+
+    def _wanted(self, index: int) -> bool:
+        return self._prio[index] != 0 and not self._have.test(index)
+
+    def _refresh(self, index: int) -> None:
+        """Re-derive `index`'s fresh/open/partial membership after any change to it."""
+        pb = self._partials.get(index)
+        if pb is not None and pb.is_idle():
+            del self._partials[index]
+            del self._tiebreak[index]
+            pb = None
+        bit = self._bit(index)
+        if pb is None and self._wanted(index):
+            self._fresh |= bit
+        elif self._fresh & bit:
+            self._fresh ^= bit
+        if pb is not None and self._prio[index] and pb.has_free():
+            self._open.add(index)
+        else:
+            self._open.discard(index)
+
+    def _partial(self, index: int) -> PieceBlocks[P]:
+        pb = self._partials.get(index)
+        if pb is None:
+            pb = self._partials[index] = PieceBlocks(index, self.piece_size(index))
+            self._tiebreak[index] = self._rng.random()
+        return pb
+
+    def _key(self, index: int) -> tuple[int, float, float]:
+        if self.sequential:
+            return (-self._prio[index], index, 0.0)
+        return (-self._prio[index], self._avail[index], self._tiebreak[index])
+
+    # ---- picking -----------------------------------------------------------------
+
+    def pick_blocks(self, peer: P, count: int) -> list[Block]:
+        """Up to `count` new requests to send to `peer`, best first (see module docstring).
+
+        The blocks are recorded as requested by `peer`; report their fate with
+        `block_received`, `block_rejected`, `request_timed_out` or `peer_choked`.
+        """
+        info = self._peers.get(peer)
+        if info is None or count <= 0:
+            return []
+        out: list[Block] = []
+        open_by_level: dict[int, list[int]] = {}
+        for i in self._open:
+            if info.has(i):
+                open_by_level.setdefault(self._prio[i], []).append(i)
+        levels = sorted(open_by_level.keys() | self._levels.keys(), reverse=True)
+        for level in levels:
+            partials = open_by_level.get(level, [])
+            if self.sequential:
+                self._pick_sequential(peer, info, level, partials, count, out)
+            else:
+                for i in sorted(partials, key=self._key):
+                    self._take(peer, info, self._partials[i], count, out)
+                self._pick_fresh(peer, info, level, count, out)
+            if len(out) >= count:
+                return out
+        if self._fresh == 0 and not self._open and self._left_pieces:
+            self._pick_endgame(peer, info, count, out)
+        return out
+
+    def _take(
+        self, peer: P, info: _PeerPieces[P], pb: PieceBlocks[P], count: int, out: list[Block]
+    ) -> None:
+        for n in pb.free_blocks(count - len(out)):
+            pb.request(n, peer)
+            info.requests.add((pb.index, n))
+            out.append(pb.block(n))
+        self._refresh(pb.index)
+
+    def _candidates(self, info: _PeerPieces[P], level: int) -> int:
+        cand = info.as_int(self._all) & self._fresh
+        if len(self._levels) > 1:
+            cand &= self._levels.get(level, 0)
+        return cand
+
+    def _pick_fresh(
+        self, peer: P, info: _PeerPieces[P], level: int, count: int, out: list[Block]
+    ) -> None:
+        cand = self._candidates(info, level)
+        L = self._L
+        for bucket in self._buckets:
+            if len(out) >= count or not cand:
+                return
+            rarest = cand & bucket
+            while rarest and len(out) < count:
+                # Random tie-break: the first piece at or after a random start index.
+                start = self._rng.randrange(self.num_pieces)
+                after = rarest & ((1 << (L - start)) - 1)
+                index = L - (after or rarest).bit_length()
+                bit = self._bit(index)
+                rarest ^= bit
+                cand ^= bit
+                self._take(peer, info, self._partial(index), count, out)
+
+    def _pick_sequential(
+        self,
+        peer: P,
+        info: _PeerPieces[P],
+        level: int,
+        partials: list[int],
+        count: int,
+        out: list[Block],
+    ) -> None:
+        cand = self._candidates(info, level)
+        for i in partials:
+            cand |= self._bit(i)
+        while cand and len(out) < count:
+            index = self._L - cand.bit_length()
+            cand ^= self._bit(index)
+            self._take(peer, info, self._partial(index), count, out)
+
+    def _pick_endgame(self, peer: P, info: _PeerPieces[P], count: int, out: list[Block]) -> None:
+        pieces = [
+            i
+            for i, pb in self._partials.items()
+            if self._prio[i] and info.has(i) and not pb.is_complete()
+        ]
+        for i in sorted(pieces, key=self._key):
+            pb = self._partials[i]
+            for n in pb.endgame_blocks(peer, self.endgame_max_owners, count - len(out)):
+                pb.request(n, peer)
+                info.requests.add((i, n))
+                out.append(pb.block(n))
+            if len(out) >= count:
+                return
+
+    def in_endgame(self) -> bool:
+        """Is every remaining wanted block requested or received?"""
+        return self._fresh == 0 and not self._open and self._left_pieces > 0
+
+    # ---- request outcomes --------------------------------------------------------
+
+    def _locate(self, block: Block) -> tuple[PieceBlocks[P], int] | None:
+        pb = self._partials.get(block.index)
+        if pb is None:
+            return None
+        n = pb.block_number(block)
+        return None if n is None else (pb, n)
+
+    def block_received(self, peer: P, block: Block) -> list[tuple[P, Block]]:
+        """A BEP 3 ``piece`` message delivered `block` from `peer`.
+
+        Unrequested but valid blocks of wanted pieces are kept; duplicates are ignored.
+        Call `piece_complete` afterwards to learn whether the piece is ready to hash.
+
+        Returns:
+            The other ``(peer, block)`` requests for this block, to be ``cancel``led.
+
+        Raises:
+            RemoteProtocolError: `block` is not a block of this torrent's 16 KiB grid.
+        """
+        index, begin, length = block.index, block.begin, block.length
+        if not 0 <= index < self.num_pieces:
+            raise RemoteProtocolError(f"block for piece {index} of {self.num_pieces}")
+        size = self.piece_size(index)
+        if begin % BLOCK_SIZE or not 0 <= begin < size or length != min(BLOCK_SIZE, size - begin):
+            raise RemoteProtocolError(f"block {begin}+{length} not on the grid of piece {index}")
+        info = self._peers.get(peer)
+        n = begin // BLOCK_SIZE
+        if info is not None:
+            info.requests.discard((index, n))
+        if not self._wanted(index):
+            pb = self._partials.get(index)
+            if pb is not None:  # wanted no more, but requests were out: just unbook this one
+                pb.release(n, peer)
+                self._refresh(index)
+            return []
+        pb = self._partial(index)
+        others = pb.receive(n, peer)
+        if others is None:
+            pb.release(n, peer)
+            self._refresh(index)
+            return []
+        for other in others:
+            other_info = self._peers.get(other)
+            if other_info is not None:
+                other_info.requests.discard((index, n))
+        self._refresh(index)
+        return [(other, block) for other in others]
+
+    def piece_complete(self, index: int) -> bool:
+        """Has every block of `index` arrived, so it can be hash-checked?"""
+        pb = self._partials.get(index)
+        return pb is not None and pb.is_complete()
+
+    def _release(self, peer: P, block: Block) -> bool:
+        info = self._peers.get(peer)
+        found = self._locate(block)
+        if found is None:
+            return False
+        pb, n = found
+        if info is not None:
+            info.requests.discard((block.index, n))
+        released = pb.release(n, peer)
+        self._refresh(block.index)
+        return released
+
+    def block_rejected(self, peer: P, block: Block) -> bool:
+        """BEP 6 ``reject_request``: `block` goes back to the pool. False if not outstanding."""
+        return self._release(peer, block)
+
+    def request_timed_out(self, peer: P, block: Block) -> bool:
+        """`peer` was too slow with `block`: let other peers have it.
+
+        A late arrival from `peer` is still accepted by `block_received`.
+        """
+        return self._release(peer, block)
+
+    def peer_choked(self, peer: P) -> list[Block]:
+        """`peer` choked us (BEP 3: requests are then discarded): free all its requests."""
+        info = self._peers.get(peer)
+        if info is None:
+            return []
+        released: list[Block] = []
+        for index, n in sorted(info.requests):
+            pb = self._partials[index]
+            pb.release(n, peer)
+            released.append(pb.block(n))
+            self._refresh(index)
+        info.requests.clear()
+        return released
+
+    def outstanding(self, peer: P) -> int:
+        """Number of requests booked to `peer`."""
+        info = self._peers.get(peer)
+        return 0 if info is None else len(info.requests)
+
+    # ---- verification ------------------------------------------------------------
+
+    def piece_verified(self, index: int) -> None:
+        """Piece `index` passed its hash check (or was found on disk): we have it."""
+        self._check_local(index)
+        if self._have.test(index):
+            return
+        pb = self._partials.pop(index, None)
+        if pb is not None:
+            del self._tiebreak[index]
+            for n, owners in pb.owners.items():
+                for owner in owners:
+                    self._peers[owner].requests.discard((index, n))
+        if self._prio[index]:
+            self._left_pieces -= 1
+            self._left_bytes -= self.piece_size(index)
+        self._have.set(index)
+        self._refresh(index)
+
+    def piece_failed(self, index: int) -> set[P]:
+        """Piece `index` failed its hash check: re-download it all.
+
+        Returns:
+            The peers that sent any of its blocks, for the caller to penalise.
+        """
+        self._check_local(index)
+        pb = self._partials.get(index)
+        if pb is None:
+            return set()
+        contributors = pb.reset()
+        self._refresh(index)
+        return contributors
+
+    # ---- progress ----------------------------------------------------------------
+
+    def have(self) -> Bitfield:
+        """A copy of our verified pieces (for our own ``bitfield`` message)."""
+        return self._have.copy()
+
+    def has_piece(self, index: int) -> bool:
+        return self._have.test(index)
+
+    def is_complete(self) -> bool:
+        """Is every wanted piece verified?"""
+        return self._left_pieces == 0
+
+    def wanted_left(self) -> int:
+        """Bytes of wanted pieces not yet verified."""
+        return self._left_bytes
+
+    def interesting(self, peer: P) -> bool:
+        """Does `peer` have a wanted piece we lack (should we be ``interested``)?"""
+        info = self._peers.get(peer)
+        if info is None:
+            return False
+        have = int.from_bytes(self._have.to_bytes(), "big")
+        wanted = 0
+        for mask in self._levels.values():
+            wanted |= mask
+        return bool(info.as_int(self._all) & wanted & ~have)
+
+    def partial_pieces(self) -> Iterable[int]:
+        return self._partials.keys()
