@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .metainfo import InfoDict
 
-__all__ = ["Extent", "piece_extents"]
+__all__ = ["Extent", "file_pieces", "piece_extents"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +57,20 @@ def piece_extents(info: InfoDict, index: int, begin: int, length: int) -> list[E
             pos = stop
         i += 1
     return out
+
+
+def file_pieces(info: InfoDict, file_index: int) -> range:
+    """Indices of the pieces holding at least one byte of file `file_index`.
+
+    Empty for a zero-length file. Used to turn a file selection (BEP 53 ``so=``) into
+    pieces; the first and last piece may be shared with neighbouring files.
+
+    Raises:
+        IndexError: no such file.
+    """
+    f = info.files[file_index]
+    if not f.length:
+        return range(0)
+    first = f.offset // info.piece_length
+    last = (f.offset + f.length - 1) // info.piece_length
+    return range(first, last + 1)

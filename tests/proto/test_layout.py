@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shoal.bencoding import encode
-from shoal.layout import Extent, piece_extents
+from shoal.layout import Extent, file_pieces, piece_extents
 from shoal.metainfo import InfoDict, parse_info
 
 from .test_metainfo import PL, multi_info
@@ -114,3 +114,29 @@ def test_lookup_is_logarithmic_in_file_count() -> None:
         piece_extents(info, last, 0, 1)
     # 2000 linear scans over 50k files would take seconds; bisect takes milliseconds.
     assert time.perf_counter() - start < 0.5
+
+
+def test_file_pieces_examples() -> None:
+    info = make_info([10_000, 0, 5_000, 0, 0, 20_000])
+    assert [file_pieces(info, i) for i in range(6)] == [
+        range(1),
+        range(0),
+        range(1),
+        range(0),
+        range(0),
+        range(3),
+    ]
+    with pytest.raises(IndexError):
+        file_pieces(info, 6)
+
+
+@given(layouts)
+def test_file_pieces_agree_with_extents(layout: tuple[list[int], int]) -> None:
+    lengths, piece_length = layout
+    info = make_info(lengths, piece_length)
+    touching: dict[int, set[int]] = {i: set() for i in range(len(lengths))}
+    for index in range(info.num_pieces):
+        for e in piece_extents(info, index, 0, info.piece_size(index)):
+            touching[e.file_index].add(index)
+    for i in range(len(lengths)):
+        assert set(file_pieces(info, i)) == touching[i]
