@@ -1,0 +1,74 @@
+"""`ClientConfig`: every knob of a `Client`, as one frozen value.
+
+A value rather than keyword arguments so that the CLI, tests and library users build
+it once and pass it around; the client never mutates it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
+
+from .peer.mse import CryptoMethod, EncryptionPolicy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["ClientConfig", "EncryptionMode"]
+
+
+class EncryptionMode(enum.Enum):
+    """How we treat BEP 8 / MSE encryption on peer connections.
+
+    PREFER: dial with MSE RC4 and fall back to plaintext; accept both.
+    REQUIRE: MSE RC4 only, both ways (header obfuscation alone is refused too).
+    DISABLE: plain BitTorrent only; inbound MSE is refused.
+    """
+
+    PREFER = "prefer"
+    REQUIRE = "require"
+    DISABLE = "disable"
+
+    def policy(self) -> EncryptionPolicy:
+        """The MSE engine policy for this mode (used when an MSE handshake happens at all)."""
+        if self is EncryptionMode.REQUIRE:
+            return EncryptionPolicy(
+                methods=CryptoMethod.RC4, prefer=CryptoMethod.RC4, allow_unencrypted=False
+            )
+        return EncryptionPolicy(allow_unencrypted=True)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Client settings.
+
+    Attributes:
+        bind_host: address of the TCP listener and of the DHT's UDP socket.
+        port: listen port; 0 picks a free one. The DHT binds the same number on UDP
+            when it can (BEP 5 peers learn our DHT port from the `port` message).
+        dht: run a DHT node for peer discovery.
+        bootstrap: DHT nodes to join through; the library never adds public routers.
+        state_dir: where DHT state and resume files live; None keeps nothing on disk.
+        encryption: see `EncryptionMode`.
+        max_peers_per_torrent: connected peers per torrent, inbound and outbound.
+        max_half_open: outgoing connection attempts in flight, client-wide.
+        upload_slots: peers unchoked at once per torrent (the choker's regular slots).
+    """
+
+    bind_host: str = "0.0.0.0"
+    port: int = 6881
+    dht: bool = True
+    bootstrap: tuple[tuple[str, int], ...] = ()
+    state_dir: Path | None = None
+    encryption: EncryptionMode = EncryptionMode.PREFER
+    max_peers_per_torrent: int = 50
+    max_half_open: int = 16
+    upload_slots: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 0xFFFF:
+            raise ValueError(f"port {self.port} is out of range")
+        if self.max_peers_per_torrent < 1 or self.max_half_open < 1 or self.upload_slots < 1:
+            raise ValueError("peer, half-open and upload-slot limits must be at least 1")
