@@ -1,0 +1,867 @@
+"""`PeerConnection`: the sans-IO peer-wire engine for one connection (BEP 3, 5, 6, 9, 10, 11).
+
+Theory of operation
+-------------------
+The engine starts once the transport is set up (plaintext, or MSE with its leftover
+plaintext passed as ``initial_data``). It is a stream engine with the h11/aioquic
+contract; the driver (``net/peer_session.py``) does all I/O::
+
+    conn = PeerConnection(info_hash, our_peer_id, num_pieces_or_None, now=t, rng=rng)
+    loop:
+        conn.receive_data(bytes_from_socket, now)   # b"" = EOF
+        while (ev := conn.next_event()) is not None: handle(ev)
+        for buf in conn.data_to_send(): await stream.send_all(buf)
+        sleep until conn.get_timer(); conn.handle_timer(now)
+
+Outputs. `data_to_send()` drains everything queued so far as a ``list`` of buffers
+(``bytes`` or ``memoryview``), to be written in order. Control messages are coalesced
+into one ``bytes``; a block given to `send_piece` is not copied: its 13-byte header is
+one buffer and the caller's data (as a ``memoryview``) the next, so a driver can write
+them one by one or ``b"".join`` them. Every command and every input may queue bytes:
+call `data_to_send()` afterwards. `next_event()` returns `shoal.peer.events` objects
+in wire order, then ``None``. `get_timer()` is the next deadline (keep-alive, idle
+timeout, request deadline, snub check) or ``None``; call `handle_timer(now)` when it
+passes (early or repeated calls are harmless).
+
+States (`ConnectionState`)::
+
+    HANDSHAKE --their handshake--> OPEN --EOF between frames--> CLOSED
+        \\______________________________\\--protocol violation--> ERROR
+
+Our 68-byte handshake (reserved bits DHT, Fast, extension protocol) is queued by the
+constructor. When the peer's arrives (info-hash must match, peer_id must not be ours)
+we send, in this order: bitfield / have_all / have_none (BEP 6: "only valid directly
+after the handshake", so it must come first), then the BEP 10 extended handshake (``m``
+with ut_metadata and ut_pex, ``v``, ``reqq``, ``metadata_size`` if known, ``p``,
+``yourip``). Before the piece count is known (magnet), a Fast peer gets have_none and a
+plain one nothing; the peer's bitfield/have/have_all/have_none are buffered and replayed
+as events by `set_num_pieces`.
+
+Peer state: `am_choking`, `am_interested`, `peer_choking`, `peer_interested`,
+`peer_pieces` (a `Bitfield`), `peer_extensions` (name → the id *they* want), `peer_reqq`,
+`peer_allowed_fast`, `suggested`.
+
+Requests we send (see `shoal.peer.pipeline`): `request(index, begin, length, now)` is
+allowed while unchoked, or for a piece in `peer_allowed_fast`. Keep `request_slots(now)`
+filled; the depth adapts to rate × RTT. A block that matches an outstanding request →
+`BlockReceived`; one we cancelled or timed out is dropped quietly; any other is counted
+in `unexpected_blocks` and ignored. Deadlines → `RequestTimedOut` (we send a cancel);
+no block for ``snub_timeout`` while requests are outstanding → `PeerSnubbed` once.
+Choke without BEP 6 drops every request (one `RequestRejected` each, after `Choked`);
+with BEP 6 they stay until the peer sends a reject or the block (BEP 6: "choke no longer
+implicitly rejects all pending requests").
+
+Requests we receive are validated (length 1..``max_request_length``, inside the piece,
+a piece we have, not choking them unless allowed-fast, at most ``max_inbound_requests``
+queued) and become `BlockRequested`; refused ones get a reject with BEP 6 and are
+dropped without. Answer with `send_piece` (returns False if the request was cancelled
+meanwhile: do not count that as an error) or `send_reject`. Choking the peer discards
+its queue (with BEP 6: a reject for each, except allowed-fast pieces).
+
+Time: keep-alive after ``keepalive_interval`` seconds of our silence (BEP 3 "generally
+sent once every two minutes"); `PeerIdle` once after ``idle_timeout`` seconds of theirs.
+Commands do not take ``now`` (except `request`): their send time is the latest ``now``
+the engine has seen, which can only make a keep-alive early, never late.
+
+Errors: `receive_data` and `set_num_pieces` raise only `RemoteProtocolError` (including
+`HandshakeError`); the engine is then in ``ERROR`` and every later input raises
+`LocalProtocolError`. Commands that make no sense (requesting while choked, an extension
+the peer lacks, BEP 6 messages without BEP 6) raise `LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, final
+
+from .._version import __version__
+from ..errors import DecodeError, LocalProtocolError, RemoteProtocolError
+from ..swarm.bitfield import Bitfield
+from . import events as ev
+from . import messages as m
+from .extension import (
+    EXTENDED_HANDSHAKE_ID,
+    MAX_METADATA_SIZE,
+    UT_METADATA,
+    UT_PEX,
+    Addr,
+    ExtendedHandshake,
+    MetadataData,
+    MetadataMessage,
+    MetadataReject,
+    MetadataRequest,
+    PexMessage,
+    PexPeer,
+    decode_extended_handshake,
+    decode_metadata_message,
+    decode_pex,
+    encode_extended_handshake,
+    encode_metadata_message,
+    encode_pex,
+)
+from .handshake import Handshake, HandshakeParser, ReservedBits, encode_handshake
+from .pipeline import Block, RequestPipeline
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Iterable
+
+    from ..ids import InfoHash, PeerId
+
+__all__ = ["ConnectionConfig", "ConnectionState", "PeerConnection"]
+
+#: The extended ids *we* want to receive (BEP 10: each side picks its own numbers).
+OUR_EXTENSION_IDS: Final = {UT_METADATA: 1, UT_PEX: 2}
+# BEP 3 says 16 KiB; some clients accept up to 128 KiB. Never accept more than that.
+_MAX_BLOCK_LIMIT: Final = 128 * 1024
+# Haves buffered before the piece count is known; a real swarm sends a handful while we
+# fetch metadata, so a peer that sends more is flooding.
+_MAX_PENDING_HAVES: Final = 65536
+# Cancelled / timed-out requests remembered so their late blocks and BEP 6 rejects are
+# not mistaken for protocol violations.
+_MAX_CANCELLED: Final = 1024
+
+
+class ConnectionState(enum.Enum):
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+class _PieceState(enum.Enum):
+    """Which of the three "first message" forms the peer used."""
+
+    BITFIELD = "bitfield"
+    HAVE_ALL = "have_all"
+    HAVE_NONE = "have_none"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    """Per-connection policy. Times are seconds.
+
+    Attributes:
+        reserved: handshake bits we advertise (DHT, Fast, extension protocol).
+        client_version: BEP 10 ``v``.
+        listen_port: BEP 10 ``p`` (our TCP listen port), if any.
+        max_inbound_requests: our BEP 10 ``reqq``; more queued requests are refused.
+        max_request_length: largest block we request or serve (BEP 3: 16 KiB).
+        keepalive_interval: our silence before a keep-alive (BEP 3: two minutes).
+        idle_timeout: their silence before `PeerIdle`.
+        request_timeout: deadline of each request we send.
+        snub_timeout: no block for this long while requests are outstanding → snubbed.
+        min_queue_time: lower bound of the RTT used for the pipeline depth.
+        min_pipeline_depth / max_pipeline_depth: clamp of the adaptive depth.
+        max_metadata_size: largest BEP 9 ``metadata_size`` accepted.
+        enable_pex: advertise ut_pex.
+    """
+
+    reserved: ReservedBits = ReservedBits.DHT | ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL
+    client_version: str = f"shoal {__version__}"
+    listen_port: int | None = None
+    max_inbound_requests: int = 250
+    max_request_length: int = m.BLOCK_SIZE
+    keepalive_interval: float = 120.0
+    idle_timeout: float = 240.0
+    request_timeout: float = 60.0
+    snub_timeout: float = 60.0
+    min_queue_time: float = 1.0
+    min_pipeline_depth: int = 2
+    max_pipeline_depth: int = 250
+    max_metadata_size: int = MAX_METADATA_SIZE
+    enable_pex: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_request_length <= _MAX_BLOCK_LIMIT:
+            raise ValueError(f"max_request_length must be 1..{_MAX_BLOCK_LIMIT}")
+        if min(self.keepalive_interval, self.idle_timeout, self.request_timeout) <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.max_inbound_requests < 1:
+            raise ValueError("max_inbound_requests must be positive")
+
+
+@final
+class PeerConnection:
+    """One peer-wire connection, sans-IO (see the module docstring for the contract).
+
+    Args:
+        info_hash: the torrent; the peer's handshake must name it.
+        our_peer_id: sent in our handshake; a peer using it is ourselves.
+        num_pieces: the piece count, or ``None`` until the metadata is known.
+        now: the current time (same clock as every later ``now``).
+        rng: jitters the keep-alive interval so many connections do not tick together.
+        config: policy and limits.
+        our_pieces: what we have (default: nothing); updated by `send_have`.
+        piece_length / total_length: torrent geometry, to check inbound request ranges.
+        metadata_size: BEP 9 size of the info dict we can serve, if we have it.
+        remote_ip: the peer's address, echoed as BEP 10 ``yourip``.
+        initial_data: bytes already read from the peer (e.g. MSE ``trailing_data``).
+
+    Raises:
+        RemoteProtocolError: `initial_data` breaks the protocol (as `receive_data`).
+    """
+
+    def __init__(
+        self,
+        info_hash: InfoHash,
+        our_peer_id: PeerId,
+        num_pieces: int | None,
+        *,
+        now: float,
+        rng: random.Random,
+        config: ConnectionConfig | None = None,
+        our_pieces: Bitfield | None = None,
+        piece_length: int | None = None,
+        total_length: int | None = None,
+        metadata_size: int | None = None,
+        remote_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
+        initial_data: bytes = b"",
+    ) -> None:
+        self.config = cfg = config or ConnectionConfig()
+        self.info_hash = info_hash
+        self.our_peer_id = our_peer_id
+        self.state = ConnectionState.HANDSHAKE
+        self._parser = HandshakeParser(expected_info_hash=info_hash)
+        self._decoder = m.FrameDecoder(
+            max_length=cfg.max_request_length + 9, max_request_length=cfg.max_request_length
+        )
+        self._num_pieces: int | None = None
+        self._piece_length = piece_length
+        self._total_length = total_length
+        self.our_pieces: Bitfield | None = None
+        self.metadata_size = metadata_size
+        self._remote_ip = remote_ip
+        self._events: deque[ev.PeerEvent] = deque()
+        self._out: list[bytes | memoryview] = []
+        self._small = bytearray()
+        self._clock = now
+        self._last_send = now
+        self._last_recv = now
+        self._idle_reported = False
+        self._keepalive = cfg.keepalive_interval * (0.9 + 0.1 * rng.random())
+        self.pipeline = RequestPipeline(
+            request_timeout=cfg.request_timeout,
+            snub_timeout=cfg.snub_timeout,
+            min_queue_time=cfg.min_queue_time,
+            min_depth=cfg.min_pipeline_depth,
+            max_depth=cfg.max_pipeline_depth,
+        )
+        self._cancelled: dict[Block, None] = {}
+        self._inbound: dict[Block, None] = {}
+        self._our_allowed_fast: set[int] = set()
+        # --- what we know about the peer
+        self.peer_id: PeerId | None = None
+        self.peer_reserved = ReservedBits.NONE
+        self.fast = False  # BEP 6 negotiated (both sides set the bit)
+        self.extensions = False  # BEP 10 negotiated
+        self.am_choking = True
+        self.am_interested = False
+        self.peer_choking = True
+        self.peer_interested = False
+        self.peer_pieces: Bitfield | None = None
+        self.peer_extensions: dict[str, int] = {}
+        self.peer_reqq: int | None = None
+        self.peer_metadata_size: int | None = None
+        self.peer_allowed_fast: set[int] = set()
+        self.suggested: set[int] = set()
+        self._piece_state_seen = False  # bitfield/have_all/have_none/have received
+        self._pending_kind: _PieceState | None = None  # before the piece count is known
+        self._pending_bits: bytes | None = None
+        self._pending_haves: set[int] = set()
+        # --- counters (see statistics())
+        self.unexpected_blocks = 0
+        self.refused_requests = 0
+        self.unknown_extended = 0
+        self.downloaded = 0
+        self.uploaded = 0
+        if num_pieces is not None:
+            self._set_geometry(num_pieces, our_pieces)
+        self._queue_bytes(encode_handshake(Handshake(info_hash, our_peer_id, cfg.reserved)))
+        if initial_data:
+            self.receive_data(initial_data, now)
+
+    # =====================================================================================
+    # Outputs
+    # =====================================================================================
+
+    def data_to_send(self) -> list[bytes | memoryview]:
+        """Drain the queued bytes as buffers to write in order (possibly empty)."""
+        self._flush_small()
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> ev.PeerEvent | None:
+        """The next event in arrival order, or ``None``."""
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        """When `handle_timer` must next be called, or ``None`` (closed or failed)."""
+        if self.state in (ConnectionState.CLOSED, ConnectionState.ERROR):
+            return None
+        times = [self._last_send + self._keepalive]
+        if not self._idle_reported:
+            times.append(self._last_recv + self.config.idle_timeout)
+        pipe = self.pipeline.next_deadline()
+        if pipe is not None:
+            times.append(pipe)
+        return min(times)
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every deadline that has passed: timeouts, snubbing, idleness, keep-alive.
+
+        Queues events and bytes: call `next_event()` and `data_to_send()` afterwards.
+        """
+        if self.state in (ConnectionState.CLOSED, ConnectionState.ERROR):
+            return
+        self._tick(now)
+        if self.pipeline.check_snub(now):
+            self._events.append(ev.PeerSnubbed())
+        for block in self.pipeline.expire(now):
+            self._forget(block)
+            self._events.append(ev.RequestTimedOut(*block))
+            if self.state is ConnectionState.OPEN:
+                self._queue(m.Cancel(*block))
+        if not self._idle_reported and now >= self._last_recv + self.config.idle_timeout:
+            self._idle_reported = True
+            self._events.append(ev.PeerIdle())
+        if now >= self._last_send + self._keepalive and self.state is ConnectionState.OPEN:
+            self._queue(m.KeepAlive())
+
+    def statistics(self) -> dict[str, int | float]:
+        """Counters for logging and tests."""
+        return {
+            "downloaded": self.downloaded,
+            "uploaded": self.uploaded,
+            "outstanding": len(self.pipeline),
+            "inbound_queue": len(self._inbound),
+            "unexpected_blocks": self.unexpected_blocks,
+            "refused_requests": self.refused_requests,
+            "unknown_extended": self.unknown_extended,
+            "unknown_messages": self._decoder.unknown_messages,
+        }
+
+    # =====================================================================================
+    # Input
+    # =====================================================================================
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Take bytes from the peer; ``b""`` means it closed its side.
+
+        Queues events and bytes: call `next_event()` and `data_to_send()` afterwards.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol (or `HandshakeError`);
+                anything else is a bug.
+            LocalProtocolError: called after an error, or with data after EOF.
+        """
+        if self.state is ConnectionState.ERROR:
+            raise LocalProtocolError("connection already failed")
+        if self.state is ConnectionState.CLOSED:
+            raise LocalProtocolError("receive_data after end of stream")
+        self._tick(now)
+        if data:
+            self._last_recv = now
+            self._idle_reported = False
+        try:
+            self._receive(data, now)
+        except RemoteProtocolError:
+            self.state = ConnectionState.ERROR
+            raise
+        except DecodeError as exc:
+            self.state = ConnectionState.ERROR
+            raise RemoteProtocolError(f"undecodable message from peer: {exc}") from exc
+
+    def _receive(self, data: bytes, now: float) -> None:
+        if self.state is ConnectionState.HANDSHAKE:
+            if not data:
+                raise RemoteProtocolError("stream ended during the handshake")
+            self._parser.receive_data(data)
+            hs = self._parser.handshake
+            if hs is None:
+                return
+            self._on_handshake(hs)
+            data = self._parser.trailing_data
+            if not data:
+                return
+        self._decoder.receive_data(data)
+        while (msg := self._decoder.next_message()) is not None:
+            self._on_message(msg, now)
+        if not data:
+            self.state = ConnectionState.CLOSED
+            self._events.append(ev.ConnectionClosed())
+
+    def _on_handshake(self, hs: Handshake) -> None:
+        if hs.peer_id == self.our_peer_id:
+            raise RemoteProtocolError("connected to ourselves (peer_id is ours)")
+        ours = self.config.reserved
+        self.peer_id, self.peer_reserved = hs.peer_id, hs.reserved
+        self.fast = bool(ours & hs.reserved & ReservedBits.FAST)
+        self.extensions = bool(ours & hs.reserved & ReservedBits.EXTENSION_PROTOCOL)
+        self.state = ConnectionState.OPEN
+        self._events.append(ev.HandshakeReceived(hs.peer_id, hs.reserved))
+        self._send_piece_state()
+        if self.extensions:
+            self._send_extended_handshake()
+
+    def _send_piece_state(self) -> None:
+        have = self.our_pieces
+        if have is None or have.has_none():
+            if self.fast:
+                self._queue(m.HaveNone())
+        elif self.fast and have.has_all():
+            self._queue(m.HaveAll())
+        else:
+            self._queue(m.BitfieldMessage(have.to_bytes()))
+
+    def _send_extended_handshake(self) -> None:
+        ids = dict(OUR_EXTENSION_IDS)
+        if not self.config.enable_pex:
+            del ids[UT_PEX]
+        hs = ExtendedHandshake(
+            m=ids,
+            v=self.config.client_version,
+            p=self.config.listen_port,
+            reqq=self.config.max_inbound_requests,
+            metadata_size=self.metadata_size,
+            yourip=self._remote_ip,
+        )
+        self._queue(m.Extended(EXTENDED_HANDSHAKE_ID, encode_extended_handshake(hs)))
+
+    def _on_message(self, msg: m.Message, now: float) -> None:
+        match msg:
+            case m.Piece(index, begin, block):
+                self._on_block((index, begin, len(block)), block, now)
+            case m.Have(index):
+                self._on_have(index)
+            case m.Request(index, begin, length):
+                self._on_request((index, begin, length))
+            case m.Cancel(index, begin, length):
+                if self._inbound.pop((index, begin, length), 0) is None:
+                    self._events.append(ev.RequestCancelled(index, begin, length))
+            case m.Choke():
+                self._on_choke()
+            case m.Unchoke():
+                self.peer_choking = False
+                self._events.append(ev.Unchoked())
+            case m.Interested():
+                self.peer_interested = True
+                self._events.append(ev.PeerInterested())
+            case m.NotInterested():
+                self.peer_interested = False
+                self._events.append(ev.PeerNotInterested())
+            case m.BitfieldMessage(bits):
+                self._on_piece_state(_PieceState.BITFIELD, bits)
+            case m.HaveAll():
+                self._require_fast("have_all")
+                self._on_piece_state(_PieceState.HAVE_ALL, None)
+            case m.HaveNone():
+                self._require_fast("have_none")
+                self._on_piece_state(_PieceState.HAVE_NONE, None)
+            case m.Reject(index, begin, length):
+                self._require_fast("reject")
+                self._on_reject((index, begin, length))
+            case m.AllowedFast(index):
+                self._require_fast("allowed_fast")
+                self.peer_allowed_fast.add(index)
+                self._events.append(ev.AllowedFastReceived(index))
+            case m.Suggest(index):
+                self._require_fast("suggest")
+                self.suggested.add(index)
+                self._events.append(ev.Suggested(index))
+            case m.Extended(ext_id, payload):
+                self._on_extended(ext_id, payload)
+            case m.Port(port):
+                self._events.append(ev.PortReceived(port))
+            case m.KeepAlive():
+                pass
+
+    def _require_fast(self, what: str) -> None:
+        # BEP 6: if either side lacks the Fast bit, these messages are a violation.
+        if not self.fast:
+            raise RemoteProtocolError(f"{what} without the Fast extension")
+
+    # ---- blocks we asked for ---------------------------------------------------------
+
+    def _on_block(self, block: Block, data: bytes | memoryview, now: float) -> None:
+        if self.pipeline.block_received(block, now):
+            self.downloaded += block[2]
+            self._events.append(ev.BlockReceived(block[0], block[1], data))
+        elif self._cancelled.pop(block, 0) is None:
+            pass  # we cancelled or timed it out; the peer sent it anyway (a race)
+        else:
+            self.unexpected_blocks += 1
+
+    def _on_choke(self) -> None:
+        self.peer_choking = True
+        self._events.append(ev.Choked())
+        if not self.fast:
+            # BEP 3: a choked peer discards our queue; without BEP 6 nobody tells us.
+            self._cancelled.clear()
+            for block in self.pipeline.clear():
+                self._events.append(ev.RequestRejected(*block))
+
+    def _on_reject(self, block: Block) -> None:
+        if self.pipeline.remove(block):
+            self._events.append(ev.RequestRejected(*block))
+        elif self._cancelled.pop(block, 0) is not None:
+            # BEP 6: "If a peer receives a reject for a request that was never sent,
+            # it should close the connection."
+            raise RemoteProtocolError(f"reject for a block we never requested: {block}")
+
+    def _forget(self, block: Block) -> None:
+        """Remember a withdrawn request so its late block / reject is not an error."""
+        self._cancelled[block] = None
+        if len(self._cancelled) > _MAX_CANCELLED:
+            del self._cancelled[next(iter(self._cancelled))]
+
+    # ---- piece availability ----------------------------------------------------------
+
+    def _on_piece_state(self, kind: _PieceState, bits: bytes | None) -> None:
+        # BEP 3 / BEP 6: bitfield, have_all and have_none are only valid as the first
+        # message. Extended messages may come before them (several clients send the
+        # BEP 10 handshake first), so the rule checked is "once, and before any have".
+        if self._piece_state_seen:
+            raise RemoteProtocolError("bitfield/have_all/have_none is not the first message")
+        self._piece_state_seen = True
+        if self._num_pieces is None:
+            self._pending_kind, self._pending_bits = kind, bits
+            return
+        self._apply_piece_state(kind, bits, self._num_pieces)
+
+    def _apply_piece_state(self, kind: _PieceState, bits: bytes | None, n: int) -> None:
+        if kind is _PieceState.BITFIELD:
+            assert bits is not None
+            self.peer_pieces = Bitfield.from_bytes(bits, n)
+            self._events.append(ev.BitfieldReceived(self.peer_pieces.copy()))
+        elif kind is _PieceState.HAVE_ALL:
+            self.peer_pieces = Bitfield.all(n)
+            self._events.append(ev.HaveAllReceived())
+        else:
+            self.peer_pieces = Bitfield.none(n)
+            self._events.append(ev.HaveNoneReceived())
+
+    def _on_have(self, index: int) -> None:
+        self._piece_state_seen = True
+        if self._num_pieces is None:
+            if len(self._pending_haves) >= _MAX_PENDING_HAVES:
+                raise RemoteProtocolError("too many have messages before the metadata")
+            self._pending_haves.add(index)
+            return
+        if self.peer_pieces is None:
+            self.peer_pieces = Bitfield.none(self._num_pieces)
+        self.peer_pieces.set(index)  # the decoder checked index < num_pieces
+        self._events.append(ev.HaveReceived(index))
+
+    # ---- requests from the peer ------------------------------------------------------
+
+    def _on_request(self, block: Block) -> None:
+        index, begin, length = block
+        if length == 0:
+            raise RemoteProtocolError("request for zero bytes")
+        size = self._piece_size(index)
+        if size is not None and begin + length > size:
+            raise RemoteProtocolError(f"request {block} past the end of the piece ({size})")
+        ok = (
+            self.our_pieces is not None
+            and index in self.our_pieces
+            and (not self.am_choking or index in self._our_allowed_fast)
+            and block not in self._inbound
+            and len(self._inbound) < self.config.max_inbound_requests
+        )
+        if not ok:
+            # Not a violation: the request may have crossed our choke on the wire.
+            self.refused_requests += 1
+            if self.fast:
+                self._queue(m.Reject(*block))
+            return
+        self._inbound[block] = None
+        self._events.append(ev.BlockRequested(*block))
+
+    def _piece_size(self, index: int) -> int | None:
+        if self._piece_length is None:
+            return None
+        if self._total_length is None or self._num_pieces is None:
+            return self._piece_length
+        if index == self._num_pieces - 1:
+            return self._total_length - index * self._piece_length
+        return self._piece_length
+
+    # ---- extension protocol ----------------------------------------------------------
+
+    def _on_extended(self, ext_id: int, payload: bytes) -> None:
+        if not self.extensions:
+            raise RemoteProtocolError("extended message without the extension protocol")
+        max_size = self.config.max_metadata_size
+        if ext_id == EXTENDED_HANDSHAKE_ID:
+            hs = decode_extended_handshake(payload, max_metadata_size=max_size)
+            for name, peer_id in hs.m.items():
+                # BEP 10: "an ID of 0 means the extension is not supported/disabled".
+                if peer_id == 0:
+                    self.peer_extensions.pop(name, None)
+                else:
+                    self.peer_extensions[name] = peer_id
+            self.peer_reqq = hs.reqq if hs.reqq is not None else self.peer_reqq
+            if hs.metadata_size is not None:
+                self.peer_metadata_size = hs.metadata_size
+            self._events.append(ev.ExtendedHandshakeReceived(hs))
+        elif ext_id == OUR_EXTENSION_IDS[UT_METADATA]:
+            msg = decode_metadata_message(payload, max_metadata_size=max_size)
+            if msg is not None:
+                self._events.append(_metadata_event(msg))
+        elif ext_id == OUR_EXTENSION_IDS[UT_PEX] and self.config.enable_pex:
+            pex = decode_pex(payload)
+            added, dropped = pex.added + pex.added6, pex.dropped + pex.dropped6
+            self._events.append(ev.PexReceived(added, dropped))
+        else:
+            self.unknown_extended += 1
+
+    # =====================================================================================
+    # Commands
+    # =====================================================================================
+
+    def set_num_pieces(
+        self, num_pieces: int, *, piece_length: int | None = None, total_length: int | None = None
+    ) -> None:
+        """The metadata is known: enable index checks and replay the buffered
+        bitfield/have_all/have_none/haves as events.
+
+        Raises:
+            RemoteProtocolError: a buffered bitfield or have does not fit `num_pieces`.
+            LocalProtocolError: the piece count was already set.
+        """
+        if self._num_pieces is not None:
+            raise LocalProtocolError("num_pieces is already known")
+        self._piece_length = piece_length if piece_length is not None else self._piece_length
+        self._total_length = total_length if total_length is not None else self._total_length
+        self._set_geometry(num_pieces, None)
+        try:
+            self._replay_pending(num_pieces)
+        except (DecodeError, RemoteProtocolError) as exc:
+            self.state = ConnectionState.ERROR
+            raise RemoteProtocolError(f"peer's early piece state is invalid: {exc}") from exc
+
+    def _set_geometry(self, num_pieces: int, our_pieces: Bitfield | None) -> None:
+        if our_pieces is not None and our_pieces.num_pieces != num_pieces:
+            raise ValueError("our_pieces has the wrong length")
+        self._num_pieces = num_pieces
+        self.our_pieces = our_pieces or Bitfield.none(num_pieces)
+        self._decoder.set_num_pieces(num_pieces)
+
+    def _replay_pending(self, n: int) -> None:
+        if self._pending_kind is not None:
+            self._apply_piece_state(self._pending_kind, self._pending_bits, n)
+        for index in sorted(self._pending_haves):
+            if index >= n:
+                raise RemoteProtocolError(f"have for piece {index} of {n}")
+            self._on_have(index)
+        self.peer_allowed_fast = {i for i in self.peer_allowed_fast if i < n}
+        self.suggested = {i for i in self.suggested if i < n}
+        self._pending_kind = self._pending_bits = None
+        self._pending_haves.clear()
+
+    @property
+    def num_pieces(self) -> int | None:
+        return self._num_pieces
+
+    def set_choking(self, choking: bool) -> None:
+        """Choke or unchoke the peer. Choking discards its queued requests (BEP 3);
+        with BEP 6 each discarded one is rejected, except allowed-fast pieces."""
+        self._check_open()
+        if choking == self.am_choking:
+            return
+        self.am_choking = choking
+        self._queue(m.Choke() if choking else m.Unchoke())
+        if choking:
+            for block in list(self._inbound):
+                if block[0] in self._our_allowed_fast and self.fast:
+                    continue
+                del self._inbound[block]
+                if self.fast:
+                    self._queue(m.Reject(*block))
+
+    def set_interested(self, interested: bool) -> None:
+        """Tell the peer whether we want pieces it has."""
+        self._check_open()
+        if interested != self.am_interested:
+            self.am_interested = interested
+            self._queue(m.Interested() if interested else m.NotInterested())
+
+    def request_slots(self, now: float) -> int:
+        """How many more requests to send now to keep the pipeline full."""
+        return max(0, self.pipeline_depth(now) - len(self.pipeline))
+
+    def pipeline_depth(self, now: float) -> int:
+        """The adaptive target of outstanding requests (see `shoal.peer.pipeline`)."""
+        return self.pipeline.depth(now, self.peer_reqq)
+
+    def can_request(self, index: int) -> bool:
+        """May we request from piece `index` now (unchoked, or allowed-fast)?"""
+        return self.state is ConnectionState.OPEN and (
+            not self.peer_choking or (self.fast and index in self.peer_allowed_fast)
+        )
+
+    def request(self, index: int, begin: int, length: int, now: float) -> None:
+        """Ask for a block and track it with a deadline.
+
+        Raises:
+            LocalProtocolError: choked (and not allowed-fast), already outstanding, or
+                a length outside 1..``max_request_length`` or an index out of range.
+        """
+        block = (index, begin, length)
+        self._tick(now)
+        if not self.can_request(index):
+            raise LocalProtocolError(f"cannot request piece {index}: choked or not open")
+        if block in self.pipeline:
+            raise LocalProtocolError(f"{block} is already outstanding")
+        if not 1 <= length <= self.config.max_request_length:
+            raise LocalProtocolError(f"request length {length} out of range")
+        if self._num_pieces is not None and not 0 <= index < self._num_pieces:
+            raise LocalProtocolError(f"piece {index} out of range")
+        self._cancelled.pop(block, None)
+        self.pipeline.add(block, now)
+        self._queue(m.Request(*block))
+
+    @property
+    def outstanding(self) -> list[Block]:
+        """Our requests still waiting for a block, oldest first."""
+        return list(self.pipeline.outstanding)
+
+    @property
+    def snubbed(self) -> bool:
+        return self.pipeline.snubbed
+
+    def cancel(self, index: int, begin: int, length: int) -> bool:
+        """Withdraw an outstanding request (endgame). False if it was not outstanding."""
+        block = (index, begin, length)
+        if not self.pipeline.remove(block):
+            return False
+        self._forget(block)
+        if self.state is ConnectionState.OPEN:
+            self._queue(m.Cancel(*block))
+        return True
+
+    def send_piece(self, index: int, begin: int, data: bytes | memoryview) -> bool:
+        """Answer a `BlockRequested` without copying `data`.
+
+        Returns False (and sends nothing) if that request is no longer queued: the peer
+        cancelled it or we choked it meanwhile.
+        """
+        block = (index, begin, len(data))
+        if self.state is not ConnectionState.OPEN or block not in self._inbound:
+            return False
+        del self._inbound[block]
+        self._queue_bytes(m.encode_piece_header(index, begin, len(data)))
+        self._flush_small()
+        self._out.append(memoryview(data))
+        self.uploaded += len(data)
+        return True
+
+    def send_reject(self, index: int, begin: int, length: int) -> None:
+        """BEP 6: refuse a `BlockRequested`."""
+        self._check_fast("reject")
+        self._inbound.pop((index, begin, length), None)
+        self._queue(m.Reject(index, begin, length))
+
+    def send_have(self, index: int) -> None:
+        """Announce a piece we completed and verified."""
+        self._check_open()
+        if self.our_pieces is None:
+            raise LocalProtocolError("send_have before the piece count is known")
+        self.our_pieces.set(index)
+        self._queue(m.Have(index))
+
+    def send_allowed_fast(self, index: int) -> None:
+        """BEP 6: let the peer request piece `index` while we choke it."""
+        self._check_fast("allowed_fast")
+        self._our_allowed_fast.add(index)
+        self._queue(m.AllowedFast(index))
+
+    def send_suggest(self, index: int) -> None:
+        """BEP 6: suggest a piece to the peer."""
+        self._check_fast("suggest")
+        self._queue(m.Suggest(index))
+
+    def peer_supports(self, name: str) -> bool:
+        """Did the peer's extended handshake enable extension `name`?"""
+        return name in self.peer_extensions
+
+    def send_extended(self, name: str, payload: bytes) -> None:
+        """Send an extension message under the id the peer chose for `name` (BEP 10)."""
+        self._check_open()
+        ext_id = self.peer_extensions.get(name)
+        if ext_id is None:
+            raise LocalProtocolError(f"peer does not support {name}")
+        self._queue(m.Extended(ext_id, payload))
+
+    def send_metadata_request(self, piece: int) -> None:
+        """BEP 9: ask for metadata piece `piece`."""
+        self._send_metadata(MetadataRequest(piece))
+
+    def send_metadata_data(self, piece: int, total_size: int, data: bytes) -> None:
+        """BEP 9: send metadata piece `piece` of our `total_size`-byte info dict."""
+        self._send_metadata(MetadataData(piece, total_size, data))
+
+    def send_metadata_reject(self, piece: int) -> None:
+        """BEP 9: refuse metadata piece `piece`."""
+        self._send_metadata(MetadataReject(piece))
+
+    def _send_metadata(self, msg: MetadataMessage) -> None:
+        self.send_extended(UT_METADATA, encode_metadata_message(msg))
+
+    def send_pex(self, added: Iterable[PexPeer], dropped: Iterable[Addr]) -> None:
+        """BEP 11: tell the peer about contacts (IPv4 and IPv6 are split here)."""
+        v4 = [p for p in added if ipaddress.ip_address(p.addr[0]).version == 4]
+        v6 = [p for p in added if ipaddress.ip_address(p.addr[0]).version == 6]
+        d4 = [a for a in dropped if ipaddress.ip_address(a[0]).version == 4]
+        d6 = [a for a in dropped if ipaddress.ip_address(a[0]).version == 6]
+        msg = PexMessage(tuple(v4), tuple(d4), tuple(v6), tuple(d6))
+        self.send_extended(UT_PEX, encode_pex(msg))
+
+    def send_port(self, port: int) -> None:
+        """BEP 5: tell the peer our DHT UDP port."""
+        self._check_open()
+        self._queue(m.Port(port))
+
+    # =====================================================================================
+    # Helpers
+    # =====================================================================================
+
+    def _tick(self, now: float) -> None:
+        self._clock = max(self._clock, now)
+
+    def _check_open(self) -> None:
+        if self.state is not ConnectionState.OPEN:
+            raise LocalProtocolError(f"connection is {self.state.value}, not open")
+
+    def _check_fast(self, what: str) -> None:
+        self._check_open()
+        if not self.fast:
+            raise LocalProtocolError(f"{what} needs the Fast extension (BEP 6)")
+
+    def _queue(self, msg: m.Message) -> None:
+        self._queue_bytes(m.encode_message(msg))
+
+    def _queue_bytes(self, data: bytes) -> None:
+        self._small += data
+        self._last_send = self._clock
+
+    def _flush_small(self) -> None:
+        if self._small:
+            self._out.append(bytes(self._small))
+            self._small.clear()
+
+
+def _metadata_event(msg: MetadataMessage) -> ev.PeerEvent:
+    match msg:
+        case MetadataRequest(piece):
+            return ev.MetadataRequested(piece)
+        case MetadataData(piece, total_size, data):
+            return ev.MetadataPieceReceived(piece, total_size, data)
+        case MetadataReject(piece):
+            return ev.MetadataRejected(piece)
+    raise AssertionError(f"unhandled {msg!r}")  # pragma: no cover
