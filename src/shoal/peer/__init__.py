@@ -3,6 +3,9 @@ framed messages and extension messages, plus the MSE handshake engine (`peer.mse
 
 from __future__ import annotations
 
+from .connection import ConnectionConfig as ConnectionConfig
+from .connection import ConnectionState as ConnectionState
+from .connection import PeerConnection as PeerConnection
 from .extension import ExtendedHandshake as ExtendedHandshake
 from .extension import PexMessage as PexMessage
 from .extension import decode_extended_handshake as decode_extended_handshake
@@ -23,12 +26,15 @@ from .messages import encode_message as encode_message
 from .messages import encode_piece_header as encode_piece_header
 
 __all__ = [
+    "ConnectionConfig",
+    "ConnectionState",
     "ExtendedHandshake",
     "FrameDecoder",
     "Handshake",
     "HandshakeParser",
     "Message",
     "MessageId",
+    "PeerConnection",
     "PexMessage",
     "ReservedBits",
     "decode_extended_handshake",
