@@ -1,0 +1,141 @@
+"""The TCP listener shared by every torrent of a client.
+
+Theory of operation
+-------------------
+One socket serves all torrents. Each accepted connection gets its own task that,
+under one `HANDSHAKE_TIMEOUT` deadline:
+
+1. sniffs plaintext vs MSE (`sniff_inbound`); the MSE receiver is given the
+   info-hashes we serve as its SKEYs, so it only completes for our torrents;
+2. reads the BitTorrent handshake and looks its info-hash up among the registered
+   torrents (MSE's SKEY must match it too: MSE proved the peer knows *that* hash);
+3. replies with our handshake and hands the `PeerLink` to the torrent's `accept`
+   callback, which takes ownership of the stream (returns True) or refuses it.
+
+Everything the remote can get wrong ends in closing the stream; nothing reaches the
+client nursery. Encryption policy: REQUIRE refuses plaintext and header-only MSE,
+DISABLE refuses MSE (by offering no SKEYs), PREFER takes anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, NoReturn, final
+
+import trio
+
+from ..config import EncryptionMode
+from ..errors import DecodeError, RemoteProtocolError
+from ..ids import InfoHash
+from ..peer.handshake import Handshake, HandshakeParser, encode_handshake
+from ..peer.mse import CryptoMethod
+from .dialer import HANDSHAKE_TIMEOUT, OUR_RESERVED, PeerLink, read_handshake
+from .sniff import sniff_inbound
+
+if TYPE_CHECKING:
+    from ..ids import PeerId
+
+__all__ = ["AcceptCallback", "Listener"]
+
+log = logging.getLogger(__name__)
+
+#: Takes a handshaken inbound link; returns False to have the listener close it.
+AcceptCallback = Callable[[PeerLink], bool]
+
+_BACKLOG: Final = 64
+#: What a misbehaving or slow remote can cause; anything else is our bug and propagates.
+_REFUSALS: Final = (RemoteProtocolError, DecodeError, trio.BrokenResourceError, trio.TooSlowError)
+
+
+@final
+class Listener:
+    """Accept loop plus info-hash dispatch (see the module docstring)."""
+
+    def __init__(
+        self,
+        peer_id: PeerId,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        encryption: EncryptionMode = EncryptionMode.PREFER,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.peer_id: Final = peer_id
+        self.encryption = encryption
+        self._host = host
+        self._port = port
+        self._rng = rng or random.SystemRandom()
+        self._torrents: dict[InfoHash, AcceptCallback] = {}
+        self.address: tuple[str, int] | None = None
+        self.accepted = 0
+        self.refused = 0
+
+    def register(self, info_hash: InfoHash, accept: AcceptCallback) -> None:
+        self._torrents[InfoHash(info_hash)] = accept
+
+    def unregister(self, info_hash: InfoHash) -> None:
+        self._torrents.pop(InfoHash(info_hash), None)
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """Listen and serve forever; ``task_status.started`` gets the bound address."""
+        listeners = await trio.open_tcp_listeners(self._port, host=self._host, backlog=_BACKLOG)
+        listener = listeners[0]
+        for extra in listeners[1:]:
+            await extra.aclose()
+        host, port = listener.socket.getsockname()[:2]
+        self.address = (str(host), int(port))
+        async with listener, trio.open_nursery() as nursery:
+            task_status.started(self.address)
+            while True:
+                stream = await listener.accept()
+                nursery.start_soon(self._handle, stream)
+
+    async def _handle(self, tcp: trio.SocketStream) -> None:
+        try:
+            peer = tcp.socket.getpeername()
+            addr = (str(peer[0]), int(peer[1]))
+        except OSError:
+            await trio.aclose_forcefully(tcp)
+            return
+        link: PeerLink | None = None
+        try:
+            with trio.fail_after(HANDSHAKE_TIMEOUT):
+                link = await self._handshake(tcp, addr)
+        except _REFUSALS as exc:
+            log.debug("inbound %s refused: %s", addr, exc)
+        except trio.ClosedResourceError:
+            pass
+        if link is not None and self._dispatch(link):
+            self.accepted += 1
+            return
+        self.refused += 1
+        await trio.aclose_forcefully(link.stream if link is not None else tcp)
+
+    async def _handshake(self, tcp: trio.SocketStream, addr: tuple[str, int]) -> PeerLink:
+        skeys = [] if self.encryption is EncryptionMode.DISABLE else list(self._torrents)
+        inbound = await sniff_inbound(
+            tcp, skeys=skeys, policy=self.encryption.policy(), rng=self._rng
+        )
+        if self.encryption is EncryptionMode.REQUIRE and inbound.method is not CryptoMethod.RC4:
+            raise RemoteProtocolError("encryption required but the peer chose header obfuscation")
+        parser = HandshakeParser(expected_info_hash=inbound.skey)
+        remote = await read_handshake(inbound.stream, parser)
+        if remote.info_hash not in self._torrents:
+            raise RemoteProtocolError(f"no such torrent {remote.info_hash.hex()}")
+        if remote.peer_id == self.peer_id:
+            raise RemoteProtocolError("connected to ourselves")
+        await inbound.stream.send_all(
+            encode_handshake(Handshake(remote.info_hash, self.peer_id, OUR_RESERVED))
+        )
+        encrypted = inbound.method is CryptoMethod.RC4
+        return PeerLink(
+            inbound.stream, addr, remote, parser.trailing_data, encrypted, incoming=True
+        )
+
+    def _dispatch(self, link: PeerLink) -> bool:
+        accept = self._torrents.get(link.remote.info_hash)
+        return accept is not None and accept(link)
