@@ -240,7 +240,8 @@ class FileStorage(BufferedStorage):
             missing.append(d)
             d = os.path.dirname(d)
         for d in reversed(missing):
-            _check_parent(self.root, d)  # never mkdir through a symlink leading out
+            if d.startswith(self.root + os.sep):  # the root itself may be anywhere
+                _check_parent(self.root, d)  # never mkdir through a symlink leading out
             with contextlib.suppress(FileExistsError):  # another task made it: fine
                 os.mkdir(d)
         return [os.path.dirname(d) for d in missing]

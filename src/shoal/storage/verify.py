@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from ..errors import StorageError
 from ..swarm.bitfield import Bitfield
 from .base import sha1_matches
 from .files import describe_os_error, file_path, open_for_reading
@@ -177,21 +178,33 @@ async def check_existing(
         if progress is not None:
             progress(checked, len(todo))
 
+    async def read_all(nursery: trio.Nursery) -> None:
+        for first, stop in _chunks(todo, per_chunk):
+            await buffers.acquire()
+            buf = free.pop()
+            start = first * info.piece_length
+            length = (stop - 1) * info.piece_length + info.piece_size(stop - 1) - start
+            try:
+                view = memoryview(buf)[:length]
+                bad = await trio.to_thread.run_sync(reader.read, start, view, limiter=limiter)
+            except BaseException:
+                free.append(buf)
+                buffers.release()
+                raise
+            nursery.start_soon(hash_and_release, first, stop, buf, bad)
+
+    error: StorageError | None = None
     try:
         async with trio.open_nursery() as nursery:
-            for first, stop in _chunks(todo, per_chunk):
-                await buffers.acquire()
-                buf = free.pop()
-                start = first * info.piece_length
-                length = (stop - 1) * info.piece_length + info.piece_size(stop - 1) - start
-                try:
-                    view = memoryview(buf)[:length]
-                    bad = await trio.to_thread.run_sync(reader.read, start, view, limiter=limiter)
-                except BaseException:
-                    free.append(buf)
-                    buffers.release()
-                    raise
-                nursery.start_soon(hash_and_release, first, stop, buf, bad)
+            # Caught here, not let out of the nursery body, so callers get a plain
+            # StorageError rather than an ExceptionGroup (hashing itself cannot fail).
+            try:
+                await read_all(nursery)
+            except StorageError as exc:
+                error = exc
+                nursery.cancel_scope.cancel()
     finally:
         reader.close()
+    if error is not None:
+        raise error
     return result
