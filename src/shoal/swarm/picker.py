@@ -159,6 +159,7 @@ class Picker(Generic[P]):
             raise ValueError("have bitfield has the wrong number of pieces")
         self._avail = [0] * num_pieces  # non-seed peers having each piece
         self._buckets = [self._all]  # _buckets[a]: pieces with _avail == a
+        self._fresh_in = [0]  # _fresh_in[a]: how many fresh pieces _buckets[a] holds
         self._seeds = 0
         self._peers: dict[P, _PeerPieces[P]] = {}
         self._partials: dict[int, PieceBlocks[P]] = {}
@@ -200,6 +201,10 @@ class Picker(Generic[P]):
         for i in self._partials:
             partial |= self._bit(i)
         self._fresh = wanted & ~have & ~partial
+        self._is_fresh = bytearray(self.num_pieces)
+        for i in Bitfield.from_bytes(self._fresh.to_bytes(self._nbytes, "big"), self.num_pieces):
+            self._is_fresh[i] = 1
+        self._count_fresh()
         self._left_pieces = (wanted & ~have).bit_count()
         left_bytes = self._left_pieces * self.piece_length
         last = self.num_pieces - 1
@@ -250,6 +255,9 @@ class Picker(Generic[P]):
         """How many connected peers have piece `index` (seeds included)."""
         return self._avail[index] + self._seeds
 
+    def _count_fresh(self) -> None:
+        self._fresh_in = [(bucket & self._fresh).bit_count() for bucket in self._buckets]
+
     def _move(self, mask: int, up: bool) -> None:
         """Shift every piece in `mask` one availability bucket up or down."""
         buckets = self._buckets
@@ -266,6 +274,7 @@ class Picker(Generic[P]):
                     buckets[a - 1] |= moving
         while len(buckets) > 1 and not buckets[-1]:
             buckets.pop()
+        self._count_fresh()
 
     def _peer(self, peer: P) -> _PeerPieces[P]:
         info = self._peers.get(peer)
@@ -291,8 +300,12 @@ class Picker(Generic[P]):
         bit = self._bit(index)
         if a + 1 == len(self._buckets):
             self._buckets.append(0)
+            self._fresh_in.append(0)
         self._buckets[a] ^= bit
         self._buckets[a + 1] |= bit
+        if self._is_fresh[index]:
+            self._fresh_in[a] -= 1
+            self._fresh_in[a + 1] += 1
 
     def peer_bitfield(self, peer: P, bitfield: Bitfield) -> None:
         """`peer`'s whole piece set (BEP 3 ``bitfield``, BEP 6 ``have_all``/``have_none``).
@@ -358,11 +371,11 @@ class Picker(Generic[P]):
             del self._partials[index]
             del self._tiebreak[index]
             pb = None
-        bit = self._bit(index)
-        if pb is None and self._wanted(index):
-            self._fresh |= bit
-        elif self._fresh & bit:
-            self._fresh ^= bit
+        fresh = pb is None and self._wanted(index)
+        if fresh != self._is_fresh[index]:  # big-int update only on a real change
+            self._is_fresh[index] = fresh
+            self._fresh ^= self._bit(index)
+            self._fresh_in[self._avail[index]] += 1 if fresh else -1
         if pb is not None and self._prio[index] and pb.has_free():
             self._open.add(index)
         else:
@@ -431,14 +444,16 @@ class Picker(Generic[P]):
     ) -> None:
         cand = self._candidates(info, level)
         L = self._L
-        for bucket in self._buckets:
+        for bucket, fresh_in in zip(self._buckets, self._fresh_in, strict=True):
             if len(out) >= count or not cand:
                 return
+            if not fresh_in:  # skipped without a big-int operation
+                continue
             rarest = cand & bucket
             while rarest and len(out) < count:
                 # Random tie-break: the first piece at or after a random start index.
-                start = self._rng.randrange(self.num_pieces)
-                after = rarest & ((1 << (L - start)) - 1)
+                start = L - self._rng.randrange(self.num_pieces)
+                after = rarest ^ (rarest >> start << start)  # indices >= the start
                 index = L - (after or rarest).bit_length()
                 bit = self._bit(index)
                 rarest ^= bit

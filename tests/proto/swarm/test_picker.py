@@ -32,6 +32,7 @@ def check_availability(p: Picker[str], model: dict[str, set[int]]) -> None:
     for a, bucket in enumerate(p._buckets):
         want = sum(p._bit(i) for i in range(p.num_pieces) if p._avail[i] == a)
         assert bucket == want
+        assert p._fresh_in[a] == (bucket & p._fresh).bit_count()
 
 
 # ---- construction and geometry -------------------------------------------------------
@@ -136,11 +137,16 @@ def test_set_priorities_mid_download() -> None:
     p.peer_have_all("s")
     first = p.pick_blocks("s", 1)
     p.set_priorities([0, 0, 0, 1])
+    check_availability(p, {"s": set(range(4))})
     rest = p.pick_blocks("s", 10)
     assert {b.index for b in rest} == {3}
     # The request already out for a now-skipped piece can still be received or released.
     assert p.block_received("s", first[0]) == []
     assert p.wanted_left() == PL
+    p.set_piece_priority(1, 7)
+    check_availability(p, {"s": set(range(4))})
+    assert p.wanted_left() == 2 * PL
+    assert p.pick_blocks("s", 10)[0].index == 1
 
 
 def test_random_tie_break_is_seeded() -> None:
@@ -556,6 +562,8 @@ def test_simulated_download_completes(
             out[peer].clear()
             p.peer_bitfield(peer, Bitfield.from_indices(n, peers[peer]))  # reconnects
         assert p.outstanding(peer) == len(out[peer])
+        if _step % 64 == 0:
+            check_availability(p, peers)
     assert p.is_complete()
     assert have == wanted
     assert p.wanted_left() == 0
