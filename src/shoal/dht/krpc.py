@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, final
 
 from ..bencoding import Bencoded, decode_dict, encode, get_bytes, get_dict, get_int, get_list
 from ..errors import DecodeError
@@ -76,8 +76,11 @@ class ErrorCode(enum.IntEnum):
     METHOD_UNKNOWN = 204
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class PingQuery:
+    """BEP 5 ``ping``: are you alive? (the reply carries only the id)."""
+
     t: bytes
     node_id: bytes
     read_only: bool = False
@@ -86,8 +89,11 @@ class PingQuery:
     method = b"ping"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class FindNodeQuery:
+    """BEP 5 ``find_node``: the 8 closest contacts you know to `target`."""
+
     t: bytes
     node_id: bytes
     target: bytes
@@ -98,8 +104,11 @@ class FindNodeQuery:
     method = b"find_node"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class GetPeersQuery:
+    """BEP 5 ``get_peers``: peers for `info_hash`, else closer nodes; plus a token."""
+
     t: bytes
     node_id: bytes
     info_hash: bytes
@@ -110,8 +119,11 @@ class GetPeersQuery:
     method = b"get_peers"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class AnnouncePeerQuery:
+    """BEP 5 ``announce_peer``: store our peer address for `info_hash` (needs a token)."""
+
     t: bytes
     node_id: bytes
     info_hash: bytes
@@ -124,8 +136,11 @@ class AnnouncePeerQuery:
     method = b"announce_peer"
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Response:
+    """``y=r``: the reply to any query; which fields matter depends on the query."""
+
     t: bytes
     node_id: bytes
     nodes: tuple[NodeInfo, ...] = ()
@@ -136,8 +151,11 @@ class Response:
     version: bytes | None = None
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Error:
+    """``y=e``: a query failed; `code` is usually an `ErrorCode`."""
+
     t: bytes
     code: int
     message: str
