@@ -200,6 +200,7 @@ class Picker(Generic[P]):
         partial = 0
         for i in self._partials:
             partial |= self._bit(i)
+        self._needed = wanted & ~have  # what `interesting` tests peers against
         self._fresh = wanted & ~have & ~partial
         self._is_fresh = bytearray(self.num_pieces)
         for i in Bitfield.from_bytes(self._fresh.to_bytes(self._nbytes, "big"), self.num_pieces):
@@ -237,6 +238,7 @@ class Picker(Generic[P]):
         if priority:
             self._levels[priority] = self._levels.get(priority, 0) | bit
         if not self._have.test(index) and (old == 0) != (priority == 0):
+            self._needed ^= bit
             sign = 1 if priority else -1
             self._left_pieces += sign
             self._left_bytes += sign * self.piece_size(index)
@@ -282,8 +284,11 @@ class Picker(Generic[P]):
             info = self._peers[peer] = _PeerPieces(self._nbytes)
         return info
 
-    def peer_has(self, peer: P, index: int) -> None:
+    def peer_has(self, peer: P, index: int) -> bool:
         """A BEP 3 ``have``: `peer` now has piece `index`.
+
+        Returns:
+            Whether we want that piece and lack it (a cue to send ``interested``).
 
         Raises:
             RemoteProtocolError: `index` is not a piece of this torrent.
@@ -292,7 +297,7 @@ class Picker(Generic[P]):
             raise RemoteProtocolError(f"have for piece {index} of {self.num_pieces}")
         info = self._peer(peer)
         if info.has(index):
-            return
+            return self._wanted(index)
         info.bits[index >> 3] |= 0x80 >> (index & 7)
         info._int = None
         a = self._avail[index]
@@ -306,6 +311,7 @@ class Picker(Generic[P]):
         if self._is_fresh[index]:
             self._fresh_in[a] -= 1
             self._fresh_in[a + 1] += 1
+        return self._wanted(index)
 
     def peer_bitfield(self, peer: P, bitfield: Bitfield) -> None:
         """`peer`'s whole piece set (BEP 3 ``bitfield``, BEP 6 ``have_all``/``have_none``).
@@ -609,6 +615,7 @@ class Picker(Generic[P]):
         if self._prio[index]:
             self._left_pieces -= 1
             self._left_bytes -= self.piece_size(index)
+            self._needed ^= self._bit(index)
         self._have.set(index)
         self._refresh(index)
 
@@ -648,11 +655,7 @@ class Picker(Generic[P]):
         info = self._peers.get(peer)
         if info is None:
             return False
-        have = int.from_bytes(self._have.to_bytes(), "big")
-        wanted = 0
-        for mask in self._levels.values():
-            wanted |= mask
-        return bool(info.as_int(self._all) & wanted & ~have)
+        return bool(info.as_int(self._all) & self._needed)
 
     def partial_pieces(self) -> Iterable[int]:
         return self._partials.keys()

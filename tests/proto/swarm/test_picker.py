@@ -176,7 +176,8 @@ def test_peer_without_pieces_gets_nothing() -> None:
     assert p.pick_blocks("unknown", 5) == []
     p.peer_have_none("n")
     assert p.pick_blocks("n", 5) == []
-    p.peer_has("n", 1)
+    assert p.peer_has("n", 1)
+    assert p.peer_has("n", 1)  # still wanted
     assert {b.index for b in p.pick_blocks("n", 5)} == {1}
     assert p.pick_blocks("n", 0) == []
 
@@ -564,7 +565,57 @@ def test_simulated_download_completes(
         assert p.outstanding(peer) == len(out[peer])
         if _step % 64 == 0:
             check_availability(p, peers)
+            for name, pieces in peers.items():
+                assert p.interesting(name) == bool(pieces & (wanted - have))
     assert p.is_complete()
     assert have == wanted
     assert p.wanted_left() == 0
     assert all(p.has_piece(i) == (i in wanted) for i in range(n))
+
+
+# ---- remote input totality ------------------------------------------------------------
+
+
+@given(
+    n=st.integers(1, 6),
+    inputs=st.lists(
+        st.one_of(
+            st.tuples(st.just("have"), st.integers(-(2**70), 2**70)),
+            st.tuples(
+                st.just("block"),
+                st.tuples(
+                    st.integers(-3, 8) | st.integers(-(2**70), 2**70),
+                    st.integers(-1, 5).map(lambda k: k * BLOCK_SIZE) | st.integers(-(2**40), 2**40),
+                    st.sampled_from([BLOCK_SIZE, 1, 0, -1, 100]) | st.integers(-(2**40), 2**40),
+                ),
+            ),
+        ),
+        max_size=30,
+    ),
+)
+def test_remote_inputs_raise_only_remote_protocol_error(
+    n: int, inputs: list[tuple[str, object]]
+) -> None:
+    """``have`` indices and ``piece`` headers come off the wire: any values are survivable."""
+    p = make(n, total=n * PL - 100)
+    p.peer_have_all("s")
+    pending = p.pick_blocks("s", 3)
+    for kind, value in inputs:
+        try:
+            if kind == "have":
+                assert isinstance(value, int)
+                p.peer_has("x", value)
+            else:
+                assert isinstance(value, tuple)
+                p.block_received("x", Block(*value))
+        except RemoteProtocolError:
+            pass
+    # The picker is still coherent: the seed can finish the download.
+    for _ in range(4 * n + 4):
+        for b in pending + p.pick_blocks("s", 8):
+            p.block_received("s", b)
+        for i in range(n):
+            if p.piece_complete(i):
+                p.piece_verified(i)
+        pending = []
+    assert p.is_complete()
