@@ -3,5 +3,23 @@
 from __future__ import annotations
 
 from .bitfield import Bitfield as Bitfield
+from .blocks import BLOCK_SIZE as BLOCK_SIZE
+from .blocks import Block as Block
+from .blocks import PieceBlocks as PieceBlocks
+from .choker import ChokeDecision as ChokeDecision
+from .choker import Choker as Choker
+from .choker import PeerStats as PeerStats
+from .picker import Picker as Picker
+from .picker import file_piece_priorities as file_piece_priorities
 
-__all__ = ["Bitfield"]
+__all__ = [
+    "BLOCK_SIZE",
+    "Bitfield",
+    "Block",
+    "ChokeDecision",
+    "Choker",
+    "PeerStats",
+    "Picker",
+    "PieceBlocks",
+    "file_piece_priorities",
+]
