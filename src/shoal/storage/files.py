@@ -191,6 +191,7 @@ class FileStorage(BufferedStorage):
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
         self._open_lock = trio.Lock()
         self._new_dirs: set[str] = set()  # directories whose entries must be fsync'ed
+        self._empties_created = False
 
     # ---- descriptors ---------------------------------------------------------------
 
@@ -354,7 +355,16 @@ class FileStorage(BufferedStorage):
         except OSError as exc:
             raise describe_os_error(exc, "cannot read", self.path_of(e.file_index)) from exc
 
+    async def _create_empty_files(self) -> None:
+        # Zero-length files hold no piece bytes, so no write ever creates them.
+        for i, f in enumerate(self.info.files):
+            if f.length == 0 and not f.pad:
+                self._release_handle(await self._acquire_writable(i))
+        self._empties_created = True
+
     async def _sync(self, files: set[int]) -> None:
+        if files and not self._empties_created:
+            await self._create_empty_files()
         handles: list[_Handle] = []
         try:
             for i in sorted(files):
