@@ -178,6 +178,7 @@ def _peak_alloc(fn: Callable[[], object]) -> int:
 def test_deep_nesting_is_refused_fast(opener: bytes) -> None:
     raw = opener * 100_000
     _fast(lambda: decode(raw))
+    assert _peak_alloc(lambda: decode(raw)) < 256 * 1024
     # Even with the depth limit raised past the interpreter's recursion limit.
     _fast(lambda: decode(raw, max_depth=10**6))
 
