@@ -1,0 +1,442 @@
+"""The two phases inside a `Torrent`: BEP 9 metadata fetch and the piece data phase.
+
+Split out of ``torrent.py`` to keep modules small; both are driven by `Torrent`
+(``on_peer_event``) and hold no tasks of their own except piece verification.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, final
+
+import trio
+
+from . import torrent_events as tev
+from .errors import DecodeError, RemoteProtocolError
+from .metainfo import Metainfo, parse_info
+from .peer import events as ev
+from .peer.connection import ConnectionState
+from .peer.extension import UT_METADATA, metadata_piece_count
+from .storage.files import FileStorage
+from .storage.resume import ResumeSaver, load_resume
+from .swarm.blocks import Block
+from .swarm.choker import Choker, PeerStats
+from .swarm.picker import DEFAULT_PRIORITY, Picker, file_piece_priorities
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .ids import InfoHash
+    from .metainfo import InfoDict
+    from .net.peer_session import PeerSession
+    from .torrent import Torrent
+
+__all__ = ["DataPhase", "MetadataFetch"]
+
+Addr = tuple[str, int]
+
+#: BEP 9 has no deadline; 10 s lets a slow peer answer yet frees the piece for others.
+METADATA_REQUEST_TIMEOUT: Final = 10.0
+#: Pieces a peer may be asked for at once (metadata is tiny; two keep it flowing).
+METADATA_PER_PEER: Final = 2
+#: Failed pieces a peer may have supplied alone before it is banned.
+SOLE_FAILURES_BEFORE_BAN: Final = 2
+
+
+def _open(session: PeerSession) -> bool:
+    return session.conn.state is ConnectionState.OPEN
+
+
+@final
+class MetadataFetch:
+    """BEP 9 assembly from several peers at once (see ``torrent.py``'s docstring)."""
+
+    def __init__(self, info_hash: InfoHash) -> None:
+        self.info_hash = info_hash
+        self.size: int | None = None
+        self._pieces: dict[int, bytes] = {}
+        self._sources: dict[int, Addr] = {}
+        self._asked: dict[int, tuple[PeerSession, float]] = {}
+        self._refused: set[tuple[Addr, int]] = set()
+        self.done = False
+
+    @staticmethod
+    def _usable(session: PeerSession) -> bool:
+        conn = session.conn
+        return _open(session) and conn.peer_supports(UT_METADATA) and bool(conn.peer_metadata_size)
+
+    def peer_count(self, sessions: Iterable[PeerSession]) -> int:
+        return sum(1 for s in sessions if self._usable(s))
+
+    def request_more(self, sessions: Iterable[PeerSession]) -> None:
+        if self.done:
+            return
+        now = trio.current_time()
+        for session in sessions:
+            if not self._usable(session):
+                continue
+            if self.size is None:
+                self.size = session.conn.peer_metadata_size
+            if session.conn.peer_metadata_size != self.size:
+                continue
+            assert self.size is not None
+            mine = sum(1 for s, _ in self._asked.values() if s is session)
+            for piece in range(metadata_piece_count(self.size)):
+                if mine >= METADATA_PER_PEER:
+                    break
+                if piece in self._pieces or piece in self._asked:
+                    continue
+                if (session.addr, piece) in self._refused:
+                    continue
+                session.conn.send_metadata_request(piece)
+                session.wake()
+                self._asked[piece] = (session, now)
+                mine += 1
+
+    def piece_received(
+        self, session: PeerSession, event: ev.MetadataPieceReceived, torrent: Torrent
+    ) -> Metainfo | None:
+        asked = self._asked.get(event.piece)
+        if self.done or asked is None or asked[0] is not session or event.total_size != self.size:
+            return None  # unsolicited or stale: ignore (BEP 9 allows late answers)
+        del self._asked[event.piece]
+        self._pieces[event.piece] = event.data
+        self._sources[event.piece] = session.addr
+        assert self.size is not None
+        if len(self._pieces) < metadata_piece_count(self.size):
+            self.request_more(torrent.sessions.values())
+            return None
+        raw = b"".join(self._pieces[i] for i in range(len(self._pieces)))
+        try:
+            if hashlib.sha1(raw).digest() != bytes(self.info_hash):
+                raise DecodeError("metadata does not hash to the info-hash")
+            info = parse_info(raw)
+        except DecodeError as exc:
+            # We cannot tell which piece was bad: every contributor is suspect.
+            for addr in set(self._sources.values()):
+                torrent.ban(addr, f"bad metadata: {exc}")
+            self._reset()
+            return None
+        self.done = True
+        return Metainfo(info, None, (), (), None, None, None)
+
+    def _reset(self) -> None:
+        self.size = None
+        self._pieces.clear()
+        self._sources.clear()
+        self._asked.clear()
+
+    def rejected(self, session: PeerSession, piece: int) -> None:
+        asked = self._asked.get(piece)
+        if asked is not None and asked[0] is session:
+            del self._asked[piece]
+        self._refused.add((session.addr, piece))
+
+    def check_timeouts(self, now: float, sessions: Iterable[PeerSession]) -> None:
+        for piece, (_, at) in list(self._asked.items()):
+            if now - at > METADATA_REQUEST_TIMEOUT:
+                del self._asked[piece]
+        self.request_more(sessions)
+
+    def peer_left(self, session: PeerSession) -> None:
+        for piece, (s, _) in list(self._asked.items()):
+            if s is session:
+                del self._asked[piece]
+
+
+@final
+@dataclass
+class _Suspect:
+    """Who sent which block of a piece, with each block's digest (for smart ban)."""
+
+    blocks: dict[int, tuple[Addr, bytes]]
+
+
+@final
+class DataPhase:
+    """Picker + storage + choker for a torrent whose info dict is known."""
+
+    def __init__(
+        self,
+        torrent: Torrent,
+        info: InfoDict,
+        storage: FileStorage,
+        picker: Picker[PeerSession],
+        saver: ResumeSaver | None,
+    ) -> None:
+        self.torrent = torrent
+        self.info = info
+        self.storage = storage
+        self.picker = picker
+        self.saver = saver
+        self.choker: Choker[PeerSession] = Choker(
+            torrent.config.upload_slots, rng=random.Random(torrent.info_hash)
+        )
+        self.selected_size = info.total_length - 0
+        self._block_src: dict[int, dict[int, tuple[Addr, bytes]]] = {}
+        self._suspects: dict[int, _Suspect] = {}
+        self._sole_failures: dict[Addr, int] = {}
+        self._verifying: set[int] = set()
+        self._rate_marks: dict[PeerSession, tuple[float, int, int]] = {}
+
+    @classmethod
+    async def open(
+        cls, torrent: Torrent, info: InfoDict, select: Iterable[int] | None, sequential: bool
+    ) -> DataPhase:
+        assert torrent.save_to is not None
+        root = torrent.save_to
+        state_dir = torrent.config.state_dir
+        resume_dir = state_dir / "resume" if state_dir is not None else None
+        found = await load_resume(info, root, resume_dir)
+        storage = FileStorage(info, root, have=found.have, durable=found.durable)
+        chosen = set(range(len(info.files)) if select is None else select)
+        prios = [
+            DEFAULT_PRIORITY if i in chosen and not f.pad else 0 for i, f in enumerate(info.files)
+        ]
+        files = [(f.offset, f.length) for f in info.files]
+        piece_prios = file_piece_priorities(info.piece_length, info.total_length, files, prios)
+        picker: Picker[PeerSession] = Picker(
+            info.num_pieces,
+            info.piece_length,
+            info.total_length,
+            random.Random(),
+            have=found.have,
+            priorities=piece_prios,
+            sequential=sequential,
+        )
+        saver = ResumeSaver(storage, root, resume_dir) if resume_dir is not None else None
+        phase = cls(torrent, info, storage, picker, saver)
+        phase.selected_size = sum(f.length for i, f in enumerate(info.files) if prios[i])
+        return phase
+
+    async def run_saver(self) -> None:
+        if self.saver is not None:
+            await self.saver.run()
+
+    async def save_resume(self) -> None:
+        if self.saver is not None:
+            await self.saver.save()
+
+    async def delete_files(self) -> None:
+        await self.storage.close()
+        assert self.torrent.save_to is not None
+        for f in self.info.files:
+            path = os.path.join(self.torrent.save_to, *f.path)
+            await trio.to_thread.run_sync(_remove, path)
+        if self.info.multi_file:
+            top = os.path.join(self.torrent.save_to, self.info.name)
+            await trio.to_thread.run_sync(lambda: shutil.rmtree(top, ignore_errors=True))
+
+    # ---- queries -------------------------------------------------------------------
+
+    def complete(self) -> bool:
+        return self.picker.is_complete()
+
+    def wanted_left(self) -> int:
+        return self.picker.wanted_left()
+
+    def verified_bytes(self) -> int:
+        return sum(self.info.piece_size(i) for i in self.storage.verified())
+
+    # ---- peers ---------------------------------------------------------------------
+
+    def peer_joined_late(self, session: PeerSession) -> None:
+        """A session that connected before the metadata: give its engine the geometry."""
+        conn = session.conn
+        if not _open(session) or conn.num_pieces is not None:
+            return
+        info = self.info
+        conn.metadata_size = len(info.raw)
+        try:
+            conn.set_num_pieces(
+                info.num_pieces, piece_length=info.piece_length, total_length=info.total_length
+            )
+        except RemoteProtocolError as exc:
+            session.close(f"bad early piece state: {exc}")
+            return
+        for index in self.storage.verified():
+            conn.send_have(index)
+        session.wake()  # the writer dispatches the replayed events
+
+    def peer_left(self, session: PeerSession) -> None:
+        if session.conn.num_pieces is not None:
+            self.picker.peer_left(session)
+        self._rate_marks.pop(session, None)
+
+    def _update_interest(self, session: PeerSession) -> None:
+        if _open(session) and session.conn.num_pieces is not None:
+            session.conn.set_interested(self.picker.interesting(session))
+
+    def fill(self, session: PeerSession) -> None:
+        conn = session.conn
+        if not _open(session) or conn.num_pieces is None or not conn.am_interested:
+            return
+        if conn.peer_choking:
+            return
+        now = trio.current_time()
+        slots = conn.request_slots(now)
+        if slots <= 0:
+            return
+        for block in self.picker.pick_blocks(session, slots):
+            conn.request(block.index, block.begin, block.length, now)
+        session.wake()
+
+    # ---- events ------------------------------------------------------------------
+
+    async def on_peer_event(self, session: PeerSession, event: ev.PeerEvent) -> None:
+        picker = self.picker
+        if session.conn.num_pieces is None:
+            return
+        match event:
+            case ev.BitfieldReceived(bitfield=bits):
+                picker.peer_bitfield(session, bits)
+            case ev.HaveAllReceived():
+                picker.peer_have_all(session)
+            case ev.HaveNoneReceived():
+                picker.peer_have_none(session)
+            case ev.HaveReceived(index=index):
+                picker.peer_has(session, index)
+            case ev.Choked():
+                picker.peer_choked(session)
+            case ev.RequestRejected(index=i, begin=b, length=n):
+                picker.block_rejected(session, Block(i, b, n))
+            case ev.RequestTimedOut(index=i, begin=b, length=n):
+                picker.request_timed_out(session, Block(i, b, n))
+            case ev.BlockReceived(index=i, begin=b, data=data):
+                await self._on_block(session, i, b, data)
+            case ev.BlockRequested(index=i, begin=b, length=n):
+                await self._serve(session, i, b, n)
+            case ev.PeerInterested():
+                self._quick_unchoke(session)
+            case _:
+                pass
+        self._update_interest(session)
+        self.fill(session)
+
+    def _quick_unchoke(self, session: PeerSession) -> None:
+        """Unchoke a newly interested peer at once if a slot is free (no 10 s wait)."""
+        unchoked = sum(1 for s in self.torrent.sessions.values() if not s.conn.am_choking)
+        if session.conn.am_choking and unchoked < self.choker.max_unchoked + 1:
+            session.conn.set_choking(False)
+
+    async def _serve(self, session: PeerSession, index: int, begin: int, length: int) -> None:
+        if not self.storage.has_piece(index):
+            if session.conn.fast:
+                session.conn.send_reject(index, begin, length)
+            return
+        data = await self.storage.read_block(index, begin, length)
+        if _open(session) and session.conn.send_piece(index, begin, data):
+            session.uploaded += len(data)
+        session.wake()
+
+    async def _on_block(
+        self, session: PeerSession, index: int, begin: int, data: bytes | memoryview
+    ) -> None:
+        block = Block(index, begin, len(data))
+        for other, dup in self.picker.block_received(session, block):
+            if _open(other) and other.conn.cancel(dup.index, dup.begin, dup.length):
+                other.wake()
+        digest = hashlib.sha1(data).digest()
+        self._block_src.setdefault(index, {})[begin] = (session.addr, digest)
+        result = await self.storage.write_block(index, begin, data)
+        if result.value == "no_room":
+            self.storage.discard_piece(index)
+            self.picker.piece_failed(index)
+            self._block_src.pop(index, None)
+            return
+        if self.picker.piece_complete(index) and index not in self._verifying:
+            self._verifying.add(index)
+            assert self.torrent._nursery is not None
+            self.torrent._nursery.start_soon(self._verify, index)
+
+    async def _verify(self, index: int) -> None:
+        try:
+            ok = await self.storage.verify_piece(index)
+        finally:
+            self._verifying.discard(index)
+        sources = self._block_src.pop(index, {})
+        if ok:
+            await self._piece_ok(index, sources)
+        else:
+            self._piece_bad(index, sources)
+
+    async def _piece_ok(self, index: int, sources: dict[int, tuple[Addr, bytes]]) -> None:
+        torrent = self.torrent
+        self.picker.piece_verified(index)
+        suspect = self._suspects.pop(index, None)
+        if suspect is not None:
+            for begin, (addr, digest) in suspect.blocks.items():
+                good = sources.get(begin)
+                if good is not None and good[1] != digest:
+                    torrent.ban(addr, f"sent a corrupt block of piece {index}")
+        for session in list(torrent.sessions.values()):
+            if _open(session) and session.conn.num_pieces is not None:
+                session.conn.send_have(index)
+                self._update_interest(session)
+                session.wake()
+        if self.saver is not None:
+            self.saver.piece_verified()
+        torrent.publish(tev.PieceVerified(index))
+        if self.picker.is_complete():
+            await self.storage.flush()
+            await self.save_resume()
+            torrent.mark_complete()
+
+    def _piece_bad(self, index: int, sources: dict[int, tuple[Addr, bytes]]) -> None:
+        torrent = self.torrent
+        self.picker.piece_failed(index)
+        self.storage.discard_piece(index)
+        peers = {addr for addr, _ in sources.values()}
+        torrent.publish(tev.PieceFailed(index, tuple(sorted(peers))))
+        previous = self._suspects.get(index)
+        merged = dict(previous.blocks) if previous else {}
+        merged.update(sources)
+        self._suspects[index] = _Suspect(merged)
+        if len(peers) == 1:
+            (addr,) = peers
+            self._sole_failures[addr] = self._sole_failures.get(addr, 0) + 1
+            if self._sole_failures[addr] >= SOLE_FAILURES_BEFORE_BAN:
+                torrent.ban(addr, "sent pieces that failed the hash check")
+        for session in torrent.sessions.values():
+            self.fill(session)
+
+    # ---- choking -----------------------------------------------------------------
+
+    def rechoke(self, sessions: Iterable[PeerSession]) -> None:
+        now = trio.current_time()
+        stats: list[PeerStats[PeerSession]] = []
+        for s in sessions:
+            if not _open(s) or s.conn.num_pieces is None:
+                continue
+            t0, d0, u0 = self._rate_marks.get(s, (s.started_at, 0, 0))
+            span = max(now - t0, 1e-3)
+            self._rate_marks[s] = (now, s.downloaded, s.uploaded)
+            pieces = s.conn.peer_pieces
+            stats.append(
+                PeerStats(
+                    peer=s,
+                    download_rate=(s.downloaded - d0) / span,
+                    upload_rate=(s.uploaded - u0) / span,
+                    interested=s.conn.peer_interested,
+                    snubbed=s.conn.snubbed,
+                    is_seed=pieces is not None and pieces.has_all(),
+                    uploaded=s.uploaded,
+                )
+            )
+        decision = self.choker.rechoke(now, stats, seeding=self.complete())
+        for s in decision.unchoke:
+            s.conn.set_choking(False)
+            s.wake()
+        for s in decision.choke:
+            s.conn.set_choking(True)
+            s.wake()
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)

@@ -1,0 +1,267 @@
+"""Client: the root of shoal's nursery tree (DHT node, peer listener, torrents).
+
+Theory of operation
+-------------------
+``async with open_client(config) as client`` binds the TCP listener first (so the
+listen port is known), then the DHT's UDP socket on the same port number when it
+is free (BEP 5 peers learn our DHT port from the ``port`` message; one number is
+simplest to forward), and runs every `Torrent` in the same nursery. Leaving the
+block is a bounded shutdown: each torrent gets a shared ~1.5 s budget to flush and
+write resume data, then everything is cancelled; the DHT node saves its state file
+as it unwinds.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, final
+
+import trio
+
+from ._version import __version__
+from .config import ClientConfig
+from .dht_client import open_dht_node
+from .errors import DecodeError
+from .ids import InfoHash, PeerId
+from .magnet import Magnet, parse_magnet
+from .metainfo import Metainfo, parse_metainfo
+from .net.dialer import Dialer
+from .net.listener import Listener
+from .torrent import Torrent
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from .dht_client import DHT
+
+__all__ = ["Client", "ClientStats", "open_client"]
+
+log = logging.getLogger(__name__)
+
+#: Total time given to torrents to save resume data on shutdown (the brief is ~2 s).
+SHUTDOWN_BUDGET: Final = 1.5
+
+
+def make_peer_id(rng: random.Random) -> PeerId:
+    """Azureus-style ``-SHxyzw-`` prefix (BEP 20) plus 12 random printable bytes."""
+    digits = "".join(c for c in __version__ if c.isdigit())[:4].ljust(4, "0")
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    tail = "".join(rng.choice(alphabet) for _ in range(12))
+    return PeerId(f"-SH{digits}-{tail}".encode()[:20])
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    torrents: int
+    peers: int
+    download_rate: float
+    upload_rate: float
+    listen_address: tuple[str, int]
+    inbound_accepted: int
+    inbound_refused: int
+
+
+@final
+class Client:
+    """A running client (obtain one from `open_client`)."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        nursery: trio.Nursery,
+        listener: Listener,
+        dialer: Dialer,
+        dht: DHT | None,
+        peer_id: PeerId,
+    ) -> None:
+        self.config = config
+        self._nursery = nursery
+        self._listener = listener
+        self._dialer = dialer
+        self.dht = dht
+        self.peer_id = peer_id
+        assert listener.address is not None
+        self.listen_address: tuple[str, int] = listener.address
+        self._torrents: dict[InfoHash, Torrent] = {}
+
+    async def add(
+        self,
+        source: Magnet | Metainfo | str | Path,
+        *,
+        save_to: Path,
+        peers: Sequence[tuple[str, int]] = (),
+        select: Sequence[int] | None = None,
+        sequential: bool = False,
+        seed: bool = True,
+    ) -> Torrent:
+        """Start downloading (or seeding) `source` into `save_to`.
+
+        `source` is a magnet, parsed metainfo, a magnet URI or a .torrent path.
+
+        Raises:
+            DecodeError: the source cannot be parsed.
+            ValueError: the torrent is already added.
+        """
+        magnet, metainfo = await _resolve_source(source)
+        return await self._add(magnet, metainfo, Path(save_to), peers, select, sequential, seed)
+
+    async def _add(
+        self,
+        magnet: Magnet | None,
+        metainfo: Metainfo | None,
+        save_to: Path | None,
+        peers: Sequence[tuple[str, int]],
+        select: Sequence[int] | None,
+        sequential: bool,
+        seed: bool,
+    ) -> Torrent:
+        if metainfo is not None:
+            info_hash = metainfo.info_hash
+        else:
+            assert magnet is not None
+            info_hash = magnet.info_hash
+        if info_hash in self._torrents:
+            raise ValueError(f"torrent {info_hash.hex()} is already added")
+        if select is None and magnet is not None and magnet.select_only is not None:
+            select = [i for a, b in magnet.select_only for i in range(a, b + 1)]
+        torrent = Torrent(
+            info_hash,
+            config=self.config,
+            peer_id=self.peer_id,
+            dialer=self._dialer,
+            dht=self.dht,
+            listen_port=self.listen_address[1],
+            save_to=save_to,
+            metainfo=metainfo,
+            name=magnet.display_name if magnet is not None else None,
+            peers=[*peers, *(magnet.peers if magnet is not None else ())],
+            select=select,
+            sequential=sequential,
+            seed=seed,
+        )
+        self._torrents[info_hash] = torrent
+        self._listener.register(info_hash, torrent.accept)
+        await self._nursery.start(self._run_torrent, torrent)
+        if metainfo is None:
+            torrent.start_discovery_early()
+        return torrent
+
+    async def _run_torrent(
+        self, torrent: Torrent, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            await torrent.run(task_status=task_status)
+        finally:
+            self._listener.unregister(torrent.info_hash)
+            self._torrents.pop(torrent.info_hash, None)
+
+    async def fetch_metadata(self, magnet: Magnet | str) -> Metainfo:
+        """Fetch only the info dict of `magnet` from the swarm (nothing is written).
+
+        Put a deadline around this: an empty swarm never answers.
+        """
+        if isinstance(magnet, str):
+            magnet = parse_magnet(magnet)
+        existing = self._torrents.get(magnet.info_hash)
+        if existing is not None:
+            return await existing.wait_metadata()
+        torrent = await self._add(magnet, None, None, (), None, False, False)
+        try:
+            return await torrent.wait_metadata()
+        finally:
+            await torrent.remove()
+
+    def torrents(self) -> list[Torrent]:
+        return list(self._torrents.values())
+
+    def statistics(self) -> ClientStats:
+        stats = [t.statistics() for t in self._torrents.values()]
+        return ClientStats(
+            torrents=len(stats),
+            peers=sum(s.peers for s in stats),
+            download_rate=sum(s.download_rate for s in stats),
+            upload_rate=sum(s.upload_rate for s in stats),
+            listen_address=self.listen_address,
+            inbound_accepted=self._listener.accepted,
+            inbound_refused=self._listener.refused,
+        )
+
+    async def _shutdown(self) -> None:
+        with trio.move_on_after(SHUTDOWN_BUDGET):
+            async with trio.open_nursery() as nursery:
+                for torrent in list(self._torrents.values()):
+                    nursery.start_soon(torrent.shutdown)
+
+
+async def _resolve_source(
+    source: Magnet | Metainfo | str | Path,
+) -> tuple[Magnet | None, Metainfo | None]:
+    if isinstance(source, Magnet):
+        return source, None
+    if isinstance(source, Metainfo):
+        return None, source
+    text = source if isinstance(source, str) else ""
+    if text.startswith("magnet:"):
+        return parse_magnet(text), None
+    try:
+        raw = await trio.Path(source).read_bytes()
+    except OSError as exc:
+        raise DecodeError(f"cannot read torrent file {source}: {exc}") from exc
+    return None, parse_metainfo(raw)
+
+
+@asynccontextmanager
+async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Client]:
+    """Run a client for the duration of the ``async with`` block.
+
+    Raises:
+        OSError: the listen address cannot be bound.
+    """
+    config = config or ClientConfig()
+    rng = random.SystemRandom()
+    peer_id = make_peer_id(rng)
+    listener = Listener(
+        peer_id, host=config.bind_host, port=config.port, encryption=config.encryption
+    )
+    # The DHT is entered into the outer stack so it is closed (and saves its state)
+    # after the nursery, not while being cancelled with it.
+    async with AsyncExitStack() as stack, trio.open_nursery() as nursery:
+        address = await nursery.start(listener.serve)
+        dht = await _start_dht(stack, config, address[1]) if config.dht else None
+        local = {address}
+        if config.bind_host in ("0.0.0.0", "::"):
+            local.add(("127.0.0.1", address[1]))
+        dialer = Dialer(
+            peer_id,
+            encryption=config.encryption,
+            max_half_open=config.max_half_open,
+            local_addrs=frozenset(local),
+        )
+        client = Client(config, nursery, listener, dialer, dht, peer_id)
+        try:
+            yield client
+        finally:
+            with trio.CancelScope(shield=True):
+                await client._shutdown()
+            nursery.cancel_scope.cancel()
+
+
+async def _start_dht(stack: AsyncExitStack, config: ClientConfig, port: int) -> DHT:
+    state = None
+    if config.state_dir is not None:
+        await trio.Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+        state = config.state_dir / "dht.json"
+    try:
+        return await stack.enter_async_context(
+            open_dht_node((config.bind_host, port), config.bootstrap, state_file=state)
+        )
+    except OSError:
+        log.info("UDP port %d is taken; the DHT uses another one", port)
+        return await stack.enter_async_context(
+            open_dht_node((config.bind_host, 0), config.bootstrap, state_file=state)
+        )

@@ -1,0 +1,199 @@
+"""PeerSession: drives one `PeerConnection` engine over one handshaken stream.
+
+Theory of operation
+-------------------
+The dialer or listener has already exchanged both BitTorrent handshakes (the
+listener must read the info-hash before it knows which torrent to hand the stream
+to). The engine still expects to do the handshake itself, so the session replays
+the remote's 68 bytes into it and drops the engine's own 68-byte handshake from its
+first output: the engine then sees exactly the byte stream it would have seen.
+
+Two tasks share the engine (safe: Trio switches tasks only at checkpoints and the
+engine's methods never await):
+
+* reader: ``receive_some`` → ``receive_data`` → each event to the handler.
+* writer: waits on `wake()` (or the engine's timer), flushes ``data_to_send()`` and
+  fires ``handle_timer``. There is no polling: anyone who queues bytes (the reader,
+  the torrent calling a command) calls `wake()`.
+
+Error containment (docs/style.md 4.3): what a remote peer can cause (protocol
+errors, broken or closed streams, timeouts) ends this session only; `run` returns
+a `PeerDropped` with the reason after closing the stream. Anything else is our bug
+and propagates, crashing the torrent on purpose.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Protocol, final
+
+import trio
+
+from ..errors import DecodeError, RemoteProtocolError
+from ..peer import events as ev
+from ..peer.connection import ConnectionConfig, PeerConnection
+from ..peer.handshake import HANDSHAKE_LENGTH, encode_handshake
+
+if TYPE_CHECKING:
+    from ..ids import InfoHash, PeerId
+    from ..swarm.bitfield import Bitfield
+    from .dialer import PeerLink
+
+__all__ = ["PEER_ERRORS", "PeerDropped", "PeerSession", "SessionHandler"]
+
+Addr = tuple[str, int]
+
+#: What a remote peer can make happen; these end one session and nothing else.
+PEER_ERRORS: Final = (
+    RemoteProtocolError,
+    DecodeError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,
+)
+_RECEIVE_SIZE: Final = 64 * 1024
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PeerDropped:
+    """A session ended; `reason` is for logs and `PeerDisconnected` events."""
+
+    addr: Addr
+    reason: str
+
+
+class SessionHandler(Protocol):
+    """What a session reports to (the torrent)."""
+
+    async def on_peer_event(self, session: PeerSession, event: ev.PeerEvent) -> None: ...
+
+
+class _Closed(Exception):
+    """Internal: the session ends normally (EOF, idle peer, local close)."""
+
+
+@final
+class PeerSession:
+    """One connected peer (see the module docstring)."""
+
+    def __init__(
+        self,
+        link: PeerLink,
+        info_hash: InfoHash,
+        our_peer_id: PeerId,
+        handler: SessionHandler,
+        *,
+        num_pieces: int | None,
+        our_pieces: Bitfield | None = None,
+        piece_length: int | None = None,
+        total_length: int | None = None,
+        metadata_size: int | None = None,
+        config: ConnectionConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.link: Final = link
+        self.addr: Final = link.addr
+        self._handler = handler
+        try:
+            remote_ip = ipaddress.ip_address(link.addr[0])
+        except ValueError:
+            remote_ip = None
+        self.conn: Final = PeerConnection(
+            info_hash,
+            our_peer_id,
+            num_pieces,
+            now=trio.current_time(),
+            rng=rng or random.SystemRandom(),
+            config=config,
+            our_pieces=our_pieces,
+            piece_length=piece_length,
+            total_length=total_length,
+            metadata_size=metadata_size,
+            remote_ip=remote_ip,
+        )
+        self._skip = HANDSHAKE_LENGTH  # our handshake, already sent by the dialer/listener
+        self._pending = encode_handshake(link.remote) + link.trailing_data
+        self._wake = trio.Event()
+        self._cancel = trio.CancelScope()
+        self._close_reason: str | None = None
+        self.started_at = trio.current_time()
+        #: Payload counters for rate estimates (blocks only, as the choker wants).
+        self.downloaded = 0
+        self.uploaded = 0
+        self.client = ""
+
+    def wake(self) -> None:
+        """Something was queued on `conn` (or its timer moved): flush soon."""
+        self._wake.set()
+
+    def close(self, reason: str) -> None:
+        """End the session (ban, torrent shutdown); `run` returns with `reason`."""
+        if self._close_reason is None:
+            self._close_reason = reason
+        self._cancel.cancel()
+
+    async def run(self) -> PeerDropped:
+        """Serve the peer until it leaves or fails; always closes the stream."""
+        reason = "closed"
+        try:
+            with self._cancel:
+                await self._feed(self._pending)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer)
+                    await self._reader()
+                    nursery.cancel_scope.cancel()
+        except* _Closed as group:
+            reason = str(group.exceptions[0])
+        except* PEER_ERRORS as group:
+            exc = group.exceptions[0]
+            reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.link.stream)
+        if self._close_reason is not None:
+            reason = self._close_reason
+        return PeerDropped(self.addr, reason)
+
+    async def _feed(self, data: bytes) -> None:
+        self.conn.receive_data(data, trio.current_time())
+        await self._dispatch()
+        self._wake.set()
+
+    async def _dispatch(self) -> None:
+        while (event := self.conn.next_event()) is not None:
+            if isinstance(event, ev.ConnectionClosed):
+                raise _Closed("peer closed the connection")
+            if isinstance(event, ev.PeerIdle):
+                raise _Closed("peer idle")
+            if isinstance(event, ev.BlockReceived):
+                self.downloaded += len(event.data)
+            elif isinstance(event, ev.ExtendedHandshakeReceived) and event.handshake.v:
+                self.client = event.handshake.v
+            await self._handler.on_peer_event(self, event)
+
+    async def _reader(self) -> None:
+        while True:
+            data = await self.link.stream.receive_some(_RECEIVE_SIZE)
+            await self._feed(bytes(data))  # b"" (EOF) ends in _Closed or an error
+
+    async def _writer(self) -> None:
+        while True:
+            for buf in self.conn.data_to_send():
+                if self._skip:
+                    cut = min(self._skip, len(buf))
+                    self._skip -= cut
+                    buf = buf[cut:]
+                if buf:
+                    await self.link.stream.send_all(buf)
+            deadline = self.conn.get_timer()
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            if deadline is not None and trio.current_time() >= deadline:
+                self.conn.handle_timer(trio.current_time())
+            # Events queued by a timer, or replayed by set_num_pieces (metadata arrived).
+            await self._dispatch()

@@ -1,0 +1,554 @@
+"""Torrent: one torrent's engine room (metadata, peers, pieces, choking, seeding).
+
+Theory of operation
+-------------------
+`Torrent.run` owns one nursery (docs/style.md 4.3) with these tasks:
+
+* ``_connect_loop``: dials addresses from the `PeerPool` (DHT, PEX, ``x.pe``,
+  ``peers=``) while below ``max_peers_per_torrent``; inbound links arrive through
+  `accept` (called by the listener). Each peer runs a `PeerSession` in its own task;
+  whatever the peer does wrong ends that task with a `PeerDropped`, nothing more.
+* ``_discovery_loop``: DHT get_peers + announce (not for private torrents, BEP 27),
+  every 5 minutes, sooner while the pool is empty.
+* ``_choke_loop``: the pure `Choker` every 10 s; ``_pex_loop``: BEP 11 every 60 s.
+* ``_stats_loop``: rate windows and `Progress` events once a second.
+
+State changes happen in `on_peer_event`, called by the sessions' tasks. It never
+holds state across an ``await`` without re-checking it, so Trio's cooperative
+scheduling makes each event's bookkeeping atomic: no locks.
+
+Metadata phase (magnets, BEP 9): every peer advertising ut_metadata and a sane
+``metadata_size`` is asked for missing pieces (one peer per piece at a time). When
+all pieces are in, the SHA-1 must equal the info-hash; otherwise every peer that
+sent a piece is banned and the fetch restarts. Nothing touches the disk before the
+info dict is verified.
+
+Download: blocks go to the `Picker` (which peer gets which request, endgame) and to
+`Storage` piece buffers; a complete piece is hashed in a thread (`verify_piece`),
+written, and announced with ``have`` to every peer. A failed piece is re-fetched;
+its contributors are known per block with a block digest ("smart ban"): once the
+piece verifies, whoever sent a block that differs from the good one is banned, and a
+peer that alone supplied two failed pieces is banned too.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, final
+
+import trio
+
+from . import torrent_events as tev
+from ._torrent_data import DataPhase, MetadataFetch
+from .errors import StorageError
+from .net.peer_session import PEER_ERRORS, PeerSession
+from .peer import events as ev
+from .peer.connection import ConnectionConfig
+from .peer.extension import UT_PEX, PexPeer
+from .swarm.peer_pool import PeerPool, PeerSource
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from pathlib import Path
+
+    from .config import ClientConfig
+    from .dht_client import DHT
+    from .ids import InfoHash, PeerId
+    from .metainfo import Metainfo
+    from .net.dialer import Dialer, PeerLink
+
+__all__ = ["Torrent", "TorrentState", "TorrentStats"]
+
+log = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+
+#: BEP 3, "Choking": "ten seconds"; BEP 11: PEX "no more than once a minute".
+PEX_INTERVAL: Final = 60.0
+#: DHT re-lookup (BEP 5 peers expire after about 30 minutes; announce well within).
+DHT_INTERVAL: Final = 300.0
+RATE_WINDOW: Final = 5.0
+_EVENT_BUFFER: Final = 256
+
+
+class TorrentState(enum.Enum):
+    FINDING_PEERS = "finding_peers"
+    FETCHING_METADATA = "fetching_metadata"
+    CHECKING = "checking"
+    DOWNLOADING = "downloading"
+    SEEDING = "seeding"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TorrentStats:
+    """A snapshot of one torrent (rates in B/s over about 5 s)."""
+
+    state: TorrentState
+    name: str | None
+    total_size: int
+    selected_size: int
+    downloaded: int
+    downloaded_payload: int
+    uploaded: int
+    download_rate: float
+    upload_rate: float
+    pieces_done: int
+    pieces_total: int
+    peers: int
+    seeds: int
+    encrypted_peers: int
+    known_peers: int
+    metadata_peers: int
+    dht_nodes: int
+    eta: float | None
+    ratio: float
+
+
+@dataclass
+class _Subscriptions:
+    channels: list[trio.MemorySendChannel[tev.TorrentEvent]] = field(default_factory=list)
+
+    def publish(self, event: tev.TorrentEvent) -> None:
+        for ch in list(self.channels):
+            try:
+                ch.send_nowait(event)
+            except trio.WouldBlock:
+                pass  # a slow subscriber loses events rather than stalling the torrent
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.channels.remove(ch)
+
+    def close(self) -> None:
+        for ch in self.channels:
+            ch.close()
+        self.channels.clear()
+
+
+@final
+class Torrent:
+    """One torrent added to a `Client` (the task object and the user's handle)."""
+
+    def __init__(
+        self,
+        info_hash: InfoHash,
+        *,
+        config: ClientConfig,
+        peer_id: PeerId,
+        dialer: Dialer,
+        dht: DHT | None,
+        listen_port: int,
+        save_to: Path | None,
+        metainfo: Metainfo | None = None,
+        name: str | None = None,
+        peers: Sequence[Addr] = (),
+        select: Sequence[int] | None = None,
+        sequential: bool = False,
+        seed: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.info_hash: Final = info_hash
+        self.metainfo = metainfo
+        self._name = name
+        self.config = config
+        self.peer_id = peer_id
+        self._dialer = dialer
+        self._dht = dht
+        self._listen_port = listen_port
+        self.save_to = save_to
+        self._seed = seed
+        self._rng = rng or random.SystemRandom()
+        self.pool = PeerPool()
+        for addr in peers:
+            self.pool.add(addr, PeerSource.USER)
+        self.sessions: dict[Addr, PeerSession] = {}
+        self._peer_ids: set[bytes] = set()
+        self._dialing = 0
+        self._state = TorrentState.FINDING_PEERS
+        self._metadata_ready = trio.Event()
+        self._complete = trio.Event()
+        self._stopped = trio.Event()
+        self._pool_changed = trio.Event()
+        self._subs = _Subscriptions()
+        self._nursery: trio.Nursery | None = None
+        self._peers_scope: trio.CancelScope | None = None
+        self._error: str | None = None
+        self.fetch = MetadataFetch(info_hash)
+        self.data: DataPhase | None = None
+        self._select = select
+        self._sequential = sequential
+        self._samples: deque[tuple[float, int, int]] = deque()
+        self._paused = False
+        self._gone_down = 0  # payload counters of sessions that have ended
+        self._gone_up = 0
+
+    # ---- public API --------------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        return self.metainfo.info.name if self.metainfo is not None else self._name
+
+    @property
+    def private(self) -> bool:
+        return self.metainfo is not None and self.metainfo.info.private
+
+    async def wait_metadata(self) -> Metainfo:
+        """Wait until the info dict is known (at once for .torrent sources)."""
+        await self._metadata_ready.wait()
+        assert self.metainfo is not None
+        return self.metainfo
+
+    async def wait_complete(self) -> None:
+        """Wait until every selected piece is verified and flushed.
+
+        Raises:
+            StorageError: the torrent stopped on a disk error first.
+        """
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_error() -> None:
+                    await self._stopped.wait()
+                    scope.cancel()
+
+                nursery.start_soon(stop_on_error)
+                await self._complete.wait()
+                nursery.cancel_scope.cancel()
+        if not self._complete.is_set():
+            raise StorageError(self._error or "torrent stopped before completing")
+
+    def events(self) -> AsyncIterator[tev.TorrentEvent]:
+        """A new bounded subscription; iteration ends when the torrent stops."""
+        send, receive = trio.open_memory_channel[tev.TorrentEvent](_EVENT_BUFFER)
+        if self._stopped.is_set():
+            send.close()
+        else:
+            self._subs.channels.append(send)
+        return receive.__aiter__()
+
+    async def pause(self) -> None:
+        """Disconnect every peer and stop dialling until `resume`."""
+        self._paused = True
+        if self._peers_scope is not None:
+            self._peers_scope.cancel()
+        for session in list(self.sessions.values()):
+            session.close("paused")
+        await trio.lowlevel.checkpoint()
+
+    async def resume(self) -> None:
+        self._paused = False
+        self._pool_changed.set()
+        await trio.lowlevel.checkpoint()
+
+    async def remove(self, delete_files: bool = False) -> None:
+        """Stop the torrent (saving resume data) and optionally delete its files."""
+        await self.shutdown()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        if delete_files and self.data is not None:
+            await self.data.delete_files()
+
+    def statistics(self) -> TorrentStats:
+        data = self.data
+        now = trio.current_time()
+        down_rate, up_rate = self._rates(now)
+        downloaded = data.verified_bytes() if data else 0
+        payload = sum(s.downloaded for s in self.sessions.values()) + self._gone_down
+        uploaded = sum(s.uploaded for s in self.sessions.values()) + self._gone_up
+        left = data.wanted_left() if data else None
+        eta = left / down_rate if left and down_rate > 0 else (0.0 if left == 0 else None)
+        dht_nodes = 0
+        if self._dht is not None:
+            dht_nodes = self._dht.statistics().node.routing.nodes
+        return TorrentStats(
+            state=self._state,
+            name=self.name,
+            total_size=data.info.total_length if data else 0,
+            selected_size=data.selected_size if data else 0,
+            downloaded=downloaded,
+            downloaded_payload=payload,
+            uploaded=uploaded,
+            download_rate=down_rate,
+            upload_rate=up_rate,
+            pieces_done=data.storage.verified().count() if data else 0,
+            pieces_total=data.info.num_pieces if data else 0,
+            peers=len(self.sessions),
+            seeds=sum(1 for s in self.sessions.values() if _is_seed(s)),
+            encrypted_peers=sum(1 for s in self.sessions.values() if s.link.encrypted),
+            known_peers=self.pool.statistics().known,
+            metadata_peers=self.fetch.peer_count(self.sessions.values()),
+            dht_nodes=dht_nodes,
+            eta=eta,
+            ratio=uploaded / downloaded if downloaded else 0.0,
+        )
+
+    def _rates(self, now: float) -> tuple[float, float]:
+        if len(self._samples) < 2:
+            return 0.0, 0.0
+        t0, d0, u0 = self._samples[0]
+        t1, d1, u1 = self._samples[-1]
+        span = max(t1 - t0, 1e-9)
+        return (d1 - d0) / span, (u1 - u0) / span
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until removed or cancelled (the client's nursery owns this task)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                nursery.start_soon(self._connect_loop)
+                nursery.start_soon(self._stats_loop)
+                if self.metainfo is None:
+                    self._state = TorrentState.FETCHING_METADATA
+                    await self._metadata_ready.wait()
+                await self._start_data()
+                if self._dht is not None and not self.private:
+                    nursery.start_soon(self._discovery_loop)
+                if not self.private:
+                    nursery.start_soon(self._pex_loop)
+                nursery.start_soon(self._choke_loop)
+        except StorageError as exc:
+            self._fail(f"storage error: {exc}")
+        finally:
+            self._state = TorrentState.ERROR if self._error else TorrentState.STOPPED
+            self._stopped.set()
+            self._subs.close()
+
+    def start_discovery_early(self) -> None:
+        """Magnets need peers before metadata: start the DHT loop right away."""
+        if self._nursery is not None and self._dht is not None:
+            self._nursery.start_soon(self._discovery_loop)
+
+    def _fail(self, message: str) -> None:
+        self._error = message
+        self._subs.publish(tev.TorrentError(message))
+        log.error("torrent %s: %s", self.info_hash.hex(), message)
+
+    async def shutdown(self) -> None:
+        """Best-effort: save resume data (callers bound this with move_on_after)."""
+        if self.data is not None:
+            try:
+                await self.data.save_resume()
+            except StorageError as exc:
+                log.warning("could not save resume data: %s", exc)
+
+    async def _start_data(self) -> None:
+        assert self.metainfo is not None
+        if self.save_to is None:  # metadata only (Client.fetch_metadata)
+            await trio.sleep_forever()
+        self._state = TorrentState.CHECKING
+        self.data = await DataPhase.open(self, self.metainfo.info, self._select, self._sequential)
+        for session in list(self.sessions.values()):
+            self.data.peer_joined_late(session)
+        self._state = TorrentState.SEEDING if self.data.complete() else TorrentState.DOWNLOADING
+        if self.data.complete():
+            self.mark_complete()
+        assert self._nursery is not None
+        self._nursery.start_soon(self.data.run_saver)
+
+    def mark_complete(self) -> None:
+        if not self._complete.is_set():
+            self._complete.set()
+            self._state = TorrentState.SEEDING
+            self._subs.publish(tev.Completed())
+
+    def metadata_verified(self, metainfo: Metainfo) -> None:
+        """The fetch produced a verified info dict (called by `MetadataFetch`)."""
+        self.metainfo = metainfo
+        info = metainfo.info
+        self._subs.publish(tev.MetadataReceived(info.name, info.total_length, info.num_pieces))
+        self._metadata_ready.set()
+
+    def publish(self, event: tev.TorrentEvent) -> None:
+        self._subs.publish(event)
+
+    # ---- peers -------------------------------------------------------------------
+
+    def accept(self, link: PeerLink) -> bool:
+        """An inbound link from the listener; False makes the listener close it."""
+        if (
+            self._nursery is None
+            or self._paused
+            or len(self.sessions) + self._dialing >= self.config.max_peers_per_torrent
+            or bytes(link.remote.peer_id) in self._peer_ids
+            or self.pool.is_banned(link.addr)
+            or link.addr in self.sessions
+        ):
+            return False
+        self._nursery.start_soon(self._run_session, link)
+        return True
+
+    def ban(self, addr: Addr, reason: str) -> None:
+        self.pool.ban(addr)
+        self._subs.publish(tev.PeerBanned(addr, reason))
+        session = self.sessions.get(addr)
+        if session is not None:
+            session.close(f"banned: {reason}")
+
+    async def _connect_loop(self) -> None:
+        while True:
+            free = self.config.max_peers_per_torrent - len(self.sessions) - self._dialing
+            now = trio.current_time()
+            if not self._paused and free > 0:
+                for addr in self.pool.pop_candidates(now, free):
+                    self._dialing += 1
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._dial, addr)
+            at = self.pool.next_ready_time(now)
+            with trio.move_on_at(math.inf if at is None or at <= now else at):
+                await self._pool_changed.wait()
+            self._pool_changed = trio.Event()
+            await trio.sleep(0.05)  # coalesce bursts of PEX/DHT additions
+
+    async def _dial(self, addr: Addr) -> None:
+        try:
+            link = await self._dialer.dial(addr, self.info_hash)
+        except (*PEER_ERRORS, OSError) as exc:
+            log.debug("dial %s failed: %s", addr, exc)
+            self.pool.failed(addr, trio.current_time())
+            return
+        finally:
+            self._dialing -= 1
+        if bytes(link.remote.peer_id) in self._peer_ids or self._paused:
+            await trio.aclose_forcefully(link.stream)
+            self.pool.closed(addr, trio.current_time())
+            return
+        self.pool.connected(addr)
+        await self._run_session(link)
+
+    async def _run_session(self, link: PeerLink) -> None:
+        data = self.data
+        info = data.info if data is not None else None
+        session = PeerSession(
+            link,
+            self.info_hash,
+            self.peer_id,
+            self,
+            num_pieces=info.num_pieces if info else None,
+            our_pieces=data.storage.verified() if data else None,
+            piece_length=info.piece_length if info else None,
+            total_length=info.total_length if info else None,
+            metadata_size=len(info.raw) if info else None,
+            config=ConnectionConfig(listen_port=self._listen_port, enable_pex=not self.private),
+            rng=self._rng,
+        )
+        self.sessions[link.addr] = session
+        self._peer_ids.add(bytes(link.remote.peer_id))
+        if link.incoming:
+            self.pool.mark_busy(link.addr, PeerSource.INCOMING)
+        self._subs.publish(tev.PeerConnected(link.addr, "", link.encrypted, link.incoming))
+        try:
+            dropped = await session.run()
+        finally:
+            del self.sessions[link.addr]
+            self._peer_ids.discard(bytes(link.remote.peer_id))
+            self._gone_down += session.downloaded
+            self._gone_up += session.uploaded
+            self.fetch.peer_left(session)
+            if self.data is not None:
+                self.data.peer_left(session)
+            self.pool.closed(link.addr, trio.current_time())
+            self._pool_changed.set()
+        self._subs.publish(tev.PeerDisconnected(dropped.addr, dropped.reason))
+
+    async def on_peer_event(self, session: PeerSession, event: ev.PeerEvent) -> None:
+        """Everything a session's engine reports (see the module docstring)."""
+        conn = session.conn
+        if isinstance(event, ev.ExtendedHandshakeReceived):
+            hs = event.handshake
+            if hs.p and session.link.incoming:
+                self.pool.add((session.addr[0], hs.p), PeerSource.INCOMING)
+            if self.metainfo is None:
+                self.fetch.request_more(self.sessions.values())
+        elif isinstance(event, ev.MetadataPieceReceived):
+            verified = self.fetch.piece_received(session, event, self)
+            if verified is not None:
+                self.metadata_verified(verified)
+        elif isinstance(event, ev.MetadataRejected):
+            self.fetch.rejected(session, event.piece)
+            self.fetch.request_more(self.sessions.values())
+        elif isinstance(event, ev.MetadataRequested):
+            self._serve_metadata(session, event.piece)
+        elif isinstance(event, ev.PexReceived):
+            if not self.private:
+                for peer in event.added[:50]:
+                    self.pool.add(peer.addr, PeerSource.PEX)
+                self._pool_changed.set()
+        elif self.data is not None:
+            await self.data.on_peer_event(session, event)
+        if conn.state.value == "open":
+            session.wake()
+
+    def _serve_metadata(self, session: PeerSession, piece: int) -> None:
+        info = self.metainfo.info if self.metainfo is not None else None
+        if info is None or not 0 <= piece * 16384 < len(info.raw):
+            session.conn.send_metadata_reject(piece)
+            return
+        chunk = info.raw[piece * 16384 : (piece + 1) * 16384]
+        session.conn.send_metadata_data(piece, len(info.raw), chunk)
+
+    # ---- background loops ------------------------------------------------------------
+
+    async def _discovery_loop(self) -> None:
+        assert self._dht is not None
+        retry = 1.0
+        while True:
+            found = 0
+            async for addr in self._dht.get_peers(self.info_hash):
+                found += self.pool.add(addr, PeerSource.DHT)
+                self._pool_changed.set()
+            if self._listen_port:
+                await self._dht.announce(self.info_hash, self._listen_port)
+            if self.sessions or self.pool.known():
+                retry = DHT_INTERVAL
+            await trio.sleep(retry)
+            retry = min(DHT_INTERVAL, retry * 2)
+
+    async def _choke_loop(self) -> None:
+        while True:
+            if self.data is not None:
+                self.data.rechoke(self.sessions.values())
+            await trio.sleep(10.0)
+
+    async def _pex_loop(self) -> None:
+        sent: dict[Addr, set[Addr]] = {}
+        while True:
+            await trio.sleep(PEX_INTERVAL)
+            live = {a for a, s in self.sessions.items() if not s.link.incoming}
+            for addr, session in list(self.sessions.items()):
+                if not session.conn.peer_supports(UT_PEX):
+                    continue
+                before = sent.get(addr, set())
+                added = [PexPeer(a) for a in live - before - {addr}][:50]
+                dropped = list(before - live)[:50]
+                if added or dropped:
+                    session.conn.send_pex(added, dropped)
+                    session.wake()
+                sent[addr] = live - {addr}
+
+    async def _stats_loop(self) -> None:
+        while True:
+            now = trio.current_time()
+            down = self._gone_down + sum(s.downloaded for s in self.sessions.values())
+            up = self._gone_up + sum(s.uploaded for s in self.sessions.values())
+            self._samples.append((now, down, up))
+            while self._samples and self._samples[0][0] < now - RATE_WINDOW:
+                self._samples.popleft()
+            if self.metainfo is None and self.sessions:
+                self.fetch.check_timeouts(now, self.sessions.values())
+            self._subs.publish(tev.Progress(self.statistics()))
+            await trio.sleep(1.0)
+
+
+def _is_seed(session: PeerSession) -> bool:
+    pieces = session.conn.peer_pieces
+    return pieces is not None and pieces.has_all()
