@@ -1,0 +1,736 @@
+"""PeerConnection: two engines wired back to back in memory, scripted time, fuzzing."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shoal.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
+from shoal.ids import InfoHash, PeerId
+from shoal.peer import events as ev
+from shoal.peer import messages as m
+from shoal.peer.connection import ConnectionConfig, ConnectionState, PeerConnection
+from shoal.peer.extension import PexFlags, PexPeer, encode_extended_handshake
+from shoal.peer.handshake import Handshake, ReservedBits, encode_handshake
+from shoal.swarm.bitfield import Bitfield
+
+from .wire_strategies import split_at
+
+INFO_HASH = InfoHash(bytes(range(20)))
+ID_A = PeerId(b"-SH0100-aaaaaaaaaaaa")
+ID_B = PeerId(b"-SH0100-bbbbbbbbbbbb")
+PIECE_LEN = 32 * 1024
+NUM_PIECES = 10
+TOTAL = PIECE_LEN * (NUM_PIECES - 1) + 1000  # short last piece
+BLOCK = m.BLOCK_SIZE
+NO_FAST = ReservedBits.DHT | ReservedBits.EXTENSION_PROTOCOL
+
+
+def drain(conn: PeerConnection) -> list[ev.PeerEvent]:
+    return list(iter(conn.next_event, None))
+
+
+def wire(conn: PeerConnection) -> bytes:
+    return b"".join(conn.data_to_send())
+
+
+def engine(
+    peer_id: PeerId = ID_A,
+    num_pieces: int | None = NUM_PIECES,
+    *,
+    have: Bitfield | None = None,
+    now: float = 0.0,
+    **cfg: Any,
+) -> PeerConnection:
+    total = None if num_pieces is None else PIECE_LEN * (num_pieces - 1) + 1000
+    return PeerConnection(
+        INFO_HASH,
+        peer_id,
+        num_pieces,
+        now=now,
+        rng=random.Random(peer_id),
+        config=ConnectionConfig(**cfg),
+        our_pieces=have,
+        piece_length=PIECE_LEN if num_pieces is not None else None,
+        total_length=total,
+    )
+
+
+@dataclass
+class Pair:
+    """A seeder `a` and a leecher `b` connected in memory (h11's ConnectionPair idea)."""
+
+    a: PeerConnection
+    b: PeerConnection
+    now: float = 0.0
+    log: dict[str, list[ev.PeerEvent]] = field(default_factory=lambda: {"a": [], "b": []})
+
+    def transfer(self) -> None:
+        """Move bytes both ways until neither side has anything to send."""
+        for _ in range(10):
+            ab, ba = wire(self.a), wire(self.b)
+            if not ab and not ba:
+                return
+            if ab:
+                self.b.receive_data(ab, self.now)
+            if ba:
+                self.a.receive_data(ba, self.now)
+        raise AssertionError("engines kept talking")
+
+    def events(self, side: str) -> list[ev.PeerEvent]:
+        conn = self.a if side == "a" else self.b
+        got = drain(conn)
+        self.log[side] += got
+        return got
+
+
+def pair(
+    *, fast: bool = True, n: int = NUM_PIECES, b_pieces: int | None = NUM_PIECES, **cfg: Any
+) -> Pair:
+    reserved: dict[str, Any] = {} if fast else {"reserved": NO_FAST}
+    p = Pair(
+        engine(ID_A, n, have=Bitfield.all(n), **reserved, **cfg),
+        engine(ID_B, n if b_pieces == NUM_PIECES else b_pieces, **reserved, **cfg),
+    )
+    p.transfer()
+    return p
+
+
+# ---- the whole conversation ------------------------------------------------------------
+
+
+def test_handshakes_then_piece_state_then_extended_handshake() -> None:
+    a = engine(ID_A, have=Bitfield.from_indices(NUM_PIECES, [0, 9]), listen_port=6881)
+    a_out = wire(a)
+    assert a_out[:68] == encode_handshake(
+        Handshake(
+            INFO_HASH, ID_A, ReservedBits.DHT | ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL
+        )
+    )
+    assert len(a_out) == 68, "nothing but the handshake before the peer's handshake"
+    b = engine(ID_B)
+    b.receive_data(a_out, 0.0)
+    a.receive_data(wire(b), 0.0)
+    b.receive_data(wire(a), 0.0)
+    got = drain(b)
+    assert got[0] == ev.HandshakeReceived(ID_A, a.config.reserved)
+    assert got[1] == ev.BitfieldReceived(Bitfield.from_indices(NUM_PIECES, [0, 9]))
+    assert isinstance(got[2], ev.ExtendedHandshakeReceived)
+    hs = got[2].handshake
+    assert hs.m == {"ut_metadata": 1, "ut_pex": 2}
+    assert hs.v is not None
+    assert hs.v.startswith("shoal ")
+    assert (hs.reqq, hs.p) == (250, 6881)
+    assert b.peer_pieces == Bitfield.from_indices(NUM_PIECES, [0, 9])
+    assert b.peer_extensions == {"ut_metadata": 1, "ut_pex": 2}
+    assert b.peer_reqq == 250
+    assert b.fast
+    assert b.extensions
+    assert b.state is ConnectionState.OPEN
+    assert b.peer_id == ID_A
+
+
+def test_yourip_and_metadata_size_advertised() -> None:
+    a = PeerConnection(
+        INFO_HASH,
+        ID_A,
+        None,
+        now=0,
+        rng=random.Random(0),
+        metadata_size=12345,
+        remote_ip=ipaddress.ip_address("127.0.0.2"),
+    )
+    b = engine(ID_B, None)
+    b.receive_data(wire(a), 0)
+    a.receive_data(wire(b), 0)
+    b.receive_data(wire(a), 0)
+    hs = next(e for e in drain(b) if isinstance(e, ev.ExtendedHandshakeReceived)).handshake
+    assert hs.metadata_size == 12345 == b.peer_metadata_size
+    assert hs.yourip == ipaddress.ip_address("127.0.0.2")
+
+
+def test_seed_and_leecher_exchange_blocks() -> None:
+    p = pair()
+    assert isinstance(p.events("b")[1], ev.HaveAllReceived)
+    assert isinstance(p.events("a")[1], ev.HaveNoneReceived)
+    p.b.set_interested(True)
+    p.a.set_choking(False)
+    p.transfer()
+    assert p.events("a") == [ev.PeerInterested()]
+    assert p.events("b") == [ev.Unchoked()]
+    p.b.request(3, 0, BLOCK, p.now)
+    p.b.request(9, 0, 1000, p.now)  # the short last piece
+    p.transfer()
+    assert p.events("a") == [ev.BlockRequested(3, 0, BLOCK), ev.BlockRequested(9, 0, 1000)]
+    data = bytes(range(256)) * 64
+    assert p.a.send_piece(3, 0, data)
+    out = p.a.data_to_send()
+    assert isinstance(out[-1], memoryview), "the block is not copied"
+    assert out[-1] == data
+    p.b.receive_data(b"".join(out), p.now)
+    (got,) = p.events("b")
+    assert got == ev.BlockReceived(3, 0, data)
+    assert p.b.outstanding == [(9, 0, 1000)]
+    assert p.b.statistics()["downloaded"] == BLOCK
+    assert p.a.statistics()["uploaded"] == BLOCK
+
+
+def test_cancel_withdraws_the_request_and_send_piece_reports_it() -> None:
+    p = pair()
+    p.a.set_choking(False)
+    p.transfer()
+    p.b.request(1, 0, BLOCK, p.now)
+    p.transfer()
+    assert p.b.cancel(1, 0, BLOCK)
+    assert not p.b.cancel(1, 0, BLOCK)
+    p.transfer()
+    assert p.events("a")[-1] == ev.RequestCancelled(1, 0, BLOCK)
+    assert not p.a.send_piece(1, 0, bytes(BLOCK))
+    assert wire(p.a) == b""
+
+
+def test_late_block_after_cancel_is_dropped_quietly() -> None:
+    p = pair()
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("b")
+    p.b.request(1, 0, BLOCK, p.now)
+    p.transfer()
+    p.events("a")
+    assert p.a.send_piece(1, 0, bytes(BLOCK))  # crosses the cancel on the wire
+    p.b.cancel(1, 0, BLOCK)
+    p.transfer()
+    assert p.events("b") == []
+    assert p.b.unexpected_blocks == 0
+
+
+def test_unrequested_block_is_counted_and_ignored() -> None:
+    p = pair()
+    p.b.receive_data(m.encode_message(m.Piece(2, 0, b"xyz")), 0)
+    assert p.events("b")[-1] != ev.BlockReceived(2, 0, b"xyz")
+    assert p.b.unexpected_blocks == 1
+
+
+def test_fast_reject_and_allowed_fast_while_choked() -> None:
+    p = pair()
+    p.events("a")
+    p.events("b")
+    p.a.send_allowed_fast(4)
+    p.a.send_suggest(5)
+    p.transfer()
+    assert p.events("b") == [ev.AllowedFastReceived(4), ev.Suggested(5)]
+    assert p.b.peer_allowed_fast == {4}
+    assert p.b.suggested == {5}
+    assert p.b.can_request(4)
+    assert not p.b.can_request(3)
+    with pytest.raises(LocalProtocolError):
+        p.b.request(3, 0, BLOCK, p.now)
+    p.b.request(4, 0, BLOCK, p.now)
+    p.transfer()
+    assert p.events("a") == [ev.BlockRequested(4, 0, BLOCK)]
+    p.a.send_reject(4, 0, BLOCK)
+    p.transfer()
+    assert p.events("b") == [ev.RequestRejected(4, 0, BLOCK)]
+    assert p.b.outstanding == []
+
+
+def test_choking_with_fast_rejects_queued_requests_except_allowed_fast() -> None:
+    p = pair()
+    p.a.send_allowed_fast(2)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("b")
+    for index in (1, 2):
+        p.b.request(index, 0, BLOCK, p.now)
+    p.transfer()
+    p.events("a")
+    p.a.set_choking(True)
+    p.transfer()
+    # BEP 6: choke does not drop requests; the reject does.
+    assert p.events("b") == [ev.Choked(), ev.RequestRejected(1, 0, BLOCK)]
+    assert p.b.outstanding == [(2, 0, BLOCK)]
+    assert not p.a.send_piece(1, 0, bytes(BLOCK))
+    assert p.a.send_piece(2, 0, bytes(BLOCK))
+
+
+def test_choke_without_fast_drops_every_request() -> None:
+    p = pair(fast=False)
+    assert not p.a.fast
+    assert isinstance(p.events("b")[1], ev.BitfieldReceived), "no have_all without BEP 6"
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("b")
+    p.b.request(1, 0, BLOCK, p.now)
+    p.b.request(1, BLOCK, BLOCK, p.now)
+    p.transfer()
+    p.a.set_choking(True)
+    p.transfer()
+    assert p.events("b") == [
+        ev.Choked(),
+        ev.RequestRejected(1, 0, BLOCK),
+        ev.RequestRejected(1, BLOCK, BLOCK),
+    ]
+    assert p.b.outstanding == []
+    assert not p.a.send_piece(1, 0, bytes(BLOCK)), "the choke discarded the queue"
+    with pytest.raises(LocalProtocolError):
+        p.a.send_reject(1, 0, BLOCK)
+
+
+def test_fast_messages_without_fast_are_violations() -> None:
+    p = pair(fast=False)
+    with pytest.raises(RemoteProtocolError):
+        p.b.receive_data(m.encode_message(m.Reject(1, 0, BLOCK)), 0)
+    assert p.b.state is ConnectionState.ERROR
+    with pytest.raises(LocalProtocolError):
+        p.b.receive_data(b"\0\0\0\0", 0)
+
+
+def test_reject_for_a_request_never_sent_is_a_violation() -> None:
+    p = pair()
+    with pytest.raises(RemoteProtocolError):
+        p.b.receive_data(m.encode_message(m.Reject(1, 0, BLOCK)), 0)
+
+
+def test_inbound_requests_are_validated() -> None:
+    p = pair(max_inbound_requests=2)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("a")
+    for begin in (0, BLOCK, 0):  # third: a duplicate, refused; fourth below: over reqq
+        p.a.receive_data(m.encode_message(m.Request(0, begin, BLOCK)), 0)
+    p.a.receive_data(m.encode_message(m.Request(1, 0, BLOCK)), 0)
+    assert p.events("a") == [ev.BlockRequested(0, 0, BLOCK), ev.BlockRequested(0, BLOCK, BLOCK)]
+    assert p.a.refused_requests == 2
+    assert wire(p.a) == m.encode_message(m.Reject(0, 0, BLOCK)) + m.encode_message(
+        m.Reject(1, 0, BLOCK)
+    )
+    with pytest.raises(RemoteProtocolError, match="past the end"):
+        p.a.receive_data(m.encode_message(m.Request(9, 0, 1001)), 0)
+
+
+def test_request_for_a_piece_we_lack_is_refused() -> None:
+    p = pair()
+    p.b.set_choking(False)
+    p.transfer()
+    p.events("b")
+    p.b.receive_data(m.encode_message(m.Request(0, 0, BLOCK)), 0)
+    assert p.events("b") == []
+    assert wire(p.b) == m.encode_message(m.Reject(0, 0, BLOCK))
+
+
+def test_zero_length_request_is_a_violation() -> None:
+    p = pair()
+    with pytest.raises(RemoteProtocolError):
+        p.a.receive_data(m.encode_message(m.Request(0, 0, 0)), 0)
+
+
+def test_extension_messages_pex_metadata_port() -> None:
+    p = pair()
+    added = [PexPeer(("127.0.0.5", 6881), PexFlags.SEED), PexPeer(("::1", 7000))]
+    p.a.send_pex(added, [("127.0.0.6", 1)])
+    p.a.send_port(6881)
+    p.b.send_metadata_request(0)
+    p.a.send_metadata_data(0, 5, b"hello")
+    p.a.send_metadata_reject(1)
+    p.transfer()
+    assert p.events("b")[-4:] == [
+        ev.PexReceived(tuple(added), (("127.0.0.6", 1),)),
+        ev.PortReceived(6881),
+        ev.MetadataPieceReceived(0, 5, b"hello"),
+        ev.MetadataRejected(1),
+    ]
+    assert p.events("a")[-1] == ev.MetadataRequested(0)
+
+
+def test_extension_disabled_by_a_later_handshake() -> None:
+    p = pair()
+    assert p.b.peer_supports("ut_pex")
+    update = encode_extended_handshake(
+        __import__("shoal.peer.extension", fromlist=["x"]).ExtendedHandshake(m={"ut_pex": 0})
+    )
+    p.b.receive_data(m.encode_message(m.Extended(0, update)), 0)
+    assert not p.b.peer_supports("ut_pex")
+    assert p.b.peer_supports("ut_metadata")
+    with pytest.raises(LocalProtocolError):
+        p.b.send_pex([], [])
+
+
+def test_unknown_extended_id_is_counted() -> None:
+    p = pair()
+    p.b.receive_data(m.encode_message(m.Extended(77, b"whatever")), 0)
+    assert p.b.unknown_extended == 1
+
+
+def test_bad_extended_payload_is_a_remote_error_only() -> None:
+    p = pair()
+    with pytest.raises(RemoteProtocolError) as info:
+        p.b.receive_data(m.encode_message(m.Extended(1, b"not bencode")), 0)
+    assert type(info.value) is RemoteProtocolError
+
+
+# ---- piece state before the metadata ---------------------------------------------------
+
+
+def test_piece_state_is_buffered_until_the_piece_count_is_known() -> None:
+    p = pair(b_pieces=None)
+    got = p.events("b")
+    assert not any(isinstance(e, ev.HaveAllReceived) for e in got)
+    assert p.b.peer_pieces is None
+    p.b.set_num_pieces(NUM_PIECES, piece_length=PIECE_LEN, total_length=TOTAL)
+    assert p.events("b") == [ev.HaveAllReceived()]
+    assert p.b.peer_pieces == Bitfield.all(NUM_PIECES)
+
+
+def test_early_bitfield_and_haves_replayed_and_checked() -> None:
+    a = engine(ID_A, None, reserved=NO_FAST)
+    b = engine(ID_B, None)
+    bits = Bitfield.from_indices(12, [1]).to_bytes()
+    b.receive_data(wire(a), 0)
+    a.receive_data(wire(b), 0)
+    drain(a)
+    stream = m.encode_message(m.BitfieldMessage(bits)) + m.encode_message(m.Have(5))
+    a.receive_data(stream, 0)
+    assert drain(a) == []
+    a.set_num_pieces(12)
+    assert drain(a) == [
+        ev.BitfieldReceived(Bitfield.from_indices(12, [1])),
+        ev.HaveReceived(5),
+    ]
+    assert a.peer_pieces == Bitfield.from_indices(12, [1, 5])
+
+
+@pytest.mark.parametrize("n", [8, 17, 5])
+def test_early_piece_state_that_does_not_fit_fails_set_num_pieces(n: int) -> None:
+    a = engine(ID_A, None, reserved=NO_FAST)
+    a.receive_data(encode_handshake(Handshake(INFO_HASH, ID_B, NO_FAST)), 0)
+    bits = Bitfield.from_indices(12, [1]).to_bytes()
+    a.receive_data(m.encode_message(m.BitfieldMessage(bits)) + m.encode_message(m.Have(6)), 0)
+    with pytest.raises(RemoteProtocolError):
+        a.set_num_pieces(n)
+    assert a.state is ConnectionState.ERROR
+
+
+def test_second_bitfield_is_a_violation() -> None:
+    p = pair()
+    with pytest.raises(RemoteProtocolError, match="first"):
+        p.b.receive_data(m.encode_message(m.HaveNone()), 0)
+
+
+# ---- handshake edge cases --------------------------------------------------------------
+
+
+def test_wrong_info_hash_and_self_connection_refused() -> None:
+    a = engine(ID_A)
+    with pytest.raises(HandshakeError):
+        a.receive_data(encode_handshake(Handshake(InfoHash(b"x" * 20), ID_B)), 0)
+    a = engine(ID_A)
+    with pytest.raises(HandshakeError):
+        a.receive_data(b"\x13BitTorrent protocoX", 0)
+    a = engine(ID_A)
+    with pytest.raises(RemoteProtocolError, match="ourselves"):
+        a.receive_data(encode_handshake(Handshake(INFO_HASH, ID_A)), 0)
+
+
+def test_initial_data_from_a_previous_layer_is_consumed() -> None:
+    theirs = encode_handshake(Handshake(INFO_HASH, ID_B, ReservedBits.FAST))
+    leftover = theirs + m.encode_message(m.HaveAll()) + m.encode_message(m.Unchoke())
+    a = PeerConnection(INFO_HASH, ID_A, 4, now=0, rng=random.Random(0), initial_data=leftover)
+    assert drain(a) == [
+        ev.HandshakeReceived(ID_B, ReservedBits.FAST),
+        ev.HaveAllReceived(),
+        ev.Unchoked(),
+    ]
+    assert not a.extensions
+    assert a.fast
+    with pytest.raises(LocalProtocolError):
+        a.send_pex([], [])  # the peer has no extension protocol at all
+
+
+def test_eof_between_frames_closes_and_inside_a_frame_fails() -> None:
+    p = pair()
+    p.b.receive_data(b"", 1.0)
+    assert p.events("b")[-1] == ev.ConnectionClosed()
+    assert p.b.state is ConnectionState.CLOSED
+    assert p.b.get_timer() is None
+    p.a.receive_data(b"\0\0\0\x05\x04", 1.0)
+    with pytest.raises(RemoteProtocolError):
+        p.a.receive_data(b"", 1.0)
+    c = engine(ID_A)
+    c.receive_data(b"\x13Bit", 0)
+    with pytest.raises(RemoteProtocolError):
+        c.receive_data(b"", 0)
+
+
+# ---- split invariance and totality -----------------------------------------------------
+
+
+def peer_stream() -> bytes:
+    """Everything a seeder might say, in one byte string (requests refused: choked)."""
+    from shoal.peer.extension import ExtendedHandshake
+
+    hs = ExtendedHandshake(m={"ut_metadata": 3, "ut_pex": 4}, v="x", reqq=10, metadata_size=99)
+    parts: list[m.Message] = [
+        m.HaveAll(),
+        m.Extended(0, encode_extended_handshake(hs)),
+        m.KeepAlive(),
+        m.Unchoke(),
+        m.Interested(),
+        m.Have(3),
+        m.AllowedFast(7),
+        m.Suggest(2),
+        m.Request(0, 0, BLOCK),
+        m.Piece(1, 0, b"unrequested"),
+        m.Extended(2, b"d5:added6:\x7f\x00\x00\x01\x1a\xe1e"),
+        m.Extended(1, b"d8:msg_typei0e5:piecei0ee"),
+        m.Port(6881),
+        m.Choke(),
+        m.NotInterested(),
+    ]
+    theirs = encode_handshake(Handshake(INFO_HASH, ID_B, ReservedBits(0x100005 | 0x10 << 16)))
+    return theirs + b"".join(map(m.encode_message, parts))
+
+
+def replay(chunks: list[bytes]) -> tuple[list[ev.PeerEvent], bytes]:
+    conn = engine(ID_A, have=Bitfield.from_indices(NUM_PIECES, [0]))
+    for chunk in chunks:
+        conn.receive_data(chunk, 0.0)
+    events = [
+        ev.BlockReceived(e.index, e.begin, bytes(e.data)) if isinstance(e, ev.BlockReceived) else e
+        for e in drain(conn)
+    ]
+    return events, wire(conn)
+
+
+def test_peer_stream_produces_the_expected_events() -> None:
+    events, out = replay([peer_stream()])
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == [
+        "HandshakeReceived",
+        "HaveAllReceived",
+        "ExtendedHandshakeReceived",
+        "Unchoked",
+        "PeerInterested",
+        "HaveReceived",
+        "AllowedFastReceived",
+        "Suggested",
+        "PexReceived",
+        "MetadataRequested",
+        "PortReceived",
+        "Choked",
+        "PeerNotInterested",
+    ]
+    assert out.endswith(m.encode_message(m.Reject(0, 0, BLOCK))), "we choke: request rejected"
+
+
+def test_byte_by_byte_gives_the_same_events() -> None:
+    data = peer_stream()
+    assert replay([data[i : i + 1] for i in range(len(data))]) == replay([data])
+
+
+@given(st.lists(st.integers(0, 600), max_size=12))
+def test_split_invariance(cuts: list[int]) -> None:
+    data = peer_stream()
+    assert replay(split_at(data, cuts)) == replay([data])
+
+
+def opened() -> PeerConnection:
+    conn = engine(ID_A, have=Bitfield.from_indices(NUM_PIECES, [0]))
+    conn.receive_data(encode_handshake(Handshake(INFO_HASH, ID_B, ReservedBits(0x100005))), 0.0)
+    return conn
+
+
+def feed_totally(conn: PeerConnection, chunks: list[bytes]) -> None:
+    try:
+        for chunk in chunks:
+            conn.receive_data(chunk, 0.0)
+            drain(conn)
+            conn.data_to_send()
+        conn.receive_data(b"", 0.0)
+    except RemoteProtocolError:
+        assert conn.state is ConnectionState.ERROR
+
+
+@settings(max_examples=150)
+@given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=6))
+def test_arbitrary_bytes_after_the_handshake_raise_only_remote_errors(
+    data: bytes, cuts: list[int]
+) -> None:
+    feed_totally(opened(), split_at(data, cuts))
+
+
+@settings(max_examples=150)
+@given(st.data())
+def test_mutated_valid_streams_raise_only_remote_errors(data: st.DataObject) -> None:
+    stream = bytearray(peer_stream())
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(68, len(stream) - 1))
+        stream[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(stream)))
+    feed_totally(engine(ID_A), split_at(bytes(stream), [cut]))
+
+
+# ---- time ------------------------------------------------------------------------------
+
+
+def test_keepalive_after_silence_and_idle_event() -> None:
+    p = pair(keepalive_interval=100.0, idle_timeout=300.0)
+    p.events("b")
+    t = p.b.get_timer()
+    assert t is not None
+    assert 90.0 <= t <= 100.0
+    p.b.handle_timer(t - 0.01)
+    assert wire(p.b) == b""
+    p.b.handle_timer(t)
+    assert wire(p.b) == b"\0\0\0\0"
+    t2 = p.b.get_timer()
+    assert t2 is not None
+    assert t2 == pytest.approx(2 * t)
+    for step in range(2, 5):  # keep-alives continue while the peer is silent
+        p.b.handle_timer(step * t + 0.5)
+        assert wire(p.b) == b"\0\0\0\0"
+    assert p.events("b") == [ev.PeerIdle()]
+    p.b.handle_timer(410.0)
+    p.b.data_to_send()
+    assert p.events("b") == [], "idleness is reported once"
+    p.b.receive_data(b"\0\0\0\0", 420.0)  # the peer speaks: the idle clock restarts
+    timer = p.b.get_timer()
+    assert timer is not None
+    assert timer <= 720.0
+    p.b.handle_timer(719.0)
+    assert p.events("b") == []
+    p.b.handle_timer(720.0)
+    assert p.events("b") == [ev.PeerIdle()]
+
+
+def test_request_timeout_cancels_and_reports() -> None:
+    p = pair(request_timeout=10.0, snub_timeout=100.0, keepalive_interval=1000.0)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("b")
+    p.b.request(1, 0, BLOCK, 0.0)
+    p.b.request(1, BLOCK, BLOCK, 2.0)
+    p.transfer()
+    assert p.b.get_timer() == 10.0
+    p.b.handle_timer(10.0)
+    assert p.events("b") == [ev.RequestTimedOut(1, 0, BLOCK)]
+    assert wire(p.b) == m.encode_message(m.Cancel(1, 0, BLOCK))
+    assert p.b.get_timer() == 12.0
+    p.b.handle_timer(12.5)
+    assert p.events("b") == [ev.RequestTimedOut(1, BLOCK, BLOCK)]
+    assert p.b.outstanding == []
+
+
+def test_snubbing_and_recovery() -> None:
+    p = pair(request_timeout=100.0, snub_timeout=60.0, keepalive_interval=1000.0)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("b")
+    p.b.request(1, 0, BLOCK, 0.0)
+    p.b.request(2, 0, BLOCK, 0.0)
+    p.transfer()
+    assert p.b.get_timer() == 60.0
+    p.b.handle_timer(59.0)
+    assert p.events("b") == []
+    assert p.b.pipeline_depth(59.0) == 2, "not snubbed yet"
+    p.b.handle_timer(60.0)
+    assert p.events("b") == [ev.PeerSnubbed()]
+    assert p.b.snubbed
+    assert p.b.pipeline_depth(60.0) == 1
+    assert p.b.get_timer() == 100.0  # no second snub; next is the request deadline
+    p.a.send_piece(1, 0, bytes(BLOCK))
+    p.now = 61.0
+    p.transfer()
+    assert isinstance(p.events("b")[0], ev.BlockReceived)
+    assert not p.b.snubbed
+    assert p.b.get_timer() == 100.0
+    assert p.b.pipeline.next_deadline() == 100.0
+    p.b.handle_timer(100.0)
+    assert p.events("b") == [ev.RequestTimedOut(2, 0, BLOCK)]
+
+
+NO_TIMEOUTS: dict[str, Any] = dict.fromkeys(
+    ["request_timeout", "snub_timeout", "keepalive_interval", "idle_timeout"], 1e9
+)
+
+
+def serve_for(p: Pair, seconds: float, latency: float, blocks_per_tick: int) -> list[int]:
+    """Leecher keeps its pipeline full; the seeder answers up to `blocks_per_tick` per tick."""
+    depths: list[int] = []
+    queue: list[ev.PeerEvent] = []
+    index = begin = 0
+    block = bytes(BLOCK)
+    p.events("a")
+    p.events("b")
+    while p.now < seconds:
+        for _ in range(p.b.request_slots(p.now)):
+            p.b.request(index % ((p.b.num_pieces or 2) - 1), begin, BLOCK, p.now)
+            begin += BLOCK
+            index, begin = (index + 1, 0) if begin >= 2 * BLOCK else (index, begin)
+        p.a.receive_data(wire(p.b), p.now)
+        queue += p.events("a")
+        served, queue = queue[:blocks_per_tick], queue[blocks_per_tick:]
+        for e in served:
+            assert isinstance(e, ev.BlockRequested)
+            assert p.a.send_piece(e.index, e.begin, block)
+        p.now += latency
+        p.b.receive_data(wire(p.a), p.now)
+        for e in p.events("b"):
+            assert isinstance(e, ev.BlockReceived)
+        depths.append(p.b.pipeline_depth(p.now))
+    return depths
+
+
+def test_pipeline_depth_grows_with_rate() -> None:
+    p = pair(n=600, **NO_TIMEOUTS)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("b")
+    depths = serve_for(p, 2.0, latency=0.05, blocks_per_tick=1000)
+    assert depths[0] <= 5
+    assert depths[-1] == 250, "a fast peer fills the cap (reqq)"
+    assert all(x <= y for x, y in itertools.pairwise(depths)), "no collapse"
+
+
+def test_pipeline_depth_stays_small_for_a_slow_peer() -> None:
+    p = pair(n=600, **NO_TIMEOUTS)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("b")
+    # One block per 0.5 s = 32 KiB/s: one second of queue is 2 blocks.
+    depths = serve_for(p, 10.0, latency=0.5, blocks_per_tick=1)
+    assert max(depths[4:]) <= 3
+
+
+def test_depth_respects_the_peers_reqq() -> None:
+    p = pair(n=600, **NO_TIMEOUTS)
+    p.b.peer_reqq = 7
+    p.a.set_choking(False)
+    p.transfer()
+    assert max(serve_for(p, 3.0, latency=0.05, blocks_per_tick=1000)) == 7
+
+
+def test_commands_on_a_connection_that_is_not_open_raise() -> None:
+    a = engine(ID_A)
+    with pytest.raises(LocalProtocolError):
+        a.set_choking(False)
+    with pytest.raises(LocalProtocolError):
+        a.request(0, 0, BLOCK, 0.0)
+    p = pair()
+    p.a.set_choking(False)
+    p.transfer()
+    with pytest.raises(LocalProtocolError):
+        p.b.request(0, 0, BLOCK + 1, 0.0)
+    with pytest.raises(LocalProtocolError):
+        p.b.request(NUM_PIECES, 0, BLOCK, 0.0)
+    p.b.request(0, 0, BLOCK, 0.0)
+    with pytest.raises(LocalProtocolError):
+        p.b.request(0, 0, BLOCK, 0.0)
+    with pytest.raises(LocalProtocolError):
+        p.b.set_num_pieces(NUM_PIECES)
