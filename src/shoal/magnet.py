@@ -25,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, final
 from urllib.parse import quote, unquote_to_bytes
 
 from .errors import DecodeError
@@ -53,6 +53,7 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _DOTTED_DIGITS = re.compile(r"[0-9.]+")
 
 
+@final
 @dataclass(frozen=True, slots=True)
 class Magnet:
     """What a magnet link tells us: the v1 info-hash plus optional hints.
