@@ -45,15 +45,12 @@ from typing import TYPE_CHECKING, Final, Generic, TypeVar, final
 from ..errors import RemoteProtocolError
 from .bitfield import Bitfield
 from .blocks import BLOCK_SIZE, Block, PieceBlocks
+from .priorities import DEFAULT_PRIORITY, MAX_PRIORITY
 
 if TYPE_CHECKING:
     import random
 
-__all__ = ["DEFAULT_PRIORITY", "MAX_PRIORITY", "Picker", "file_piece_priorities"]
-
-#: Piece priority levels follow libtorrent's 0..7: 0 = do not download, 4 = default.
-DEFAULT_PRIORITY: Final = 4
-MAX_PRIORITY: Final = 7
+__all__ = ["Picker"]
 
 # In endgame, at most this many peers hold a request for the same block: enough to
 # route around one or two slow peers without spending the whole swarm's bandwidth
@@ -68,38 +65,6 @@ def _bits_from_flags(flags: bytes, padded_len: int) -> int:
     if not flags:
         return 0
     return int(flags + b"0" * (padded_len - len(flags)), 2)
-
-
-def file_piece_priorities(
-    piece_length: int,
-    total_length: int,
-    files: Sequence[tuple[int, int]],
-    priorities: Sequence[int],
-) -> bytearray:
-    """Piece priorities from file priorities (file selection).
-
-    Args:
-        files: ``(offset, length)`` of each file in the concatenated torrent data.
-        priorities: one per file, 0..7 (0 = skip; give pad files 0).
-
-    Returns:
-        One priority per piece: the highest priority of any file overlapping it, so a
-        piece shared by a skipped and a selected file is still downloaded.
-    """
-    if len(files) != len(priorities):
-        raise ValueError("one priority per file")
-    num_pieces = -(-total_length // piece_length)
-    out = bytearray(num_pieces)
-    for (offset, length), prio in zip(files, priorities, strict=True):
-        if not 0 <= prio <= MAX_PRIORITY:
-            raise ValueError(f"priority {prio} outside 0..{MAX_PRIORITY}")
-        if length <= 0 or prio == 0:
-            continue
-        if offset < 0 or offset + length > total_length:
-            raise ValueError(f"file at {offset}+{length} outside {total_length} bytes")
-        for i in range(offset // piece_length, (offset + length - 1) // piece_length + 1):
-            out[i] = max(out[i], prio)
-    return out
 
 
 @final

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from shoal.errors import RemoteProtocolError
 from shoal.swarm.bitfield import Bitfield
 from shoal.swarm.blocks import BLOCK_SIZE, Block
-from shoal.swarm.picker import DEFAULT_PRIORITY, Picker, file_piece_priorities
+from shoal.swarm.picker import Picker
+from shoal.swarm.priorities import DEFAULT_PRIORITY, file_piece_priorities
 
 PL = 2 * BLOCK_SIZE  # two blocks per piece keeps the examples readable
 
@@ -392,6 +393,8 @@ def test_file_piece_priorities() -> None:
         file_piece_priorities(100, 400, files, [1, 1, 1, 9])
     with pytest.raises(ValueError):
         file_piece_priorities(100, 300, files, [1, 1, 1, 1])
+    with pytest.raises(ValueError):
+        file_piece_priorities(0, 400, files, [1, 1, 1, 1])
 
 
 @given(
