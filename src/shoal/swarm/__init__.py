@@ -10,7 +10,7 @@ from .choker import ChokeDecision as ChokeDecision
 from .choker import Choker as Choker
 from .choker import PeerStats as PeerStats
 from .picker import Picker as Picker
-from .picker import file_piece_priorities as file_piece_priorities
+from .priorities import file_piece_priorities as file_piece_priorities
 
 __all__ = [
     "BLOCK_SIZE",
