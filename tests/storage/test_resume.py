@@ -15,7 +15,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoal.errors import DecodeError
+from shoal.errors import DecodeError, StorageError
 from shoal.ids import InfoHash
 from shoal.storage import (
     FileStorage,
@@ -282,4 +282,16 @@ async def test_saver_saves_after_max_pieces_and_on_interval(tmp_path: Path) -> N
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     assert set((await load_resume(t.info, tmp_path)).durable) == {0, 1, 5}
+    await s.close()
+
+
+async def test_torrent_named_like_the_state_dir_needs_an_explicit_one(tmp_path: Path) -> None:
+    t = make_torrent([40_000], name=".shoal")
+    with pytest.raises(StorageError, match="state_dir"):
+        resume_path(t.info, tmp_path)
+    s = FileStorage(t.info, tmp_path)
+    await fetch(s, t, [0])
+    with pytest.raises(StorageError, match="state_dir"):
+        await save_resume(s, tmp_path)
+    assert (await save_resume(s, tmp_path, tmp_path / "state")).parent == tmp_path / "state"
     await s.close()

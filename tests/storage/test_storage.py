@@ -383,3 +383,28 @@ def test_file_entries_are_what_the_helpers_claim() -> None:
     t = standard()
     assert t.info.files[3] == FileEntry(("t", ".pad", "7000"), 7000, 65000, pad=True)
     assert len(t.data) == t.info.total_length
+
+
+async def test_block_is_copied_before_write_block_yields() -> None:
+    t = standard()
+    s = MemoryStorage(t.info)
+    scratch = bytearray(t.piece(0))  # a decoder's reusable receive buffer
+    view = memoryview(scratch)
+    assert await s.write_block(0, 0, view[:BLOCK]) is WriteResult.STORED
+    scratch[:BLOCK] = bytes(BLOCK)  # reused for the next frame
+    assert await s.write_block(0, BLOCK, view[BLOCK:]) is WriteResult.COMPLETE
+    assert await s.verify_piece(0)
+
+
+async def test_close_while_a_piece_is_being_verified(tmp_path: Path) -> None:
+    t = standard()
+    s = FileStorage(t.info, tmp_path)
+    for b, d in blocks(t, 0):
+        await s.write_block(0, b, d)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(s.verify_piece, 0)
+        await trio.testing.wait_all_tasks_blocked()  # verify_piece is in its thread
+        await s.close()
+    assert s.statistics().buffered_bytes == 0
+    with pytest.raises(LocalProtocolError):
+        await s.flush()

@@ -266,7 +266,8 @@ class BufferedStorage(ABC):
         """Copy a block into piece `index`'s buffer, allocating it if needed.
 
         Returns `WriteResult.COMPLETE` once every byte of the piece is present; the
-        caller then calls `verify_piece`. Never waits on the disk.
+        caller then calls `verify_piece`. Never waits on the disk. `data` is copied
+        before the first yield, so a decoder may reuse the memory behind a memoryview.
 
         Raises:
             LocalProtocolError: the range is outside the piece (validate peer messages
@@ -274,7 +275,13 @@ class BufferedStorage(ABC):
         """
         self._check_open()
         self._check_range(index, begin, len(data))
-        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        result = self._write_now(index, begin, data)
+        # The copy is done before we yield, so the caller may reuse its buffer at once.
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return result
+
+    def _write_now(self, index: int, begin: int, data: bytes | memoryview) -> WriteResult:
         if self._have.test(index) or index in self._verifying:
             return WriteResult.IGNORED
         buf = self._buffers.get(index)
@@ -294,8 +301,9 @@ class BufferedStorage(ABC):
             self._free(buf)
 
     def _free(self, buf: PieceBuffer) -> None:
-        del self._buffers[buf.index]
-        self._buffered_bytes -= buf.size
+        # `close` may have dropped every buffer while this one was being verified.
+        if self._buffers.pop(buf.index, None) is buf:
+            self._buffered_bytes -= buf.size
 
     async def verify_piece(self, index: int) -> bool:
         """Hash piece `index` and record the outcome.

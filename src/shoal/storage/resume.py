@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from ..bencoding import Bencoded, decode_dict, encode, get_bytes, get_int, get_list
-from ..errors import DecodeError
+from ..errors import DecodeError, StorageError
 from ..ids import InfoHash
 from ..swarm.bitfield import Bitfield
 from .files import describe_os_error, file_path
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT",
+    "STATE_DIR_NAME",
     "ResumeData",
     "ResumeResult",
     "ResumeSaver",
@@ -62,6 +63,8 @@ __all__ = [
 ]
 
 FORMAT: Final = b"shoal-resume-1"
+#: Default state directory inside the download directory.
+STATE_DIR_NAME: Final = ".shoal"
 #: A resume file is tiny (bitfield + 2 ints per file); anything bigger is not ours.
 MAX_RESUME_SIZE: Final = 16 * 1024 * 1024
 ABSENT: Final = (-1, 0)
@@ -131,9 +134,18 @@ def decode_resume(raw: bytes) -> ResumeData:
 
 
 def resume_path(info: InfoDict, root: str | Path, state_dir: str | Path | None = None) -> Path:
-    """``<state_dir or root/.shoal>/<info-hash hex>.resume``."""
-    directory = Path(state_dir) if state_dir is not None else Path(root) / ".shoal"
-    return directory / f"{info.info_hash.hex()}.resume"
+    """``<state_dir or root/.shoal>/<info-hash hex>.resume``.
+
+    Raises:
+        StorageError: no `state_dir` and the torrent's own files would live in
+            ``root/.shoal`` (a torrent named ``.shoal``): its data and our state must
+            not share a directory.
+    """
+    if state_dir is None:
+        if info.name == STATE_DIR_NAME:
+            raise StorageError(f"torrent is named {STATE_DIR_NAME!r}: pass a state_dir")
+        state_dir = Path(root) / STATE_DIR_NAME
+    return Path(state_dir) / f"{info.info_hash.hex()}.resume"
 
 
 def stat_files(info: InfoDict, root: str | Path) -> tuple[FileStat, ...]:
@@ -302,7 +314,11 @@ class ResumeSaver:
         self.saves += 1
 
     async def run(self) -> None:
-        """Save whenever a batch is due; runs until cancelled."""
+        """Save whenever a batch is due; runs until cancelled.
+
+        Raises:
+            StorageError: a save failed (disk full...); the engine decides what then.
+        """
         while True:
             with trio.move_on_after(self.interval):
                 await self._wake.wait()
