@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from shoal.errors import RemoteProtocolError
@@ -534,10 +534,16 @@ def test_simulated_download_completes(
                 assert b.begin % BLOCK_SIZE == 0
                 assert b.length == min(BLOCK_SIZE, p.piece_size(b.index) - b.begin)
             booked_elsewhere = {b for other, bs in out.items() if other != peer for b in bs}
-            if booked_elsewhere & set(got):
-                assert p.in_endgame() or before_endgame
             assert len(set(got)) == len(got)
             out[peer].extend(got)
+            if booked_elsewhere & set(got):  # endgame: no wanted block may be left free
+                event("endgame duplicate handed out")
+                assert p.in_endgame() or before_endgame
+                booked = {b for bs in out.values() for b in bs}
+                for i in wanted - have:
+                    for begin in range(0, p.piece_size(i), BLOCK_SIZE):
+                        length = min(BLOCK_SIZE, p.piece_size(i) - begin)
+                        assert begin in received.get(i, {}) or Block(i, begin, length) in booked
         elif action < 0.75 and out[peer]:
             b = out[peer].pop(rng.randrange(len(out[peer])))
             cancels = p.block_received(peer, b)
@@ -550,6 +556,7 @@ def test_simulated_download_completes(
                 assert len(received[b.index]) == -(-p.piece_size(b.index) // BLOCK_SIZE)
                 if failures and rng.random() < 0.3:
                     failures -= 1
+                    event("hash check failed")
                     assert p.piece_failed(b.index) == set(received.pop(b.index).values())
                 else:
                     p.piece_verified(b.index)
