@@ -413,3 +413,9 @@ def _fsync_dir(directory: str) -> None:
         raise describe_os_error(exc, "cannot fsync directory", directory) from exc
     finally:
         os.close(fd)
+
+
+if TYPE_CHECKING:
+    from .base import Storage
+
+    _conforms: type[Storage] = FileStorage  # mypy checks the protocol structurally

@@ -73,3 +73,9 @@ class MemoryStorage(BufferedStorage):
 
     async def _release(self) -> None:
         await trio.lowlevel.checkpoint()
+
+
+if TYPE_CHECKING:
+    from .base import Storage
+
+    _conforms: type[Storage] = MemoryStorage  # mypy checks the protocol structurally
