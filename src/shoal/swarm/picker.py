@@ -85,7 +85,7 @@ class _PeerPieces(Generic[P]):
     def as_int(self, all_mask: int) -> int:
         if self.seed:
             return all_mask
-        if self._int is None:  # refreshed lazily: haves are frequent, picks need the int
+        if self._int is None:  # rebuilt lazily after a whole new bitfield
             self._int = int.from_bytes(self.bits, "big")
         return self._int
 
@@ -264,10 +264,11 @@ class Picker(Generic[P]):
         if info.has(index):
             return self._wanted(index)
         info.bits[index >> 3] |= 0x80 >> (index & 7)
-        info._int = None
+        bit = self._bit(index)
+        if info._int is not None:  # ~1 µs here saves a ~20 µs rebuild at the next pick
+            info._int |= bit
         a = self._avail[index]
         self._avail[index] = a + 1
-        bit = self._bit(index)
         if a + 1 == len(self._buckets):
             self._buckets.append(0)
             self._fresh_in.append(0)
