@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -408,3 +409,58 @@ async def test_close_while_a_piece_is_being_verified(tmp_path: Path) -> None:
     assert s.statistics().buffered_bytes == 0
     with pytest.raises(LocalProtocolError):
         await s.flush()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_swarm_of_writers_with_liars_and_a_tight_buffer_cap(
+    tmp_path: Path, seed: int
+) -> None:
+    """Several 'peers' race on shuffled blocks; one lies. Only honest bytes reach disk."""
+    rng = random.Random(seed)
+    t = make_torrent([70_000, 0, 33_000, 5_000, 120_000], pads={3}, seed=seed)
+    s = FileStorage(t.info, tmp_path, max_buffer_bytes=3 * PIECE, max_open_files=2)
+    n = t.info.num_pieces
+    todo = [(i, b, d) for i in range(n) for b, d in blocks(t, i, 4096)]
+    failures = peak = 0
+
+    async def peer(name: int, lie: bool) -> None:
+        nonlocal failures, peak
+        mine = todo[:]
+        rng.shuffle(mine)
+        for _round in range(50):  # bounded: re-request what was refused, a few rounds
+            retry = []
+            for i, b, d in mine:
+                data = bytes(len(d)) if lie and rng.random() < 0.3 else d
+                res = await s.write_block(i, b, data)
+                peak = max(peak, s.statistics().buffered_bytes)
+                if res is WriteResult.NO_ROOM:
+                    retry.append((i, b, d))
+                elif res is WriteResult.COMPLETE and not await s.verify_piece(i):
+                    failures += 1
+                    retry.extend((i, bb, dd) for bb, dd in blocks(t, i, 4096))
+            if not retry:
+                return
+            mine = [x for x in retry if not s.has_piece(x[0])]
+            # A buffer another peer abandoned must not hold the cap forever.
+            for i in {x[0] for x in mine}:
+                if rng.random() < 0.2:
+                    s.discard_piece(i)
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        for k in range(4):
+            nursery.start_soon(peer, k, k == 0)
+    # Discards drop blocks other peers had delivered; an honest endgame pass finishes.
+    for i in s.verified().missing():
+        s.discard_piece(i)
+        for b, d in blocks(t, i):
+            await s.write_block(i, b, d)
+        assert await s.verify_piece(i)
+    assert s.verified().has_all()
+    assert failures > 0  # the liar did get bad pieces hashed (and refused)
+    assert 0 < peak <= 3 * PIECE
+    await s.flush()
+    await s.close()
+    for k, f in enumerate(t.info.files):
+        if not f.pad:
+            assert tmp_path.joinpath(*f.path).read_bytes() == t.file_bytes(k)
