@@ -210,7 +210,10 @@ def test_choke_invariants_and_determinism(
             regular = d.unchoke - d.optimistic_peers
             assert len(regular) <= max_unchoked
             # Tit-for-tat: no eligible choked peer is strictly faster than a regular one.
-            rate = (lambda s: s.upload_rate) if seeding else (lambda s: s.download_rate)
+
+            def rate(s: PeerStats[str]) -> float:
+                return s.upload_rate if seeding else s.download_rate
+
             if regular:
                 slowest = min(rate(by_name[p]) for p in regular)
                 for s in peers:

@@ -63,7 +63,7 @@ def test_last_piece_and_block_are_short() -> None:
 
 
 def test_empty_torrent_is_complete() -> None:
-    p = Picker(0, PL, 0, random.Random(0))
+    p: Picker[str] = Picker(0, PL, 0, random.Random(0))
     p.peer_have_all("s")
     assert p.is_complete()
     assert p.pick_blocks("s", 4) == []
@@ -473,7 +473,7 @@ def test_sequential_picks_lowest_index_with_a_free_block(
     join(p, peers)
     booked: set[Block] = set()
     names = sorted(peers)
-    for _ in range(20):
+    for _ in range(12):
         peer = data.draw(st.sampled_from(names))
         count = data.draw(st.integers(1, 5))
         got = p.pick_blocks(peer, count)
