@@ -567,23 +567,31 @@ class Picker(Generic[P]):
 
     # ---- verification ------------------------------------------------------------
 
-    def piece_verified(self, index: int) -> None:
-        """Piece `index` passed its hash check (or was found on disk): we have it."""
+    def piece_verified(self, index: int) -> list[tuple[P, Block]]:
+        """Piece `index` passed its hash check (or was found on disk): we have it.
+
+        Returns:
+            Requests still out for the piece (possible if it was verified from another
+            source while blocks were in flight), to be ``cancel``led.
+        """
         self._check_local(index)
         if self._have.test(index):
-            return
+            return []
+        cancels: list[tuple[P, Block]] = []
         pb = self._partials.pop(index, None)
         if pb is not None:
             del self._tiebreak[index]
-            for n, owners in pb.owners.items():
+            for n, owners in sorted(pb.owners.items()):
                 for owner in owners:
                     self._peers[owner].requests.discard((index, n))
+                    cancels.append((owner, pb.block(n)))
         if self._prio[index]:
             self._left_pieces -= 1
             self._left_bytes -= self.piece_size(index)
             self._needed ^= self._bit(index)
         self._have.set(index)
         self._refresh(index)
+        return cancels
 
     def piece_failed(self, index: int) -> set[P]:
         """Piece `index` failed its hash check: re-download it all.

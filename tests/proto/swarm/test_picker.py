@@ -331,6 +331,19 @@ def test_endgame_never_duplicates_to_the_same_peer() -> None:
     assert p.pick_blocks("a", 5) == []
 
 
+def test_verifying_a_piece_with_requests_out_cancels_them() -> None:
+    p = make(2, sequential=True)
+    p.peer_have_all("a")
+    p.peer_have_all("b")
+    a_blocks = p.pick_blocks("a", 1)
+    b_blocks = p.pick_blocks("b", 1)
+    assert [b.index for b in a_blocks + b_blocks] == [0, 0]
+    assert p.piece_verified(0) == [("a", a_blocks[0]), ("b", b_blocks[0])]
+    assert p.outstanding("a") == p.outstanding("b") == 0
+    assert p.block_received("a", a_blocks[0]) == []  # arrives anyway: ignored
+    assert [b.index for b in p.pick_blocks("a", 5)] == [1, 1]
+
+
 def test_block_received_checks_the_grid() -> None:
     p = make(2, total=PL + 100)
     for bad in [
@@ -371,7 +384,7 @@ def test_verify_and_fail() -> None:
     assert p.piece_failed(a0.index) == set()
     assert p.block_received("a", a0) == []  # piece already verified
     other = 1 - a0.index
-    p.piece_verified(other)  # e.g. found on disk: no block ever requested
+    assert p.piece_verified(other) == []  # e.g. found on disk: no block ever requested
     assert p.is_complete()
     assert p.wanted_left() == 0
     assert p.have() == Bitfield.all(2)
@@ -559,7 +572,7 @@ def test_simulated_download_completes(
                     event("hash check failed")
                     assert p.piece_failed(b.index) == set(received.pop(b.index).values())
                 else:
-                    p.piece_verified(b.index)
+                    assert p.piece_verified(b.index) == []  # complete: nothing in flight
                     have.add(b.index)
                     del received[b.index]
         elif action < 0.8 and out[peer]:
