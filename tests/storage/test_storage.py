@@ -399,13 +399,28 @@ async def test_block_is_copied_before_write_block_yields() -> None:
 
 async def test_close_while_a_piece_is_being_verified(tmp_path: Path) -> None:
     t = standard()
-    s = FileStorage(t.info, tmp_path)
+    limiter = trio.CapacityLimiter(1)
+    s = FileStorage(t.info, tmp_path, limiter=limiter)
     for b, d in blocks(t, 0):
         await s.write_block(0, b, d)
+    outcome: list[str] = []
+
+    async def verify() -> None:
+        try:
+            await s.verify_piece(0)
+        except LocalProtocolError as exc:
+            outcome.append(str(exc))
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(s.verify_piece, 0)
-        await trio.testing.wait_all_tasks_blocked()  # verify_piece is in its thread
+        await limiter.acquire()  # hold the only thread token: hashing must wait
+        nursery.start_soon(verify)
+        await trio.testing.wait_all_tasks_blocked()
         await s.close()
+        limiter.release()
+    # The hash finished after close: the piece is not written (no descriptor reopened).
+    assert outcome == ["storage is closed"]
+    assert not s.has_piece(0)
+    assert not tmp_path.joinpath(*t.info.files[0].path).exists()
     assert s.statistics().buffered_bytes == 0
     with pytest.raises(LocalProtocolError):
         await s.flush()

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Final, final
 
 import trio
 
-from ..errors import StorageError
+from ..errors import LocalProtocolError, StorageError
 from ..layout import Extent, piece_extents
 from .base import DEFAULT_MAX_BUFFER_BYTES, BufferedStorage
 
@@ -192,6 +192,7 @@ class FileStorage(BufferedStorage):
         self._open_lock = trio.Lock()
         self._new_dirs: set[str] = set()  # directories whose entries must be fsync'ed
         self._empties_created = False
+        self._released = False
 
     # ---- descriptors ---------------------------------------------------------------
 
@@ -250,6 +251,8 @@ class FileStorage(BufferedStorage):
     async def _acquire(self, index: int, write: bool) -> _Handle | None:
         """A descriptor for file `index` (None if reading a missing file)."""
         async with self._open_lock:
+            if self._released:  # an operation that began before close() must not reopen
+                raise LocalProtocolError("storage is closed")
             h = self._handles.get(index)
             if h is None or (write and not h.writable):
                 fd, dirs = await trio.to_thread.run_sync(
@@ -394,6 +397,7 @@ class FileStorage(BufferedStorage):
 
     async def _release(self) -> None:
         async with self._open_lock:
+            self._released = True
             for h in self._handles.values():
                 self._retire(h)
             self._handles.clear()
