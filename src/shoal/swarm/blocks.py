@@ -94,9 +94,11 @@ class PieceBlocks(Generic[P]):
     # ---- queries -----------------------------------------------------------------
 
     def free_mask(self) -> int:
+        """Bitmap of blocks neither requested nor received."""
         return self._full & ~(self.received | self.requested)
 
     def has_free(self) -> bool:
+        """Is any block neither requested nor received?"""
         return self.free_mask() != 0
 
     def is_complete(self) -> bool:
@@ -108,6 +110,7 @@ class PieceBlocks(Generic[P]):
         return not (self.received or self.requested)
 
     def is_received(self, n: int) -> bool:
+        """Has block `n` arrived?"""
         return bool(self.received >> n & 1)
 
     def free_blocks(self, limit: int) -> list[int]:

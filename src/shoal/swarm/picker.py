@@ -136,6 +136,7 @@ class Picker(Generic[P]):
     # ---- geometry ----------------------------------------------------------------
 
     def piece_size(self, index: int) -> int:
+        """Bytes in piece `index` (the last piece may be short)."""
         if index == self.num_pieces - 1:
             return self.total_length - index * self.piece_length
         return self.piece_length
@@ -210,6 +211,7 @@ class Picker(Generic[P]):
         self._refresh(index)
 
     def priority(self, index: int) -> int:
+        """Piece `index`'s priority, 0 (skip) .. 7."""
         return self._prio[index]
 
     def _check_local(self, index: int) -> None:
@@ -614,6 +616,7 @@ class Picker(Generic[P]):
         return self._have.copy()
 
     def has_piece(self, index: int) -> bool:
+        """Have we verified piece `index`?"""
         return self._have.test(index)
 
     def is_complete(self) -> bool:
@@ -632,4 +635,5 @@ class Picker(Generic[P]):
         return bool(info.as_int(self._all) & self._needed)
 
     def partial_pieces(self) -> Iterable[int]:
+        """Pieces with blocks requested or received but not yet verified."""
         return self._partials.keys()
