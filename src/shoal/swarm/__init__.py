@@ -9,6 +9,9 @@ from .blocks import PieceBlocks as PieceBlocks
 from .choker import ChokeDecision as ChokeDecision
 from .choker import Choker as Choker
 from .choker import PeerStats as PeerStats
+from .metadata import MetadataAssembler as MetadataAssembler
+from .metadata import MetadataHashMismatch as MetadataHashMismatch
+from .metadata import MetadataVerified as MetadataVerified
 from .picker import Picker as Picker
 from .priorities import file_piece_priorities as file_piece_priorities
 
@@ -18,6 +21,9 @@ __all__ = [
     "Block",
     "ChokeDecision",
     "Choker",
+    "MetadataAssembler",
+    "MetadataHashMismatch",
+    "MetadataVerified",
     "PeerStats",
     "Picker",
     "PieceBlocks",
