@@ -140,9 +140,12 @@ def sweep_configs() -> dict[str, LookupConfig]:
     for alpha in (3, 4, 5, 8):
         for soft in (0.3, 0.5, 1.0):
             grid[f"a{alpha} soft{soft}"] = dataclasses.replace(base, alpha=alpha, soft_timeout=soft)
-    grid["a4 soft0.5 fixed"] = dataclasses.replace(base, adaptive=False)
-    grid["a4 factor2"] = dataclasses.replace(base, rtt_factor=2.0)
-    grid["a4 factor3"] = dataclasses.replace(base, rtt_factor=3.0)
+    a = base.alpha
+    grid[f"a{a} soft{base.soft_timeout} fixed"] = dataclasses.replace(base, adaptive=False)
+    grid[f"a{a} factor2"] = dataclasses.replace(base, rtt_factor=2.0)
+    grid[f"a{a} factor3"] = dataclasses.replace(base, rtt_factor=3.0)
+    grid[f"a{a} patience0"] = dataclasses.replace(base, patience=0.0)
+    grid[f"a{a} patience1"] = dataclasses.replace(base, patience=1.0)
     return grid
 
 

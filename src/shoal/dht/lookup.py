@@ -25,7 +25,9 @@ answered and no closer node is waiting or still to be asked. This is the rule of
 rust-libp2p's ``ClosestPeersIter``, except that a WAITING node closer than the k-th
 success blocks termination (it may know closer nodes), and so does an UNRESPONSIVE one
 until ``patience`` after its query: the slot is freed at the soft deadline, but a slow
-node among the closest is not dropped from the result that quickly.
+node among the closest is not dropped from the result that quickly. A lookup that
+has no answer at all waits for its UNRESPONSIVE nodes a little longer still
+(``empty_patience``).
 
 Why soft timeouts: about half the addresses in the Mainline DHT never answer. With one
 fixed timeout, every dead node among the closest holds a slot for a full second or more.
@@ -145,6 +147,9 @@ class LookupConfig:
             *termination* (not a slot) until this long after its query, so a slow node
             among the closest is not dropped from the result just for being slow.
             0.5 s measured +0.1 closest-8 overlap for +0.1 s finish time; 1 s cost 0.6 s.
+        empty_patience: while *no* node has answered, a soft-timed-out node holds up
+            termination this long after its query (a lone slow bootstrap node). Longer
+            mostly waits on lost datagrams: 2 s covers any live path's RTT.
     """
 
     alpha: int = 5
@@ -158,6 +163,7 @@ class LookupConfig:
     max_candidates: int | None = None
     max_queries: int = 200
     patience: float = 0.5
+    empty_patience: float = 2.0
 
     def __post_init__(self) -> None:
         if self.alpha < 1 or self.k < 1 or self.max_queries < 1:
@@ -166,7 +172,7 @@ class LookupConfig:
             raise ValueError("need 0 < soft_timeout <= hard_timeout")
         if not 0 < self.min_soft_timeout <= self.max_soft_timeout <= self.hard_timeout:
             raise ValueError("need 0 < min_soft_timeout <= max_soft_timeout <= hard_timeout")
-        if self.patience < 0:
+        if self.patience < 0 or self.empty_patience < 0:
             raise ValueError("patience must not be negative")
         if self.max_candidates is not None and self.max_candidates < self.k:
             raise ValueError("max_candidates must be at least k")
@@ -342,6 +348,16 @@ class Lookup:
                 if in_flight < cfg.alpha:
                     return self._query(cand, now)
                 pending = True  # it will be asked as soon as a slot frees
+        if not pending and succeeded == 0:
+            # Do not give up empty-handed at once: with nothing else to go on, a slow
+            # seed (a bootstrap node on a long path) is worth `empty_patience`.
+            later = [
+                t
+                for c in self._candidates
+                if c.state is _S.UNRESPONSIVE and (t := self._empty_deadline(c)) > now
+            ]
+            if later:
+                return Wait(min(later))
         if not pending:
             self._done = True
             self._finished_at = now
@@ -484,6 +500,11 @@ class Lookup:
         if cand.node_id is not None:
             self._queried_ids.add(cand.node_id)
         return QueryNode(cand.node_id, cand.addr)
+
+    def _empty_deadline(self, cand: _Candidate) -> float:
+        cfg = self.config
+        soft = cand.soft_deadline - cand.sent_at
+        return cand.sent_at + min(max(soft, cfg.empty_patience), cfg.hard_timeout)
 
     def _soft_timeout(self, addr: Addr) -> float:
         cfg = self.config

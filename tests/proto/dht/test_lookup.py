@@ -217,10 +217,20 @@ def test_soft_timeout_frees_slot_and_late_reply_still_counts() -> None:
     assert wait == Wait(1.0)
     # Nothing new before the soft deadline, and nothing left to ask: keep waiting.
     assert run_until_wait(lookup, 0.5) == ([], Wait(1.0))
-    # Soft timeout: a is UNRESPONSIVE, which no longer blocks termination.
-    sent, action = run_until_wait(lookup, 1.0)
-    assert sent == []
-    assert isinstance(action, LookupDone)
+    # Soft timeout: a is UNRESPONSIVE and holds no slot; but with no answer at all yet,
+    # the lookup waits for it until empty_patience (2 s) rather than end empty-handed.
+    assert run_until_wait(lookup, 1.0) == ([], Wait(2.0))
+    assert lookup.in_flight(1.0) == 0
+    lookup.on_response(addr_of(1), a, [], [], None, 4.0)
+    assert isinstance(lookup.next(4.0), LookupDone)
+    assert lookup.closest_responded() == [(a, addr_of(1), None)]
+    # If it never answers, the lookup ends then, empty-handed.
+    lookup = Lookup(TARGET, LookupKind.FIND_NODE, [(a, addr_of(1))], now=0.0, config=config)
+    run_until_wait(lookup, 0.0)
+    assert run_until_wait(lookup, 1.0) == ([], Wait(2.0))
+    assert isinstance(lookup.next(2.0), LookupDone)
+    assert lookup.closest_responded() == []
+    assert lookup.statistics().timeouts == 1
     # A fresh lookup where a's late reply comes while another node is still waiting.
     lookup = Lookup(
         TARGET, LookupKind.FIND_NODE, [(a, addr_of(1)), (c, addr_of(3))], now=0.0, config=config
@@ -453,6 +463,8 @@ def test_no_seeds_means_done_at_once() -> None:
         {"soft_timeout": 6.0, "hard_timeout": 5.0},
         {"min_soft_timeout": 2.0, "max_soft_timeout": 1.0},
         {"max_candidates": 3},
+        {"patience": -1.0},
+        {"empty_patience": -1.0},
     ],
 )
 def test_config_rejects_nonsense(kwargs: dict[str, float]) -> None:
