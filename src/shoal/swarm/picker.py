@@ -40,6 +40,7 @@ caller bug and raises `ValueError`.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Generic, TypeVar, final
 
 from ..errors import RemoteProtocolError
@@ -50,7 +51,7 @@ from .priorities import DEFAULT_PRIORITY, MAX_PRIORITY
 if TYPE_CHECKING:
     import random
 
-__all__ = ["Picker"]
+__all__ = ["Picker", "PickerStatistics"]
 
 # In endgame, at most this many peers hold a request for the same block: enough to
 # route around one or two slow peers without spending the whole swarm's bandwidth
@@ -65,6 +66,19 @@ def _bits_from_flags(flags: bytes, padded_len: int) -> int:
     if not flags:
         return 0
     return int(flags + b"0" * (padded_len - len(flags)), 2)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PickerStatistics:
+    """A snapshot of download progress (trio-style ``statistics()``)."""
+
+    pieces_left: int  #: wanted pieces not yet verified
+    bytes_left: int  #: their size in bytes
+    partial_pieces: int  #: pieces with blocks requested or received
+    peers: int  #: peers with known piece sets, seeds included
+    seeds: int
+    in_endgame: bool
 
 
 @final
@@ -633,6 +647,17 @@ class Picker(Generic[P]):
         if info is None:
             return False
         return bool(info.as_int(self._all) & self._needed)
+
+    def statistics(self) -> PickerStatistics:
+        """Progress counters for logs and UIs."""
+        return PickerStatistics(
+            pieces_left=self._left_pieces,
+            bytes_left=self._left_bytes,
+            partial_pieces=len(self._partials),
+            peers=len(self._peers),
+            seeds=self._seeds,
+            in_endgame=self.in_endgame(),
+        )
 
     def partial_pieces(self) -> Iterable[int]:
         """Pieces with blocks requested or received but not yet verified."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from shoal.errors import RemoteProtocolError
 from shoal.swarm.bitfield import Bitfield
 from shoal.swarm.blocks import BLOCK_SIZE, Block
-from shoal.swarm.picker import Picker
+from shoal.swarm.picker import Picker, PickerStatistics
 from shoal.swarm.priorities import DEFAULT_PRIORITY, file_piece_priorities
 
 PL = 2 * BLOCK_SIZE  # two blocks per piece keeps the examples readable
@@ -304,6 +304,9 @@ def test_endgame_duplicates_and_cancels() -> None:
         p.peer_have_all(peer)
     a_blocks = p.pick_blocks("a", 3)
     assert not p.in_endgame()
+    assert p.statistics() == PickerStatistics(
+        pieces_left=2, bytes_left=2 * PL, partial_pieces=2, peers=3, seeds=3, in_endgame=False
+    )
     b_blocks = p.pick_blocks("b", 3)
     assert b_blocks[0] not in a_blocks  # the last free block first
     assert p.in_endgame()
@@ -319,6 +322,7 @@ def test_endgame_duplicates_and_cancels() -> None:
         (pr, block) for pr, bs in [("b", b_blocks), ("c", c_blocks)] if block in bs
     ]
     assert p.block_received("b", block) == []  # late duplicate after cancel
+    assert p.statistics().in_endgame
     assert p.outstanding("b") == len(b_blocks) - 1
 
 
