@@ -304,21 +304,40 @@ async def test_planted_symlinks_are_not_followed(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    tmp_path.chmod(0o500)
-    yield tmp_path
-    tmp_path.chmod(0o700)
+def unwritable_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory we cannot create files in, and the reason we expect to read.
+
+    Root ignores permission bits, so as root the directory is made immutable with
+    ``chattr +i`` (EPERM) instead; skipped where neither works.
+    """
+    if os.geteuid() != 0:
+        tmp_path.chmod(0o500)
+        yield tmp_path, "permission denied"
+        tmp_path.chmod(0o700)
+        return
+    try:
+        subprocess.run(["chattr", "+i", str(tmp_path)], check=True, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("chattr +i not available here")
+    try:
+        yield tmp_path, "operation not permitted"
+    finally:
+        subprocess.run(["chattr", "-i", str(tmp_path)], check=True, timeout=10)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-async def test_read_only_directory_gives_permission_denied(read_only_dir: Path) -> None:
+async def test_unwritable_directory_gives_a_clean_storage_error(
+    unwritable_dir: tuple[Path, str],
+) -> None:
+    root, reason = unwritable_dir
     t = standard()
-    s = FileStorage(t.info, read_only_dir)
+    s = FileStorage(t.info, root)
     for b, d in blocks(t, 0):
         await s.write_block(0, b, d)
-    with pytest.raises(StorageError, match="permission denied") as info:
+    with pytest.raises(StorageError, match=reason) as info:
         await s.verify_piece(0)
     assert isinstance(info.value.__cause__, PermissionError)
+    assert not s.has_piece(0)
+    await s.close()
 
 
 def test_file_size_limit_gives_clean_storage_error(tmp_path: Path) -> None:
