@@ -97,6 +97,8 @@ class DHTConfig:
     read_only: bool = False
     k: int = 8
     lookup: LookupConfig = field(default_factory=LookupConfig)
+    #: Lookups running at once; more wait in a queue (bounds traffic and memory).
+    max_lookups: int = 16
     #: Deadline for pings and announces (lookups use ``lookup.hard_timeout``).
     query_timeout: float = 5.0
     rate: float = 10.0
@@ -204,7 +206,10 @@ class DHTNode:
         self._jobs: dict[int, _LookupJob] = {}
         self._next_lookup_id = 1
         self._bootstrap_addrs: list[Addr] = []
-        self._bootstrap_id: int | None = None
+        self._bootstrapping = False  # a bootstrap runs or waits to retry: queue lookups
+        self._queue: collections.deque[int] = collections.deque()  # lookups not yet started
+        self._active = 0
+        self._in_launch = False
         self._bootstrapped = False
         self._backoff = cfg.bootstrap_backoff
         self._bootstrap_retry_at: float | None = None
@@ -310,8 +315,8 @@ class DHTNode:
         c = self._counts
         return DHTStats(
             routing=self.table.statistics(now),
-            lookups=sum(1 for j in self._jobs.values() if j.lookup is not None),
-            queued_lookups=sum(1 for j in self._jobs.values() if j.lookup is None),
+            lookups=self._active,
+            queued_lookups=len(self._queue),
             transactions=len(self._txns),
             bootstrapped=self._bootstrapped,
             queries_received=c["queries"],
@@ -501,9 +506,30 @@ class DHTNode:
         lookup_id = self._next_lookup_id
         self._next_lookup_id += 1
         self._jobs[lookup_id] = _LookupJob(kind, target, port=port, implied_port=implied_port)
-        if self._bootstrap_id is None or kind in (_Job.BOOTSTRAP, _Job.REFRESH):
-            self._launch(lookup_id, now)
+        if kind is _Job.BOOTSTRAP:
+            self._launch(lookup_id, now)  # bootstrap never waits in the queue
+        else:
+            self._queue.append(lookup_id)
+            self._launch_queued(now)
         return lookup_id
+
+    def _launch_queued(self, now: float) -> None:
+        """Start queued lookups, oldest first, unless bootstrapping or at `max_lookups`.
+
+        A lookup with no one to ask finishes inside `_launch`, and finishing calls back
+        here; the flag makes that nested call a no-op (this loop re-checks the
+        conditions), so thousands of queued lookups cannot exhaust the stack.
+        """
+        if self._in_launch:
+            return
+        self._in_launch = True
+        try:
+            while self._queue and not self._bootstrapping:
+                if self._active >= self.config.max_lookups:
+                    break
+                self._launch(self._queue.popleft(), now)
+        finally:
+            self._in_launch = False
 
     def _launch(self, lookup_id: int, now: float) -> None:
         job = self._jobs[lookup_id]
@@ -515,6 +541,7 @@ class DHTNode:
         kind = LookupKind.FIND_NODE
         if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
             kind = LookupKind.GET_PEERS
+        self._active += 1
         job.lookup = Lookup(
             job.target,
             kind,
@@ -552,6 +579,7 @@ class DHTNode:
 
     def _finish(self, lookup_id: int, job: _LookupJob, lookup: Lookup, now: float) -> None:
         del self._jobs[lookup_id]
+        self._active -= 1
         closest = lookup.closest_responded()
         self._events.append(
             LookupFinished(
@@ -566,7 +594,8 @@ class DHTNode:
                     sent += 1
             self._events.append(AnnounceSent(lookup_id, job.target, sent))
         elif job.job is _Job.BOOTSTRAP:
-            self._bootstrap_done(lookup_id, lookup, now)
+            self._bootstrap_done(lookup, now)
+        self._launch_queued(now)
 
     def _send_announce(
         self, job: _LookupJob, node_id: bytes, addr: Addr, token: bytes, now: float
@@ -587,22 +616,16 @@ class DHTNode:
     # ---- bootstrap ------------------------------------------------------------------
 
     def _start_bootstrap(self, now: float) -> int:
-        lookup_id = self._new_job(_Job.BOOTSTRAP, self.node_id, now)
-        if lookup_id in self._jobs:  # it may already have finished (nobody to ask)
-            self._bootstrap_id = lookup_id
-        return lookup_id
+        self._bootstrapping = True
+        return self._new_job(_Job.BOOTSTRAP, self.node_id, now)
 
-    def _bootstrap_done(self, lookup_id: int, lookup: Lookup, now: float) -> None:
-        self._bootstrap_id = None
+    def _bootstrap_done(self, lookup: Lookup, now: float) -> None:
         if lookup.statistics().responses == 0 and not len(self.table):
             # Nobody answered: retry with exponential backoff; queued lookups keep waiting.
             self._bootstrap_retry_at = now + self._backoff
             self._backoff = min(2 * self._backoff, self.config.bootstrap_backoff_max)
-            self._bootstrap_id = -1  # keep queueing until a retry succeeds
             return
+        self._bootstrapping = False
         self._bootstrapped = True
         self._backoff = self.config.bootstrap_backoff
-        self._events.append(BootstrapFinished(len(self.table)))
-        for queued_id, job in list(self._jobs.items()):
-            if job.lookup is None:
-                self._launch(queued_id, now)
+        self._events.append(BootstrapFinished(len(self.table)))  # queued lookups start next

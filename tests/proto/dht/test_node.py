@@ -567,3 +567,39 @@ def test_receive_datagram_is_total(data: bytes) -> None:
     _feed(node, data, addr(2), 0.5)
     _feed(node, data, addr(3), 0.6)
     node.handle_timer(60.0)
+
+
+def test_concurrent_lookups_are_capped_and_the_queue_drains() -> None:
+    cfg = DHTConfig(max_lookups=2)
+    net = Net()
+    a = net.add(addr(1), nid(1), cfg)
+    a.table.heard_from(nid(9), addr(9), 0.0, responded=False)  # dead, questionable
+    ids = [a.get_peers(bytes([i]) * 20, 0.0) for i in range(5)]
+    stats = a.statistics()
+    assert (stats.lookups, stats.queued_lookups) == (2, 3)
+    net.advance(60.0)
+    done = {e.lookup_id for e in net.of(addr(1), LookupFinished)}
+    assert set(ids) <= done
+    assert a.statistics().lookups == 0
+
+
+def test_thousands_of_queued_lookups_finish_without_recursion() -> None:
+    # Once the only contact is BAD, queued lookups have no one to ask and finish
+    # inside their own launch; that must loop, not recurse.
+    a = DHTNode(nid(1), random.Random(1), 0.0, DHTConfig(max_lookups=1))
+    a.table.heard_from(nid(9), addr(9), 0.0, responded=False)
+    ids = [a.find_node(nid(i), 0.0) for i in range(2, 3002)]
+    assert a.statistics().queued_lookups == len(ids) - 1
+    now = 0.0
+    for _ in range(100):
+        a.datagrams_to_send()
+        timer = a.get_timer()
+        if a.statistics().queued_lookups == 0 or timer is None:
+            break
+        now = max(now, timer)
+        a.handle_timer(now)
+    finished = set()
+    while (ev := a.next_event()) is not None:
+        if isinstance(ev, LookupFinished):
+            finished.add(ev.lookup_id)
+    assert finished == set(ids)
