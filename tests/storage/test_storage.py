@@ -106,6 +106,13 @@ async def test_verified_piece_is_never_overwritten() -> None:
     assert s.contents[:PIECE] == t.piece(0)
 
 
+async def test_empty_block_allocates_nothing() -> None:
+    t = standard()
+    s = MemoryStorage(t.info)
+    assert await s.write_block(0, 100, b"") is WriteResult.IGNORED
+    assert s.statistics().buffered_bytes == 0
+
+
 async def test_incomplete_piece_does_not_verify_and_keeps_its_buffer() -> None:
     t = standard()
     s = MemoryStorage(t.info)

@@ -282,7 +282,8 @@ class BufferedStorage(ABC):
         return result
 
     def _write_now(self, index: int, begin: int, data: bytes | memoryview) -> WriteResult:
-        if self._have.test(index) or index in self._verifying:
+        # An empty block must not cost a piece-sized buffer.
+        if not data or self._have.test(index) or index in self._verifying:
             return WriteResult.IGNORED
         buf = self._buffers.get(index)
         if buf is None:
