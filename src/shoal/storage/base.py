@@ -64,7 +64,7 @@ class WriteResult(enum.Enum):
 
     STORED = "stored"  # copied into the piece's buffer; the piece is still incomplete
     COMPLETE = "complete"  # copied, and the piece now has every byte: call verify_piece
-    IGNORED = "ignored"  # piece already verified or being verified: block dropped
+    IGNORED = "ignored"  # empty block, or piece verified or being verified: dropped
     NO_ROOM = "no_room"  # buffer cap reached: block dropped, request it again later
 
 
