@@ -2,15 +2,16 @@
 
 Theory of operation
 -------------------
-`DHTService.serve` owns the socket and runs the aioquic-style driver loop: wait for
-a datagram until the engine's timer (`move_on_at(engine.get_timer())`), feed it in,
-fire ``handle_timer`` when the deadline has passed, then flush ``datagrams_to_send()``
-and dispatch ``next_event()``. The protocol work (retries, lookups, tokens) is all in
+`DHTService.serve` owns the socket and runs the aioquic-style driver loop: wait until
+the socket is readable or the engine's timer fires (`move_on_at(engine.get_timer())`),
+feed in every datagram that is ready (up to `RECV_BATCH`), fire ``handle_timer`` when
+the deadline has passed, then flush ``datagrams_to_send()`` and dispatch
+``next_event()``. The protocol work (retries, lookups, tokens) is all in
 the engine; this module only moves bytes and wakes waiters.
 
 Callers in other tasks (``get_peers``, ``announce``) run an engine command, which may
 queue datagrams and move the timer earlier, and then *wake* the loop by cancelling the
-scope around its ``recvfrom`` (cancelling a receive loses nothing). So there is no
+scope around its ``wait_readable`` (cancelling a wait loses nothing). So there is no
 polling, and no task but the loop touches the socket.
 
 Results go back through per-lookup `_Waiter` objects: a list of events plus a
@@ -21,10 +22,12 @@ list needs no channel-style backpressure, and a circular flow through bounded ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,13 @@ SAVE_INTERVAL: Final = 300.0
 _STATE_VERSION: Final = 1
 # BEP 5: every query has "y": "q"; bencoded canonically that is these six bytes.
 _QUERY_MARK: Final = b"1:y1:q"
+# Datagrams read per wake-up before replies are flushed: large enough to amortise the
+# scheduler round trip, small enough that the first reply of a batch is not held long.
+RECV_BATCH: Final = 64
+# Receive buffer asked of the kernel (Linux caps it at net.core.rmem_max).
+RECV_BUFFER: Final = 1 << 21
+# A sendto that keeps blocking after this many waits for writability is dropped.
+_SEND_RETRIES: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +170,15 @@ class DHTService:
         The state file, if any, is saved every `SAVE_INTERVAL` seconds and once more on the
         way out, even when cancelled.
         """
-        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # One object for the async bind (it may resolve a name) and close; the driver
+        # loop uses `raw` directly (trio made it non-blocking), see `_drive`.
+        sock = trio.socket.from_stdlib_socket(raw)
         with sock:
+            # Bursts of small datagrams overflow the default buffer (~270 of them on
+            # Linux) long before the CPU is saturated; ask for more (capped by rmem_max).
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
             await sock.bind(self._bind)
             host, port = sock.getsockname()[:2]
             self.address = (host, port)
@@ -171,7 +188,7 @@ class DHTService:
                     if self._state_file is not None:
                         nursery.start_soon(self._save_periodically)
                     task_status.started(self.address)
-                    await self._drive(sock)
+                    await self._drive(raw)
             finally:
                 self._sock = None
                 for waiter in self._waiters.values():
@@ -184,7 +201,13 @@ class DHTService:
 
     # ------------------------------------------------------------ driver loop
 
-    async def _drive(self, sock: trio.socket.SocketType) -> NoReturn:
+    async def _drive(self, sock: socket.socket) -> NoReturn:
+        """Wait until readable (or the timer, or a wake-up), then read a whole batch.
+
+        Trio's ``recvfrom`` costs a scheduler round trip per datagram, more than the
+        engine spends answering it; here one ``wait_readable`` and one clock read serve
+        up to `RECV_BATCH` datagrams, read with plain non-blocking ``recvfrom``.
+        """
         while True:
             self._dirty = False
             await self._flush(sock)
@@ -193,41 +216,57 @@ class DHTService:
             deadline = self._node.get_timer()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._wakeup = scope
-                try:
-                    data, addr = await sock.recvfrom(MAX_DATAGRAM)
-                except (ConnectionResetError, ConnectionRefusedError) as exc:
-                    # ICMP "port unreachable" for an earlier sendto (some platforms report
-                    # it here). Any other OSError means the socket is broken: let it raise.
-                    self._socket_errors += 1
-                    log.debug("recvfrom failed: %s", exc)
-                else:
-                    self._receive(data, (addr[0], addr[1]))
+                await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
+            self._receive_batch(sock, now)
             if deadline is not None and now >= deadline:
                 self._node.handle_timer(now)
 
-    def _receive(self, data: bytes, addr: Addr) -> None:
-        self._in += 1
-        self._bytes_in += len(data)
-        try:
-            self._node.receive_datagram(data, addr, trio.current_time())
-        except (DecodeError, RemoteProtocolError) as exc:
-            self._malformed += 1
-            log.debug("dropped datagram from %s: %s", addr, exc)
-
-    async def _flush(self, sock: trio.socket.SocketType) -> None:
-        """Send what the engine queued, then hand its events to waiting tasks."""
-        for data, addr in self._node.datagrams_to_send():
+    def _receive_batch(self, sock: socket.socket, now: float) -> None:
+        receive = self._node.receive_datagram
+        for _ in range(RECV_BATCH):
             try:
-                await sock.sendto(data, addr)
-            except OSError as exc:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except (ConnectionResetError, ConnectionRefusedError) as exc:
+                # ICMP "port unreachable" for an earlier sendto (some platforms report
+                # it here). Any other OSError means the socket is broken: let it raise.
                 self._socket_errors += 1
-                log.debug("sendto %s failed: %s", addr, exc)
+                log.debug("recvfrom failed: %s", exc)
+                continue
+            self._in += 1
+            self._bytes_in += len(data)
+            try:
+                receive(data, (addr[0], addr[1]), now)
+            except (DecodeError, RemoteProtocolError) as exc:
+                self._malformed += 1
+                log.debug("dropped datagram from %s: %s", addr, exc)
+
+    async def _flush(self, sock: socket.socket) -> None:
+        """Send what the engine queued, then hand its events to waiting tasks.
+
+        ``sendto`` on a non-blocking UDP socket almost never blocks; only when it does
+        do we wait (and so checkpoint) for the socket to drain.
+        """
+        for data, addr in self._node.datagrams_to_send():
+            for _ in range(_SEND_RETRIES):
+                try:
+                    sock.sendto(data, addr)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(sock)
+                    continue
+                except OSError as exc:
+                    self._socket_errors += 1
+                    log.debug("sendto %s failed: %s", addr, exc)
+                else:
+                    self._out += 1
+                    self._bytes_out += len(data)
+                    # Our encoder is canonical, so a query always carries this key/value.
+                    self._queries_out += _QUERY_MARK in data
+                break
             else:
-                self._out += 1
-                self._bytes_out += len(data)
-                # Our encoder is canonical, so a query always carries exactly this key/value.
-                self._queries_out += _QUERY_MARK in data
+                self._socket_errors += 1  # the socket stayed full: drop, as UDP may
         while (event := self._node.next_event()) is not None:
             self._dispatch(event)
 
@@ -253,8 +292,9 @@ class DHTService:
     def _wake(self) -> None:
         """A command queued work: make the loop flush and re-read the timer now.
 
-        The loop awaits only in ``recvfrom`` (cancelled here) and in ``sendto`` during a
-        flush (noticed through ``_dirty``), so a wake-up is never lost.
+        The loop awaits only in ``wait_readable`` (cancelled here) and, when the socket
+        is full, in ``wait_writable`` during a flush (noticed through ``_dirty``), so a
+        wake-up is never lost.
         """
         self._dirty = True
         self._wakeup.cancel()
