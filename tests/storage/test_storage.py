@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import random
 import subprocess
@@ -505,3 +506,26 @@ async def test_swarm_of_writers_with_liars_and_a_tight_buffer_cap(
     for k, f in enumerate(t.info.files):
         if not f.pad:
             assert tmp_path.joinpath(*f.path).read_bytes() == t.file_bytes(k)
+
+
+async def test_disk_full_during_write_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ENOSPC cannot be provoked without a small filesystem; fail pwrite the way it would.
+    def full(fd: int, data: object, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    t = standard()
+    s = FileStorage(t.info, tmp_path)
+    for b, d in blocks(t, 1):
+        await s.write_block(1, b, d)
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(StorageError, match=r"cannot write .*f0\.bin: disk full") as info:
+        await s.verify_piece(1)
+    assert info.value.__cause__ is not None
+    assert info.value.__cause__.errno == errno.ENOSPC
+    assert not s.has_piece(1)
+    assert s.statistics().buffered_bytes == 0  # the piece will be fetched again
+    monkeypatch.undo()
+    await download(s, t, [1])
+    await s.close()
