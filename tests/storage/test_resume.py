@@ -218,7 +218,7 @@ async def main():
                 await s.write_block(i, b, d)
             assert await s.verify_piece(i)
             saver.piece_verified()
-            await trio.sleep(0.01)
+            await trio.sleep(0.03)  # leaves the parent ~0.5 s to kill us mid-way
 trio.run(main)
 """
 
