@@ -96,8 +96,9 @@ class BootstrapFinished:
 class ExternalAddressVoted:
     """Enough responders agree (BEP 42 ``ip``) that this is our external IP.
 
-    `id_valid` says whether our node ID satisfies BEP 42 for it; if not, the
-    application may restart the node with `bep42.node_id_for_ip`.
+    `id_valid` says whether our node ID satisfies BEP 42 for it. If not, the node
+    adopts a valid one itself when ``DHTConfig.regenerate_id`` is set; otherwise the
+    application may call ``DHTNode.change_id(bep42.node_id_for_ip(ip, rng), now)``.
     """
 
     ip: str

@@ -119,6 +119,8 @@ class DHTConfig:
     enforce_bep42: bool = False
     #: Distinct responders that must agree on our external IP (BEP 42 ``ip``).
     ip_votes: int = 10
+    #: BEP 42: "consider restarting ... with a new node ID" once the IP is voted in.
+    regenerate_id: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,7 +441,7 @@ class DHTNode:
         )
         self._learned(result, now)
         if msg.ip is not None:
-            self._vote(msg.ip[0], addr[0])
+            self._vote(msg.ip[0], addr[0], now)
         job = self._jobs.get(txn.lookup_id) if txn.lookup_id is not None else None
         if job is None or job.lookup is None or txn.lookup_id is None:
             return
@@ -482,7 +484,25 @@ class DHTNode:
             # BEP 5: a full bucket pings its least recently seen questionable node.
             self.ping(result.ping.addr, now, result.ping.node_id)
 
-    def _vote(self, ip: str, voter: str) -> None:
+    def change_id(self, node_id: bytes, now: float) -> None:
+        """Adopt a new node id (e.g. BEP 42-valid for our external IP).
+
+        The routing table is rebuilt around the new id: buckets depend on it. Every
+        node we knew is pinged and re-enters the table when it answers. Call
+        `datagrams_to_send()` afterwards.
+        """
+        if len(node_id) != 20:
+            raise ValueError("node id must be 20 bytes")
+        known = list(self.table.entries())
+        cfg = self.config
+        self.node_id = bytes(node_id)
+        self.table = RoutingTable(
+            self.node_id, k=cfg.k, now=now, restrict_ips=cfg.restrict_ips, rng=self._rng
+        )
+        for entry in known:
+            self.ping(entry.addr, now, entry.node_id)
+
+    def _vote(self, ip: str, voter: str, now: float) -> None:
         """BEP 42: count distinct responders reporting our external IP (one vote each)."""
         self._votes.pop(voter, None)
         self._votes[voter] = ip
@@ -492,9 +512,10 @@ class DHTNode:
         best, count = tally.most_common(1)[0]
         if count >= self.config.ip_votes and best != self.external_ip:
             self.external_ip = best
-            self._events.append(
-                ExternalAddressVoted(best, bep42.is_valid_node_id(best, self.node_id))
-            )
+            valid = bep42.is_valid_node_id(best, self.node_id)
+            self._events.append(ExternalAddressVoted(best, valid))
+            if not valid and self.config.regenerate_id:
+                self.change_id(bep42.node_id_for_ip(best, self._rng), now)
 
     # ---- lookups --------------------------------------------------------------------
 

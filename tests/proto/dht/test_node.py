@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shoal.dht import bep42
 from shoal.dht.events import (
     AnnounceReceived,
     AnnounceSent,
@@ -603,3 +604,27 @@ def test_thousands_of_queued_lookups_finish_without_recursion() -> None:
         if isinstance(ev, LookupFinished):
             finished.add(ev.lookup_id)
     assert finished == set(ids)
+
+
+def _voted_node(regenerate: bool) -> DHTNode:
+    cfg = DHTConfig(ip_votes=2, regenerate_id=regenerate)
+    node = DHTNode(nid(1), random.Random(1), 0.0, cfg)
+    for i in (2, 3):
+        node.ping(addr(i), 0.0)
+    for data, dst in node.datagrams_to_send():
+        reply = Response(decode_message(data).t, nid(dst[1]), ip=("203.0.113.9", 6000))
+        node.receive_datagram(encode_message(reply), dst, 0.1)
+    return node
+
+
+def test_regenerate_id_after_vote() -> None:
+    assert _voted_node(regenerate=False).node_id == nid(1)
+    node = _voted_node(regenerate=True)
+    assert node.node_id != nid(1)
+    assert bep42.is_valid_node_id("203.0.113.9", node.node_id)
+    assert node.table.own_id == node.node_id
+    # Everyone we knew is pinged to rebuild the table around the new id.
+    pinged = {
+        dst for data, dst in node.datagrams_to_send() if isinstance(decode_message(data), PingQuery)
+    }
+    assert pinged == {addr(2), addr(3)}
