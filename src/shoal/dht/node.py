@@ -125,6 +125,8 @@ class DHTConfig:
 
 @dataclass(frozen=True, slots=True)
 class DHTStats:
+    """A snapshot of counters for `DHTNode.statistics()` (trio naming)."""
+
     routing: RoutingStats
     lookups: int
     queued_lookups: int
@@ -169,7 +171,7 @@ class _Job(enum.Enum):
 class _LookupJob:
     job: _Job
     target: bytes
-    lookup: Lookup | None = None  # None while queued behind bootstrap
+    lookup: Lookup | None = None  # None while queued (bootstrap or max_lookups)
     wake: float | None = None
     port: int = 0
     implied_port: bool = False
