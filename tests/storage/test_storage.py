@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from shoal.errors import LocalProtocolError, StorageError
 from shoal.metainfo import FileEntry
 from shoal.storage import FileStorage, MemoryStorage, PieceBuffer, WriteResult
+from shoal.swarm.bitfield import Bitfield
 
 from .helpers import BLOCK, PIECE, Torrent, blocks, make_torrent, standard
 
@@ -529,3 +530,20 @@ async def test_disk_full_during_write_is_a_storage_error(
     monkeypatch.undo()
     await download(s, t, [1])
     await s.close()
+
+
+async def test_initial_bitfields_are_checked_and_durable_implies_have(tmp_path: Path) -> None:
+    t = standard()
+    with pytest.raises(ValueError, match="bitfield of 5 pieces"):
+        FileStorage(t.info, tmp_path, have=Bitfield(5))
+    with pytest.raises(ValueError, match="bitfield of 7 pieces"):
+        FileStorage(t.info, tmp_path, durable=Bitfield(7))
+    fs = FileStorage(
+        t.info,
+        tmp_path,
+        have=Bitfield.from_indices(6, [0, 1]),
+        durable=Bitfield.from_indices(6, [1, 2]),
+    )
+    assert set(fs.durable()) == {1}  # nothing can be durable without being verified
+    assert set(fs.verified()) == {0, 1}
+    await fs.close()

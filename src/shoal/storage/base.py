@@ -209,10 +209,11 @@ class BufferedStorage(ABC):
     ) -> None:
         self.info = info
         n = info.num_pieces
+        for given in (have, durable):
+            if given is not None and given.num_pieces != n:
+                raise ValueError(f"bitfield of {given.num_pieces} pieces for a torrent of {n}")
         self._have = have.copy() if have is not None else Bitfield(n)
         self._durable = (durable & self._have) if durable is not None else Bitfield(n)
-        if self._have.num_pieces != n:
-            raise ValueError(f"have bitfield has {self._have.num_pieces} pieces, torrent {n}")
         # Pieces verified but not yet fsync'ed, and the files they touched.
         self._unsynced: set[int] = set(self._have - self._durable)
         self._dirty_files: set[int] = set()
