@@ -63,6 +63,11 @@ sent once every two minutes"); `PeerIdle` once after ``idle_timeout`` seconds of
 Commands do not take ``now`` (except `request`): their send time is the latest ``now``
 the engine has seen, which can only make a keep-alive early, never late.
 
+Layout: this module is the engine and its wiring; the parts with their own rules live
+beside it: `peer.pipeline` (our requests, rate, depth, snubbing), `peer.inbound` (the
+peer's requests), `peer.availability` (the peer's pieces, buffered before metadata),
+`peer.extended` (BEP 10 ids and dispatch), `peer.config` (`ConnectionConfig`).
+
 Errors: `receive_data` and `set_num_pieces` raise only `RemoteProtocolError` (including
 `HandshakeError`); the engine is then in ``ERROR`` and every later input raises
 `LocalProtocolError`. Commands that make no sense (requesting while choked, an extension
@@ -72,40 +77,33 @@ the peer lacks, BEP 6 messages without BEP 6) raise `LocalProtocolError`.
 from __future__ import annotations
 
 import enum
-import ipaddress
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
-from .._version import __version__
 from ..errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from ..swarm.bitfield import Bitfield
 from . import events as ev
 from . import messages as m
+from .availability import FirstMessage, PeerAvailability
+from .config import ConnectionConfig
+from .extended import PeerExtensions, encode_pex_lists
 from .extension import (
-    EXTENDED_HANDSHAKE_ID,
-    MAX_METADATA_SIZE,
     UT_METADATA,
     UT_PEX,
     Addr,
-    ExtendedHandshake,
     MetadataData,
     MetadataMessage,
     MetadataReject,
     MetadataRequest,
-    PexMessage,
     PexPeer,
-    decode_extended_handshake,
-    decode_metadata_message,
-    decode_pex,
-    encode_extended_handshake,
     encode_metadata_message,
-    encode_pex,
 )
 from .handshake import Handshake, HandshakeParser, ReservedBits, encode_handshake
+from .inbound import InboundRequests
 from .pipeline import Block, RequestPipeline
 
 if TYPE_CHECKING:
+    import ipaddress
     import random
     from collections.abc import Iterable
 
@@ -113,13 +111,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConnectionConfig", "ConnectionState", "PeerConnection"]
 
-#: The extended ids *we* want to receive (BEP 10: each side picks its own numbers).
-OUR_EXTENSION_IDS: Final = {UT_METADATA: 1, UT_PEX: 2}
-# BEP 3 says 16 KiB; some clients accept up to 128 KiB. Never accept more than that.
-_MAX_BLOCK_LIMIT: Final = 128 * 1024
-# Haves buffered before the piece count is known; a real swarm sends a handful while we
-# fetch metadata, so a peer that sends more is flooding.
-_MAX_PENDING_HAVES: Final = 65536
 # Cancelled / timed-out requests remembered so their late blocks and BEP 6 rejects are
 # not mistaken for protocol violations.
 _MAX_CANCELLED: Final = 1024
@@ -130,59 +121,6 @@ class ConnectionState(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
     ERROR = "error"
-
-
-class _PieceState(enum.Enum):
-    """Which of the three "first message" forms the peer used."""
-
-    BITFIELD = "bitfield"
-    HAVE_ALL = "have_all"
-    HAVE_NONE = "have_none"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ConnectionConfig:
-    """Per-connection policy. Times are seconds.
-
-    Attributes:
-        reserved: handshake bits we advertise (DHT, Fast, extension protocol).
-        client_version: BEP 10 ``v``.
-        listen_port: BEP 10 ``p`` (our TCP listen port), if any.
-        max_inbound_requests: our BEP 10 ``reqq``; more queued requests are refused.
-        max_request_length: largest block we request or serve (BEP 3: 16 KiB).
-        keepalive_interval: our silence before a keep-alive (BEP 3: two minutes).
-        idle_timeout: their silence before `PeerIdle`.
-        request_timeout: deadline of each request we send.
-        snub_timeout: no block for this long while requests are outstanding → snubbed.
-        min_queue_time: lower bound of the RTT used for the pipeline depth.
-        min_pipeline_depth / max_pipeline_depth: clamp of the adaptive depth.
-        max_metadata_size: largest BEP 9 ``metadata_size`` accepted.
-        enable_pex: advertise ut_pex.
-    """
-
-    reserved: ReservedBits = ReservedBits.DHT | ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL
-    client_version: str = f"shoal {__version__}"
-    listen_port: int | None = None
-    max_inbound_requests: int = 250
-    max_request_length: int = m.BLOCK_SIZE
-    keepalive_interval: float = 120.0
-    idle_timeout: float = 240.0
-    request_timeout: float = 60.0
-    snub_timeout: float = 60.0
-    min_queue_time: float = 1.0
-    min_pipeline_depth: int = 2
-    max_pipeline_depth: int = 250
-    max_metadata_size: int = MAX_METADATA_SIZE
-    enable_pex: bool = True
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_request_length <= _MAX_BLOCK_LIMIT:
-            raise ValueError(f"max_request_length must be 1..{_MAX_BLOCK_LIMIT}")
-        if min(self.keepalive_interval, self.idle_timeout, self.request_timeout) <= 0:
-            raise ValueError("timeouts must be positive")
-        if self.max_inbound_requests < 1:
-            raise ValueError("max_inbound_requests must be positive")
 
 
 @final
@@ -231,8 +169,6 @@ class PeerConnection:
             max_length=cfg.max_request_length + 9, max_request_length=cfg.max_request_length
         )
         self._num_pieces: int | None = None
-        self._piece_length = piece_length
-        self._total_length = total_length
         self.our_pieces: Bitfield | None = None
         self.metadata_size = metadata_size
         self._remote_ip = remote_ip
@@ -252,8 +188,9 @@ class PeerConnection:
             max_depth=cfg.max_pipeline_depth,
         )
         self._cancelled: dict[Block, None] = {}
-        self._inbound: dict[Block, None] = {}
-        self._our_allowed_fast: set[int] = set()
+        self._inbound = InboundRequests(
+            cfg.max_inbound_requests, piece_length=piece_length, total_length=total_length
+        )
         # --- what we know about the peer
         self.peer_id: PeerId | None = None
         self.peer_reserved = ReservedBits.NONE
@@ -263,19 +200,14 @@ class PeerConnection:
         self.am_interested = False
         self.peer_choking = True
         self.peer_interested = False
-        self.peer_pieces: Bitfield | None = None
-        self.peer_extensions: dict[str, int] = {}
-        self.peer_reqq: int | None = None
-        self.peer_metadata_size: int | None = None
+        self._avail = PeerAvailability(num_pieces)
+        self._ext = PeerExtensions(
+            max_metadata_size=cfg.max_metadata_size, enable_pex=cfg.enable_pex
+        )
         self.peer_allowed_fast: set[int] = set()
         self.suggested: set[int] = set()
-        self._piece_state_seen = False  # bitfield/have_all/have_none/have received
-        self._pending_kind: _PieceState | None = None  # before the piece count is known
-        self._pending_bits: bytes | None = None
-        self._pending_haves: set[int] = set()
         # --- counters (see statistics())
         self.unexpected_blocks = 0
-        self.refused_requests = 0
         self.unknown_extended = 0
         self.downloaded = 0
         self.uploaded = 0
@@ -340,7 +272,7 @@ class PeerConnection:
             "outstanding": len(self.pipeline),
             "inbound_queue": len(self._inbound),
             "unexpected_blocks": self.unexpected_blocks,
-            "refused_requests": self.refused_requests,
+            "refused_requests": self._inbound.refused,
             "unknown_extended": self.unknown_extended,
             "unknown_messages": self._decoder.unknown_messages,
         }
@@ -419,29 +351,25 @@ class PeerConnection:
             self._queue(m.BitfieldMessage(have.to_bytes()))
 
     def _send_extended_handshake(self) -> None:
-        ids = dict(OUR_EXTENSION_IDS)
-        if not self.config.enable_pex:
-            del ids[UT_PEX]
-        hs = ExtendedHandshake(
-            m=ids,
-            v=self.config.client_version,
-            p=self.config.listen_port,
+        payload = self._ext.our_handshake(
+            version=self.config.client_version,
+            listen_port=self.config.listen_port,
             reqq=self.config.max_inbound_requests,
             metadata_size=self.metadata_size,
             yourip=self._remote_ip,
         )
-        self._queue(m.Extended(EXTENDED_HANDSHAKE_ID, encode_extended_handshake(hs)))
+        self._queue(m.Extended(0, payload))
 
     def _on_message(self, msg: m.Message, now: float) -> None:
         match msg:
             case m.Piece(index, begin, block):
                 self._on_block((index, begin, len(block)), block, now)
             case m.Have(index):
-                self._on_have(index)
+                self._events += self._avail.have(index)
             case m.Request(index, begin, length):
                 self._on_request((index, begin, length))
             case m.Cancel(index, begin, length):
-                if self._inbound.pop((index, begin, length), 0) is None:
+                if self._inbound.cancel((index, begin, length)):
                     self._events.append(ev.RequestCancelled(index, begin, length))
             case m.Choke():
                 self._on_choke()
@@ -455,13 +383,13 @@ class PeerConnection:
                 self.peer_interested = False
                 self._events.append(ev.PeerNotInterested())
             case m.BitfieldMessage(bits):
-                self._on_piece_state(_PieceState.BITFIELD, bits)
+                self._events += self._avail.first_message(FirstMessage.BITFIELD, bits)
             case m.HaveAll():
                 self._require_fast("have_all")
-                self._on_piece_state(_PieceState.HAVE_ALL, None)
+                self._events += self._avail.first_message(FirstMessage.HAVE_ALL, None)
             case m.HaveNone():
                 self._require_fast("have_none")
-                self._on_piece_state(_PieceState.HAVE_NONE, None)
+                self._events += self._avail.first_message(FirstMessage.HAVE_NONE, None)
             case m.Reject(index, begin, length):
                 self._require_fast("reject")
                 self._on_reject((index, begin, length))
@@ -519,106 +447,24 @@ class PeerConnection:
         if len(self._cancelled) > _MAX_CANCELLED:
             del self._cancelled[next(iter(self._cancelled))]
 
-    # ---- piece availability ----------------------------------------------------------
-
-    def _on_piece_state(self, kind: _PieceState, bits: bytes | None) -> None:
-        # BEP 3 / BEP 6: bitfield, have_all and have_none are only valid as the first
-        # message. Extended messages may come before them (several clients send the
-        # BEP 10 handshake first), so the rule checked is "once, and before any have".
-        if self._piece_state_seen:
-            raise RemoteProtocolError("bitfield/have_all/have_none is not the first message")
-        self._piece_state_seen = True
-        if self._num_pieces is None:
-            self._pending_kind, self._pending_bits = kind, bits
-            return
-        self._apply_piece_state(kind, bits, self._num_pieces)
-
-    def _apply_piece_state(self, kind: _PieceState, bits: bytes | None, n: int) -> None:
-        if kind is _PieceState.BITFIELD:
-            assert bits is not None
-            self.peer_pieces = Bitfield.from_bytes(bits, n)
-            self._events.append(ev.BitfieldReceived(self.peer_pieces.copy()))
-        elif kind is _PieceState.HAVE_ALL:
-            self.peer_pieces = Bitfield.all(n)
-            self._events.append(ev.HaveAllReceived())
-        else:
-            self.peer_pieces = Bitfield.none(n)
-            self._events.append(ev.HaveNoneReceived())
-
-    def _on_have(self, index: int) -> None:
-        self._piece_state_seen = True
-        if self._num_pieces is None:
-            if len(self._pending_haves) >= _MAX_PENDING_HAVES:
-                raise RemoteProtocolError("too many have messages before the metadata")
-            self._pending_haves.add(index)
-            return
-        if self.peer_pieces is None:
-            self.peer_pieces = Bitfield.none(self._num_pieces)
-        self.peer_pieces.set(index)  # the decoder checked index < num_pieces
-        self._events.append(ev.HaveReceived(index))
-
     # ---- requests from the peer ------------------------------------------------------
 
     def _on_request(self, block: Block) -> None:
-        index, begin, length = block
-        if length == 0:
-            raise RemoteProtocolError("request for zero bytes")
-        size = self._piece_size(index)
-        if size is not None and begin + length > size:
-            raise RemoteProtocolError(f"request {block} past the end of the piece ({size})")
-        ok = (
-            self.our_pieces is not None
-            and index in self.our_pieces
-            and (not self.am_choking or index in self._our_allowed_fast)
-            and block not in self._inbound
-            and len(self._inbound) < self.config.max_inbound_requests
-        )
-        if not ok:
-            # Not a violation: the request may have crossed our choke on the wire.
-            self.refused_requests += 1
-            if self.fast:
-                self._queue(m.Reject(*block))
-            return
-        self._inbound[block] = None
-        self._events.append(ev.BlockRequested(*block))
-
-    def _piece_size(self, index: int) -> int | None:
-        if self._piece_length is None:
-            return None
-        if self._total_length is None or self._num_pieces is None:
-            return self._piece_length
-        if index == self._num_pieces - 1:
-            return self._total_length - index * self._piece_length
-        return self._piece_length
+        if self._inbound.add(block, have=self.our_pieces, choking=self.am_choking):
+            self._events.append(ev.BlockRequested(*block))
+        elif self.fast:
+            self._queue(m.Reject(*block))
 
     # ---- extension protocol ----------------------------------------------------------
 
     def _on_extended(self, ext_id: int, payload: bytes) -> None:
         if not self.extensions:
             raise RemoteProtocolError("extended message without the extension protocol")
-        max_size = self.config.max_metadata_size
-        if ext_id == EXTENDED_HANDSHAKE_ID:
-            hs = decode_extended_handshake(payload, max_metadata_size=max_size)
-            for name, peer_id in hs.m.items():
-                # BEP 10: "an ID of 0 means the extension is not supported/disabled".
-                if peer_id == 0:
-                    self.peer_extensions.pop(name, None)
-                else:
-                    self.peer_extensions[name] = peer_id
-            self.peer_reqq = hs.reqq if hs.reqq is not None else self.peer_reqq
-            if hs.metadata_size is not None:
-                self.peer_metadata_size = hs.metadata_size
-            self._events.append(ev.ExtendedHandshakeReceived(hs))
-        elif ext_id == OUR_EXTENSION_IDS[UT_METADATA]:
-            msg = decode_metadata_message(payload, max_metadata_size=max_size)
-            if msg is not None:
-                self._events.append(_metadata_event(msg))
-        elif ext_id == OUR_EXTENSION_IDS[UT_PEX] and self.config.enable_pex:
-            pex = decode_pex(payload)
-            added, dropped = pex.added + pex.added6, pex.dropped + pex.dropped6
-            self._events.append(ev.PexReceived(added, dropped))
-        else:
+        event = self._ext.receive(ext_id, payload)
+        if event is None:
             self.unknown_extended += 1
+        else:
+            self._events.append(event)
 
     # =====================================================================================
     # Commands
@@ -636,11 +482,14 @@ class PeerConnection:
         """
         if self._num_pieces is not None:
             raise LocalProtocolError("num_pieces is already known")
-        self._piece_length = piece_length if piece_length is not None else self._piece_length
-        self._total_length = total_length if total_length is not None else self._total_length
+        inbound = self._inbound
+        inbound.piece_length = piece_length if piece_length is not None else inbound.piece_length
+        inbound.total_length = total_length if total_length is not None else inbound.total_length
         self._set_geometry(num_pieces, None)
         try:
-            self._replay_pending(num_pieces)
+            self._events += self._avail.set_num_pieces(num_pieces)
+            self.peer_allowed_fast = {i for i in self.peer_allowed_fast if i < num_pieces}
+            self.suggested = {i for i in self.suggested if i < num_pieces}
         except (DecodeError, RemoteProtocolError) as exc:
             self.state = ConnectionState.ERROR
             raise RemoteProtocolError(f"peer's early piece state is invalid: {exc}") from exc
@@ -648,25 +497,23 @@ class PeerConnection:
     def _set_geometry(self, num_pieces: int, our_pieces: Bitfield | None) -> None:
         if our_pieces is not None and our_pieces.num_pieces != num_pieces:
             raise ValueError("our_pieces has the wrong length")
-        self._num_pieces = num_pieces
-        self.our_pieces = our_pieces or Bitfield.none(num_pieces)
+        self._num_pieces = self._inbound.num_pieces = num_pieces
+        self.our_pieces = our_pieces if our_pieces is not None else Bitfield.none(num_pieces)
         self._decoder.set_num_pieces(num_pieces)
 
-    def _replay_pending(self, n: int) -> None:
-        if self._pending_kind is not None:
-            self._apply_piece_state(self._pending_kind, self._pending_bits, n)
-        for index in sorted(self._pending_haves):
-            if index >= n:
-                raise RemoteProtocolError(f"have for piece {index} of {n}")
-            self._on_have(index)
-        self.peer_allowed_fast = {i for i in self.peer_allowed_fast if i < n}
-        self.suggested = {i for i in self.suggested if i < n}
-        self._pending_kind = self._pending_bits = None
-        self._pending_haves.clear()
+    @property
+    def refused_requests(self) -> int:
+        """Requests from the peer refused without a violation (see `peer.inbound`)."""
+        return self._inbound.refused
 
     @property
     def num_pieces(self) -> int | None:
         return self._num_pieces
+
+    @property
+    def peer_pieces(self) -> Bitfield | None:
+        """The peer's pieces, once the piece count is known and the peer said anything."""
+        return self._avail.pieces
 
     def set_choking(self, choking: bool) -> None:
         """Choke or unchoke the peer. Choking discards its queued requests (BEP 3);
@@ -676,13 +523,9 @@ class PeerConnection:
             return
         self.am_choking = choking
         self._queue(m.Choke() if choking else m.Unchoke())
-        if choking:
-            for block in list(self._inbound):
-                if block[0] in self._our_allowed_fast and self.fast:
-                    continue
-                del self._inbound[block]
-                if self.fast:
-                    self._queue(m.Reject(*block))
+        for block in self._inbound.choke(fast=self.fast) if choking else ():
+            if self.fast:
+                self._queue(m.Reject(*block))
 
     def set_interested(self, interested: bool) -> None:
         """Tell the peer whether we want pieces it has."""
@@ -752,9 +595,8 @@ class PeerConnection:
         cancelled it or we choked it meanwhile.
         """
         block = (index, begin, len(data))
-        if self.state is not ConnectionState.OPEN or block not in self._inbound:
+        if self.state is not ConnectionState.OPEN or not self._inbound.take(block):
             return False
-        del self._inbound[block]
         self._queue_bytes(m.encode_piece_header(index, begin, len(data)))
         self._flush_small()
         self._out.append(memoryview(data))
@@ -764,7 +606,7 @@ class PeerConnection:
     def send_reject(self, index: int, begin: int, length: int) -> None:
         """BEP 6: refuse a `BlockRequested`."""
         self._check_fast("reject")
-        self._inbound.pop((index, begin, length), None)
+        self._inbound.take((index, begin, length))
         self._queue(m.Reject(index, begin, length))
 
     def send_have(self, index: int) -> None:
@@ -778,7 +620,7 @@ class PeerConnection:
     def send_allowed_fast(self, index: int) -> None:
         """BEP 6: let the peer request piece `index` while we choke it."""
         self._check_fast("allowed_fast")
-        self._our_allowed_fast.add(index)
+        self._inbound.allowed_fast.add(index)
         self._queue(m.AllowedFast(index))
 
     def send_suggest(self, index: int) -> None:
@@ -788,15 +630,27 @@ class PeerConnection:
 
     def peer_supports(self, name: str) -> bool:
         """Did the peer's extended handshake enable extension `name`?"""
-        return name in self.peer_extensions
+        return name in self._ext.ids
+
+    @property
+    def peer_extensions(self) -> dict[str, int]:
+        """Extension name → the id the peer wants it sent under (BEP 10 ``m``)."""
+        return dict(self._ext.ids)
+
+    @property
+    def peer_reqq(self) -> int | None:
+        """The peer's BEP 10 ``reqq`` (requests it queues), if it sent one."""
+        return self._ext.reqq
+
+    @property
+    def peer_metadata_size(self) -> int | None:
+        """The peer's BEP 9 ``metadata_size``, if it sent one."""
+        return self._ext.metadata_size
 
     def send_extended(self, name: str, payload: bytes) -> None:
         """Send an extension message under the id the peer chose for `name` (BEP 10)."""
         self._check_open()
-        ext_id = self.peer_extensions.get(name)
-        if ext_id is None:
-            raise LocalProtocolError(f"peer does not support {name}")
-        self._queue(m.Extended(ext_id, payload))
+        self._queue(m.Extended(self._ext.id_for(name), payload))
 
     def send_metadata_request(self, piece: int) -> None:
         """BEP 9: ask for metadata piece `piece`."""
@@ -815,12 +669,7 @@ class PeerConnection:
 
     def send_pex(self, added: Iterable[PexPeer], dropped: Iterable[Addr]) -> None:
         """BEP 11: tell the peer about contacts (IPv4 and IPv6 are split here)."""
-        v4 = [p for p in added if ipaddress.ip_address(p.addr[0]).version == 4]
-        v6 = [p for p in added if ipaddress.ip_address(p.addr[0]).version == 6]
-        d4 = [a for a in dropped if ipaddress.ip_address(a[0]).version == 4]
-        d6 = [a for a in dropped if ipaddress.ip_address(a[0]).version == 6]
-        msg = PexMessage(tuple(v4), tuple(d4), tuple(v6), tuple(d6))
-        self.send_extended(UT_PEX, encode_pex(msg))
+        self.send_extended(UT_PEX, encode_pex_lists(added, dropped))
 
     def send_port(self, port: int) -> None:
         """BEP 5: tell the peer our DHT UDP port."""
@@ -854,14 +703,3 @@ class PeerConnection:
         if self._small:
             self._out.append(bytes(self._small))
             self._small.clear()
-
-
-def _metadata_event(msg: MetadataMessage) -> ev.PeerEvent:
-    match msg:
-        case MetadataRequest(piece):
-            return ev.MetadataRequested(piece)
-        case MetadataData(piece, total_size, data):
-            return ev.MetadataPieceReceived(piece, total_size, data)
-        case MetadataReject(piece):
-            return ev.MetadataRejected(piece)
-    raise AssertionError(f"unhandled {msg!r}")  # pragma: no cover

@@ -17,7 +17,12 @@ from shoal.ids import InfoHash, PeerId
 from shoal.peer import events as ev
 from shoal.peer import messages as m
 from shoal.peer.connection import ConnectionConfig, ConnectionState, PeerConnection
-from shoal.peer.extension import PexFlags, PexPeer, encode_extended_handshake
+from shoal.peer.extension import (
+    ExtendedHandshake,
+    PexFlags,
+    PexPeer,
+    encode_extended_handshake,
+)
 from shoal.peer.handshake import Handshake, ReservedBits, encode_handshake
 from shoal.swarm.bitfield import Bitfield
 
@@ -352,9 +357,7 @@ def test_extension_messages_pex_metadata_port() -> None:
 def test_extension_disabled_by_a_later_handshake() -> None:
     p = pair()
     assert p.b.peer_supports("ut_pex")
-    update = encode_extended_handshake(
-        __import__("shoal.peer.extension", fromlist=["x"]).ExtendedHandshake(m={"ut_pex": 0})
-    )
+    update = encode_extended_handshake(ExtendedHandshake(m={"ut_pex": 0}))
     p.b.receive_data(m.encode_message(m.Extended(0, update)), 0)
     assert not p.b.peer_supports("ut_pex")
     assert p.b.peer_supports("ut_metadata")
@@ -473,8 +476,6 @@ def test_eof_between_frames_closes_and_inside_a_frame_fails() -> None:
 
 def peer_stream() -> bytes:
     """Everything a seeder might say, in one byte string (requests refused: choked)."""
-    from shoal.peer.extension import ExtendedHandshake
-
     hs = ExtendedHandshake(m={"ut_metadata": 3, "ut_pex": 4}, v="x", reqq=10, metadata_size=99)
     parts: list[m.Message] = [
         m.HaveAll(),
@@ -710,7 +711,9 @@ def test_pipeline_depth_stays_small_for_a_slow_peer() -> None:
 
 def test_depth_respects_the_peers_reqq() -> None:
     p = pair(n=600, **NO_TIMEOUTS)
-    p.b.peer_reqq = 7
+    update = encode_extended_handshake(ExtendedHandshake(reqq=7))  # BEP 10: a later update
+    p.b.receive_data(m.encode_message(m.Extended(0, update)), 0.0)
+    assert p.b.peer_reqq == 7
     p.a.set_choking(False)
     p.transfer()
     assert max(serve_for(p, 3.0, latency=0.05, blocks_per_tick=1000)) == 7
