@@ -56,13 +56,28 @@ class NodeInfo:
 def ip_packed(ip: str) -> bytes:
     """The 4- or 16-byte network form of a textual IP address.
 
-    Cached: replies repeat the same routing-table addresses, and ``ipaddress``
-    parsing was most of the cost of answering a query.
+    Runs several times per answered query (token, ``ip`` field, nodes), and the
+    ``ipaddress`` parser was most of the cost of an answer: dotted-quad text, the only
+    form sockets hand us for IPv4, is split by hand. The cache helps for the routing
+    table's few addresses; requesters are too many and too varied to stay in it.
 
     Raises:
         ValueError: `ip` is not an IPv4 or IPv6 address (a local bug, not remote input).
     """
+    parts = ip.split(".")
+    if len(parts) == 4 and all(_is_octet_text(p) for p in parts):
+        return bytes(map(int, parts))  # ValueError above 255, like ipaddress
     return ipaddress.ip_address(ip).packed
+
+
+def _is_octet_text(part: str) -> bool:
+    # ipaddress refuses leading zeros ("01" could be octal) and non-ASCII digits.
+    return (
+        0 < len(part) <= 3
+        and part.isascii()
+        and part.isdigit()
+        and (part[0] != "0" or len(part) == 1)
+    )
 
 
 def _check_port(port: int) -> None:
@@ -94,16 +109,18 @@ def decode_peer(data: bytes) -> Addr:
 
 
 def _encode_node_list(nodes: list[NodeInfo] | tuple[NodeInfo, ...], ip_len: int) -> bytes:
-    out = bytearray()
-    for node in nodes:
-        if len(node.node_id) != NODE_ID_LENGTH:
-            raise ValueError(f"node id must be 20 bytes, got {len(node.node_id)}")
-        peer = encode_peer(node.addr)
-        if len(peer) != ip_len + 2:
-            raise ValueError(f"address {node.addr[0]!r} has the wrong family for this list")
-        out += node.node_id
-        out += peer
-    return bytes(out)
+    return b"".join([_encode_node(node, ip_len) for node in nodes])
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode_node(node: NodeInfo, ip_len: int) -> bytes:
+    # Cached: every find_node/get_peers reply repeats entries of the same routing table.
+    if len(node.node_id) != NODE_ID_LENGTH:
+        raise ValueError(f"node id must be 20 bytes, got {len(node.node_id)}")
+    peer = encode_peer(node.addr)
+    if len(peer) != ip_len + 2:
+        raise ValueError(f"address {node.addr[0]!r} has the wrong family for this list")
+    return node.node_id + peer
 
 
 def _decode_node_list(data: bytes, entry_len: int) -> list[NodeInfo]:

@@ -1,0 +1,63 @@
+"""The hand-written serving fast paths agree with the general code they shortcut."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shoal.dht.compact import NodeInfo, encode_nodes, ip_packed
+from shoal.dht.krpc import Message, Response, _encode_generic, decode_message, encode_message
+
+from .strategies import responses
+
+
+@given(responses())
+def test_response_encoder_matches_the_generic_encoder(msg: Message) -> None:
+    assert encode_message(msg) == _encode_generic(msg)
+    assert decode_message(encode_message(msg)) == msg
+
+
+def test_response_encoder_is_canonical_with_every_field() -> None:
+    node = NodeInfo(b"n" * 20, ("10.0.0.1", 6881))
+    msg = Response(
+        b"tt",
+        b"i" * 20,
+        nodes=(node,),
+        nodes6=(NodeInfo(b"m" * 20, ("::1", 1)),),
+        values=(("1.2.3.4", 5),),
+        token=b"tok",
+        ip=("9.8.7.6", 4321),
+        version=b"SH\x00\x01",
+    )
+    expected = (
+        b"d2:ip6:\x09\x08\x07\x06\x10\xe1"
+        b"1:rd2:id20:"
+        + b"i" * 20
+        + b"5:nodes26:"
+        + encode_nodes([node])
+        + b"6:nodes638:"
+        + b"m" * 20
+        + bytes(15)
+        + b"\x01\x00\x01"
+        + b"5:token3:tok6:valuesl6:\x01\x02\x03\x04\x00\x05ee"
+        b"1:t2:tt1:v4:SH\x00\x011:y1:re"
+    )
+    assert encode_message(msg) == expected
+
+
+@given(st.ip_addresses(v=4))
+def test_ip_packed_fast_path_matches_ipaddress(ip: ipaddress.IPv4Address) -> None:
+    assert ip_packed(str(ip)) == ip.packed
+
+
+@pytest.mark.parametrize(
+    "text", ["256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "1.2.3.-4", "1.2.3.٤", "", "a.b.c.d"]
+)
+def test_ip_packed_refuses_what_ipaddress_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        ipaddress.ip_address(text)
+    with pytest.raises(ValueError):
+        ip_packed(text)
