@@ -281,8 +281,10 @@ class PeerConnection:
     # Input
     # =====================================================================================
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Take bytes from the peer; ``b""`` means it closed its side.
+
+        Mutable buffers are copied once (received blocks are views into the data).
 
         Queues events and bytes: call `next_event()` and `data_to_send()` afterwards.
 
@@ -296,6 +298,8 @@ class PeerConnection:
         if self.state is ConnectionState.CLOSED:
             raise LocalProtocolError("receive_data after end of stream")
         self._tick(now)
+        if type(data) is not bytes:
+            data = bytes(data)
         if data:
             self._last_recv = now
             self._idle_reported = False
