@@ -1,0 +1,161 @@
+"""``shoal demo``: the offline swarm, as a real subprocess on a pipe and on a pty."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shoal.cli import main
+from shoal.cli.demo import parse_size
+
+from .helpers import SUBPROCESS_TIMEOUT, run_shoal
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from _pytest.capture import CaptureFixture
+
+
+def _loopback(host: str) -> bool:
+    return ipaddress.ip_address(host).is_loopback
+
+
+@pytest.mark.integration
+def test_demo_downloads_and_verifies_every_byte(tmp_path: Path) -> None:
+    keep = tmp_path / "demo"
+    result = run_shoal("demo", "--size", "3M", "--peers", "2", "--json", "--keep", str(keep))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    events = [r["event"] for r in records]
+    assert events[0] == "demo"
+    assert events[-1] == "verified"
+    assert {"metadata", "complete"} <= set(events)
+    demo = records[0]
+    assert demo["magnet"].startswith("magnet:?xt=urn:btih:")
+    assert "x.pe" not in demo["magnet"]  # the leecher must find peers through the DHT
+    assert len(demo["seeders"]) == 2
+    assert all(_loopback(host) for host, _ in demo["seeders"] + demo["dht"])
+    peers = [r for r in records if r["event"] == "peer"]
+    assert peers
+    assert all(_loopback(r["host"]) for r in peers)
+    assert records[-1]["bytes"] == 3 * 1024 * 1024
+    # --keep leaves the swarm's files behind, and they really are identical.
+    seeded = (keep / "seed" / "shoal-demo.bin").read_bytes()
+    assert len(seeded) == 3 * 1024 * 1024
+    assert (keep / "download" / "shoal-demo.bin").read_bytes() == seeded
+    assert (keep / "shoal-demo.torrent").is_file()
+
+
+@pytest.mark.integration
+def test_demo_cleans_up_its_temporary_directory() -> None:
+    result = run_shoal("demo", "--size", "100K", "--peers", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[-1] == records[-1] | {"event": "verified", "bytes": 100 * 1024}
+    assert not os.path.exists(records[0]["dir"])
+
+
+def _run_on_pty(argv: list[str]) -> tuple[int, bytes]:
+    """Run with stdout and stderr on a pseudo-terminal; return (status, bytes seen)."""
+    try:
+        master, slave = pty.openpty()
+    except OSError as exc:  # a container without /dev/ptmx
+        pytest.skip(f"no pseudo-terminals here: {exc}")
+    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "TERM"}}
+    env.update(TERM="xterm-256color", COLUMNS="120", LINES="30")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoal", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    seen = bytearray()
+    deadline = time.monotonic() + 2 * SUBPROCESS_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed its side of the tty
+                break
+            if not chunk:
+                break
+            seen += chunk
+        status = proc.wait(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return status, bytes(seen)
+
+
+@pytest.mark.integration
+def test_demo_on_a_terminal_shows_the_live_get_display() -> None:
+    status, tty = _run_on_pty(["demo", "--size", "6M", "--peers", "2"])
+    assert status == 0, tty.decode(errors="replace")
+    assert b"magnet:?xt=urn:btih:" in tty
+    assert b"\x1b[" in tty  # rich's live view redraws in place
+    assert b"shoal-demo.bin" in tty
+    assert b"verified: 6291456 bytes identical to the seeded data" in tty
+    assert b"Traceback" not in tty
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--size", "0"], "size must be from 1 byte to 4G"),
+        (["demo", "--size", "lots"], "not a size"),
+        (["demo", "--peers", "0"], "--peers takes 1 to 16"),
+        (["demo", "--peers", "99"], "--peers takes 1 to 16"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    argv: list[str], message: str, capsys: CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_keep_refuses_a_directory_with_files_in_it(
+    tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    (tmp_path / "precious.txt").write_text("do not delete")
+    assert main(["demo", "--keep", str(tmp_path)]) == 1
+    assert "is not an empty directory" in capsys.readouterr().err
+    assert (tmp_path / "precious.txt").read_text() == "do not delete"
+
+
+@given(st.integers(1, 4096), st.sampled_from(["K", "k", "KiB", "KB", "M", "MiB"]))
+def test_parse_size_binary_units(n: int, unit: str) -> None:
+    scale = 1024 if unit[0] in "Kk" else 1024**2
+    assert parse_size(f"{n}{unit}") == n * scale
+
+
+@given(st.text(max_size=12))
+def test_parse_size_accepts_sizes_or_raises_argparse_errors(text: str) -> None:
+    try:
+        size = parse_size(text)
+    except argparse.ArgumentTypeError:
+        return
+    assert 1 <= size <= 4 * 1024**3
