@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from .._version import __version__
 from ..errors import ShoalError
-from . import create, dht, get, info, seed
+from . import create, demo, dht, get, info, seed
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "build_parser", "command_names", "main"]
 
 #: Every subcommand, in the order ``shoal --help`` lists them.
-COMMANDS: Final[Sequence[Command]] = (create, info, get, seed, dht)
+COMMANDS: Final[Sequence[Command]] = (create, info, get, seed, dht, demo)
 
 _EPILOG = """\
 examples:
