@@ -519,6 +519,14 @@ class PeerConnection:
         """The peer's pieces, once the piece count is known and the peer said anything."""
         return self._avail.pieces
 
+    def set_metadata_size(self, size: int) -> None:
+        """We now have the info dict (e.g. after a magnet fetch): re-send the extended
+        handshake with ``metadata_size`` so the peer can fetch it from us (BEP 10 allows
+        repeated handshakes; BEP 9 peers learn the size from it)."""
+        self.metadata_size = size
+        if self.state is ConnectionState.OPEN and self.extensions:
+            self._send_extended_handshake()
+
     def set_choking(self, choking: bool) -> None:
         """Choke or unchoke the peer. Choking discards its queued requests (BEP 3);
         with BEP 6 each discarded one is rejected, except allowed-fast pieces."""

@@ -365,6 +365,17 @@ def test_extension_disabled_by_a_later_handshake() -> None:
         p.b.send_pex([], [])
 
 
+def test_metadata_size_announced_once_we_have_it() -> None:
+    p = pair(b_pieces=None)
+    p.events("a")
+    p.b.set_metadata_size(4321)
+    p.transfer()
+    (got,) = p.events("a")
+    assert isinstance(got, ev.ExtendedHandshakeReceived)
+    assert got.handshake.metadata_size == 4321 == p.a.peer_metadata_size
+    assert p.a.peer_supports("ut_metadata"), "the repeated handshake keeps the ids"
+
+
 def test_unknown_extended_id_is_counted() -> None:
     p = pair()
     p.b.receive_data(m.encode_message(m.Extended(77, b"whatever")), 0)
