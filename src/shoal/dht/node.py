@@ -356,37 +356,47 @@ class DHTNode:
                 now,
             )
         if isinstance(msg, PingQuery):
-            self._reply(Response(msg.t, self.node_id), addr)
+            self._reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
         elif isinstance(msg, FindNodeQuery):
-            self._reply(self._with_nodes(Response(msg.t, self.node_id), msg.target, now), addr)
+            nodes, nodes6 = self._closest_nodes(msg.target, now)
+            resp = Response(
+                msg.t, self.node_id, nodes, nodes6, ip=addr, version=self.config.version
+            )
+            self._reply(resp, addr)
         elif isinstance(msg, GetPeersQuery):
             self._answer_get_peers(msg, addr, size, now)
         else:
             self._answer_announce(msg, addr, now)
 
-    def _with_nodes(self, resp: Response, target: bytes, now: float) -> Response:
+    def _closest_nodes(
+        self, target: bytes, now: float
+    ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
+        """(nodes, nodes6) for a reply: the closest entries of our address family."""
         entries = self.table.closest(target, CLOSEST, now=now)
-        infos = tuple(NodeInfo(e.node_id, e.addr) for e in entries)
         if self.config.ipv6:
-            return replace(resp, nodes6=tuple(n for n in infos if ":" in n.addr[0]))
-        return replace(resp, nodes=tuple(n for n in infos if ":" not in n.addr[0]))
+            return (), tuple(NodeInfo(e.node_id, e.addr) for e in entries if ":" in e.addr[0])
+        return tuple(NodeInfo(e.node_id, e.addr) for e in entries if ":" not in e.addr[0]), ()
 
     def _answer_get_peers(self, msg: GetPeersQuery, addr: Addr, size: int, now: float) -> None:
         token = self.tokens.issue(addr[0], msg.info_hash, now)
-        base = self._with_nodes(Response(msg.t, self.node_id, token=token), msg.info_hash, now)
-        base = replace(base, ip=addr, version=self.config.version)
+        nodes, nodes6 = self._closest_nodes(msg.info_hash, now)
+        version = self.config.version
+        resp = Response(msg.t, self.node_id, nodes, nodes6, token=token, ip=addr, version=version)
         family_v6 = ":" in addr[0]
         peers = [
             p
             for p in self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
             if (":" in p[0]) == family_v6
         ]
-        # Anti-amplification: each IPv4 value costs 9 bytes ("6:" + 6 + list framing
-        # shared), IPv6 21; keep the reply within `amplification` x the query size.
-        budget = self.config.amplification * size - len(encode_message(base)) - 10
-        per_value = 21 if family_v6 else 8
-        peers = peers[: max(0, budget // per_value)]
-        self._reply(replace(base, values=tuple(peers)), addr)
+        if peers:
+            # Anti-amplification: each IPv4 value costs 8 bytes ("6:" + 6), IPv6 21, plus
+            # 10 for the list and its key; keep the reply within `amplification` x the
+            # query size.
+            budget = self.config.amplification * size - len(encode_message(resp)) - 10
+            peers = peers[: max(0, budget // (21 if family_v6 else 8))]
+            if peers:
+                resp = replace(resp, values=tuple(peers))
+        self._reply(resp, addr)
 
     def _answer_announce(self, msg: AnnouncePeerQuery, addr: Addr, now: float) -> None:
         if not self.tokens.validate(msg.token, addr[0], msg.info_hash, now):
@@ -396,12 +406,11 @@ class DHTNode:
         peer = (addr[0], addr[1] if msg.implied_port else msg.port)
         self.peer_store.add(msg.info_hash, peer, now)
         self._events.append(AnnounceReceived(msg.info_hash, peer))
-        self._reply(Response(msg.t, self.node_id), addr)
+        self._reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
 
     def _reply(self, resp: Response, addr: Addr) -> None:
-        self._out.append(
-            (encode_message(replace(resp, ip=addr, version=self.config.version)), addr)
-        )
+        """Queue `resp`, which carries the requester's address (BEP 42) and our version."""
+        self._out.append((encode_message(resp), addr))
 
     def _send_error(self, t: bytes, code: int, message: str, addr: Addr) -> None:
         self._counts["errors_sent"] += 1
