@@ -1,0 +1,276 @@
+"""Defaults from a TOML config file and ``SHOAL_*`` environment variables.
+
+Precedence, highest first: command-line flags > environment > config file > built-in
+defaults. The file is ``$XDG_CONFIG_HOME/shoal/config.toml`` (``~/.config/shoal/...``
+when the variable is unset), or the one named by ``--config FILE``; a missing default
+file is fine, a missing ``--config`` file is an error. Example::
+
+    download_dir = "~/Downloads"
+    port = 51413
+    encryption = "require"          # prefer | require | disable
+    bootstrap = ["10.0.0.5:6881"]   # HOST:PORT strings
+    bind = "0.0.0.0"
+    state_dir = "~/.local/state/shoal"
+
+Environment: ``SHOAL_DOWNLOAD_DIR``, ``SHOAL_PORT``, ``SHOAL_ENCRYPTION``,
+``SHOAL_BOOTSTRAP`` (comma-separated HOST:PORT), ``SHOAL_STATE_DIR``, ``SHOAL_BIND``.
+
+How it plugs in: `parse_args` replaces ``parser.parse_args``. It reads ``--config``
+first, loads the settings, turns them into argparse *defaults* of the subcommands that
+have the matching option (so a flag the user types still wins, and ``--help`` shows
+the effective default), parses, and fills ``--bootstrap`` afterwards (an ``append``
+option cannot take a list default without the flags being appended to it).
+
+Which command takes what: ``get`` all six (``-o`` ← download_dir); ``seed`` port, bind,
+encryption, bootstrap; ``dht`` bind and bootstrap only (its port and state file stay
+per-invocation, so a standalone node never collides with a running client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, NoReturn
+
+from ..config import EncryptionMode
+from .common import EXIT_FAILURE, Parser
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "add_config_option",
+    "default_config_path",
+    "default_state_dir",
+    "load_settings",
+    "parse_args",
+]
+
+#: Prefix of every environment variable we read.
+ENV_PREFIX: Final = "SHOAL_"
+#: A config file larger than this is not a hand-written config file.
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A bad value in the config file or the environment; the message names where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The user's standing choices; None means "not set here" (a lower layer decides)."""
+
+    download_dir: Path | None = None
+    port: int | None = None
+    encryption: EncryptionMode | None = None
+    bootstrap: tuple[tuple[str, int], ...] | None = None
+    state_dir: Path | None = None
+    bind: str | None = None
+
+    def over(self, lower: Settings) -> Settings:
+        """These settings where set, `lower`'s elsewhere."""
+        return replace(
+            lower,
+            **{f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None},
+        )
+
+
+_KEYS: Final = tuple(f.name for f in fields(Settings))
+
+#: argparse destination per setting, for each subcommand that has the option.
+_DESTS: Final[Mapping[str, Mapping[str, str]]] = {
+    "get": {
+        "download_dir": "output",
+        "port": "port",
+        "encryption": "encryption",
+        "state_dir": "state_dir",
+        "bind": "bind",
+    },
+    "seed": {"port": "port", "encryption": "encryption", "bind": "bind"},
+    "dht": {"bind": "bind"},
+}
+#: Subcommands whose ``--bootstrap`` is filled from the settings after parsing.
+_BOOTSTRAP_COMMANDS: Final = frozenset({"get", "seed", "dht"})
+
+
+def default_config_path(env: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/shoal/config.toml``, else ``~/.config/shoal/config.toml``."""
+    base = env.get("XDG_CONFIG_HOME") or ""
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
+    return root / "shoal" / "config.toml"
+
+
+def default_state_dir(env: Mapping[str, str]) -> Path:
+    """``$XDG_STATE_HOME/shoal``, else ``~/.local/state/shoal`` (XDG base directory spec)."""
+    base = env.get("XDG_STATE_HOME") or ""
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
+    return root / "shoal"
+
+
+def load_settings(config: Path | None, env: Mapping[str, str]) -> Settings:
+    """Environment over file over built-in defaults (no flags: those are argparse's).
+
+    Args:
+        config: the ``--config`` file (must exist), or None for the default location
+            (which may be absent).
+
+    Raises:
+        ConfigError: unreadable or invalid file, unknown key, bad value.
+    """
+    path = config if config is not None else default_config_path(env)
+    from_file = _read_file(path, required=config is not None)
+    builtin = Settings(state_dir=default_state_dir(env))
+    return _from_env(env).over(from_file.over(builtin))
+
+
+def _read_file(path: Path, *, required: bool) -> Settings:
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file '{path}' does not exist") from None
+        return Settings()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file '{path}': {exc.strerror or exc}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file '{path}' is larger than 1 MiB")
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from exc
+    values: dict[str, object] = {}
+    for key, raw in table.items():
+        where = f"config file '{path}', key '{key}'"
+        if key not in _KEYS:
+            raise ConfigError(f"{where}: unknown setting; known: {', '.join(_KEYS)}")
+        values[key] = _convert(key, raw, where)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _from_env(env: Mapping[str, str]) -> Settings:
+    values: dict[str, object] = {}
+    for key in _KEYS:
+        name = ENV_PREFIX + key.upper()
+        text = env.get(name)
+        if text is None or text == "":
+            continue
+        raw: object = text
+        if key == "bootstrap":
+            raw = [item.strip() for item in text.split(",") if item.strip()]
+        values[key] = _convert(key, raw, f"environment variable {name}")
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _convert(key: str, raw: object, where: str) -> object:
+    """One setting from TOML or env text to its `Settings` type."""
+    if key in ("download_dir", "state_dir"):
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError(f"{where}: expected a directory path string")
+        return Path(raw).expanduser()
+    if key == "port":
+        if isinstance(raw, str) and raw.strip().isdigit():
+            raw = int(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 0xFFFF:
+            raise ConfigError(f"{where}: expected a port number from 0 to 65535, got {raw!r}")
+        return raw
+    if key == "encryption":
+        choices = [m.value for m in EncryptionMode]
+        if raw not in choices:
+            raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {raw!r}")
+        return EncryptionMode(raw)
+    if key == "bind":
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError(f"{where}: expected an address string such as 0.0.0.0")
+        return raw
+    assert key == "bootstrap"
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise ConfigError(f"{where}: expected a list of HOST:PORT strings")
+    return tuple(_hostport(item, where) for item in raw)
+
+
+def _hostport(text: str, where: str) -> tuple[str, int]:
+    from .dht import parse_hostport
+
+    try:
+        return parse_hostport(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def add_config_option(parser: argparse.ArgumentParser, *, top_level: bool = True) -> None:
+    """``--config FILE``; on subcommands the default is SUPPRESS (as for ``--debug``)."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        default=None if top_level else argparse.SUPPRESS,
+        help="read settings from FILE (default: $XDG_CONFIG_HOME/shoal/config.toml)",
+    )
+
+
+def _has_option(parser: argparse.ArgumentParser, dest: str) -> bool:
+    return any(action.dest == dest for action in parser._actions)
+
+
+def parse_args(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    env: Mapping[str, str] | None = None,
+) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` with settings from the environment and config file.
+
+    A bad config exits with status 1 and one line naming the file (or variable) and key.
+    """
+    env = os.environ if env is None else env
+    subparsers = _subparsers(parser)
+    if not _has_option(parser, "config"):
+        add_config_option(parser)
+        for sub in subparsers.values():
+            add_config_option(sub, top_level=False)
+    early = Parser(prog="shoal", add_help=False)
+    add_config_option(early)
+    known, _ = early.parse_known_args(argv)
+    try:
+        settings = load_settings(known.config, env)
+    except ConfigError as exc:
+        _fail(parser, str(exc))
+    for command, dests in _DESTS.items():
+        command_parser = subparsers.get(command)
+        if command_parser is None:
+            continue
+        defaults = {
+            dest: _arg_value(getattr(settings, key))
+            for key, dest in dests.items()
+            if getattr(settings, key) is not None
+        }
+        command_parser.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    if (
+        getattr(args, "command", None) in _BOOTSTRAP_COMMANDS
+        and getattr(args, "bootstrap", None) is None
+        and settings.bootstrap
+    ):
+        args.bootstrap = list(settings.bootstrap)
+    return args
+
+
+def _arg_value(value: object) -> object:
+    """A setting in the form the option's own ``type=`` would have produced."""
+    return value.value if isinstance(value, EncryptionMode) else value
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    parser.exit(EXIT_FAILURE, f"shoal: {message}\n")

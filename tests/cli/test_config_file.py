@@ -1,0 +1,247 @@
+"""Config file + ``SHOAL_*`` environment: locations, precedence, and one-line errors."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shoal.cli import build_parser, main
+from shoal.cli import get as get_cmd
+from shoal.cli.config_file import (
+    ConfigError,
+    Settings,
+    default_config_path,
+    default_state_dir,
+    load_settings,
+    parse_args,
+)
+from shoal.config import EncryptionMode
+
+if TYPE_CHECKING:
+    import argparse
+
+    from _pytest.capture import CaptureFixture
+
+MAGNET = "magnet:?xt=urn:btih:" + "ab" * 20
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HOME, so a real ~/.config/shoal/config.toml cannot leak in."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> argparse.Namespace:
+    return parse_args(build_parser(), argv, env or {})
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_default_locations_follow_xdg(tmp_path: Path, home: Path) -> None:
+    assert default_config_path({}) == home / ".config" / "shoal" / "config.toml"
+    assert default_state_dir({}) == home / ".local" / "state" / "shoal"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "c"), "XDG_STATE_HOME": str(tmp_path / "s")}
+    assert default_config_path(env) == tmp_path / "c" / "shoal" / "config.toml"
+    assert default_state_dir(env) == tmp_path / "s" / "shoal"
+    # The XDG spec: a relative value is invalid and must be ignored.
+    relative = {"XDG_CONFIG_HOME": "rel", "XDG_STATE_HOME": "rel"}
+    assert default_config_path(relative) == default_config_path({})
+    assert default_state_dir(relative) == default_state_dir({})
+
+
+def test_no_config_anywhere_gives_the_builtin_defaults(home: Path) -> None:
+    args = parse(["get", MAGNET])
+    assert (args.output, args.port, args.bind, args.encryption) == (".", 6881, "0.0.0.0", "prefer")
+    assert args.bootstrap is None  # get.client_config then uses the public routers
+    assert args.state_dir == home / ".local" / "state" / "shoal"
+
+
+def test_file_in_the_xdg_location_is_read(tmp_path: Path) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    write_config(tmp_path / "xdg" / "shoal" / "config.toml", 'port = 51413\nbind = "127.0.0.1"\n')
+    args = parse(["get", MAGNET], env)
+    assert (args.port, args.bind) == (51413, "127.0.0.1")
+
+
+FILE = """\
+download_dir = "~/from-file"
+port = 1111
+encryption = "disable"
+bootstrap = ["10.0.0.1:6881", "[::1]:7000"]
+state_dir = "/state/from-file"
+bind = "127.0.0.2"
+"""
+
+ENV = {
+    "SHOAL_DOWNLOAD_DIR": "/dl/from-env",
+    "SHOAL_PORT": "2222",
+    "SHOAL_ENCRYPTION": "require",
+    "SHOAL_BOOTSTRAP": "127.0.0.9:9, 127.0.0.10:10",
+    "SHOAL_STATE_DIR": "/state/from-env",
+    "SHOAL_BIND": "127.0.0.3",
+}
+
+FLAGS = [
+    "-o", "/dl/from-flag",
+    "--port", "3333",
+    "--encryption", "prefer",
+    "--bootstrap", "127.0.0.5:5",
+    "--state-dir", "/state/from-flag",
+    "--bind", "127.0.0.4",
+]  # fmt: skip
+
+
+def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path, home: Path) -> None:
+    conf = write_config(tmp_path / "c.toml", FILE)
+    base = ["--config", str(conf), "get", MAGNET]
+
+    from_file = parse(base)
+    assert Path(from_file.output) == home / "from-file"  # ~ is expanded
+    assert from_file.port == 1111
+    assert from_file.encryption == "disable"
+    assert from_file.bootstrap == [("10.0.0.1", 6881), ("::1", 7000)]
+    assert from_file.state_dir == Path("/state/from-file")
+    assert from_file.bind == "127.0.0.2"
+
+    from_env = parse(base, ENV)
+    assert Path(from_env.output) == Path("/dl/from-env")
+    assert from_env.port == 2222
+    assert from_env.encryption == "require"
+    assert from_env.bootstrap == [("127.0.0.9", 9), ("127.0.0.10", 10)]
+    assert from_env.state_dir == Path("/state/from-env")
+    assert from_env.bind == "127.0.0.3"
+
+    flagged = parse([*base, *FLAGS], ENV)
+    assert Path(flagged.output) == Path("/dl/from-flag")
+    assert flagged.port == 3333
+    assert flagged.encryption == "prefer"
+    assert flagged.bootstrap == [("127.0.0.5", 5)]  # not appended to the configured list
+    assert flagged.state_dir == Path("/state/from-flag")
+    assert flagged.bind == "127.0.0.4"
+
+    # And the engine really receives them.
+    config = get_cmd.client_config(from_env, state_dir=from_env.state_dir)
+    assert config.port == 2222
+    assert config.encryption is EncryptionMode.REQUIRE
+    assert config.bootstrap == (("127.0.0.9", 9), ("127.0.0.10", 10))
+    assert config.bind_host == "127.0.0.3"
+    assert config.state_dir == Path("/state/from-env")
+
+
+def test_one_layer_can_set_some_keys_and_leave_the_rest(tmp_path: Path) -> None:
+    conf = write_config(tmp_path / "c.toml", 'port = 1111\nbind = "127.0.0.2"\n')
+    args = parse(["--config", str(conf), "get", MAGNET], {"SHOAL_PORT": "0"})
+    assert (args.port, args.bind, args.encryption) == (0, "127.0.0.2", "prefer")
+
+
+def test_config_flag_also_works_after_the_command(tmp_path: Path) -> None:
+    conf = write_config(tmp_path / "c.toml", "port = 4444\n")
+    assert parse(["get", MAGNET, "--config", str(conf)]).port == 4444
+    assert parse(["get", f"--config={conf}", MAGNET]).port == 4444
+
+
+def test_seed_and_dht_take_only_their_settings(tmp_path: Path) -> None:
+    env = {**ENV, "SHOAL_PORT": "2222"}
+    seed = parse(["seed", "x.torrent", "--data", str(tmp_path)], env)
+    assert (seed.port, seed.bind, seed.encryption) == (2222, "127.0.0.3", "require")
+    assert seed.bootstrap == [("127.0.0.9", 9), ("127.0.0.10", 10)]
+    dht = parse(["dht"], env)
+    assert dht.bind == "127.0.0.3"
+    assert dht.bootstrap == [("127.0.0.9", 9), ("127.0.0.10", 10)]
+    assert dht.port == 0  # a standalone node keeps its own port and state file
+    assert dht.state_file is None
+    peers = parse(["dht", "get-peers", "ab" * 20], env)
+    assert peers.bootstrap == [("127.0.0.9", 9), ("127.0.0.10", 10)]
+    assert not hasattr(parse(["info", MAGNET], env), "port")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("prot = 1\n", "key 'prot': unknown setting"),
+        ('port = "many"\n', "key 'port': expected a port number"),
+        ("port = 70000\n", "key 'port': expected a port number"),
+        ("port = true\n", "key 'port': expected a port number"),
+        ('encryption = "yes"\n', "key 'encryption': expected one of prefer, require, disable"),
+        ('bootstrap = "a:1"\n', "key 'bootstrap': expected a list of HOST:PORT strings"),
+        ('bootstrap = ["nohost"]\n', "key 'bootstrap': expected HOST:PORT"),
+        ("download_dir = 3\n", "key 'download_dir': expected a directory path"),
+        ('bind = ""\n', "key 'bind': expected an address"),
+        ("port = [\n", "is not valid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_key(
+    tmp_path: Path, text: str, needle: str, capsys: CaptureFixture[str]
+) -> None:
+    conf = write_config(tmp_path / "bad.toml", text)
+    assert main(["--config", str(conf), "info", MAGNET]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"shoal: config file '{conf}'")
+    assert needle in err
+    assert err.count("\n") == 1
+
+
+def test_bad_environment_names_the_variable(capsys: CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(["get", MAGNET], {"SHOAL_PORT": "http"})
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err == "shoal: environment variable SHOAL_PORT: expected a port number " + (
+        "from 0 to 65535, got 'http'\n"
+    )
+
+
+def test_missing_explicit_config_is_an_error_but_a_missing_default_is_not(
+    tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.toml"
+    assert main(["--config", str(missing), "info", MAGNET]) == 1
+    assert capsys.readouterr().err == f"shoal: config file '{missing}' does not exist\n"
+    assert load_settings(None, {"XDG_CONFIG_HOME": str(tmp_path)}).port is None
+
+
+def test_empty_env_values_count_as_unset() -> None:
+    assert load_settings(None, {"SHOAL_PORT": "", "SHOAL_BOOTSTRAP": ""}) == load_settings(None, {})
+
+
+def test_settings_over_keeps_the_lower_layer_where_unset() -> None:
+    low = Settings(port=1, bind="a")
+    assert Settings(port=2).over(low) == Settings(port=2, bind="a")
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+@given(
+    st.text(alphabet=string.printable, max_size=80)
+    | st.builds(
+        lambda key, value: f"{key} = {value}\n",
+        st.sampled_from(["port", "bind", "encryption", "bootstrap", "state_dir", "download_dir"]),
+        st.sampled_from(['"x"', "1", "-1", "[]", '["a:1"]', "{}", "1.5", "true", '""', "99999"]),
+    )
+)
+def test_any_file_gives_settings_or_a_config_error(tmp_path: Path, text: str) -> None:
+    conf = write_config(tmp_path / "fuzz.toml", text)
+    message = None
+    try:
+        result = load_settings(conf, {})
+    except ConfigError as exc:
+        message = str(exc)
+    if message is None:
+        assert isinstance(result, Settings)
+    else:
+        assert str(conf) in message
+        assert "\n" not in message
