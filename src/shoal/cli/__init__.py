@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from .._version import __version__
 from ..errors import ShoalError
-from . import create, demo, dht, get, info, seed
+from . import config_file, create, demo, dht, get, info, seed
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line and return the process exit status (never raises SystemExit)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = config_file.parse_args(parser, argv)
         if args.command is None:
             parser.error("no command given; choose one of: " + ", ".join(command_names(parser)))
     except SystemExit as exc:  # --help, --version and usage errors exit inside argparse
