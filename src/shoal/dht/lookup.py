@@ -149,7 +149,8 @@ class LookupConfig:
             0.5 s measured +0.1 closest-8 overlap for +0.1 s finish time; 1 s cost 0.6 s.
         empty_patience: while *no* node has answered, a soft-timed-out node holds up
             termination this long after its query (a lone slow bootstrap node). Longer
-            mostly waits on lost datagrams: 2 s covers any live path's RTT.
+            mostly waits on lost datagrams: 1 s covers all but ~0.02% of simulated paths,
+            and each extra second adds to every cold start whose first datagram is lost.
     """
 
     alpha: int = 5
@@ -163,7 +164,7 @@ class LookupConfig:
     max_candidates: int | None = None
     max_queries: int = 200
     patience: float = 0.5
-    empty_patience: float = 2.0
+    empty_patience: float = 1.0
 
     def __post_init__(self) -> None:
         if self.alpha < 1 or self.k < 1 or self.max_queries < 1:

@@ -209,7 +209,9 @@ def run_until_wait(lookup: Lookup, now: float) -> tuple[list[QueryNode], Wait | 
 
 
 def test_soft_timeout_frees_slot_and_late_reply_still_counts() -> None:
-    config = LookupConfig(alpha=1, k=2, adaptive=False, soft_timeout=1.0, hard_timeout=10.0)
+    config = LookupConfig(
+        alpha=1, k=2, adaptive=False, soft_timeout=1.0, hard_timeout=10.0, empty_patience=2.0
+    )
     a, b, c = nid(1), nid(2), nid(3)
     lookup = Lookup(TARGET, LookupKind.FIND_NODE, [(a, addr_of(1))], now=0.0, config=config)
     sent, wait = run_until_wait(lookup, 0.0)
@@ -570,3 +572,10 @@ def test_patience_holds_termination_but_not_the_slot(late_reply: bool) -> None:
     else:
         assert isinstance(lookup.next(2.0), LookupDone)
         assert [r[0] for r in lookup.closest_responded()] == [nid(2)]
+
+
+def test_lone_silent_seed_is_given_empty_patience_by_default() -> None:
+    lookup = Lookup(TARGET, LookupKind.FIND_NODE, [(None, addr_of(1))], now=0.0)
+    assert run_until_wait(lookup, 0.0) == ([QueryNode(None, addr_of(1))], Wait(0.5))
+    assert run_until_wait(lookup, 0.5) == ([], Wait(1.0))
+    assert isinstance(lookup.next(1.0), LookupDone)
