@@ -1,7 +1,8 @@
 """Public test helpers (like ``trio.testing``); never imported by ``shoal`` itself.
 
 `shoal.testing.simnet` is a pure, seeded discrete-event network that drives sans-IO
-datagram engines (`shoal.dht.node.DHTNode` and friends) in virtual time.
+datagram engines (`shoal.dht.node.DHTNode` and friends) in virtual time;
+`shoal.testing.dhtsim` builds whole DHT swarms on it (warm tables, dead nodes, probes).
 """
 
 from __future__ import annotations
