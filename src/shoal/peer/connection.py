@@ -30,8 +30,9 @@ States (`ConnectionState`)::
 
 Our 68-byte handshake (reserved bits DHT, Fast, extension protocol) is queued by the
 constructor. When the peer's arrives (info-hash must match, peer_id must not be ours)
-we send, in this order: bitfield / have_all / have_none (BEP 6: "only valid directly
-after the handshake", so it must come first), then the BEP 10 extended handshake (``m``
+we send, in this order: bitfield / have_all / have_none (BEP 6: "Exactly one of Have
+All, Have None, or Have Bitfield MUST appear and only immediately after the
+handshake"), then the BEP 10 extended handshake (``m``
 with ut_metadata and ut_pex, ``v``, ``reqq``, ``metadata_size`` if known, ``p``,
 ``yourip``). Before the piece count is known (magnet), a Fast peer gets have_none and a
 plain one nothing; the peer's bitfield/have/have_all/have_none are buffered and replayed
@@ -44,8 +45,10 @@ Peer state: `am_choking`, `am_interested`, `peer_choking`, `peer_interested`,
 Requests we send (see `shoal.peer.pipeline`): `request(index, begin, length, now)` is
 allowed while unchoked, or for a piece in `peer_allowed_fast`. Keep `request_slots(now)`
 filled; the depth adapts to rate × RTT. A block that matches an outstanding request →
-`BlockReceived`; one we cancelled or timed out is dropped quietly; any other is counted
-in `unexpected_blocks` and ignored. Deadlines → `RequestTimedOut` (we send a cancel);
+`BlockReceived`; one we cancelled or timed out is dropped quietly; any other is a
+violation with BEP 6 ("if a peer receives a piece that was never requested, the peer
+MUST close the connection") and without it is counted in `unexpected_blocks` and
+ignored. Deadlines → `RequestTimedOut` (we send a cancel);
 no block for ``snub_timeout`` while requests are outstanding → `PeerSnubbed` once.
 Choke without BEP 6 drops every request (one `RequestRejected` each, after `Choked`);
 with BEP 6 they stay until the peer sends a reject or the block (BEP 6: "choke no longer
@@ -56,7 +59,9 @@ a piece we have, not choking them unless allowed-fast, at most ``max_inbound_req
 queued) and become `BlockRequested`; refused ones get a reject with BEP 6 and are
 dropped without. Answer with `send_piece` (returns False if the request was cancelled
 meanwhile: do not count that as an error) or `send_reject`. Choking the peer discards
-its queue (with BEP 6: a reject for each, except allowed-fast pieces).
+its queue (with BEP 6: a reject for each, except allowed-fast pieces). A cancel from a
+BEP 6 peer is answered with a reject, since BEP 6 promises "EXACTLY ONE response"
+(piece or reject) per request.
 
 Time: keep-alive after ``keepalive_interval`` seconds of our silence (BEP 3 "generally
 sent once every two minutes"); `PeerIdle` once after ``idle_timeout`` seconds of theirs.
@@ -375,6 +380,8 @@ class PeerConnection:
             case m.Cancel(index, begin, length):
                 if self._inbound.cancel((index, begin, length)):
                     self._events.append(ev.RequestCancelled(index, begin, length))
+                    if self.fast:
+                        self._queue(m.Reject(index, begin, length))
             case m.Choke():
                 self._on_choke()
             case m.Unchoke():
@@ -425,6 +432,8 @@ class PeerConnection:
             self._events.append(ev.BlockReceived(block[0], block[1], data))
         elif self._cancelled.pop(block, 0) is None:
             pass  # we cancelled or timed it out; the peer sent it anyway (a race)
+        elif self.fast:
+            raise RemoteProtocolError(f"block {block} was never requested (BEP 6)")
         else:
             self.unexpected_blocks += 1
 

@@ -195,10 +195,18 @@ def test_cancel_withdraws_the_request_and_send_piece_reports_it() -> None:
     p.transfer()
     assert p.b.cancel(1, 0, BLOCK)
     assert not p.b.cancel(1, 0, BLOCK)
-    p.transfer()
+    cancel = wire(p.b)
+    assert cancel == m.encode_message(m.Cancel(1, 0, BLOCK))
+    p.a.receive_data(cancel, 0)
     assert p.events("a")[-1] == ev.RequestCancelled(1, 0, BLOCK)
+    # BEP 6: "every request is guaranteed to result in EXACTLY ONE response".
+    reject = wire(p.a)
+    assert reject == m.encode_message(m.Reject(1, 0, BLOCK))
     assert not p.a.send_piece(1, 0, bytes(BLOCK))
     assert wire(p.a) == b""
+    p.events("b")
+    p.b.receive_data(reject, 0)  # the answer to a cancelled request: quietly accepted
+    assert p.events("b") == []
 
 
 def test_late_block_after_cancel_is_dropped_quietly() -> None:
@@ -216,11 +224,18 @@ def test_late_block_after_cancel_is_dropped_quietly() -> None:
     assert p.b.unexpected_blocks == 0
 
 
-def test_unrequested_block_is_counted_and_ignored() -> None:
-    p = pair()
+def test_unrequested_block_is_counted_and_ignored_without_fast() -> None:
+    p = pair(fast=False)
+    p.events("b")
     p.b.receive_data(m.encode_message(m.Piece(2, 0, b"xyz")), 0)
-    assert p.events("b")[-1] != ev.BlockReceived(2, 0, b"xyz")
+    assert p.events("b") == []
     assert p.b.unexpected_blocks == 1
+
+
+def test_unrequested_block_is_a_violation_with_fast() -> None:
+    p = pair()
+    with pytest.raises(RemoteProtocolError, match="never requested"):
+        p.b.receive_data(m.encode_message(m.Piece(2, 0, b"xyz")), 0)
 
 
 def test_fast_reject_and_allowed_fast_while_choked() -> None:
@@ -498,7 +513,6 @@ def peer_stream() -> bytes:
         m.AllowedFast(7),
         m.Suggest(2),
         m.Request(0, 0, BLOCK),
-        m.Piece(1, 0, b"unrequested"),
         m.Extended(2, b"d5:added6:\x7f\x00\x00\x01\x1a\xe1e"),
         m.Extended(1, b"d8:msg_typei0e5:piecei0ee"),
         m.Port(6881),
