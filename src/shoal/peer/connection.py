@@ -32,11 +32,12 @@ Our 68-byte handshake (reserved bits DHT, Fast, extension protocol) is queued by
 constructor. When the peer's arrives (info-hash must match, peer_id must not be ours)
 we send, in this order: bitfield / have_all / have_none (BEP 6: "Exactly one of Have
 All, Have None, or Have Bitfield MUST appear and only immediately after the
-handshake"), then the BEP 10 extended handshake (``m``
-with ut_metadata and ut_pex, ``v``, ``reqq``, ``metadata_size`` if known, ``p``,
-``yourip``). Before the piece count is known (magnet), a Fast peer gets have_none and a
-plain one nothing; the peer's bitfield/have/have_all/have_none are buffered and replayed
-as events by `set_num_pieces`.
+handshake"), then the BEP 10 extended handshake (``m`` with ut_metadata and ut_pex,
+``v``, ``reqq``, ``metadata_size`` if known, ``p``, ``yourip``). Both cannot come
+first; BEP 6 says MUST where BEP 10 says "should be sent immediately after the standard
+bittorrent handshake", so BEP 6 wins. Before the piece count is known (magnet), a Fast
+peer gets have_none and a plain one nothing; the peer's bitfield/have/have_all/have_none
+are buffered and replayed as events by `set_num_pieces`.
 
 Peer state: `am_choking`, `am_interested`, `peer_choking`, `peer_interested`,
 `peer_pieces` (a `Bitfield`), `peer_extensions` (name → the id *they* want), `peer_reqq`,

@@ -6,8 +6,9 @@ Theory of operation
 BEP 10: each side chooses the ids under which it wants to *receive* each extension and
 announces them in the ``m`` dict of its extended handshake. So we send a message under
 the id the peer chose (`id_for`), and we recognise an incoming one by the id we chose
-(`OUR_EXTENSION_IDS`). The handshake may be repeated to change the mapping; an id of 0
-disables an extension ("an ID of 0 means the extension is not supported/disabled").
+(`OUR_EXTENSION_IDS`). The handshake may be repeated to change the mapping, and "the
+``m`` dictionary is additive": a later one carries only changes, and "Setting an
+extension number to zero means that the extension is not supported/disabled".
 
 Payload codecs live in `shoal.peer.extension`; this class only routes. Every incoming
 payload raises at most `DecodeError` (the engine turns it into `RemoteProtocolError`).
