@@ -43,7 +43,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from . import bep42
-from .compact import NodeInfo
 from .events import (
     AnnounceReceived,
     AnnounceSent,
@@ -78,7 +77,7 @@ from .transactions import TransactionTable
 if TYPE_CHECKING:
     import random
 
-    from .compact import Addr
+    from .compact import Addr, NodeInfo
     from .routing import InsertResult
 
 __all__ = ["DHTConfig", "DHTNode", "DHTStats"]
@@ -374,8 +373,8 @@ class DHTNode:
         """(nodes, nodes6) for a reply: the closest entries of our address family."""
         entries = self.table.closest(target, CLOSEST, now=now)
         if self.config.ipv6:
-            return (), tuple(NodeInfo(e.node_id, e.addr) for e in entries if ":" in e.addr[0])
-        return tuple(NodeInfo(e.node_id, e.addr) for e in entries if ":" not in e.addr[0]), ()
+            return (), tuple(e.info for e in entries if ":" in e.addr[0])
+        return tuple(e.info for e in entries if ":" not in e.addr[0]), ()
 
     def _answer_get_peers(self, msg: GetPeersQuery, addr: Addr, size: int, now: float) -> None:
         token = self.tokens.issue(addr[0], msg.info_hash, now)

@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import ipaddress
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias, final
+
+from .compact import NodeInfo
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -105,6 +108,15 @@ class Entry:
     verified: bool = False
     #: Last time the node sent us a query (BEP 5 counts that towards "good" too).
     last_query: float | None = None
+    _info: NodeInfo | None = dataclasses.field(default=None, init=False, repr=False)
+
+    @property
+    def info(self) -> NodeInfo:
+        """The contact as a `NodeInfo`, made once: replies list the same entries often."""
+        info = self._info
+        if info is None:
+            info = self._info = NodeInfo(self.node_id, self.addr)
+        return info
 
     def state(self, now: float) -> NodeState:
         if self.failures >= BAD_AFTER_FAILURES:
@@ -170,11 +182,13 @@ class _Bucket:
     replacements: dict[bytes, Entry] = dataclasses.field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)
 def _subnet(ip: str) -> str | None:
     """The /24 (IPv6: /64) an IP belongs to, or None if it is exempt from IP limits.
 
     Loopback, private and link-local addresses are exempt so that local tests and LANs,
-    where many nodes share one subnet legitimately, still work.
+    where many nodes share one subnet legitimately, still work. Cached: every query
+    from a node not yet in the table asks, and ``ipaddress`` parsing is slow.
     """
     try:
         parsed = ipaddress.ip_address(ip)
@@ -295,8 +309,12 @@ class RoutingTable:
         bands.extend(self._buckets[i].entries.values() for i in range(c - 1, -1, -1))
         out: list[Entry] = []
         for band in bands:
-            usable = [e for e in band if not self._is_bad(e, now)]
-            usable.sort(key=lambda e: _as_int(e.node_id) ^ t)
+            # Inlined `_is_bad` and `_as_int`: this runs for every get_peers/find_node.
+            if now is None:
+                usable = [e for e in band if e.failures < BAD_AFTER_FAILURES]
+            else:
+                usable = [e for e in band if e.state(now) is not NodeState.BAD]
+            usable.sort(key=lambda e: int.from_bytes(e.node_id, "big") ^ t)
             out.extend(usable[: count - len(out)])
             if len(out) >= count:
                 break
@@ -424,7 +442,8 @@ class RoutingTable:
             if len(bucket.entries) < self._k:
                 self._place(bucket, new, now)
                 return Added(new)
-            victim = self._eviction_victim(bucket, now)
+            states = [(e, e.state(now)) for e in bucket.entries.values()]  # one pass
+            victim = self._eviction_victim(states)
             if victim is not None:
                 self._remove(bucket, victim)
                 self._place(bucket, new, now)
@@ -433,16 +452,15 @@ class RoutingTable:
                 self._split()
                 continue
             self._cache_replacement(bucket, new)
-            questionable = [
-                e for e in bucket.entries.values() if e.state(now) is NodeState.QUESTIONABLE
-            ]
+            questionable = [e for e, state in states if state is NodeState.QUESTIONABLE]
             if questionable:
                 # Ping the stalest; among equals an unverified node, the one we'd rather lose.
                 return Pending(min(questionable, key=lambda e: (e.last_seen, e.verified)))
             return Rejected("bucket full of good nodes")
 
-    def _eviction_victim(self, bucket: _Bucket, now: float) -> Entry | None:
-        bad = [e for e in bucket.entries.values() if e.state(now) is NodeState.BAD]
+    @staticmethod
+    def _eviction_victim(states: list[tuple[Entry, NodeState]]) -> Entry | None:
+        bad = [e for e, state in states if state is NodeState.BAD]
         # Prefer keeping BEP 42-verified nodes: evict unverified, then the most failed.
         return min(bad, key=lambda e: (e.verified, -e.failures, e.last_seen), default=None)
 
