@@ -18,6 +18,7 @@ import trio
 
 from . import torrent_events as tev
 from .errors import DecodeError, RemoteProtocolError
+from .layout import file_pieces
 from .metainfo import Metainfo, parse_info
 from .peer import events as ev
 from .peer.connection import ConnectionState
@@ -26,7 +27,7 @@ from .storage.files import FileStorage
 from .storage.resume import ResumeSaver, load_resume
 from .swarm.blocks import Block
 from .swarm.choker import Choker, PeerStats
-from .swarm.picker import DEFAULT_PRIORITY, Picker, file_piece_priorities
+from .swarm.picker import Picker
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -46,6 +47,8 @@ METADATA_REQUEST_TIMEOUT: Final = 10.0
 METADATA_PER_PEER: Final = 2
 #: Failed pieces a peer may have supplied alone before it is banned.
 SOLE_FAILURES_BEFORE_BAN: Final = 2
+#: The picker's default level (libtorrent's scale: 0 = skip, 4 = normal, 7 = top).
+_NORMAL_PRIORITY: Final = 4
 
 
 def _open(session: PeerSession) -> bool:
@@ -195,11 +198,12 @@ class DataPhase:
         found = await load_resume(info, root, resume_dir)
         storage = FileStorage(info, root, have=found.have, durable=found.durable)
         chosen = set(range(len(info.files)) if select is None else select)
-        prios = [
-            DEFAULT_PRIORITY if i in chosen and not f.pad else 0 for i, f in enumerate(info.files)
-        ]
-        files = [(f.offset, f.length) for f in info.files]
-        piece_prios = file_piece_priorities(info.piece_length, info.total_length, files, prios)
+        wanted = [i in chosen and not f.pad for i, f in enumerate(info.files)]
+        piece_prios = bytearray(info.num_pieces)  # 0 = skip
+        for i, want in enumerate(wanted):
+            if want:
+                for piece in file_pieces(info, i):
+                    piece_prios[piece] = _NORMAL_PRIORITY
         picker: Picker[PeerSession] = Picker(
             info.num_pieces,
             info.piece_length,
@@ -211,7 +215,7 @@ class DataPhase:
         )
         saver = ResumeSaver(storage, root, resume_dir) if resume_dir is not None else None
         phase = cls(torrent, info, storage, picker, saver)
-        phase.selected_size = sum(f.length for i, f in enumerate(info.files) if prios[i])
+        phase.selected_size = sum(f.length for i, f in enumerate(info.files) if wanted[i])
         return phase
 
     async def run_saver(self) -> None:
@@ -321,7 +325,7 @@ class DataPhase:
     def _quick_unchoke(self, session: PeerSession) -> None:
         """Unchoke a newly interested peer at once if a slot is free (no 10 s wait)."""
         unchoked = sum(1 for s in self.torrent.sessions.values() if not s.conn.am_choking)
-        if session.conn.am_choking and unchoked < self.choker.max_unchoked + 1:
+        if session.conn.am_choking and unchoked < self.choker.max_unchoked:
             session.conn.set_choking(False)
 
     async def _serve(self, session: PeerSession, index: int, begin: int, length: int) -> None:
@@ -343,7 +347,11 @@ class DataPhase:
                 other.wake()
         digest = hashlib.sha1(data).digest()
         self._block_src.setdefault(index, {})[begin] = (session.addr, digest)
-        result = await self.storage.write_block(index, begin, data)
+        # The picker already counts this block as received: the write must happen even
+        # if this session is being cancelled (banned) right now, or the piece would
+        # wait forever for a block nobody will send again. It never waits on the disk.
+        with trio.CancelScope(shield=True):
+            result = await self.storage.write_block(index, begin, data)
         if result.value == "no_room":
             self.storage.discard_piece(index)
             self.picker.piece_failed(index)

@@ -228,40 +228,50 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
     listener = Listener(
         peer_id, host=config.bind_host, port=config.port, encryption=config.encryption
     )
-    # The DHT is entered into the outer stack so it is closed (and saves its state)
-    # after the nursery, not while being cancelled with it.
-    async with AsyncExitStack() as stack, trio.open_nursery() as nursery:
-        address = await nursery.start(listener.serve)
-        dht = await _start_dht(stack, config, address[1]) if config.dht else None
-        local = {address}
-        if config.bind_host in ("0.0.0.0", "::"):
-            local.add(("127.0.0.1", address[1]))
-        dialer = Dialer(
-            peer_id,
-            encryption=config.encryption,
-            max_half_open=config.max_half_open,
-            local_addrs=frozenset(local),
-        )
-        client = Client(config, nursery, listener, dialer, dht, peer_id)
-        try:
-            yield client
-        finally:
-            with trio.CancelScope(shield=True):
-                await client._shutdown()
-            nursery.cancel_scope.cancel()
+    address = await listener.bind()
+    try:
+        # The DHT is entered outside the nursery so it is closed (and saves its state)
+        # after the torrents have stopped, not while being cancelled with them.
+        async with _open_dht(config, address[1]) as dht, trio.open_nursery() as nursery:
+            await nursery.start(listener.serve)
+            local = {address}
+            if config.bind_host in ("0.0.0.0", "::"):
+                local.add(("127.0.0.1", address[1]))
+            dialer = Dialer(
+                peer_id,
+                encryption=config.encryption,
+                max_half_open=config.max_half_open,
+                local_addrs=frozenset(local),
+            )
+            client = Client(config, nursery, listener, dialer, dht, peer_id)
+            try:
+                yield client
+            finally:
+                with trio.CancelScope(shield=True):
+                    await client._shutdown()
+                nursery.cancel_scope.cancel()
+    finally:
+        await listener.aclose()
 
 
-async def _start_dht(stack: AsyncExitStack, config: ClientConfig, port: int) -> DHT:
+@asynccontextmanager
+async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None]:
+    if not config.dht:
+        yield None
+        return
     state = None
     if config.state_dir is not None:
         await trio.Path(config.state_dir).mkdir(parents=True, exist_ok=True)
         state = config.state_dir / "dht.json"
-    try:
-        return await stack.enter_async_context(
-            open_dht_node((config.bind_host, port), config.bootstrap, state_file=state)
-        )
-    except OSError:
-        log.info("UDP port %d is taken; the DHT uses another one", port)
-        return await stack.enter_async_context(
-            open_dht_node((config.bind_host, 0), config.bootstrap, state_file=state)
-        )
+    # Same number as the TCP port when the UDP port is free, else any port.
+    async with AsyncExitStack() as stack:
+        try:
+            dht = await stack.enter_async_context(
+                open_dht_node((config.bind_host, port), config.bootstrap, state_file=state)
+            )
+        except OSError:
+            log.info("UDP port %d is taken; the DHT uses another one", port)
+            dht = await stack.enter_async_context(
+                open_dht_node((config.bind_host, 0), config.bootstrap, state_file=state)
+            )
+        yield dht

@@ -305,12 +305,17 @@ class Torrent:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()
-                nursery.start_soon(self._connect_loop)
                 nursery.start_soon(self._stats_loop)
                 if self.metainfo is None:
                     self._state = TorrentState.FETCHING_METADATA
+                    nursery.start_soon(self._connect_loop)
                     await self._metadata_ready.wait()
-                await self._start_data()
+                    await self._start_data()
+                else:
+                    # Peers only once our pieces are known: the first messages on a
+                    # connection (bitfield, metadata_size) describe what we have.
+                    await self._start_data()
+                    nursery.start_soon(self._connect_loop)
                 if self._dht is not None and not self.private:
                     nursery.start_soon(self._discovery_loop)
                 if not self.private:
@@ -378,6 +383,7 @@ class Torrent:
         if (
             self._nursery is None
             or self._paused
+            or (self.metainfo is not None and self.data is None)
             or len(self.sessions) + self._dialing >= self.config.max_peers_per_torrent
             or bytes(link.remote.peer_id) in self._peer_ids
             or self.pool.is_banned(link.addr)
@@ -388,6 +394,9 @@ class Torrent:
         return True
 
     def ban(self, addr: Addr, reason: str) -> None:
+        """Disconnect `addr` and never talk to it again (for this torrent)."""
+        if self.pool.is_banned(addr):
+            return
         self.pool.ban(addr)
         self._subs.publish(tev.PeerBanned(addr, reason))
         session = self.sessions.get(addr)
@@ -426,9 +435,17 @@ class Torrent:
         await self._run_session(link)
 
     async def _run_session(self, link: PeerLink) -> None:
+        try:
+            session = self._new_session(link)
+        except BaseException:
+            await trio.aclose_forcefully(link.stream)
+            raise
+        await self._serve_session(session)
+
+    def _new_session(self, link: PeerLink) -> PeerSession:
         data = self.data
         info = data.info if data is not None else None
-        session = PeerSession(
+        return PeerSession(
             link,
             self.info_hash,
             self.peer_id,
@@ -441,6 +458,9 @@ class Torrent:
             config=ConnectionConfig(listen_port=self._listen_port, enable_pex=not self.private),
             rng=self._rng,
         )
+
+    async def _serve_session(self, session: PeerSession) -> None:
+        link = session.link
         self.sessions[link.addr] = session
         self._peer_ids.add(bytes(link.remote.peer_id))
         if link.incoming:
@@ -500,16 +520,15 @@ class Torrent:
 
     async def _discovery_loop(self) -> None:
         assert self._dht is not None
+        # Look again after 1, 2, 4, ... s, then every DHT_INTERVAL: a swarm that is
+        # forming (peers announcing right after us) is found within seconds.
         retry = 1.0
         while True:
-            found = 0
             async for addr in self._dht.get_peers(self.info_hash):
-                found += self.pool.add(addr, PeerSource.DHT)
-                self._pool_changed.set()
+                if self.pool.add(addr, PeerSource.DHT):
+                    self._pool_changed.set()
             if self._listen_port:
                 await self._dht.announce(self.info_hash, self._listen_port)
-            if self.sessions or self.pool.known():
-                retry = DHT_INTERVAL
             await trio.sleep(retry)
             retry = min(DHT_INTERVAL, retry * 2)
 

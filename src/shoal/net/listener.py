@@ -69,6 +69,7 @@ class Listener:
         self._rng = rng or random.SystemRandom()
         self._torrents: dict[InfoHash, AcceptCallback] = {}
         self.address: tuple[str, int] | None = None
+        self._socket: trio.SocketListener | None = None
         self.accepted = 0
         self.refused = 0
 
@@ -78,20 +79,33 @@ class Listener:
     def unregister(self, info_hash: InfoHash) -> None:
         self._torrents.pop(InfoHash(info_hash), None)
 
+    async def bind(self) -> tuple[str, int]:
+        """Bind the socket now (before `serve`), e.g. to learn a port chosen by the OS."""
+        if self._socket is None:
+            listeners = await trio.open_tcp_listeners(self._port, host=self._host, backlog=_BACKLOG)
+            for extra in listeners[1:]:
+                await extra.aclose()
+            self._socket = listeners[0]
+            host, port = self._socket.socket.getsockname()[:2]
+            self.address = (str(host), int(port))
+        assert self.address is not None
+        return self.address
+
+    async def aclose(self) -> None:
+        """Close the socket if `serve` never ran (serve closes it itself)."""
+        if self._socket is not None:
+            await self._socket.aclose()
+
     async def serve(
         self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED
     ) -> NoReturn:
         """Listen and serve forever; ``task_status.started`` gets the bound address."""
-        listeners = await trio.open_tcp_listeners(self._port, host=self._host, backlog=_BACKLOG)
-        listener = listeners[0]
-        for extra in listeners[1:]:
-            await extra.aclose()
-        host, port = listener.socket.getsockname()[:2]
-        self.address = (str(host), int(port))
-        async with listener, trio.open_nursery() as nursery:
-            task_status.started(self.address)
+        address = await self.bind()
+        assert self._socket is not None
+        async with self._socket, trio.open_nursery() as nursery:
+            task_status.started(address)
             while True:
-                stream = await listener.accept()
+                stream = await self._socket.accept()
                 nursery.start_soon(self._handle, stream)
 
     async def _handle(self, tcp: trio.SocketStream) -> None:

@@ -178,7 +178,11 @@ class PeerSession:
     async def _reader(self) -> None:
         while True:
             data = await self.link.stream.receive_some(_RECEIVE_SIZE)
-            await self._feed(bytes(data))  # b"" (EOF) ends in _Closed or an error
+            await self._feed(bytes(data))
+            if not data:
+                # The engine queued ConnectionClosed (or raised); the writer may be the
+                # one that dispatches it, so end here rather than read past EOF.
+                raise _Closed("peer closed the connection")
 
     async def _writer(self) -> None:
         while True:
