@@ -74,6 +74,9 @@ beside it: `peer.pipeline` (our requests, rate, depth, snubbing), `peer.inbound`
 peer's requests), `peer.availability` (the peer's pieces, buffered before metadata),
 `peer.extended` (BEP 10 ids and dispatch), `peer.config` (`ConnectionConfig`).
 
+BEP 9: a metadata request arriving while we have no info dict (``metadata_size`` unset)
+is rejected by the engine itself; otherwise it becomes `MetadataRequested`.
+
 Errors: `receive_data` and `set_num_pieces` raise only `RemoteProtocolError` (including
 `HandshakeError`); the engine is then in ``ERROR`` and every later input raises
 `LocalProtocolError`. Commands that make no sense (requesting while choked, an extension
@@ -477,6 +480,12 @@ class PeerConnection:
         event = self._ext.receive(ext_id, payload)
         if event is None:
             self.unknown_extended += 1
+        elif isinstance(event, ev.MetadataRequested) and self.metadata_size is None:
+            # BEP 9: "Peers that do not have the entire metadata MUST respond with a
+            # reject message to any metadata request." Answered here, so no event (and
+            # not at all if the peer never told us its ut_metadata id).
+            if self.peer_supports(UT_METADATA):
+                self._send_metadata(MetadataReject(event.piece))
         else:
             self._events.append(event)
 

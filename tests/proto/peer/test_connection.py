@@ -353,6 +353,7 @@ def test_zero_length_request_is_a_violation() -> None:
 
 def test_extension_messages_pex_metadata_port() -> None:
     p = pair()
+    p.a.set_metadata_size(5)
     added = [PexPeer(("127.0.0.5", 6881), PexFlags.SEED), PexPeer(("::1", 7000))]
     p.a.send_pex(added, [("127.0.0.6", 1)])
     p.a.send_port(6881)
@@ -378,6 +379,16 @@ def test_extension_disabled_by_a_later_handshake() -> None:
     assert p.b.peer_supports("ut_metadata")
     with pytest.raises(LocalProtocolError):
         p.b.send_pex([], [])
+
+
+def test_metadata_request_without_metadata_is_rejected_by_the_engine() -> None:
+    p = pair()  # neither side set metadata_size
+    p.events("a")
+    p.events("b")
+    p.b.send_metadata_request(0)
+    p.transfer()
+    assert p.events("a") == []
+    assert p.events("b") == [ev.MetadataRejected(0)]
 
 
 def test_metadata_size_announced_once_we_have_it() -> None:
@@ -525,6 +536,7 @@ def peer_stream() -> bytes:
 
 def replay(chunks: list[bytes]) -> tuple[list[ev.PeerEvent], bytes]:
     conn = engine(ID_A, have=Bitfield.from_indices(NUM_PIECES, [0]))
+    conn.set_metadata_size(1234)
     for chunk in chunks:
         conn.receive_data(chunk, 0.0)
     events = [
