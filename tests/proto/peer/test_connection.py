@@ -26,7 +26,7 @@ from shoal.peer.extension import (
 from shoal.peer.handshake import Handshake, ReservedBits, encode_handshake
 from shoal.swarm.bitfield import Bitfield
 
-from .wire_strategies import split_at
+from .wire_strategies import split_at, wire_messages
 
 INFO_HASH = InfoHash(bytes(range(20)))
 ID_A = PeerId(b"-SH0100-aaaaaaaaaaaa")
@@ -612,6 +612,30 @@ def test_mutated_valid_streams_raise_only_remote_errors(data: st.DataObject) -> 
         stream[i] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(stream)))
     feed_totally(engine(ID_A), split_at(bytes(stream), [cut]))
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(wire_messages(), max_size=25),
+    st.booleans(),
+    st.integers(1, 40),
+)
+def test_well_framed_messages_in_any_order_raise_only_remote_errors(
+    msgs: list[m.Message], known: bool, n: int
+) -> None:
+    """Valid frames, nonsense order and values (rejects never asked for, bitfields
+    twice, out-of-range indices...): only RemoteProtocolError, including from
+    `set_num_pieces` replaying what arrived before the piece count was known."""
+    conn = engine(ID_A, n if known else None, have=Bitfield.all(n) if known else None)
+    conn.set_metadata_size(10)
+    theirs = encode_handshake(Handshake(INFO_HASH, ID_B, ReservedBits(0x100005)))
+    try:
+        conn.receive_data(theirs + b"".join(map(m.encode_message, msgs)), 1.0)
+        if not known:
+            conn.set_num_pieces(n)
+        conn.handle_timer(1e4)
+    except RemoteProtocolError:
+        assert conn.state is ConnectionState.ERROR
 
 
 # ---- time ------------------------------------------------------------------------------
