@@ -36,8 +36,10 @@ from shoal.dht_client import DEFAULT_BOOTSTRAP
 from shoal.torrent_events import (
     Completed,
     MetadataReceived,
+    PeerBanned,
     PeerConnected,
     PeerDisconnected,
+    PieceFailed,
     PieceVerified,
     TorrentError,
 )
@@ -216,6 +218,17 @@ def test_event_records() -> None:
         "incoming": False,
     }
     assert get.event_record(TorrentError("disk full")) == {"event": "error", "message": "disk full"}
+    assert get.event_record(PieceFailed(7, (("127.0.0.5", 1), ("::1", 2)))) == {
+        "event": "piece_failed",
+        "index": 7,
+        "peers": [["127.0.0.5", 1], ["::1", 2]],
+    }
+    assert get.event_record(PeerBanned(("127.0.0.5", 1), "sent 2 bad pieces")) == {
+        "event": "banned",
+        "host": "127.0.0.5",
+        "port": 1,
+        "reason": "sent 2 bad pieces",
+    }
     for quiet in (Completed(), PieceVerified(3), PeerDisconnected(("h", 1), "eof")):
         assert get.event_record(quiet) is None
 
@@ -338,15 +351,17 @@ def test_plain_renderer(capsys: pytest.CaptureFixture[str]) -> None:
     renderer.record({"event": "listening", "host": "127.0.0.1", "port": 7})
     renderer.record({"event": "metadata", "name": "m", "size": 2048, "pieces": 1})
     renderer.record({"event": "peer", "host": "h", "port": 1})  # too frequent for a line
+    renderer.record({"event": "banned", "host": "h", "port": 1, "reason": "bad\x1b data"})
     renderer.progress(Stats())
     done = replace(Stats(), downloaded=4 * 1024**2, uploaded=1024)
     renderer.finish(done, 2.0)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "listening on 127.0.0.1:7"
     assert out[1] == "metadata: m, 2 KiB in 1 piece"
-    assert out[2] == status_line(Stats())
-    assert out[3] == "movie.mkv: 4 MiB verified in 2.0 s (average 2 MiB/s), uploaded 1 KiB"
-    assert len(out) == 4
+    assert out[2] == "banned h:1: bad\\x1b data"
+    assert out[3] == status_line(Stats())
+    assert out[4] == "movie.mkv: 4 MiB verified in 2.0 s (average 2 MiB/s), uploaded 1 KiB"
+    assert len(out) == 5
 
 
 def test_quiet_renderer_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:

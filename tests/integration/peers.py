@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
-from shoal.dht_client import open_dht_node
+from shoal.dht_client import DHT, open_dht_node
 from shoal.metainfo import parse_metainfo
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ IN_CI = os.environ.get("CI") == "true"
 DEADLINE = 60.0
 
 ROUTER_IP = "127.0.0.1"
-SHOAL_IP = "127.0.0.4"
+SHOAL_IP = "127.0.0.4"  # shoal get
+SHOAL_SEED_IP = "127.0.0.6"  # shoal seed
 LT_SEED_IP = "127.0.0.2"
 LT_LEECH_IP = "127.0.0.3"
 ARIA2_IP = "127.0.0.5"
@@ -148,10 +149,28 @@ def make_content(
 
 
 @asynccontextmanager
-async def dht_router() -> AsyncIterator[tuple[str, int]]:
+async def dht_router() -> AsyncIterator[DHT]:
     """A shoal DHT node on 127.0.0.1 that every peer bootstraps from."""
     async with open_dht_node((ROUTER_IP, 0), rng=random.Random(7)) as node:
-        yield node.address
+        yield node
+
+
+def hostport(router: DHT) -> str:
+    return f"{router.address[0]}:{router.address[1]}"
+
+
+async def wait_announced(router: DHT, count: int = 1) -> None:
+    """Wait until the router stores peers for `count` info-hashes.
+
+    With a one-node DHT every announce lands on the router, so this tells us a seed is
+    findable; waiting for it avoids racing a leecher's single lookup against the
+    seed's first announce (libtorrent repeats lookups only every 15 minutes).
+    """
+    with trio.fail_after(DEADLINE):
+        while True:
+            if router.statistics().node.info_hashes_stored >= count:
+                return
+            await trio.sleep(0.05)
 
 
 # ---------------------------------------------------------------- libtorrent
@@ -159,7 +178,7 @@ async def dht_router() -> AsyncIterator[tuple[str, int]]:
 
 @contextmanager
 def lt_session(
-    ip: str, router: tuple[str, int], *, forced_encryption: bool = False, dht: bool = True
+    ip: str, router: DHT, *, forced_encryption: bool = False, dht: bool = True
 ) -> Iterator[Any]:
     """A libtorrent session on `ip` that knows only `router` (added as a DHT node)."""
     lt = require_libtorrent()
@@ -186,7 +205,7 @@ def lt_session(
     ses = lt.session(settings)
     try:
         if dht:
-            ses.add_dht_node(router)
+            ses.add_dht_node(router.address)
         yield ses
     finally:
         ses.apply_settings({"enable_dht": False})
@@ -232,7 +251,7 @@ async def wait_lt_seeding(handle: Any) -> Any:
 
 @contextmanager
 def aria2c(
-    args: list[str], cwd: Path, router: tuple[str, int], *, forced_encryption: bool = False
+    args: list[str], cwd: Path, router: DHT, *, forced_encryption: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
     """An aria2c process on 127.0.0.5 with IPv4 DHT only, joined through `router`."""
     binary = require_aria2c()
@@ -246,7 +265,7 @@ def aria2c(
         "--enable-dht6=false",
         f"--dht-listen-port={port}",
         f"--listen-port={port}",
-        f"--dht-entry-point={router[0]}:{router[1]}",
+        f"--dht-entry-point={hostport(router)}",
         f"--dht-file-path={cwd / 'dht.dat'}",
         "--bt-enable-lpd=false",
         "--enable-peer-exchange=false",

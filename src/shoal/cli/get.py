@@ -30,7 +30,9 @@ from ..metainfo import Metainfo, build_metainfo, parse_metainfo
 from ..torrent_events import (
     Completed,
     MetadataReceived,
+    PeerBanned,
     PeerConnected,
+    PieceFailed,
     TorrentError,
     TorrentEvent,
 )
@@ -240,6 +242,10 @@ def event_record(event: TorrentEvent) -> dict[str, Any] | None:
                 "encrypted": enc,
                 "incoming": inc,
             }
+        case PieceFailed(index=index, peers=peers):
+            return {"event": "piece_failed", "index": index, "peers": [list(p) for p in peers]}
+        case PeerBanned(addr=(host, port), reason=reason):
+            return {"event": "banned", "host": host, "port": port, "reason": reason}
         case TorrentError(message=message):
             return {"event": "error", "message": message}
         case _:

@@ -192,7 +192,8 @@ class Renderer(Protocol):
     interval: float
 
     def record(self, record: dict[str, Any]) -> None:
-        """An event: ``metadata``, ``peer``, ``complete`` or ``error``."""
+        """An event: ``listening``, ``metadata``, ``peer``, ``piece_failed``, ``banned``,
+        ``complete`` or ``error``."""
 
     def progress(self, stats: StatsView) -> None:
         """A periodic statistics sample."""
@@ -273,6 +274,8 @@ def _record_line(record: dict[str, Any]) -> str | None:
         return line + (f"; wrote '{safe(record['torrent'])}'" if "torrent" in record else "")
     if kind == "listening":
         return f"listening on {record['host']}:{record['port']}"
+    if kind == "banned":
+        return f"banned {record['host']}:{record['port']}: {safe(str(record['reason']))}"
     if kind == "complete":
         return f"complete: {safe(str(record.get('name')))}"
     return None

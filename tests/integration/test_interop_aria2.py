@@ -1,0 +1,137 @@
+"""``shoal get`` / ``shoal seed`` against aria2c, through a loopback DHT.
+
+aria2c runs as a subprocess on 127.0.0.5 with IPv4 DHT only, LPD and PEX off, and one
+``--dht-entry-point``: the shoal DHT node all peers meet through. Magnets are
+trackerless. With ``--bt-require-crypto --bt-min-crypto-level=arc4`` aria2 accepts only
+MSE/RC4 connections; shoal's ``peer`` records show the connection was encrypted.
+aria2 also plays the corrupt peer: ``--bt-seed-unverified`` serves bad data unchecked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .peers import (
+    ARIA2_IP,
+    DEADLINE,
+    LT_SEED_IP,
+    SHOAL_IP,
+    SHOAL_SEED_IP,
+    Content,
+    aria2c,
+    dht_router,
+    hostport,
+    lt_seed,
+    lt_session,
+    make_content,
+    require_aria2c,
+    shoal_process,
+    wait_announced,
+    wait_exit,
+    wait_lt_seeding,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+require_aria2c()
+
+ENCRYPTION = pytest.mark.parametrize("forced", [False, True], ids=["prefer", "rc4-forced"])
+
+
+# v1 only: aria2 1.36 re-encodes a hybrid v1+v2 info dict it fetched with ut_metadata
+# and ends up with another info-hash (seen in its log), so hybrid torrents are tested
+# against libtorrent only.
+@pytest.fixture(params=[[90_000, 3, 120_001], [200_000]], ids=["v1-multi", "v1-single"])
+def content(request: pytest.FixtureRequest, tmp_path: Path) -> Content:
+    return make_content(tmp_path / "seed", "payload", request.param, v1_only=True, seed=11)
+
+
+def _get_args(magnet: str, out: Path, router: Any, *extra: str) -> list[str]:
+    return [
+        "get", magnet, "-o", str(out), "--bind", SHOAL_IP, "--port", "0",
+        "--bootstrap", hostport(router), "--no-seed", "--timeout", str(DEADLINE - 10), *extra,
+    ]  # fmt: skip
+
+
+@ENCRYPTION
+async def test_aria2_gets_a_magnet_from_a_shoal_seed(
+    content: Content, tmp_path: Path, forced: bool
+) -> None:
+    torrent = content.write_torrent(tmp_path / "t.torrent")
+    out = tmp_path / "aria2"
+    out.mkdir()
+    async with dht_router() as router:
+        args = [
+            "seed", str(torrent), "--data", str(content.root), "--bind", SHOAL_SEED_IP,
+            "--port", "0", "--bootstrap", hostport(router),
+            *(["--encryption", "require"] if forced else []),
+        ]  # fmt: skip
+        async with shoal_process(args, tmp_path / "seeder") as shoal:
+            await shoal.wait_record("progress", lambda r: r["state"] == "seeding")
+            await wait_announced(router)
+            with aria2c(
+                [content.magnet, "--seed-time=0"], out, router, forced_encryption=forced
+            ) as proc:
+                assert await wait_exit(proc) == 0, (out / "aria2c.log").read_text()
+            await shoal.wait_record("peer", lambda r: r["host"] == ARIA2_IP)
+    content.assert_identical(out)
+    aria_peers = [p for p in shoal.events("peer") if p["host"] == ARIA2_IP]
+    if forced:
+        assert all(p["encrypted"] for p in aria_peers), aria_peers
+
+
+@ENCRYPTION
+async def test_shoal_gets_a_magnet_from_an_aria2_seed(
+    content: Content, tmp_path: Path, forced: bool
+) -> None:
+    torrent = content.write_torrent(tmp_path / "t.torrent")
+    out = tmp_path / "out"
+    aria_dir = tmp_path / "aria2"
+    aria_dir.mkdir()
+    seed_args = [str(torrent), "--check-integrity=true", "--seed-time=5", f"--dir={content.root}"]
+    extra = ["--encryption", "require"] if forced else []
+    async with dht_router() as router:
+        with aria2c(seed_args, aria_dir, router, forced_encryption=forced):
+            await wait_announced(router)
+            args = _get_args(content.magnet, out, router, *extra)
+            async with shoal_process(args, tmp_path / "get") as shoal:
+                assert await shoal.wait() == 0, shoal.stderr
+    content.assert_identical(out)
+    aria_peers = [p for p in shoal.events("peer") if p["host"] == ARIA2_IP]
+    assert aria_peers, shoal.records
+    if forced:
+        assert all(p["encrypted"] for p in aria_peers), aria_peers
+
+
+async def test_a_corrupt_aria2_seed_is_banned_and_the_download_still_correct(
+    tmp_path: Path,
+) -> None:
+    """aria2 serves flipped bytes first; then an honest libtorrent seed appears."""
+    good = make_content(tmp_path / "good", "payload", [300_000], v1_only=True, seed=3)
+    bad_root = tmp_path / "bad"
+    bad_root.mkdir()
+    corrupt = bytearray(good.files["payload"])
+    for offset in range(0, len(corrupt), 20_000):  # every piece has a bad byte
+        corrupt[offset] ^= 0xFF
+    (bad_root / "payload").write_bytes(corrupt)
+    torrent = good.write_torrent(tmp_path / "t.torrent")
+    aria_args = [str(torrent), "--bt-seed-unverified=true", "--seed-time=5", f"--dir={bad_root}"]
+    out = tmp_path / "out"
+    async with dht_router() as router:
+        with aria2c(aria_args, tmp_path, router):
+            await wait_announced(router)
+            async with shoal_process(
+                _get_args(good.magnet, out, router), tmp_path / "get"
+            ) as shoal:
+                failed = await shoal.wait_record("piece_failed")
+                assert [ARIA2_IP, failed["peers"][0][1]] in failed["peers"]
+                with lt_session(LT_SEED_IP, router) as ses:
+                    await wait_lt_seeding(lt_seed(ses, good))
+                    assert await shoal.wait() == 0, shoal.stderr
+    good.assert_identical(out)
+    assert any(p["host"] == LT_SEED_IP for p in shoal.events("peer"))
