@@ -187,6 +187,7 @@ class Torrent:
         self._samples: deque[tuple[float, int, int]] = deque()
         self._paused = False
         self._gone_down = 0  # payload counters of sessions that have ended
+        self._discovering = False
         self._gone_up = 0
 
     # ---- public API --------------------------------------------------------------
@@ -233,6 +234,12 @@ class Torrent:
             self._subs.channels.append(send)
         return receive.__aiter__()
 
+    def add_peers(self, addrs: Sequence[Addr]) -> None:
+        """Dial these addresses too (like ``peers=`` at `Client.add`)."""
+        for addr in addrs:
+            self.pool.add(addr, PeerSource.USER)
+        self._pool_changed.set()
+
     async def pause(self) -> None:
         """Disconnect every peer and stop dialling until `resume`."""
         self._paused = True
@@ -252,6 +259,7 @@ class Torrent:
         await self.shutdown()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+            await self._stopped.wait()
         if delete_files and self.data is not None:
             await self.data.delete_files()
 
@@ -316,8 +324,7 @@ class Torrent:
                     # connection (bitfield, metadata_size) describe what we have.
                     await self._start_data()
                     nursery.start_soon(self._connect_loop)
-                if self._dht is not None and not self.private:
-                    nursery.start_soon(self._discovery_loop)
+                self._start_discovery()
                 if not self.private:
                     nursery.start_soon(self._pex_loop)
                 nursery.start_soon(self._choke_loop)
@@ -330,8 +337,13 @@ class Torrent:
 
     def start_discovery_early(self) -> None:
         """Magnets need peers before metadata: start the DHT loop right away."""
-        if self._nursery is not None and self._dht is not None:
-            self._nursery.start_soon(self._discovery_loop)
+        self._start_discovery()
+
+    def _start_discovery(self) -> None:
+        if self._nursery is None or self._dht is None or self._discovering or self.private:
+            return
+        self._discovering = True
+        self._nursery.start_soon(self._discovery_loop)
 
     def _fail(self, message: str) -> None:
         self._error = message
@@ -365,6 +377,12 @@ class Torrent:
             self._complete.set()
             self._state = TorrentState.SEEDING
             self._subs.publish(tev.Completed())
+            if not self._seed:
+                # Download-only: drop every peer and stop dialling (files stay open
+                # for the caller, who removes the torrent when it likes).
+                self._paused = True
+                for session in list(self.sessions.values()):
+                    session.close("download complete, not seeding")
 
     def metadata_verified(self, metainfo: Metainfo) -> None:
         """The fetch produced a verified info dict (called by `MetadataFetch`)."""
@@ -523,7 +541,7 @@ class Torrent:
         # Look again after 1, 2, 4, ... s, then every DHT_INTERVAL: a swarm that is
         # forming (peers announcing right after us) is found within seconds.
         retry = 1.0
-        while True:
+        while not self.private:  # a magnet's metadata may turn out private (BEP 27)
             async for addr in self._dht.get_peers(self.info_hash):
                 if self.pool.add(addr, PeerSource.DHT):
                     self._pool_changed.set()

@@ -1,0 +1,186 @@
+"""Torrent and Client behaviour on loopback: metadata-only fetch, bad metadata bans,
+pause/resume, removal, sources and event subscriptions."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+import trio.lowlevel
+
+import shoal
+from shoal import torrent_events as tev
+from shoal.config import EncryptionMode
+from shoal.create import create_torrent
+from shoal.ids import PeerId
+from shoal.magnet import Magnet, format_magnet
+from shoal.metainfo import Metainfo, parse_metainfo
+from shoal.net.listener import Listener
+from shoal.net.peer_session import PeerSession
+from shoal.peer import events as ev
+from shoal.torrent import TorrentState
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shoal.net.dialer import PeerLink
+
+
+def payload(root: Path) -> Metainfo:
+    data = root / "payload"
+    data.mkdir(parents=True)
+    (data / "x.bin").write_bytes(random.Random(5).randbytes(200_000))
+    return parse_metainfo(create_torrent(data, piece_length=16384))
+
+
+def config(**kw: object) -> shoal.ClientConfig:
+    base: dict[str, object] = {"bind_host": "127.0.0.1", "port": 0, "dht": False}
+    base.update(kw)
+    return shoal.ClientConfig(**base)  # type: ignore[arg-type]
+
+
+class LyingMetadata:
+    """Serves the right metadata size but flipped bytes (BEP 9 pieces)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = bytearray(raw)
+        self.raw[len(raw) // 2] ^= 0xFF
+        self.served = 0
+
+    async def on_peer_event(self, session: PeerSession, event: ev.PeerEvent) -> None:
+        if isinstance(event, ev.MetadataRequested):
+            chunk = bytes(self.raw[event.piece * 16384 : (event.piece + 1) * 16384])
+            session.conn.send_metadata_data(event.piece, len(self.raw), chunk)
+            session.wake()
+            self.served += 1
+        await trio.lowlevel.checkpoint()
+
+
+async def test_bad_metadata_bans_the_peer_and_nothing_is_written(tmp_path: Path) -> None:
+    metainfo = payload(tmp_path / "seed")
+    liar = LyingMetadata(metainfo.info.raw)
+    listener = Listener(PeerId(b"-XX0001-liar00000000"), host="127.0.0.1", port=0)
+    async with trio.open_nursery() as nursery:
+
+        def accept(link: PeerLink) -> bool:
+            session = PeerSession(
+                link,
+                metainfo.info_hash,
+                listener.peer_id,
+                liar,
+                num_pieces=None,
+                metadata_size=len(liar.raw),
+            )
+            nursery.start_soon(session.run)
+            return True
+
+        listener.register(metainfo.info_hash, accept)
+        bad = await nursery.start(listener.serve)
+        async with (
+            shoal.open_client(config()) as seeder,
+            shoal.open_client(config()) as leecher,
+        ):
+            await (await seeder.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
+            magnet = Magnet(metainfo.info_hash, peers=(bad,))
+            t = await leecher.add(magnet, save_to=tmp_path / "leech")
+            events = t.events()
+            with trio.fail_after(5):
+                async for event in events:
+                    if isinstance(event, tev.PeerBanned):
+                        assert event.addr == bad
+                        break
+            assert not (tmp_path / "leech").exists()  # nothing before verified metadata
+            assert t.statistics().state is TorrentState.FETCHING_METADATA
+            t.add_peers([seeder.listen_address])
+            with trio.fail_after(5):
+                got = await t.wait_metadata()
+                await t.wait_complete()
+            assert got.info.raw == metainfo.info.raw
+        nursery.cancel_scope.cancel()
+    assert liar.served >= 1
+
+
+async def test_fetch_metadata_only(tmp_path: Path) -> None:
+    metainfo = payload(tmp_path / "seed")
+    async with (
+        shoal.open_client(config(encryption=EncryptionMode.DISABLE)) as seeder,
+        shoal.open_client(config()) as other,
+    ):
+        await (await seeder.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
+        uri = format_magnet(Magnet(metainfo.info_hash, peers=(seeder.listen_address,)))
+        with trio.fail_after(5):
+            got = await other.fetch_metadata(uri)
+        assert got.info_hash == metainfo.info_hash
+        assert got.info.raw == metainfo.info.raw
+        await trio.lowlevel.checkpoint()
+        assert other.torrents() == []
+    assert sorted(p.name for p in await trio.Path(tmp_path).iterdir()) == ["seed"]
+
+
+async def test_sources_duplicates_pause_resume_and_remove(tmp_path: Path) -> None:
+    metainfo = payload(tmp_path / "seed")
+    torrent_file = tmp_path / "x.torrent"
+    torrent_file.write_bytes(create_torrent(tmp_path / "seed" / "payload", piece_length=16384))
+    async with (
+        shoal.open_client(config()) as seeder,
+        shoal.open_client(config()) as leecher,
+    ):
+        seeding = await seeder.add(torrent_file, save_to=tmp_path / "seed")
+        with pytest.raises(ValueError, match="already added"):
+            await seeder.add(format_magnet(Magnet(metainfo.info_hash)), save_to=tmp_path)
+        await seeding.wait_complete()
+        t = await leecher.add(metainfo, save_to=tmp_path / "leech")
+        await t.pause()
+        t.add_peers([seeder.listen_address])
+        await trio.sleep(0.3)
+        assert t.statistics().peers == 0  # paused: nothing dialled
+        await t.resume()
+        with trio.fail_after(5):
+            await t.wait_complete()
+        stats = seeding.statistics()
+        assert stats.uploaded == metainfo.info.total_length
+        assert leecher.statistics().torrents == 1
+        events = t.events()
+        await t.remove(delete_files=True)
+        with trio.fail_after(5):
+            async for _ in events:  # the subscription ends when the torrent stops
+                pass
+        assert leecher.torrents() == []
+    assert not (tmp_path / "leech" / "payload" / "x.bin").exists()
+
+
+async def test_progress_events_and_statistics(tmp_path: Path) -> None:
+    metainfo = payload(tmp_path / "seed")
+    async with shoal.open_client(config()) as seeder:
+        t = await seeder.add(metainfo, save_to=tmp_path / "seed")
+        events = t.events()
+        with trio.fail_after(5):
+            async for event in events:
+                if isinstance(event, tev.Progress) and event.stats.state is TorrentState.SEEDING:
+                    break
+        s = t.statistics()
+        assert s.pieces_done == s.pieces_total == metainfo.info.num_pieces
+        assert s.downloaded == s.total_size == s.selected_size == metainfo.info.total_length
+        assert s.eta == 0.0
+        assert s.name == "payload"
+
+
+async def test_shutdown_is_bounded_and_saves_state(tmp_path: Path) -> None:
+    metainfo = payload(tmp_path / "seed")
+    state = tmp_path / "state"
+    async with shoal.open_client(config()) as seeder:
+        await (await seeder.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
+        async with shoal.open_client(config(dht=True, state_dir=state)) as leecher:
+            t = await leecher.add(metainfo, save_to=tmp_path / "leech")
+            t.add_peers([seeder.listen_address])
+            with trio.fail_after(5):
+                await t.wait_complete()
+            assert t.statistics().peers == 1
+            start = trio.current_time()
+        elapsed = trio.current_time() - start
+        assert elapsed < 2.0
+    names = sorted(p.name for p in await trio.Path(state).iterdir())
+    assert "dht.json" in names
+    assert "resume" in names
