@@ -27,6 +27,7 @@ that BEP 44-sized messages from other clients still parse, and refuse more.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Final, TypeAlias, final
 
@@ -279,6 +280,49 @@ def _decode_error(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> 
     return Error(t, e[0], e[1].decode("utf-8", errors="replace"), version)
 
 
+# The shape of nearly every ping/find_node/get_peers query, as canonical clients send it:
+# "a" holds only "id" and "target"/"info_hash", then "q", "t", an optional "v", "y".
+_FAST_QUERY = re.compile(
+    rb"d1:ad2:id20:(.{20})(?:(6:target|9:info_hash)20:(.{20}))?e"
+    rb"1:q(4:ping|9:find_node|9:get_peers)1:t([1-9]?[0-9]):",
+    re.DOTALL,
+)
+_FAST_VERSION = re.compile(rb"1:v([1-9]?[0-9]):")
+_FAST_END: Final = b"1:y1:qe"
+
+
+def _decode_query_fast(data: bytes) -> Query | None:
+    """The common queries without the general decoder, or None to take the general path.
+
+    It accepts only byte strings the general path decodes to the same message (a test
+    checks this on generated and mutated input); anything else, valid or not, is None.
+    """
+    m = _FAST_QUERY.match(data)
+    if m is None:
+        return None
+    pos = m.end()
+    t = data[pos : pos + int(m.group(5))]
+    pos += len(t)
+    version = None
+    v = _FAST_VERSION.match(data, pos)
+    if v is not None:
+        start = v.end()
+        version = data[start : start + int(v.group(1))]
+        pos = start + len(version)
+    if data[pos:] != _FAST_END or len(t) != int(m.group(5)):
+        return None
+    method, key = m.group(4), m.group(2)
+    if method == b"4:ping":
+        return PingQuery(t, m.group(1), False, version) if key is None else None
+    if method == b"9:find_node":
+        if key != b"6:target":
+            return None
+        return FindNodeQuery(t, m.group(1), m.group(3), (), False, version)
+    if key != b"9:info_hash":
+        return None
+    return GetPeersQuery(t, m.group(1), m.group(3), (), False, version)
+
+
 def decode_message(data: bytes) -> Message:
     """Parse one KRPC datagram.
 
@@ -287,6 +331,13 @@ def decode_message(data: bytes) -> Message:
     """
     if len(data) > MAX_DATAGRAM:
         raise KRPCDecodeError(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM}")
+    if type(data) is bytes and (fast := _decode_query_fast(data)) is not None:
+        return fast
+    return _decode_general(data)
+
+
+def _decode_general(data: bytes) -> Message:
+    """`decode_message` for every input: bencode, then the typed walk."""
     try:
         d = decode_dict(data, strict=False, max_depth=_MAX_DEPTH, max_size=MAX_DATAGRAM)
     except DecodeError as exc:

@@ -9,9 +9,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shoal.dht.compact import NodeInfo, encode_nodes, ip_packed
-from shoal.dht.krpc import Message, Response, _encode_generic, decode_message, encode_message
+from shoal.dht.krpc import (
+    FindNodeQuery,
+    GetPeersQuery,
+    Message,
+    PingQuery,
+    Response,
+    _decode_general,
+    _decode_query_fast,
+    _encode_generic,
+    decode_message,
+    encode_message,
+)
 
-from .strategies import responses
+from .strategies import queries, responses
 
 
 @given(responses())
@@ -61,3 +72,44 @@ def test_ip_packed_refuses_what_ipaddress_refuses(text: str) -> None:
         ipaddress.ip_address(text)
     with pytest.raises(ValueError):
         ip_packed(text)
+
+
+def _mutations(data: bytes) -> st.SearchStrategy[bytes]:
+    """`data` with one byte changed, one byte dropped, or cut short."""
+    n = len(data)
+    return st.one_of(
+        st.tuples(st.integers(0, n - 1), st.integers(0, 255)).map(
+            lambda iv: data[: iv[0]] + bytes([iv[1]]) + data[iv[0] + 1 :]
+        ),
+        st.integers(0, n - 1).map(lambda i: data[:i] + data[i + 1 :]),
+        st.integers(0, n).map(lambda i: data[:i]),
+    )
+
+
+def _check_fast_decode(data: bytes) -> None:
+    fast = _decode_query_fast(data)
+    if fast is None:
+        return
+    assert fast == _decode_general(data)
+    assert decode_message(data) == fast
+
+
+@given(queries())
+def test_fast_query_decoder_agrees_with_the_general_decoder(msg: Message) -> None:
+    data = encode_message(msg)
+    _check_fast_decode(data)
+    common = isinstance(msg, PingQuery) or (
+        isinstance(msg, (FindNodeQuery, GetPeersQuery)) and not msg.want
+    )
+    if common and not msg.read_only:
+        assert _decode_query_fast(data) == msg  # the common shapes do take the fast path
+
+
+@given(queries().flatmap(lambda msg: _mutations(encode_message(msg))))
+def test_fast_query_decoder_on_mutated_queries(data: bytes) -> None:
+    _check_fast_decode(data)
+
+
+@given(st.binary(max_size=200))
+def test_fast_query_decoder_on_arbitrary_bytes(data: bytes) -> None:
+    _check_fast_decode(data)
