@@ -7,6 +7,7 @@ runs one example as a subprocess, given only loopback addresses.
 from __future__ import annotations
 
 import random
+import re
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -112,3 +113,11 @@ async def test_fetch_metadata_writes_a_torrent_with_the_same_info_hash(tmp_path:
 def test_embed_download_stays_short() -> None:
     lines = (EXAMPLES / "embed_download.py").read_text().splitlines()
     assert len([line for line in lines if line.strip()]) <= 20
+
+
+def test_the_dht_engine_snippet_in_api_md_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (EXAMPLES.parent / "api.md").read_text()
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "DHTNode(" in b]
+    exec(compile(snippet, "docs/api.md", "exec"), {"__name__": "snippet"})
+    events = [line.split("(")[0] for line in capsys.readouterr().out.splitlines()]
+    assert events == ["NodeAdded", "AnnounceReceived", "LookupFinished"]
