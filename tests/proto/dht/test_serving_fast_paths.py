@@ -94,14 +94,19 @@ def _check_fast_decode(data: bytes) -> None:
     assert decode_message(data) == fast
 
 
+def _is_common(msg: Message) -> bool:
+    if isinstance(msg, PingQuery):
+        return not msg.read_only
+    if isinstance(msg, (FindNodeQuery, GetPeersQuery)):
+        return not msg.read_only and not msg.want
+    return False
+
+
 @given(queries())
 def test_fast_query_decoder_agrees_with_the_general_decoder(msg: Message) -> None:
     data = encode_message(msg)
     _check_fast_decode(data)
-    common = isinstance(msg, PingQuery) or (
-        isinstance(msg, (FindNodeQuery, GetPeersQuery)) and not msg.want
-    )
-    if common and not msg.read_only:
+    if _is_common(msg):
         assert _decode_query_fast(data) == msg  # the common shapes do take the fast path
 
 
