@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import random
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .errors import DecodeError
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["ID_LENGTH", "InfoHash", "NodeId", "PeerId", "distance", "random_id"]
 
