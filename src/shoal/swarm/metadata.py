@@ -215,9 +215,9 @@ class MetadataAssembler(Generic[P]):
             raise RemoteProtocolError(
                 f"metadata piece {piece} has {len(data)} bytes, expected {expected}"
             )
-        if self._pieces[piece] is None:
-            self._pieces[piece] = bytes(data)
-            self._sources[piece] = peer
+        # In flight implies missing: filling a piece cancels every request for it.
+        self._pieces[piece] = bytes(data)
+        self._sources[piece] = peer
         for key in [k for k in self._inflight if k[1] == piece]:
             del self._inflight[key]  # duplicates of a filled piece are no longer needed
         if any(p is None for p in self._pieces):

@@ -415,6 +415,77 @@ def test_bad_extended_payload_is_a_remote_error_only() -> None:
     assert type(info.value) is RemoteProtocolError
 
 
+def test_send_have_reaches_the_peer_and_updates_its_view() -> None:
+    p = pair(fast=False)
+    p.events("a")
+    assert p.a.peer_pieces is None, "a plain peer with nothing sends no bitfield"
+    p.b.send_have(2)
+    p.transfer()
+    assert p.events("a") == [ev.HaveReceived(2)]
+    assert p.a.peer_pieces == Bitfield.from_indices(NUM_PIECES, [2])
+    assert p.b.our_pieces == Bitfield.from_indices(NUM_PIECES, [2])
+
+
+def test_withdrawn_requests_are_remembered_within_a_bound() -> None:
+    p = pair(n=1200)
+    p.a.set_choking(False)
+    p.transfer()
+    for i in range(1100):
+        p.b.request(i, 0, BLOCK, 0.0)
+        assert p.b.cancel(i, 0, BLOCK)
+    p.b.data_to_send()
+    assert len(p.b._cancelled) == 1024
+    assert (0, 0, BLOCK) not in p.b._cancelled, "the oldest are forgotten first"
+    assert (1099, 0, BLOCK) in p.b._cancelled
+
+
+def test_extended_message_without_the_extension_bit_is_a_violation() -> None:
+    a = engine(ID_A, reserved=ReservedBits.FAST)
+    a.receive_data(encode_handshake(Handshake(INFO_HASH, ID_B, ReservedBits.FAST)), 0.0)
+    with pytest.raises(RemoteProtocolError, match="extension protocol"):
+        a.receive_data(m.encode_message(m.Extended(0, b"de")), 0.0)
+
+
+def test_input_after_close_and_timers_after_close() -> None:
+    p = pair()
+    p.b.receive_data(bytearray(b"\0\0\0\0"), 1.0)  # mutable buffers are accepted
+    p.b.receive_data(b"", 2.0)
+    with pytest.raises(LocalProtocolError):
+        p.b.receive_data(b"\0\0\0\0", 3.0)
+    p.b.handle_timer(1e9)
+    assert wire(p.b) == b""
+    assert p.events("b")[-1] == ev.ConnectionClosed()
+
+
+def test_our_pieces_must_match_the_piece_count() -> None:
+    with pytest.raises(ValueError):
+        engine(ID_A, 10, have=Bitfield.all(11))
+
+
+def test_too_many_haves_before_the_metadata_is_a_flood() -> None:
+    a = engine(ID_A, None)
+    a.receive_data(encode_handshake(Handshake(INFO_HASH, ID_B)), 0.0)
+    flood = b"".join(m.encode_message(m.Have(i)) for i in range(65536))
+    a.receive_data(flood, 0.0)
+    with pytest.raises(RemoteProtocolError, match="too many"):
+        a.receive_data(m.encode_message(m.Have(70000)), 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_request_length": 128 * 1024 + 1},
+        {"idle_timeout": 0.0},
+        {"snub_timeout": 0.0},
+        {"max_inbound_requests": 0},
+        {"min_pipeline_depth": 5, "max_pipeline_depth": 4},
+    ],
+)
+def test_config_refuses_nonsense(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        ConnectionConfig(**kwargs)
+
+
 # ---- piece state before the metadata ---------------------------------------------------
 
 

@@ -192,6 +192,29 @@ def test_removed_peer_frees_its_requests() -> None:
     assert asm.next_request("a", 0.0) is None
 
 
+def test_when_every_announcer_is_blamed_the_next_announcer_sets_the_size() -> None:
+    raw = info_dict(10)  # one piece
+    asm = assembler(raw)
+    asm.set_size("liar", len(raw))
+    assert asm.next_request("liar", 0.0) == 0
+    assert asm.piece_received("liar", 0, bytes(len(raw))) == MetadataHashMismatch(
+        frozenset({"liar"})
+    )
+    assert asm.size is None, "no unblamed peer vouches for any size"
+    assert asm.set_size("late", len(raw))
+    assert asm.next_request("late", 1.0) == 0
+    assert asm.piece_received("late", 0, raw) == MetadataVerified(raw)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"info_hash": b"short"}, {"max_size": 0}, {"max_requests_per_peer": 0}]
+)
+def test_constructor_checks_its_arguments(kwargs: dict[str, object]) -> None:
+    args: dict[str, object] = {"info_hash": bytes(20)} | kwargs
+    with pytest.raises(ValueError):
+        MetadataAssembler(**args)  # type: ignore[arg-type]
+
+
 def test_raw_before_completion_is_a_local_error() -> None:
     with pytest.raises(LocalProtocolError):
         assembler(RAW).raw()
