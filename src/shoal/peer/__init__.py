@@ -14,6 +14,7 @@ from .extension import decode_pex as decode_pex
 from .extension import encode_extended_handshake as encode_extended_handshake
 from .extension import encode_metadata_message as encode_metadata_message
 from .extension import encode_pex as encode_pex
+from .fast import allowed_fast_set as allowed_fast_set
 from .handshake import Handshake as Handshake
 from .handshake import HandshakeParser as HandshakeParser
 from .handshake import ReservedBits as ReservedBits
@@ -37,6 +38,7 @@ __all__ = [
     "PeerConnection",
     "PexMessage",
     "ReservedBits",
+    "allowed_fast_set",
     "decode_extended_handshake",
     "decode_handshake",
     "decode_metadata_message",
