@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Self
 
 from .errors import DecodeError
 
@@ -27,7 +27,7 @@ class _Id20(bytes):
 
     __slots__ = ()
 
-    def __new__(cls, value: bytes) -> _Id20:
+    def __new__(cls, value: bytes) -> Self:
         if len(value) != ID_LENGTH:
             raise DecodeError(f"{cls.__name__} must be {ID_LENGTH} bytes, got {len(value)}")
         return super().__new__(cls, value)
@@ -42,7 +42,7 @@ class _Id20(bytes):
         return int.from_bytes(self, "big")
 
     @classmethod
-    def from_hex(cls, text: str) -> _Id20:
+    def from_hex(cls, text: str) -> Self:
         """Parse 40 hex digits (either case)."""
         if len(text) != 2 * ID_LENGTH:
             raise DecodeError(f"expected 40 hex digits, got {len(text)} characters")
@@ -52,7 +52,7 @@ class _Id20(bytes):
             raise DecodeError(f"not hexadecimal: {text!r}") from exc
 
     @classmethod
-    def from_int(cls, value: int) -> _Id20:
+    def from_int(cls, value: int) -> Self:
         if not 0 <= value < 1 << 160:
             raise ValueError("identifier out of the 160-bit range")
         return cls(value.to_bytes(ID_LENGTH, "big"))
@@ -64,7 +64,7 @@ class InfoHash(_Id20):
     __slots__ = ()
 
     @classmethod
-    def from_base32(cls, text: str) -> InfoHash:
+    def from_base32(cls, text: str) -> Self:
         """Parse the 32-character base32 form used in older magnet links (BEP 9)."""
         if len(text) != 32:
             raise DecodeError(f"expected 32 base32 characters, got {len(text)}")
