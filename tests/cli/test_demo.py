@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -65,6 +66,31 @@ def test_demo_cleans_up_its_temporary_directory() -> None:
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[-1] == records[-1] | {"event": "verified", "bytes": 100 * 1024}
     assert not os.path.exists(records[0]["dir"])
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_the_swarm_and_the_child_and_cleans_up() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoal", "demo", "--size", "16M", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())  # printed just before 'shoal get' starts
+        assert first["event"] == "demo"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.endswith("shoal: interrupted\n")
+    assert "Traceback" not in err
+    assert '"verified"' not in out
+    assert not os.path.exists(first["dir"])
 
 
 def _run_on_pty(argv: list[str]) -> tuple[int, bytes]:

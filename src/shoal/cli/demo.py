@@ -45,7 +45,8 @@ __all__ = ["DEFAULT_SIZE", "add_parser", "parse_size", "run"]
 DEFAULT_SIZE: Final = 32 * 1024 * 1024
 #: Enough nodes that the leecher's get_peers is a real (if short) iterative lookup.
 DHT_NODES: Final = 3
-#: The DHT nodes listen on 127.0.0.2, .3, ... (Linux routes all of 127/8 to lo).
+#: The DHT nodes listen on 127.0.0.2, .3, ... (Linux routes all of 127/8 to lo);
+#: where only 127.0.0.1 exists they share it on different ports.
 DHT_HOST_BASE: Final = 2
 MAX_PEERS: Final = 16
 MAX_SIZE: Final = 4 * 1024**3
@@ -244,9 +245,14 @@ async def _start_dht(stack: AsyncExitStack) -> list[DHT]:
 
     nodes: list[DHT] = []
     for i in range(DHT_NODES):
-        bind = (f"127.0.0.{DHT_HOST_BASE + i}", 0)
         boot = [nodes[0].address] if nodes else []
-        nodes.append(await stack.enter_async_context(open_dht_node(bind, boot)))
+        try:
+            node = await stack.enter_async_context(
+                open_dht_node((f"127.0.0.{DHT_HOST_BASE + i}", 0), boot)
+            )
+        except OSError:  # only 127.0.0.1 is configured (macOS, some containers)
+            node = await stack.enter_async_context(open_dht_node(("127.0.0.1", 0), boot))
+        nodes.append(node)
     return nodes
 
 
