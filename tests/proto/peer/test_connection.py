@@ -781,7 +781,7 @@ def test_snubbing_and_recovery() -> None:
     p.now = 61.0
     p.transfer()
     assert isinstance(p.events("b")[0], ev.BlockReceived)
-    assert not p.b.snubbed
+    assert p.b.pipeline_depth(61.0) >= 2, "a delivered block ends the snub"
     assert p.b.get_timer() == 100.0
     assert p.b.pipeline.next_deadline() == 100.0
     p.b.handle_timer(100.0)
@@ -869,3 +869,73 @@ def test_commands_on_a_connection_that_is_not_open_raise() -> None:
         p.b.request(0, 0, BLOCK, 0.0)
     with pytest.raises(LocalProtocolError):
         p.b.set_num_pieces(NUM_PIECES)
+
+
+# ---- every state × every kind of input -------------------------------------------------
+
+
+def in_state(state: ConnectionState) -> PeerConnection:
+    conn = engine(ID_A)
+    if state is not ConnectionState.HANDSHAKE:
+        conn.receive_data(encode_handshake(Handshake(INFO_HASH, ID_B, ReservedBits(0x100005))), 0)
+    if state is ConnectionState.CLOSED:
+        conn.receive_data(b"", 0)
+    if state is ConnectionState.ERROR:
+        with pytest.raises(RemoteProtocolError):
+            conn.receive_data(b"\xff\xff\xff\xff", 0)
+    assert conn.state is state
+    conn.data_to_send()
+    drain(conn)
+    return conn
+
+
+COMMANDS = {
+    "set_choking": lambda c: c.set_choking(False),
+    "set_interested": lambda c: c.set_interested(True),
+    "send_have": lambda c: c.send_have(0),
+    "send_port": lambda c: c.send_port(1),
+    "send_allowed_fast": lambda c: c.send_allowed_fast(0),
+    "send_suggest": lambda c: c.send_suggest(0),
+}
+# state → (receive bytes, EOF, commands allowed, timer armed)
+TABLE = {
+    ConnectionState.HANDSHAKE: ("ok", RemoteProtocolError, False, True),
+    ConnectionState.OPEN: ("ok", "ok", True, True),
+    ConnectionState.CLOSED: (LocalProtocolError, LocalProtocolError, False, False),
+    ConnectionState.ERROR: (LocalProtocolError, LocalProtocolError, False, False),
+}
+
+
+@pytest.mark.parametrize("state", list(ConnectionState))
+@pytest.mark.parametrize("data", [b"\x13Bit", b""], ids=["bytes", "eof"])
+def test_receive_in_every_state(state: ConnectionState, data: bytes) -> None:
+    conn = in_state(state)
+    expected = TABLE[state][0 if data else 1]
+    if expected == "ok":
+        conn.receive_data(data if state is not ConnectionState.OPEN else b"\0\0\0\0", 1.0)
+    else:
+        assert isinstance(expected, type)
+        with pytest.raises(expected):
+            conn.receive_data(data, 1.0)
+
+
+@pytest.mark.parametrize("state", list(ConnectionState))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_commands_in_every_state(state: ConnectionState, command: str) -> None:
+    conn = in_state(state)
+    if TABLE[state][2]:
+        COMMANDS[command](conn)
+        assert wire(conn) != b""
+    else:
+        with pytest.raises(LocalProtocolError):
+            COMMANDS[command](conn)
+        assert wire(conn) == b""
+
+
+@pytest.mark.parametrize("state", list(ConnectionState))
+def test_timer_in_every_state(state: ConnectionState) -> None:
+    conn = in_state(state)
+    assert (conn.get_timer() is not None) == TABLE[state][3]
+    conn.handle_timer(1e6)
+    assert (wire(conn) == b"\0\0\0\0") == (state is ConnectionState.OPEN), "keep-alive"
+    assert (drain(conn) == [ev.PeerIdle()]) == TABLE[state][3]
