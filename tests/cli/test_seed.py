@@ -1,0 +1,211 @@
+"""``shoal seed`` and shoal-to-shoal transfers through the command line, on loopback.
+
+Each test runs the real program as subprocesses (``python -m shoal``), with a shoal DHT
+node on 127.0.0.1 as the only bootstrap node: ``seed`` on one 127.0.0.x address,
+``get`` on another. Interop with other clients is in tests/integration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+
+from shoal.metainfo import parse_metainfo
+from tests.integration.peers import (
+    DEADLINE,
+    SHOAL_IP,
+    SHOAL_SEED_IP,
+    dht_router,
+    hostport,
+    shoal_process,
+    wait_announced,
+)
+
+from .helpers import run_shoal, write_tree
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shoal.dht_client import DHT
+
+FILES = {
+    "album/a.bin": bytes(range(256)) * 700,  # 179,200 bytes: pieces straddle the files
+    "album/sub/b.txt": b"hello\n" * 3000,
+    "album/empty": b"",
+}
+
+
+@pytest.fixture
+def album(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(data dir, .torrent, magnet) for a small multi-file torrent made by `shoal create`."""
+    data = write_tree(tmp_path / "data", FILES)
+    torrent = tmp_path / "album.torrent"
+    made = run_shoal("create", str(data / "album"), "-o", str(torrent), "--piece-size", "16K")
+    assert made.returncode == 0, made.stderr
+    return data, torrent, made.stdout.strip()
+
+
+def _seed_args(torrent: Path, data: Path, router: DHT, *extra: str) -> list[str]:
+    return [
+        "seed", str(torrent), "--data", str(data), "--bind", SHOAL_SEED_IP, "--port", "0",
+        "--bootstrap", hostport(router), *extra,
+    ]  # fmt: skip
+
+
+def _get_args(magnet: str, out: Path, router: DHT, *extra: str) -> list[str]:
+    return [
+        "get", magnet, "-o", str(out), "--bind", SHOAL_IP, "--port", "0",
+        "--bootstrap", hostport(router), "--timeout", str(DEADLINE - 10), *extra,
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- errors, no network
+
+
+def test_data_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    from shoal.cli import main
+
+    assert main(["seed", "x.torrent"]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_missing_torrent_and_bad_data_dir(tmp_path: Path, album: tuple[Path, Path, str]) -> None:
+    missing = run_shoal("seed", str(tmp_path / "nope.torrent"), "--data", str(tmp_path))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("shoal: cannot read")
+    _, torrent, _ = album
+    not_dir = run_shoal("seed", str(torrent), "--data", str(torrent))
+    assert not_dir.returncode == 1
+    assert "is not a directory" in not_dir.stderr
+    assert not_dir.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------- loopback
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("present", ["nothing", "one file"])
+async def test_seed_refuses_incomplete_data(
+    tmp_path: Path, album: tuple[Path, Path, str], present: str
+) -> None:
+    _, torrent, _ = album
+    partial = tmp_path / "partial"
+    if present == "one file":
+        write_tree(partial, {"album/a.bin": FILES["album/a.bin"]})
+    else:
+        partial.mkdir()
+    async with (
+        dht_router() as router,
+        shoal_process(_seed_args(torrent, partial, router), tmp_path / "s") as seed,
+    ):
+        assert await seed.wait() == 1
+    lines = seed.stderr.splitlines()
+    assert len(lines) == 1
+    assert "pieces of album; point --data at the directory" in lines[0]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("encryption", ["prefer", "require", "disable"])
+async def test_shoal_to_shoal_through_the_dht(
+    tmp_path: Path, album: tuple[Path, Path, str], encryption: str
+) -> None:
+    data, torrent, magnet = album
+    out = tmp_path / "out"
+    enc = ["--encryption", encryption]
+    async with (
+        dht_router() as router,
+        shoal_process(_seed_args(torrent, data, router, *enc), tmp_path / "s") as seed,
+    ):
+        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
+        await wait_announced(router)
+        args = _get_args(magnet, out, router, "--no-seed", *enc)
+        async with shoal_process(args, tmp_path / "g") as get:
+            assert await get.wait() == 0, get.stderr
+    for rel, content in FILES.items():
+        assert (out / rel).read_bytes() == content
+    peers = get.events("peer")
+    assert peers
+    # "prefer" dials with MSE first, and shoal accepts it, so only "disable" is plaintext.
+    assert all(p["encrypted"] is (encryption != "disable") for p in peers), peers
+    assert next(r["event"] for r in get.records) == "listening"
+    assert get.events("metadata")[0]["name"] == "album"
+    assert get.events("complete")[0]["size"] == sum(map(len, FILES.values()))
+
+
+@pytest.mark.integration
+async def test_metadata_only_writes_the_torrent(
+    tmp_path: Path, album: tuple[Path, Path, str]
+) -> None:
+    data, torrent, magnet = album
+    out = tmp_path / "meta"
+    async with (
+        dht_router() as router,
+        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
+    ):
+        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
+        await wait_announced(router)
+        args = _get_args(magnet, out, router, "--metadata-only")
+        async with shoal_process(args, tmp_path / "g") as get:
+            assert await get.wait() == 0, get.stderr
+    written = parse_metainfo((out / "album.torrent").read_bytes())
+    assert written.info.raw == parse_metainfo(torrent.read_bytes()).info.raw
+    assert get.events("metadata")[0]["torrent"] == str(out / "album.torrent")
+    assert not (out / "album").exists()  # nothing but the .torrent
+
+
+@pytest.mark.integration
+async def test_timeout_without_peers_is_a_one_line_error(
+    tmp_path: Path, album: tuple[Path, Path, str]
+) -> None:
+    _, _, magnet = album
+    async with dht_router() as router:
+        args = [*_get_args(magnet, tmp_path / "out", router), "--timeout", "1.5"]
+        async with shoal_process(args, tmp_path / "g") as get:
+            with trio.fail_after(20):
+                assert await get.wait() == 1
+    lines = get.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("shoal: no metadata within 1.5 s")
+
+
+@pytest.mark.integration
+async def test_ctrl_c_stops_seed_and_get_quickly(
+    tmp_path: Path, album: tuple[Path, Path, str]
+) -> None:
+    data, torrent, _magnet = album
+    async with (
+        dht_router() as router,
+        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
+    ):
+        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
+        nobody = "magnet:?xt=urn:btih:" + "ab" * 20
+        args = _get_args(nobody, tmp_path / "out", router)
+        async with shoal_process(args, tmp_path / "g") as get:
+            await get.wait_record("listening")
+            for proc in (get, seed):
+                proc.proc.send_signal(signal.SIGINT)
+                with trio.fail_after(3):  # "within a second", plus interpreter exit
+                    assert await proc.wait() == 130
+    assert get.stderr.strip() == "shoal: interrupted; resume data saved"
+    assert seed.stderr.strip() == "shoal: interrupted"
+
+
+@pytest.mark.integration
+def test_plain_output_when_stdout_is_a_pipe(tmp_path: Path, album: tuple[Path, Path, str]) -> None:
+    """Without --json and without a terminal: a few plain lines, no escape sequences."""
+    _, torrent, _ = album
+    env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "TTY_COMPATIBLE"}}
+    argv = [sys.executable, "-m", "shoal", "seed", str(torrent), "--data", str(tmp_path)]
+    argv += ["--bind", SHOAL_SEED_IP, "--port", "0", "--bootstrap", "127.0.0.1:9"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"listening on {SHOAL_SEED_IP}:")
+    assert lines[1] == "metadata: album, 192.6 KiB in 13 pieces"
+    assert "\x1b" not in done.stdout
