@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import string
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +25,8 @@ from shoal.cli.config_file import (
     parse_args,
 )
 from shoal.config import EncryptionMode
+
+from .helpers import SUBPROCESS_TIMEOUT
 
 if TYPE_CHECKING:
     import argparse
@@ -142,6 +148,17 @@ def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path, home:
     assert config.state_dir == Path("/state/from-env")
 
 
+def test_relative_dirs_are_relative_to_the_file_in_it_and_to_cwd_in_the_env(
+    tmp_path: Path,
+) -> None:
+    conf = write_config(tmp_path / "etc" / "c.toml", 'download_dir = "dl"\nstate_dir = "st"\n')
+    settings = load_settings(conf, {})
+    assert settings.download_dir == tmp_path / "etc" / "dl"
+    assert settings.state_dir == tmp_path / "etc" / "st"
+    from_env = load_settings(conf, {"SHOAL_DOWNLOAD_DIR": "here"})
+    assert from_env.download_dir == Path("here")
+
+
 def test_one_layer_can_set_some_keys_and_leave_the_rest(tmp_path: Path) -> None:
     conf = write_config(tmp_path / "c.toml", 'port = 1111\nbind = "127.0.0.2"\n')
     args = parse(["--config", str(conf), "get", MAGNET], {"SHOAL_PORT": "0"})
@@ -194,6 +211,40 @@ def test_bad_config_is_one_line_naming_file_and_key(
     assert err.startswith(f"shoal: config file '{conf}'")
     assert needle in err
     assert err.count("\n") == 1
+
+
+def test_help_still_works_with_a_broken_config(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    conf = write_config(tmp_path / "bad.toml", "port = [\n")
+    assert main(["--config", str(conf), "get", "--help"]) == 0
+    assert "usage: shoal get" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_file_and_environment_reach_a_real_shoal_get(tmp_path: Path) -> None:
+    """A real process: bind/port from the XDG file, bootstrap and state dir from env."""
+    write_config(tmp_path / "xdg" / "shoal" / "config.toml", 'bind = "127.0.0.1"\nport = 0\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    env |= {
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "SHOAL_BOOTSTRAP": "127.0.0.1:9",  # discard port: loopback only, nobody answers
+        "SHOAL_STATE_DIR": str(tmp_path / "state"),
+    }
+    argv = [MAGNET, "-o", str(tmp_path / "out"), "--no-seed", "--timeout", "1", "--json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "shoal", "get", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 1  # --timeout: no metadata from an empty swarm
+    listening = json.loads(result.stdout.splitlines()[0])
+    assert listening["event"] == "listening"
+    assert listening["host"] == "127.0.0.1"
+    assert listening["port"] != 6881  # port = 0 from the file: any free port
+    assert (tmp_path / "state" / "dht.json").is_file()  # SHOAL_STATE_DIR was used
 
 
 def test_bad_environment_names_the_variable(capsys: CaptureFixture[str]) -> None:

@@ -12,6 +12,9 @@ file is fine, a missing ``--config`` file is an error. Example::
     bind = "0.0.0.0"
     state_dir = "~/.local/state/shoal"
 
+Relative directories in the file are relative to the file's own directory; in the
+environment, to the current directory. ``~`` is expanded in both.
+
 Environment: ``SHOAL_DOWNLOAD_DIR``, ``SHOAL_PORT``, ``SHOAL_ENCRYPTION``,
 ``SHOAL_BOOTSTRAP`` (comma-separated HOST:PORT), ``SHOAL_STATE_DIR``, ``SHOAL_BIND``.
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -53,6 +57,8 @@ __all__ = [
 
 #: Prefix of every environment variable we read.
 ENV_PREFIX: Final = "SHOAL_"
+#: Options that must work even when the config is broken.
+_HELP: Final = frozenset({"-h", "--help", "--version"})
 #: A config file larger than this is not a hand-written config file.
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 
@@ -149,7 +155,11 @@ def _read_file(path: Path, *, required: bool) -> Settings:
         where = f"config file '{path}', key '{key}'"
         if key not in _KEYS:
             raise ConfigError(f"{where}: unknown setting; known: {', '.join(_KEYS)}")
-        values[key] = _convert(key, raw, where)
+        value = _convert(key, raw, where)
+        if isinstance(value, Path) and not value.is_absolute():
+            # Relative to the file, not to wherever shoal happens to be started.
+            value = path.parent / value
+        values[key] = value
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -239,7 +249,9 @@ def parse_args(
     try:
         settings = load_settings(known.config, env)
     except ConfigError as exc:
-        _fail(parser, str(exc))
+        if not _HELP.intersection(argv if argv is not None else sys.argv[1:]):
+            _fail(parser, str(exc))
+        settings = Settings()  # a broken config must not hide --help / --version
     for command, dests in _DESTS.items():
         command_parser = subparsers.get(command)
         if command_parser is None:
