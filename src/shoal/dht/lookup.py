@@ -8,14 +8,15 @@ distance metric is XOR"). Each candidate is in one `CandidateState`:
 * NOT_CONTACTED: known, never queried.
 * WAITING: queried; it has a *soft* and a *hard* deadline.
 * UNRESPONSIVE: the soft deadline passed. The node no longer holds a parallelism
-  slot and no longer blocks termination, but a late reply still counts in full.
+  slot (and, after ``patience``, no longer blocks termination), but a late reply
+  still counts in full.
 * FAILED: the hard deadline passed, or the driver reported an error reply.
 * SUCCEEDED: it answered; its ``nodes`` became candidates, its ``values`` peers.
 
 The driver calls ``next(now)`` until it returns `Wait` or `LookupDone`, sends one
 query per `QueryNode`, and feeds replies back with `on_response` / `on_failure`. Timeouts
 are not separate inputs: ``next(now)`` expires deadlines itself, so the driver only has
-to call it again at ``Wait.until`` (the earliest soft deadline).
+to call it again at ``Wait.until`` (the earliest pending deadline) or on a reply.
 
 ``next`` walks the candidates closest first, counting SUCCEEDED ones and skipping
 UNRESPONSIVE/FAILED ones, and stops at the k-th success. The first NOT_CONTACTED node
@@ -36,7 +37,9 @@ The soft deadline is per node, from its smoothed RTT when the routing table know
 this lookup has already measured, else a default. Slow-but-alive nodes that miss it
 still answer later, and that reply is used, so a tight soft timeout costs only an
 extra query. `LookupConfig.libtorrent_like` turns adaptation off (1 s / 15 s, alpha 5)
-as a baseline; ``tools/bench/dht_lookup.py`` compares the two.
+as a baseline; ``tools/bench/dht_lookup.py`` compares the two (10k simulated nodes,
+55% dead: time to first peer p50 0.39 s vs 1.04 s, p99 1.45 s vs 3.24 s, for 7% more
+queries; see tools/bench/README.md).
 
 Hostile input is bounded: nodes with our own ID, a bad ID length or port 0 are dropped;
 a node is never queried twice (by address *or* by ID); the candidate list is capped
