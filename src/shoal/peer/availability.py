@@ -85,7 +85,7 @@ class PeerAvailability:
         """A have message (the decoder has checked ``index < num_pieces`` if known)."""
         self._seen = True
         if self.num_pieces is None:
-            if len(self._haves) >= MAX_PENDING_HAVES:
+            if index not in self._haves and len(self._haves) >= MAX_PENDING_HAVES:
                 raise RemoteProtocolError("too many have messages before the metadata")
             self._haves.add(index)
             return []

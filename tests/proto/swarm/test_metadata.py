@@ -6,7 +6,7 @@ import hashlib
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from shoal.bencoding import encode
@@ -235,7 +235,6 @@ def finish(
     return None
 
 
-@settings(max_examples=50)
 @given(
     st.integers(1, 5000).map(info_dict),
     st.integers(1, 4),
