@@ -17,7 +17,8 @@ built from the same seed, so both see the same nodes, tables, targets and link R
 
 Rows: time to first peer (p50/p90/p99, seconds of virtual time), share of lookups that
 found the peer, time to finish, queries per lookup, hops (seeds are hop 1) of the reply
-that carried the first peer, and hops to the deepest of the k closest responders.
+that carried the first peer, hops to the deepest of the k closest responders, and how
+many of the true 8 closest live nodes the lookup returned (result quality).
 ``--sweep`` also runs a grid of alpha / soft-timeout variants (how the defaults were chosen).
 """
 
@@ -47,6 +48,8 @@ PEER = ("172.16.0.1", 6881)
 @dataclass
 class Series:
     results: list[ProbeResult]
+    #: Per lookup: how many of the true k closest live nodes it returned.
+    overlaps: list[int]
 
     def first_peer(self) -> list[float]:
         # Lookups that never found the peer count as infinitely slow, so that a policy
@@ -80,13 +83,15 @@ def run_policy(args: argparse.Namespace, config: LookupConfig, cold: bool) -> Se
     swarm = Swarm(args.nodes, random.Random(args.seed), dead=args.dead, net_config=net)
     samples = random.Random(args.seed + 1)  # targets and bootstrap choices, same per policy
     live = swarm.live_indices()
-    results = []
+    series = Series([], [])
     for _ in range(args.cold if cold else args.lookups):
         info_hash = random_id(samples)
         swarm.store_peers(info_hash, [PEER])
         bootstrap = swarm.addrs[samples.choice(live)] if cold else None
-        results.append(swarm.run_get_peers(info_hash, config, bootstrap=bootstrap))
-    return Series(results)
+        result = swarm.run_get_peers(info_hash, config, bootstrap=bootstrap)
+        series.results.append(result)
+        series.overlaps.append(len(set(result.closest) & set(swarm.true_closest(info_hash))))
+    return series
 
 
 def fmt(x: float) -> str:
@@ -118,6 +123,7 @@ def table(title: str, columns: dict[str, Series]) -> None:
             lambda s: statistics.fmean(s.values("first_peer_hops") or [math.nan]),
         ),
         row("hops to k closest (mean)", lambda s: statistics.fmean(s.values("hops"))),
+        row("true 8 closest found (mean)", lambda s: statistics.fmean(s.overlaps)),
     ]
     width = max(len(r[0]) for r in rows) + 2
     head = f"{title:<{width}}" + "".join(f"{n:>16}" for n in names)
