@@ -163,6 +163,13 @@ def test_bad_options_are_usage_errors(
     assert err.count("\n") == 1
 
 
+@pytest.mark.integration
+def test_running_out_of_time_is_a_one_line_error() -> None:
+    result = run_shoal("demo", "--size", "1M", "--timeout", "0.2")
+    assert result.returncode == 1
+    assert result.stderr == "shoal: the demo did not finish within 0.2 s; try a smaller --size\n"
+
+
 def test_keep_refuses_a_directory_with_files_in_it(
     tmp_path: Path, capsys: CaptureFixture[str]
 ) -> None:

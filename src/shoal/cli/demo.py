@@ -146,15 +146,16 @@ async def _main(args: argparse.Namespace, root: Path, out: _Out) -> int:
 
     async def body() -> None:
         nonlocal status
-        with trio.fail_after(args.timeout):
-            status = await _demo(args, root, out)
+        # Inside the task, so the error is ours to translate (a nursery would wrap it).
+        try:
+            with trio.fail_after(args.timeout):
+                status = await _demo(args, root, out)
+        except trio.TooSlowError:
+            raise CommandError(
+                f"the demo did not finish within {args.timeout:g} s; try a smaller --size"
+            ) from None
 
-    try:
-        interrupted = await run_interruptible(body)
-    except trio.TooSlowError:
-        raise CommandError(
-            f"the demo did not finish within {args.timeout:g} s; try a smaller --size"
-        ) from None
+    interrupted = await run_interruptible(body)
     if interrupted:
         print("shoal: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -162,18 +163,19 @@ async def _main(args: argparse.Namespace, root: Path, out: _Out) -> int:
 
 
 async def _demo(args: argparse.Namespace, root: Path, out: _Out) -> int:
+    from ..magnet import Magnet
     from ..metainfo import parse_metainfo
 
     payload = root / "seed" / "shoal-demo.bin"
     digest = await trio.to_thread.run_sync(_write_payload, payload, args.size)
     torrent = await trio.to_thread.run_sync(_make_torrent, payload)
-    (root / "shoal-demo.torrent").write_bytes(torrent)
+    await trio.Path(root / "shoal-demo.torrent").write_bytes(torrent)
     meta = parse_metainfo(torrent)
     async with AsyncExitStack() as stack:
         nodes = await _start_dht(stack)
         bootstrap = [node.address for node in nodes]
         seeders = await _start_seeders(stack, args.peers, meta, root, bootstrap)
-        magnet = f"magnet:?xt=urn:btih:{meta.info_hash.hex()}&dn=shoal-demo.bin"
+        magnet = str(Magnet(meta.info_hash, display_name=payload.name))
         hosts = ", ".join(f"{h}:{p}" for h, p in bootstrap)
         out.emit(
             {
