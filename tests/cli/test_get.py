@@ -388,3 +388,21 @@ def test_live_renderer_redraws_in_place_and_ends_with_the_summary() -> None:
     assert "movie.mkv (4 MiB)" in text
     assert "━" in text
     assert text.rstrip().endswith(summary_line(Stats(), 2.0))
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_docs_list_every_progress_key_and_record() -> None:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = doc.split("### `get --json` / `seed --json` records", 1)[1]
+    events, keys = section.split("`progress` keys:", 1)
+    documented_events = set(re.findall(r"^\| `([a-z_]+)` ", events, re.MULTILINE)) - {"event"}
+    assert documented_events == {
+        "listening", "metadata", "peer", "piece_failed", "banned", "progress", "complete", "error",
+    }  # fmt: skip
+    documented_keys = set(re.findall(r"^\| `([a-z_]+)` ", keys, re.MULTILINE))
+    assert documented_keys == set(progress_record(Stats())) - {"event"}
