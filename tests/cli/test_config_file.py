@@ -205,7 +205,7 @@ def test_bad_config_is_one_line_naming_file_and_key(
     tmp_path: Path, text: str, needle: str, capsys: CaptureFixture[str]
 ) -> None:
     conf = write_config(tmp_path / "bad.toml", text)
-    assert main(["--config", str(conf), "info", MAGNET]) == 1
+    assert main(["--config", str(conf), "get", MAGNET]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith(f"shoal: config file '{conf}'")
@@ -213,10 +213,17 @@ def test_bad_config_is_one_line_naming_file_and_key(
     assert err.count("\n") == 1
 
 
-def test_help_still_works_with_a_broken_config(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+def test_help_and_other_commands_work_with_a_broken_config(
+    tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
     conf = write_config(tmp_path / "bad.toml", "port = [\n")
     assert main(["--config", str(conf), "get", "--help"]) == 0
     assert "usage: shoal get" in capsys.readouterr().out
+    # Commands that take no settings are not blocked by a broken config either.
+    assert main(["--config", str(conf), "info", MAGNET, "--json"]) == 0
+    assert '"info_hash"' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parse(["dht"], {"SHOAL_BOOTSTRAP": "nohost"})
 
 
 @pytest.mark.integration
@@ -261,7 +268,7 @@ def test_missing_explicit_config_is_an_error_but_a_missing_default_is_not(
     tmp_path: Path, capsys: CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nope.toml"
-    assert main(["--config", str(missing), "info", MAGNET]) == 1
+    assert main(["--config", str(missing), "seed", "x.torrent", "--data", "."]) == 1
     assert capsys.readouterr().err == f"shoal: config file '{missing}' does not exist\n"
     assert load_settings(None, {"XDG_CONFIG_HOME": str(tmp_path)}).port is None
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -57,8 +56,6 @@ __all__ = [
 
 #: Prefix of every environment variable we read.
 ENV_PREFIX: Final = "SHOAL_"
-#: Options that must work even when the config is broken.
-_HELP: Final = frozenset({"-h", "--help", "--version"})
 #: A config file larger than this is not a hand-written config file.
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 
@@ -102,6 +99,8 @@ _DESTS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 #: Subcommands whose ``--bootstrap`` is filled from the settings after parsing.
 _BOOTSTRAP_COMMANDS: Final = frozenset({"get", "seed", "dht"})
+#: Subcommands that read the settings (a bad config is an error only for these).
+_USERS: Final = frozenset(_DESTS) | _BOOTSTRAP_COMMANDS
 
 
 def default_config_path(env: Mapping[str, str]) -> Path:
@@ -235,7 +234,8 @@ def parse_args(
 ) -> argparse.Namespace:
     """``parser.parse_args(argv)`` with settings from the environment and config file.
 
-    A bad config exits with status 1 and one line naming the file (or variable) and key.
+    A bad config exits with status 1 and one line naming the file (or variable) and
+    key, when the chosen command uses the settings (``get``, ``seed``, ``dht``).
     """
     env = os.environ if env is None else env
     subparsers = _subparsers(parser)
@@ -246,12 +246,13 @@ def parse_args(
     early = Parser(prog="shoal", add_help=False)
     add_config_option(early)
     known, _ = early.parse_known_args(argv)
+    error: ConfigError | None = None
     try:
         settings = load_settings(known.config, env)
     except ConfigError as exc:
-        if not _HELP.intersection(argv if argv is not None else sys.argv[1:]):
-            _fail(parser, str(exc))
-        settings = Settings()  # a broken config must not hide --help / --version
+        # Reported only if the command uses the settings: a broken config must not
+        # break `shoal info`, `--help` or `--version`.
+        error, settings = exc, Settings()
     for command, dests in _DESTS.items():
         command_parser = subparsers.get(command)
         if command_parser is None:
@@ -263,6 +264,8 @@ def parse_args(
         }
         command_parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
+    if error is not None and getattr(args, "command", None) in _USERS:
+        _fail(parser, str(error))
     if (
         getattr(args, "command", None) in _BOOTSTRAP_COMMANDS
         and getattr(args, "bootstrap", None) is None
