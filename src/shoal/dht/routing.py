@@ -302,13 +302,8 @@ class RoutingTable:
         if count <= 0:
             return []
         t = _as_int(target)
-        c = self._index_of(t)
-        bands: list[Iterable[Entry]] = [self._buckets[c].entries.values()]
-        if c + 1 < len(self._buckets):
-            bands.append([e for b in self._buckets[c + 1 :] for e in b.entries.values()])
-        bands.extend(self._buckets[i].entries.values() for i in range(c - 1, -1, -1))
         out: list[Entry] = []
-        for band in bands:
+        for band in self._bands(self._index_of(t)):
             # Inlined `_is_bad` and `_as_int`: this runs for every get_peers/find_node.
             if now is None:
                 usable = [e for e in band if e.failures < BAD_AFTER_FAILURES]
@@ -319,6 +314,15 @@ class RoutingTable:
             if len(out) >= count:
                 break
         return out
+
+    def _bands(self, c: int) -> Iterator[Iterable[Entry]]:
+        """The distance bands of `closest`, made lazily: most calls need only the first."""
+        buckets = self._buckets
+        yield buckets[c].entries.values()
+        if c + 1 < len(buckets):
+            yield [e for b in buckets[c + 1 :] for e in b.entries.values()]
+        for i in range(c - 1, -1, -1):
+            yield buckets[i].entries.values()
 
     def buckets_to_refresh(self, now: float, rng: random.Random | None = None) -> list[bytes]:
         """Random target IDs, one per bucket unchanged for 15 minutes (BEP 5 refresh).
@@ -431,13 +435,13 @@ class RoutingTable:
             entry.rtt = rtt if entry.rtt is None else entry.rtt + RTT_ALPHA * (rtt - entry.rtt)
 
     def _insert(self, new: Entry, now: float) -> InsertResult:
-        conflict = self._ip_conflict(new.addr, self._bucket_for(new.node_id))
+        bucket = self._bucket_for(new.node_id)
+        conflict = self._ip_conflict(new.addr, bucket)
         if conflict is not None:
             if conflict.state(now) is not NodeState.BAD:
                 return Rejected(f"address conflicts with {conflict.addr[0]} already in the table")
             self._remove(self._bucket_for(conflict.node_id), conflict)
-        while True:
-            bucket = self._bucket_for(new.node_id)
+        for _ in range(_ID_BITS + 1):  # each pass but the last splits the deepest bucket
             bucket.replacements.pop(new.node_id, None)
             if len(bucket.entries) < self._k:
                 self._place(bucket, new, now)
@@ -450,6 +454,7 @@ class RoutingTable:
                 return Added(new)
             if bucket is self._buckets[-1] and len(self._buckets) < _ID_BITS:
                 self._split()
+                bucket = self._bucket_for(new.node_id)
                 continue
             self._cache_replacement(bucket, new)
             questionable = [e for e, state in states if state is NodeState.QUESTIONABLE]
@@ -457,6 +462,7 @@ class RoutingTable:
                 # Ping the stalest; among equals an unverified node, the one we'd rather lose.
                 return Pending(min(questionable, key=lambda e: (e.last_seen, e.verified)))
             return Rejected("bucket full of good nodes")
+        raise AssertionError("unreachable: a bucket cannot split more than 160 times")
 
     @staticmethod
     def _eviction_victim(states: list[tuple[Entry, NodeState]]) -> Entry | None:
