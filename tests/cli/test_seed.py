@@ -209,3 +209,58 @@ def test_plain_output_when_stdout_is_a_pipe(tmp_path: Path, album: tuple[Path, P
     assert lines[0].startswith(f"listening on {SHOAL_SEED_IP}:")
     assert lines[1] == "metadata: album, 192.6 KiB in 13 pieces"
     assert "\x1b" not in done.stdout
+
+
+@pytest.mark.integration
+async def test_timeout_without_any_peer_for_a_torrent_file(
+    tmp_path: Path, album: tuple[Path, Path, str]
+) -> None:
+    _, torrent, _ = album
+    async with dht_router() as router:
+        args = [*_get_args(str(torrent), tmp_path / "out", router), "--timeout", "1.5"]
+        async with shoal_process(args, tmp_path / "g") as get:
+            with trio.fail_after(20):
+                assert await get.wait() == 1
+    assert get.stderr.startswith("shoal: no peers within 1.5 s")
+    assert get.stderr.count("\n") == 1
+
+
+@pytest.mark.integration
+def test_live_display_on_a_terminal(tmp_path: Path, album: tuple[Path, Path, str]) -> None:
+    """stdout on a pseudo-terminal: rich redraws in place, the error still ends on one line."""
+    pty = pytest.importorskip("pty")
+    _, torrent, _ = album
+    try:
+        master, slave = pty.openpty()
+    except OSError:
+        pytest.skip("no pseudo-terminal available")
+    env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "NO_COLOR"}}
+    env |= {"TERM": "xterm-256color", "COLUMNS": "100"}
+    argv = [sys.executable, "-m", "shoal", "seed", str(torrent), "--data", str(tmp_path)]
+    argv += ["--bind", SHOAL_SEED_IP, "--port", "0", "--bootstrap", "127.0.0.1:9"]
+    with os.fdopen(master, "rb", buffering=0) as tty:
+        proc = subprocess.Popen(argv, stdout=slave, stderr=subprocess.PIPE, env=env)
+        os.close(slave)
+        seen = b""
+        try:
+            while True:
+                try:
+                    chunk = tty.read(4096)
+                except OSError:  # EIO: the child closed its side
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            status = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+    assert status == 1
+    assert b"\x1b[" in seen  # cursor control: the view is drawn in place
+    assert b"metadata: album" in seen
+    assert err.count("\n") == 1
+    assert "pieces of album" in err
