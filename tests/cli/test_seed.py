@@ -264,3 +264,28 @@ def test_live_display_on_a_terminal(tmp_path: Path, album: tuple[Path, Path, str
     assert b"metadata: album" in seen
     assert err.count("\n") == 1
     assert "pieces of album" in err
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("target", "low", "high"),
+    [(["--seed-time", "2"], 1.5, 10.0), (["--seed-ratio", "0"], 0.0, 2.0)],
+    ids=["seed-time", "seed-ratio-reached"],
+)
+async def test_get_seeds_until_the_target_then_exits_0(
+    tmp_path: Path, album: tuple[Path, Path, str], target: list[str], low: float, high: float
+) -> None:
+    data, torrent, magnet = album
+    async with (
+        dht_router() as router,
+        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
+    ):
+        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
+        await wait_announced(router)
+        args = _get_args(magnet, tmp_path / "out", router, *target)
+        async with shoal_process(args, tmp_path / "g") as get:
+            await get.wait_record("complete")
+            completed = trio.current_time()
+            assert await get.wait() == 0, get.stderr
+            seeded = trio.current_time() - completed
+    assert low <= seeded <= high

@@ -8,6 +8,7 @@ hybrid v1+v2 layout (multi-file, so with BEP 47 pad files) and a ``v1_only`` one
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -145,8 +146,9 @@ async def test_a_corrupt_seed_is_survived(tmp_path: Path) -> None:
     assert {p["host"] for p in shoal.events("peer")} >= {LT_SEED_IP, LT_LEECH_IP}
 
 
-async def test_sigkill_then_rerun_resumes(tmp_path: Path) -> None:
-    """Kill -9 mid-download; the same command again keeps the verified pieces."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+async def test_stop_then_rerun_resumes(tmp_path: Path, sig: signal.Signals) -> None:
+    """Kill -9 or Ctrl-C mid-download; the same command again keeps the verified pieces."""
     content = make_content(tmp_path / "seed", "payload", [2_000_000], v1_only=True, seed=5)
     total = len(content.files["payload"])
     out, state = tmp_path / "out", tmp_path / "state"
@@ -164,9 +166,13 @@ async def test_sigkill_then_rerun_resumes(tmp_path: Path) -> None:
                 record = await first.wait_record(
                     "progress", lambda r: r["pieces_done"] >= r["pieces_total"] // 3 > 0
                 )
-                await trio.sleep(1.5)  # a resume checkpoint, then kill mid-flight
-                first.proc.kill()
-                await first.proc.wait()
+                await trio.sleep(1.5)  # a resume checkpoint, then stop mid-flight
+                first.proc.send_signal(sig)
+                with trio.fail_after(3):  # Ctrl-C: "within a second", plus interpreter exit
+                    status = await first.wait()
+            if sig == signal.SIGINT:
+                assert status == 130
+                assert first.stderr == "shoal: interrupted; resume data saved\n"
             done_before = record["pieces_done"]
             assert done_before < record["pieces_total"]
             uploaded_before = handle.status().total_payload_upload
