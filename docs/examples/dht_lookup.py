@@ -21,7 +21,7 @@ def hostport(text: str) -> tuple[str, int]:
 
 
 async def main() -> None:
-    info_hash = InfoHash(InfoHash.from_hex(sys.argv[1]))
+    info_hash = InfoHash.from_hex(sys.argv[1])
     bootstrap = sys.argv[2:]
     nodes = [hostport(b) for b in bootstrap]
     async with open_dht_node(("127.0.0.1", 0), nodes) as dht:
