@@ -406,3 +406,27 @@ def test_docs_list_every_progress_key_and_record() -> None:
     }  # fmt: skip
     documented_keys = set(re.findall(r"^\| `([a-z_]+)` ", keys, re.MULTILINE))
     assert documented_keys == set(progress_record(Stats())) - {"event"}
+
+
+def test_select_out_of_range_for_a_torrent_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shoal.cli import main
+
+    from .helpers import make_torrent
+
+    torrent = tmp_path / "b.torrent"
+    make_torrent(torrent, [(["x"], 10, False), (["y"], 20, False)])
+    argv = [
+        "get",
+        str(torrent),
+        "-o",
+        str(tmp_path),
+        "--select",
+        "1,2",
+        "--bootstrap",
+        "127.0.0.1:9",
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == "shoal: --select: no file 2 in bundle (files are 0-1); see 'shoal info --all'\n"

@@ -289,3 +289,24 @@ async def test_get_seeds_until_the_target_then_exits_0(
             assert await get.wait() == 0, get.stderr
             seeded = trio.current_time() - completed
     assert low <= seeded <= high
+
+
+@pytest.mark.integration
+async def test_select_downloads_only_the_chosen_file(
+    tmp_path: Path, album: tuple[Path, Path, str]
+) -> None:
+    data, torrent, magnet = album
+    files = [f.path for f in parse_metainfo(torrent.read_bytes()).info.files]
+    wanted = files.index(("album", "sub", "b.txt"))
+    out = tmp_path / "out"
+    async with (
+        dht_router() as router,
+        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
+    ):
+        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
+        await wait_announced(router)
+        args = _get_args(magnet, out, router, "--no-seed", "--select", str(wanted))
+        async with shoal_process(args, tmp_path / "g") as get:
+            assert await get.wait() == 0, get.stderr
+    assert (out / "album/sub/b.txt").read_bytes() == FILES["album/sub/b.txt"]
+    assert get.events("complete")[0]["size"] == len(FILES["album/sub/b.txt"])

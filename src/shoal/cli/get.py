@@ -42,6 +42,8 @@ from .output import safe
 from .progress import Renderer, make_renderer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..client import Client
     from ..torrent import Torrent, TorrentStats
     from .common import Parser, Subparsers
@@ -216,6 +218,17 @@ def load_metainfo(path: Path) -> Metainfo:
         raise CommandError(f"'{path}' is not a valid .torrent file: {exc}") from exc
 
 
+def check_select(select: Sequence[int] | None, meta: Metainfo) -> None:
+    """``--select`` must name files that exist (indexes into the info dict's file list)."""
+    count = len(meta.info.files)
+    bad = [i for i in select or () if i >= count]
+    if bad:
+        raise CommandError(
+            f"--select: no file {bad[0]} in {safe(meta.info.name)} (files are 0-{count - 1}); "
+            "see 'shoal info --all'"
+        )
+
+
 def _load_source(text: str) -> Magnet | Metainfo:
     if text[:7].lower() == "magnet:":
         try:
@@ -283,6 +296,10 @@ async def tick(torrent: Torrent, renderer: Renderer) -> None:
         await trio.sleep(renderer.interval)
 
 
+async def _check_select_later(torrent: Torrent, select: Sequence[int]) -> None:
+    check_select(select, await torrent.wait_metadata())
+
+
 async def _watchdog(torrent: Torrent, watch: _Watch, patience: float) -> None:
     """``--timeout``: fail when S seconds pass without metadata or without a single peer."""
     await trio.sleep(patience)
@@ -311,6 +328,8 @@ def complete_record(stats: TorrentStats, elapsed: float) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     source = _load_source(args.source)
+    if isinstance(source, Metainfo):
+        check_select(args.select, source)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise CommandError(f"'{out}' is not a directory; give -o an existing or new directory")
@@ -393,6 +412,8 @@ async def _session(
             nursery.start_soon(tick, torrent, renderer)
             if args.timeout is not None:
                 nursery.start_soon(_watchdog, torrent, watch, args.timeout)
+            if isinstance(source, Magnet) and args.select is not None:
+                nursery.start_soon(_check_select_later, torrent, args.select)
             await torrent.wait_complete()
             stats = torrent.statistics()
             elapsed = trio.current_time() - start
