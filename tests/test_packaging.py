@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from shoal._version import __version__
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "shoal"
 # Import name -> distribution name for everything shoal may import at runtime.
@@ -206,3 +208,14 @@ def test_installed_wheel_creates_and_reads_a_torrent(wheel: Path, tmp_path: Path
     assert info["magnet"] == magnet
     assert info["total_size"] == 256 * 300 + 6
     assert sorted(f["path"] for f in info["files"]) == ["data/a.bin", "data/sub/b.txt"]
+    # `python -m shoal` is the same program.
+    version = subprocess.run(
+        [sys.executable, "-m", "shoal", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert version.stdout.split() == ["shoal", __version__]

@@ -45,6 +45,7 @@ TARGETS: dict[str, str] = {
     "compact": "tests.proto.dht.test_compact:test_decoders_are_total",
     "dht-node": "tests.proto.dht.test_node:test_receive_datagram_is_total",
     "metainfo": "tests.proto.test_metainfo:test_arbitrary_bytes_only_decode_error",
+    "ids": "tests.proto.test_ids:test_text_parsers_are_total",
 }
 
 #: Upper bound on one random buffer; hypothesis reads its choices from it, and inputs
