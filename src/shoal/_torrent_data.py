@@ -11,6 +11,7 @@ import hashlib
 import os
 import random
 import shutil
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
@@ -47,6 +48,8 @@ METADATA_REQUEST_TIMEOUT: Final = 10.0
 METADATA_PER_PEER: Final = 2
 #: Failed pieces a peer may have supplied alone before it is banned.
 SOLE_FAILURES_BEFORE_BAN: Final = 2
+#: Whole pieces kept for uploads (verified data never changes, so no invalidation).
+READ_CACHE_PIECES: Final = 8
 #: The picker's default level (libtorrent's scale: 0 = skip, 4 = normal, 7 = top).
 _NORMAL_PRIORITY: Final = 4
 
@@ -186,6 +189,7 @@ class DataPhase:
         self._sole_failures: dict[Addr, int] = {}
         self._verifying: set[int] = set()
         self._rate_marks: dict[PeerSession, tuple[float, int, int]] = {}
+        self._read_cache: OrderedDict[int, bytes] = OrderedDict()
 
     @classmethod
     async def open(
@@ -333,7 +337,17 @@ class DataPhase:
             if session.conn.fast:
                 session.conn.send_reject(index, begin, length)
             return
-        data = await self.storage.read_block(index, begin, length)
+        piece = self._read_cache.get(index)
+        if piece is None:
+            # Read whole pieces: one thread hop serves every block of the piece, and
+            # peers usually ask for a piece's blocks in a row.
+            piece = await self.storage.read_block(index, 0, self.info.piece_size(index))
+            self._read_cache[index] = piece
+            while len(self._read_cache) > READ_CACHE_PIECES:
+                self._read_cache.popitem(last=False)
+        else:
+            self._read_cache.move_to_end(index)
+        data = memoryview(piece)[begin : begin + length]
         if _open(session) and session.conn.send_piece(index, begin, data):
             session.uploaded += len(data)
         session.wake()
