@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import trio
 
 from .peers import (
     ARIA2_IP,
@@ -139,3 +140,32 @@ async def test_a_corrupt_aria2_seed_is_banned_and_the_download_still_correct(
                     assert await shoal.wait() == 0, shoal.stderr
     good.assert_identical(out)
     assert any(p["host"] == LT_SEED_IP for p in shoal.events("peer"))
+
+
+async def test_shoal_gets_from_a_mixed_swarm(tmp_path: Path) -> None:
+    """libtorrent, aria2 and shoal seed the same torrent; shoal get takes from several."""
+    content = make_content(tmp_path / "seed", "payload", [1_500_000], v1_only=True, seed=13)
+    torrent = content.write_torrent(tmp_path / "t.torrent")
+    aria_dir = tmp_path / "aria2"
+    aria_dir.mkdir()
+    aria_args = [str(torrent), "--check-integrity=true", "--seed-time=5", f"--dir={content.root}"]
+    seed_args = [
+        "seed", str(torrent), "--data", str(content.root), "--bind", SHOAL_SEED_IP,
+        "--port", "0", "--bootstrap", "",
+    ]  # fmt: skip
+    out = tmp_path / "out"
+    async with dht_router() as router:
+        seed_args[-1] = hostport(router)
+        with lt_session(LT_SEED_IP, router) as ses, aria2c(aria_args, aria_dir, router):
+            await wait_lt_seeding(lt_seed(ses, content))
+            async with shoal_process(seed_args, tmp_path / "seeder") as seeder:
+                await seeder.wait_record("progress", lambda r: r["state"] == "seeding")
+                await wait_announced(router)
+                # Give every seed time to announce: one info-hash, three peers stored.
+                await trio.sleep(1.0)
+                args = _get_args(content.magnet, out, router)
+                async with shoal_process(args, tmp_path / "get") as shoal:
+                    assert await shoal.wait() == 0, shoal.stderr
+    content.assert_identical(out)
+    hosts = {p["host"] for p in shoal.events("peer")}
+    assert len(hosts & {LT_SEED_IP, ARIA2_IP, SHOAL_SEED_IP}) >= 2, hosts
