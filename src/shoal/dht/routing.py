@@ -36,6 +36,7 @@ import dataclasses
 import enum
 import functools
 import ipaddress
+import operator
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias, final
@@ -198,6 +199,11 @@ def _subnet(ip: str) -> str | None:
         return None
     prefix = 24 if parsed.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+# Sort keys as C-level getters: the full-bucket path of every query from a new node.
+_LAST_SEEN: Final = operator.attrgetter("last_seen")
+_STALENESS: Final = operator.attrgetter("last_seen", "verified")
 
 
 def _as_int(node_id: bytes) -> int:
@@ -460,7 +466,7 @@ class RoutingTable:
             questionable = [e for e, state in states if state is NodeState.QUESTIONABLE]
             if questionable:
                 # Ping the stalest; among equals an unverified node, the one we'd rather lose.
-                return Pending(min(questionable, key=lambda e: (e.last_seen, e.verified)))
+                return Pending(min(questionable, key=_STALENESS))
             return Rejected("bucket full of good nodes")
         raise AssertionError("unreachable: a bucket cannot split more than 160 times")
 
@@ -518,7 +524,7 @@ class RoutingTable:
         bucket.replacements[entry.node_id] = entry
         if len(bucket.replacements) > self._k:
             # Drop the stalest candidate; dicts keep insertion order, newest last.
-            stalest = min(bucket.replacements.values(), key=lambda e: e.last_seen)
+            stalest = min(bucket.replacements.values(), key=_LAST_SEEN)
             del bucket.replacements[stalest.node_id]
 
     def _promote(self, bucket: _Bucket, now: float) -> bool:
