@@ -23,11 +23,12 @@ from .layout import file_pieces
 from .metainfo import Metainfo, parse_info
 from .peer import events as ev
 from .peer.connection import ConnectionState
-from .peer.extension import UT_METADATA, metadata_piece_count
+from .peer.extension import UT_METADATA
 from .storage.files import FileStorage
 from .storage.resume import ResumeSaver, load_resume
 from .swarm.blocks import Block
 from .swarm.choker import Choker, PeerStats
+from .swarm.metadata import MetadataAssembler, MetadataHashMismatch, MetadataVerified
 from .swarm.picker import Picker
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ Addr = tuple[str, int]
 
 #: BEP 9 has no deadline; 10 s lets a slow peer answer yet frees the piece for others.
 METADATA_REQUEST_TIMEOUT: Final = 10.0
-#: Pieces a peer may be asked for at once (metadata is tiny; two keep it flowing).
-METADATA_PER_PEER: Final = 2
 #: Failed pieces a peer may have supplied alone before it is banned.
 SOLE_FAILURES_BEFORE_BAN: Final = 2
 #: Whole pieces kept for uploads (verified data never changes, so no invalidation).
@@ -60,99 +59,80 @@ def _open(session: PeerSession) -> bool:
 
 @final
 class MetadataFetch:
-    """BEP 9 assembly from several peers at once (see ``torrent.py``'s docstring)."""
+    """Drives the pure `MetadataAssembler` from the torrent's sessions (BEP 9)."""
 
     def __init__(self, info_hash: InfoHash) -> None:
-        self.info_hash = info_hash
-        self.size: int | None = None
-        self._pieces: dict[int, bytes] = {}
-        self._sources: dict[int, Addr] = {}
-        self._asked: dict[int, tuple[PeerSession, float]] = {}
-        self._refused: set[tuple[Addr, int]] = set()
-        self.done = False
+        self.asm: MetadataAssembler[PeerSession] = MetadataAssembler(
+            bytes(info_hash), request_timeout=METADATA_REQUEST_TIMEOUT
+        )
+        self._sized: set[PeerSession] = set()
+
+    @property
+    def done(self) -> bool:
+        return self.asm.result is not None
 
     @staticmethod
-    def _usable(session: PeerSession) -> bool:
+    def _offers(session: PeerSession) -> bool:
         conn = session.conn
         return _open(session) and conn.peer_supports(UT_METADATA) and bool(conn.peer_metadata_size)
 
     def peer_count(self, sessions: Iterable[PeerSession]) -> int:
-        return sum(1 for s in sessions if self._usable(s))
+        return sum(1 for s in sessions if self._offers(s))
 
     def request_more(self, sessions: Iterable[PeerSession]) -> None:
+        """Keep every peer that offers the metadata busy with piece requests."""
         if self.done:
             return
         now = trio.current_time()
         for session in sessions:
-            if not self._usable(session):
+            if not self._offers(session):
                 continue
-            if self.size is None:
-                self.size = session.conn.peer_metadata_size
-            if session.conn.peer_metadata_size != self.size:
-                continue
-            assert self.size is not None
-            mine = sum(1 for s, _ in self._asked.values() if s is session)
-            for piece in range(metadata_piece_count(self.size)):
-                if mine >= METADATA_PER_PEER:
-                    break
-                if piece in self._pieces or piece in self._asked:
-                    continue
-                if (session.addr, piece) in self._refused:
-                    continue
+            if session not in self._sized:
+                self._sized.add(session)
+                assert session.conn.peer_metadata_size is not None
+                self.asm.set_size(session, session.conn.peer_metadata_size)
+            while (piece := self.asm.next_request(session, now)) is not None:
                 session.conn.send_metadata_request(piece)
                 session.wake()
-                self._asked[piece] = (session, now)
-                mine += 1
 
     def piece_received(
         self, session: PeerSession, event: ev.MetadataPieceReceived, torrent: Torrent
     ) -> Metainfo | None:
-        asked = self._asked.get(event.piece)
-        if self.done or asked is None or asked[0] is not session or event.total_size != self.size:
-            return None  # unsolicited or stale: ignore (BEP 9 allows late answers)
-        del self._asked[event.piece]
-        self._pieces[event.piece] = event.data
-        self._sources[event.piece] = session.addr
-        assert self.size is not None
-        if len(self._pieces) < metadata_piece_count(self.size):
-            self.request_more(torrent.sessions.values())
-            return None
-        raw = b"".join(self._pieces[i] for i in range(len(self._pieces)))
-        try:
-            if hashlib.sha1(raw).digest() != bytes(self.info_hash):
-                raise DecodeError("metadata does not hash to the info-hash")
-            info = parse_info(raw)
-        except DecodeError as exc:
-            # We cannot tell which piece was bad: every contributor is suspect.
-            for addr in set(self._sources.values()):
-                torrent.ban(addr, f"bad metadata: {exc}")
-            self._reset()
-            return None
-        self.done = True
-        return Metainfo(info, None, (), (), None, None, None)
+        """Feed one piece; returns the verified metainfo once the last piece is in.
 
-    def _reset(self) -> None:
-        self.size = None
-        self._pieces.clear()
-        self._sources.clear()
-        self._asked.clear()
+        Raises:
+            RemoteProtocolError: a piece of the wrong length (ends that session).
+        """
+        if self.done:
+            return None
+        outcome = self.asm.piece_received(session, event.piece, event.data)
+        if isinstance(outcome, MetadataHashMismatch):
+            # One SHA-1 over the whole dict: every contributor is suspect.
+            for culprit in outcome.blamed:
+                torrent.ban(culprit.addr, "sent metadata that does not match the info-hash")
+        elif isinstance(outcome, MetadataVerified):
+            try:
+                info = parse_info(outcome.raw)
+            except DecodeError as exc:
+                # It hashes to the info-hash, so the torrent itself is malformed.
+                torrent.fail(f"the torrent's info dict is invalid: {exc}")
+                return None
+            return Metainfo(info, None, (), (), None, None, None)
+        self.request_more(torrent.sessions.values())
+        return None
 
     def rejected(self, session: PeerSession, piece: int) -> None:
-        asked = self._asked.get(piece)
-        if asked is not None and asked[0] is session:
-            del self._asked[piece]
-        self._refused.add((session.addr, piece))
+        self.asm.piece_rejected(session, piece)
 
     def check_timeouts(self, now: float, sessions: Iterable[PeerSession]) -> None:
-        for piece, (_, at) in list(self._asked.items()):
-            if now - at > METADATA_REQUEST_TIMEOUT:
-                del self._asked[piece]
+        timer = self.asm.get_timer()
+        if timer is not None and now >= timer:
+            self.asm.handle_timer(now)
         self.request_more(sessions)
 
     def peer_left(self, session: PeerSession) -> None:
-        for piece, (s, _) in list(self._asked.items()):
-            if s is session:
-                del self._asked[piece]
+        self.asm.remove_peer(session)
+        self._sized.discard(session)
 
 
 @final

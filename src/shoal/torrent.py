@@ -45,7 +45,7 @@ import trio
 
 from . import torrent_events as tev
 from ._torrent_data import DataPhase, MetadataFetch
-from .errors import StorageError
+from .errors import MetadataError, StorageError
 from .net.peer_session import PEER_ERRORS, PeerSession
 from .peer import events as ev
 from .peer.connection import ConnectionConfig
@@ -201,8 +201,13 @@ class Torrent:
         return self.metainfo is not None and self.metainfo.info.private
 
     async def wait_metadata(self) -> Metainfo:
-        """Wait until the info dict is known (at once for .torrent sources)."""
-        await self._metadata_ready.wait()
+        """Wait until the info dict is known (at once for .torrent sources).
+
+        Raises:
+            MetadataError: the torrent stopped first (removed, or an error).
+        """
+        if not await self._wait_unless_stopped(self._metadata_ready):
+            raise MetadataError(self._error or "torrent stopped before its metadata arrived")
         assert self.metainfo is not None
         return self.metainfo
 
@@ -210,20 +215,22 @@ class Torrent:
         """Wait until every selected piece is verified and flushed.
 
         Raises:
-            StorageError: the torrent stopped on a disk error first.
+            StorageError: the torrent stopped first (removed, or a disk error).
         """
-        with trio.CancelScope() as scope:
-            async with trio.open_nursery() as nursery:
-
-                async def stop_on_error() -> None:
-                    await self._stopped.wait()
-                    scope.cancel()
-
-                nursery.start_soon(stop_on_error)
-                await self._complete.wait()
-                nursery.cancel_scope.cancel()
-        if not self._complete.is_set():
+        if not await self._wait_unless_stopped(self._complete):
             raise StorageError(self._error or "torrent stopped before completing")
+
+    async def _wait_unless_stopped(self, event: trio.Event) -> bool:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_stopped() -> None:
+                await self._stopped.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(stop_on_stopped)
+            await event.wait()
+            nursery.cancel_scope.cancel()
+        return event.is_set()
 
     def events(self) -> AsyncIterator[tev.TorrentEvent]:
         """A new bounded subscription; iteration ends when the torrent stops."""
@@ -328,8 +335,8 @@ class Torrent:
                 if not self.private:
                     nursery.start_soon(self._pex_loop)
                 nursery.start_soon(self._choke_loop)
-        except StorageError as exc:
-            self._fail(f"storage error: {exc}")
+        except* StorageError as group:
+            self.fail(f"storage error: {group.exceptions[0]}")
         finally:
             self._state = TorrentState.ERROR if self._error else TorrentState.STOPPED
             self._stopped.set()
@@ -345,10 +352,13 @@ class Torrent:
         self._discovering = True
         self._nursery.start_soon(self._discovery_loop)
 
-    def _fail(self, message: str) -> None:
+    def fail(self, message: str) -> None:
+        """Stop the torrent on an error it cannot recover from."""
         self._error = message
         self._subs.publish(tev.TorrentError(message))
         log.error("torrent %s: %s", self.info_hash.hex(), message)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
         """Best-effort: save resume data (callers bound this with move_on_after)."""

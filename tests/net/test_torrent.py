@@ -184,3 +184,25 @@ async def test_shutdown_is_bounded_and_saves_state(tmp_path: Path) -> None:
     names = sorted(p.name for p in await trio.Path(state).iterdir())
     assert "dht.json" in names
     assert "resume" in names
+
+
+async def test_disk_error_stops_the_torrent_not_the_client(tmp_path: Path) -> None:
+    metainfo = payload(tmp_path / "seed")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_bytes(b"")  # the download directory cannot be created under a file
+    async with (
+        shoal.open_client(config()) as seeder,
+        shoal.open_client(config()) as leecher,
+    ):
+        await (await seeder.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
+        t = await leecher.add(metainfo, save_to=blocker / "sub")
+        events = t.events()
+        t.add_peers([seeder.listen_address])
+        with trio.fail_after(5), pytest.raises(shoal.StorageError):
+            await t.wait_complete()
+        assert t.statistics().state is TorrentState.ERROR
+        assert any([isinstance(e, tev.TorrentError) async for e in events])
+        # The client and the other torrent carry on.
+        again = await leecher.add(metainfo, save_to=tmp_path / "ok", peers=[seeder.listen_address])
+        with trio.fail_after(5):
+            await again.wait_complete()
