@@ -112,6 +112,28 @@ def test_driver_saves_slow_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert all(p.name.startswith("slow-") for p in written)
 
 
+_STALLS = {"left": 1}
+
+
+@given(st.text(max_size=8))
+def _stalls_once_target(text: str) -> None:
+    if _STALLS["left"] > 0:  # one scheduler stall, not a property of any input
+        _STALLS["left"] -= 1
+        time.sleep(0.05)
+
+
+def test_driver_does_not_save_a_one_off_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(fuzz.TARGETS, "stall", f"{__name__}:_stalls_once_target")
+    monkeypatch.setitem(_STALLS, "left", 1)
+    target = fuzz.load_target("stall")
+    runs, written = fuzz.fuzz(target, seconds=0.3, seed=0, slow_ms=20, corpus=tmp_path)
+    assert _STALLS["left"] == 0
+    assert runs > 1
+    assert written == []
+
+
 def test_driver_on_a_sound_target_writes_nothing(tmp_path: Path) -> None:
     target = fuzz.load_target("bencode")
     runs, written = fuzz.fuzz(target, seconds=0.5, seed=1, slow_ms=10_000, corpus=tmp_path)
