@@ -52,14 +52,15 @@ class NodeInfo:
     addr: Addr
 
 
-@functools.lru_cache(maxsize=4096)
+# 16,384 addresses (about 2 MB): get_peers replies repeat the same stored peers.
+@functools.lru_cache(maxsize=16_384)
 def ip_packed(ip: str) -> bytes:
     """The 4- or 16-byte network form of a textual IP address.
 
     Runs several times per answered query (token, ``ip`` field, nodes), and the
     ``ipaddress`` parser was most of the cost of an answer: dotted-quad text, the only
-    form sockets hand us for IPv4, is split by hand. The cache helps for the routing
-    table's few addresses; requesters are too many and too varied to stay in it.
+    form sockets hand us for IPv4, is split by hand. The cache serves the routing
+    table's addresses and the stored peers that get_peers replies list again and again.
 
     Raises:
         ValueError: `ip` is not an IPv4 or IPv6 address (a local bug, not remote input).

@@ -43,6 +43,7 @@ from .compact import (
     encode_nodes,
     encode_nodes6,
     encode_peer,
+    ip_packed,
 )
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "Response",
     "decode_message",
     "encode_message",
+    "encode_response_capped",
 ]
 
 #: Largest datagram we parse. Real KRPC traffic is < 1,500 bytes; 2,048 leaves room
@@ -398,34 +400,67 @@ def _bstr(value: bytes) -> bytes:
     return b"%d:%s" % (len(value), value)
 
 
-def _encode_response(msg: Response) -> bytes:
-    """`encode_message` for responses, written out: the serving hot path.
+def _response_halves(msg: Response) -> tuple[bytes, bytes]:
+    """The canonical encoding of `msg` without ``values``, split where they would go.
 
-    Every answered query ends here, and the generic walk (dict, sort, dispatch per
-    value) cost more than the rest of the answer. Keys appear in sorted order (``ip``,
-    ``r``, ``t``, ``v``, ``y``; in ``r``: ``id``, ``nodes``, ``nodes6``, ``token``,
-    ``values``), so the bytes are exactly the canonical encoding; a test checks this
-    against the generic encoder.
+    Written out rather than built as a dict: every answered query ends here, and the
+    generic walk (dict, sort, dispatch per value) cost more than the rest of the answer.
+    Keys appear in sorted order (``ip``, ``r``, ``t``, ``v``, ``y``; in ``r``: ``id``,
+    ``nodes``, ``nodes6``, ``token``, ``values``), so the bytes are exactly the
+    canonical encoding; a test checks this against the generic encoder.
     """
-    parts = [b"d"]
+    head = [b"d"]
     if msg.ip is not None:
-        parts += (b"2:ip", _bstr(encode_peer(msg.ip)))
-    parts += (b"1:rd2:id", _bstr(msg.node_id))
+        head += (b"2:ip", _bstr(encode_peer(msg.ip)))
+    head += (b"1:rd2:id", _bstr(msg.node_id))
     if msg.nodes:
-        parts += (b"5:nodes", _bstr(encode_nodes(msg.nodes)))
+        head += (b"5:nodes", _bstr(encode_nodes(msg.nodes)))
     if msg.nodes6:
-        parts += (b"6:nodes6", _bstr(encode_nodes6(msg.nodes6)))
+        head += (b"6:nodes6", _bstr(encode_nodes6(msg.nodes6)))
     if msg.token is not None:
-        parts += (b"5:token", _bstr(msg.token))
-    if msg.values:
-        parts.append(b"6:valuesl")
-        parts += [_bstr(encode_peer(a)) for a in msg.values]
-        parts.append(b"e")
-    parts += (b"e1:t", _bstr(msg.t))
+        head += (b"5:token", _bstr(msg.token))
+    tail = b"e1:t" + _bstr(msg.t)
     if msg.version is not None:
-        parts += (b"1:v", _bstr(msg.version))
-    parts.append(b"1:y1:re")
-    return b"".join(parts)
+        tail += b"1:v" + _bstr(msg.version)
+    return b"".join(head), tail + b"1:y1:re"
+
+
+def _encode_value(addr: Addr) -> bytes:
+    """One bencoded ``values`` item; up to 50 per get_peers reply, so IPv4 is inlined."""
+    ip, port = addr
+    packed = ip_packed(ip)
+    if len(packed) == 4 and 0 <= port <= 0xFFFF:
+        return b"6:" + packed + port.to_bytes(2, "big")
+    return _bstr(encode_peer(addr))
+
+
+def _encode_response(msg: Response) -> bytes:
+    head, tail = _response_halves(msg)
+    if not msg.values:
+        return head + tail
+    return b"".join((head, b"6:valuesl", *map(_encode_value, msg.values), b"e", tail))
+
+
+def encode_response_capped(msg: Response, max_size: int) -> bytes:
+    """`encode_message(msg)` keeping only the leading ``values`` that fit in `max_size`.
+
+    For anti-amplification caps on get_peers replies, without encoding the reply twice
+    to learn its size. Without room for any value the ``values`` key is left out; the
+    rest of the reply is sent even if it alone exceeds `max_size`.
+    """
+    head, tail = _response_halves(msg)
+    # 10 = len(b"6:values") + the list's "l" and "e".
+    room = max_size - len(head) - len(tail) - 10
+    encoded: list[bytes] = []
+    for addr in msg.values:
+        value = _encode_value(addr)
+        room -= len(value)
+        if room < 0:
+            break
+        encoded.append(value)
+    if not encoded:
+        return head + tail
+    return b"".join((head, b"6:valuesl", *encoded, b"e", tail))
 
 
 def encode_message(msg: Message) -> bytes:

@@ -66,6 +66,7 @@ from .krpc import (
     Response,
     decode_message,
     encode_message,
+    encode_response_capped,
 )
 from .lookup import Lookup, LookupConfig, LookupDone, LookupKind, QueryNode, Wait
 from .peer_store import MAX_VALUES, PeerStore, PeerStoreConfig
@@ -388,14 +389,10 @@ class DHTNode:
             if (":" in p[0]) == family_v6
         ]
         if peers:
-            # Anti-amplification: each IPv4 value costs 8 bytes ("6:" + 6), IPv6 21, plus
-            # 10 for the list and its key; keep the reply within `amplification` x the
-            # query size.
-            budget = self.config.amplification * size - len(encode_message(resp)) - 10
-            peers = peers[: max(0, budget // (21 if family_v6 else 8))]
-            if peers:
-                resp = replace(resp, values=tuple(peers))
-        self._reply(resp, addr)
+            resp = replace(resp, values=tuple(peers))
+        # Anti-amplification: values are cut so that the reply stays within
+        # `amplification` times the size of the query.
+        self._out.append((encode_response_capped(resp, self.config.amplification * size), addr))
 
     def _answer_announce(self, msg: AnnouncePeerQuery, addr: Addr, now: float) -> None:
         if not self.tokens.validate(msg.token, addr[0], msg.info_hash, now):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from shoal.dht.compact import NodeInfo, encode_nodes, ip_packed
@@ -20,6 +21,7 @@ from shoal.dht.krpc import (
     _encode_generic,
     decode_message,
     encode_message,
+    encode_response_capped,
 )
 
 from .strategies import queries, responses
@@ -118,3 +120,19 @@ def test_fast_query_decoder_on_mutated_queries(data: bytes) -> None:
 @given(st.binary(max_size=200))
 def test_fast_query_decoder_on_arbitrary_bytes(data: bytes) -> None:
     _check_fast_decode(data)
+
+
+@given(responses(), st.integers(0, 3000))
+def test_capped_response_keeps_the_values_that_fit(msg: Message, max_size: int) -> None:
+    assume(isinstance(msg, Response))
+    assert isinstance(msg, Response)
+    out = encode_response_capped(msg, max_size)
+    bare = encode_message(replace(msg, values=()))
+    kept = [n for n in range(len(msg.values) + 1) if n == 0 or _size_with(msg, n) <= max_size]
+    expected = max(kept)
+    assert out == encode_message(replace(msg, values=msg.values[:expected]))
+    assert len(out) <= max(max_size, len(bare))
+
+
+def _size_with(msg: Response, n: int) -> int:
+    return len(encode_message(replace(msg, values=msg.values[:n])))
