@@ -309,12 +309,12 @@ class DataPhase:
     def _quick_unchoke(self, session: PeerSession) -> None:
         """Unchoke a newly interested peer at once if a slot is free (no 10 s wait)."""
         unchoked = sum(1 for s in self.torrent.sessions.values() if not s.conn.am_choking)
-        if session.conn.am_choking and unchoked < self.choker.max_unchoked:
+        if _open(session) and session.conn.am_choking and unchoked < self.choker.max_unchoked:
             session.conn.set_choking(False)
 
     async def _serve(self, session: PeerSession, index: int, begin: int, length: int) -> None:
         if not self.storage.has_piece(index):
-            if session.conn.fast:
+            if session.conn.fast and _open(session):
                 session.conn.send_reject(index, begin, length)
             return
         piece = self._read_cache.get(index)

@@ -48,7 +48,7 @@ from ._torrent_data import DataPhase, MetadataFetch
 from .errors import MetadataError, StorageError
 from .net.peer_session import PEER_ERRORS, PeerSession
 from .peer import events as ev
-from .peer.connection import ConnectionConfig
+from .peer.connection import ConnectionConfig, ConnectionState
 from .peer.extension import UT_PEX, PexPeer
 from .swarm.peer_pool import PeerPool, PeerSource
 
@@ -505,6 +505,8 @@ class Torrent:
             if self.data is not None:
                 self.data.peer_left(session)
             self.pool.closed(link.addr, trio.current_time())
+            if session.listen_addr is not None and session.listen_addr != link.addr:
+                self.pool.closed(session.listen_addr, trio.current_time())
             self._pool_changed.set()
         self._subs.publish(tev.PeerDisconnected(dropped.addr, dropped.reason))
 
@@ -514,7 +516,9 @@ class Torrent:
         if isinstance(event, ev.ExtendedHandshakeReceived):
             hs = event.handshake
             if hs.p and session.link.incoming:
-                self.pool.add((session.addr[0], hs.p), PeerSource.INCOMING)
+                # BEP 10 ``p``: where the peer listens, for PEX and later redials.
+                session.listen_addr = (session.addr[0], hs.p)
+                self.pool.mark_busy(session.listen_addr, PeerSource.INCOMING)  # no redial
             if self.metainfo is None:
                 self.fetch.request_more(self.sessions.values())
         elif isinstance(event, ev.MetadataPieceReceived):
@@ -533,10 +537,12 @@ class Torrent:
                 self._pool_changed.set()
         elif self.data is not None:
             await self.data.on_peer_event(session, event)
-        if conn.state.value == "open":
+        if conn.state is ConnectionState.OPEN:
             session.wake()
 
     def _serve_metadata(self, session: PeerSession, piece: int) -> None:
+        if session.conn.state is not ConnectionState.OPEN:
+            return
         info = self.metainfo.info if self.metainfo is not None else None
         if info is None or not 0 <= piece * 16384 < len(info.raw):
             session.conn.send_metadata_reject(piece)
@@ -567,20 +573,26 @@ class Torrent:
             await trio.sleep(10.0)
 
     async def _pex_loop(self) -> None:
-        sent: dict[Addr, set[Addr]] = {}
+        """BEP 11: tell each peer which peers we are connected to, as deltas."""
+        sent: dict[PeerSession, set[Addr]] = {}
         while True:
             await trio.sleep(PEX_INTERVAL)
-            live = {a for a, s in self.sessions.items() if not s.link.incoming}
-            for addr, session in list(self.sessions.items()):
-                if not session.conn.peer_supports(UT_PEX):
+            live = {s.listen_addr for s in self.sessions.values() if s.listen_addr is not None}
+            for session in list(self.sessions.values()):
+                conn = session.conn
+                if conn.state is not ConnectionState.OPEN or not conn.peer_supports(UT_PEX):
                     continue
-                before = sent.get(addr, set())
-                added = [PexPeer(a) for a in live - before - {addr}][:50]
-                dropped = list(before - live)[:50]
+                before = sent.get(session, set())
+                now_live = live - {session.listen_addr}
+                # BEP 11 caps a message at 50 added and 50 dropped contacts.
+                added = [PexPeer(a) for a in sorted(now_live - before)][:50]
+                dropped = sorted(before - now_live)[:50]
                 if added or dropped:
                     session.conn.send_pex(added, dropped)
                     session.wake()
-                sent[addr] = live - {addr}
+                sent[session] = (before | {p.addr for p in added}) - set(dropped)
+            for gone in set(sent) - set(self.sessions.values()):
+                del sent[gone]
 
     async def _stats_loop(self) -> None:
         while True:

@@ -206,3 +206,27 @@ async def test_disk_error_stops_the_torrent_not_the_client(tmp_path: Path) -> No
         again = await leecher.add(metainfo, save_to=tmp_path / "ok", peers=[seeder.listen_address])
         with trio.fail_after(5):
             await again.wait_complete()
+
+
+async def test_pex_introduces_peers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shoal.torrent, "PEX_INTERVAL", 0.2)
+    metainfo = payload(tmp_path / "seed")
+    async with (
+        shoal.open_client(config()) as a,
+        shoal.open_client(config()) as b,
+        shoal.open_client(config()) as c,
+    ):
+        await (await a.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
+        tb = await b.add(metainfo, save_to=tmp_path / "b", peers=[a.listen_address])
+        with trio.fail_after(5):
+            await tb.wait_complete()
+        tc = await c.add(metainfo, save_to=tmp_path / "c", peers=[a.listen_address])
+        events = tc.events()
+        with trio.fail_after(5):
+            async for event in events:
+                # C was only told about A. A's PEX names B to C (by the listen port B
+                # announced in its BEP 10 handshake) and C to B: whichever dials
+                # first, C ends up connected to someone other than A.
+                if isinstance(event, tev.PeerConnected) and event.addr != a.listen_address:
+                    assert event.addr == b.listen_address or event.incoming
+                    break

@@ -125,6 +125,9 @@ class PeerSession:
         self.downloaded = 0
         self.uploaded = 0
         self.client = ""
+        #: Where the peer accepts connections: its address if we dialled it, else the
+        #: BEP 10 ``p`` port once known (the torrent sets it). Used for PEX.
+        self.listen_addr: Addr | None = None if link.incoming else link.addr
 
     def wake(self) -> None:
         """Something was queued on `conn` (or its timer moved): flush soon."""
