@@ -50,6 +50,7 @@ from .net.peer_session import PEER_ERRORS, PeerSession
 from .peer import events as ev
 from .peer.connection import ConnectionConfig, ConnectionState
 from .peer.extension import UT_PEX, PexPeer
+from .peer.handshake import ReservedBits
 from .swarm.peer_pool import PeerPool, PeerSource
 
 if TYPE_CHECKING:
@@ -530,6 +531,13 @@ class Torrent:
             self.fetch.request_more(self.sessions.values())
         elif isinstance(event, ev.MetadataRequested):
             self._serve_metadata(session, event.piece)
+        elif isinstance(event, ev.HandshakeReceived):
+            # BEP 5: tell DHT-capable peers our node's UDP port (not for BEP 27).
+            if self._dht is not None and not self.private and event.reserved & ReservedBits.DHT:
+                conn.send_port(self._dht.address[1])
+        elif isinstance(event, ev.PortReceived):
+            if self._dht is not None and not self.private and event.port:
+                self._dht.add_nodes([(session.addr[0], event.port)])
         elif isinstance(event, ev.PexReceived):
             if not self.private:
                 for peer in event.added[:50]:

@@ -230,3 +230,40 @@ async def test_pex_introduces_peers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                 if isinstance(event, tev.PeerConnected) and event.addr != a.listen_address:
                     assert event.addr == b.listen_address or event.incoming
                     break
+
+
+async def test_private_torrent_uses_neither_dht_nor_pex(tmp_path: Path) -> None:
+    data = tmp_path / "seed" / "payload"
+    data.mkdir(parents=True)
+    (data / "x.bin").write_bytes(random.Random(9).randbytes(50_000))
+    metainfo = parse_metainfo(create_torrent(data, piece_length=16384, private=True))
+    assert metainfo.info.private
+    async with (
+        shoal.open_client(config(dht=True)) as seeder,
+        shoal.open_client(config(dht=True)) as leecher,
+    ):
+        await (await seeder.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
+        t = await leecher.add(metainfo, save_to=tmp_path / "leech", peers=[seeder.listen_address])
+        with trio.fail_after(5):
+            await t.wait_complete()
+        session = next(iter(t.sessions.values()))
+        assert not session.conn.peer_supports("ut_pex")  # BEP 27: PEX not offered
+        assert not t._discovering  # no DHT lookups or announces
+        assert leecher.dht is not None
+        assert leecher.dht.statistics().node.routing.nodes == 0  # no BEP 5 port exchange
+
+
+async def test_port_message_feeds_the_dht(tmp_path: Path) -> None:
+    metainfo = payload(tmp_path / "seed")
+    async with (
+        shoal.open_client(config(dht=True)) as seeder,
+        shoal.open_client(config(dht=True)) as leecher,
+    ):
+        await (await seeder.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
+        t = await leecher.add(metainfo, save_to=tmp_path / "leech", peers=[seeder.listen_address])
+        assert leecher.dht is not None
+        with trio.fail_after(5):
+            await t.wait_complete()
+            # BEP 5 "port" message: neither DHT had any node; now they know each other.
+            while leecher.dht.statistics().node.routing.nodes == 0:  # noqa: ASYNC110
+                await trio.sleep(0.05)
