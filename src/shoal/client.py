@@ -145,7 +145,7 @@ class Client:
             seed=seed,
         )
         self._torrents[info_hash] = torrent
-        self._listener.register(info_hash, torrent.accept)
+        self._listener.register(info_hash, torrent.accept, torrent.would_accept)
         await self._nursery.start(self._run_torrent, torrent)
         if metainfo is None:
             torrent.start_discovery_early()

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from .ids import InfoHash, PeerId
     from .metainfo import Metainfo
     from .net.dialer import Dialer, PeerLink
+    from .peer.handshake import Handshake
 
 __all__ = ["Torrent", "TorrentState", "TorrentStats"]
 
@@ -407,17 +408,21 @@ class Torrent:
 
     # ---- peers -------------------------------------------------------------------
 
-    def accept(self, link: PeerLink) -> bool:
-        """An inbound link from the listener; False makes the listener close it."""
-        if (
+    def would_accept(self, remote: Handshake, addr: Addr) -> bool:
+        """Would `accept` take this inbound peer now? (Asked before we answer it.)"""
+        return not (
             self._nursery is None
             or self._paused
-            or (self.metainfo is not None and self.data is None)
+            or (self.metainfo is not None and self.data is None)  # still checking
             or len(self.sessions) + self._dialing >= self.config.max_peers_per_torrent
-            or bytes(link.remote.peer_id) in self._peer_ids
-            or self.pool.is_banned(link.addr)
-            or link.addr in self.sessions
-        ):
+            or bytes(remote.peer_id) in self._peer_ids
+            or self.pool.is_banned(addr)
+            or addr in self.sessions
+        )
+
+    def accept(self, link: PeerLink) -> bool:
+        """An inbound link from the listener; False makes the listener close it."""
+        if self._nursery is None or not self.would_accept(link.remote, link.addr):
             return False
         self._nursery.start_soon(self._run_session, link)
         return True

@@ -12,6 +12,7 @@ from shoal.errors import HandshakeError
 from shoal.ids import InfoHash, PeerId
 from shoal.net.dialer import Dialer, PeerLink
 from shoal.net.listener import Listener
+from shoal.peer.handshake import Handshake, encode_handshake
 
 IH = InfoHash(bytes(range(20)))
 OTHER = InfoHash(bytes(20))
@@ -146,4 +147,27 @@ async def test_silent_peer_hits_the_listener_deadline(
             assert await stream.receive_some(10) == b""  # closed by the listener's deadline
         assert listener.refused == 1
         await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_not_ready_torrent_refuses_before_answering() -> None:
+    got: list[PeerLink] = []
+    asked: list[tuple[str, int]] = []
+    listener = Listener(SERVER_ID, host="127.0.0.1", port=0, encryption=EncryptionMode.DISABLE)
+
+    def ready(remote: Handshake, addr: tuple[str, int]) -> bool:
+        assert remote.peer_id == CLIENT_ID
+        asked.append(addr)
+        return False
+
+    listener.register(IH, got.append, ready)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(listener.serve)
+        stream = await trio.open_tcp_stream(*address)
+        await stream.send_all(encode_handshake(Handshake(IH, CLIENT_ID)))
+        with trio.fail_after(5):
+            assert await stream.receive_some(100) == b""  # closed without our handshake
+        await stream.aclose()
+        assert len(asked) == 1
+        assert got == []
         nursery.cancel_scope.cancel()

@@ -37,12 +37,15 @@ from .sniff import sniff_inbound
 if TYPE_CHECKING:
     from ..ids import PeerId
 
-__all__ = ["AcceptCallback", "Listener"]
+__all__ = ["AcceptCallback", "Listener", "ReadyCallback"]
 
 log = logging.getLogger(__name__)
 
 #: Takes a handshaken inbound link; returns False to have the listener close it.
 AcceptCallback = Callable[[PeerLink], bool]
+#: Asked before we answer the peer's handshake: would the torrent take this peer now?
+#: (A refusal then costs the peer no half-finished handshake.)
+ReadyCallback = Callable[[Handshake, tuple[str, int]], bool]
 
 _BACKLOG: Final = 64
 #: What a misbehaving or slow remote can cause; anything else is our bug and propagates.
@@ -68,16 +71,22 @@ class Listener:
         self._port = port
         self._rng = rng or random.SystemRandom()
         self._torrents: dict[InfoHash, AcceptCallback] = {}
+        self._ready: dict[InfoHash, ReadyCallback] = {}
         self.address: tuple[str, int] | None = None
         self._socket: trio.SocketListener | None = None
         self.accepted = 0
         self.refused = 0
 
-    def register(self, info_hash: InfoHash, accept: AcceptCallback) -> None:
+    def register(
+        self, info_hash: InfoHash, accept: AcceptCallback, ready: ReadyCallback | None = None
+    ) -> None:
         self._torrents[InfoHash(info_hash)] = accept
+        if ready is not None:
+            self._ready[InfoHash(info_hash)] = ready
 
     def unregister(self, info_hash: InfoHash) -> None:
         self._torrents.pop(InfoHash(info_hash), None)
+        self._ready.pop(InfoHash(info_hash), None)
 
     async def bind(self) -> tuple[str, int]:
         """Bind the socket now (before `serve`), e.g. to learn a port chosen by the OS."""
@@ -142,6 +151,9 @@ class Listener:
             raise RemoteProtocolError(f"no such torrent {remote.info_hash.hex()}")
         if remote.peer_id == self.peer_id:
             raise RemoteProtocolError("connected to ourselves")
+        ready = self._ready.get(remote.info_hash)
+        if ready is not None and not ready(remote, addr):
+            raise RemoteProtocolError("torrent not accepting this peer now")
         await inbound.stream.send_all(
             encode_handshake(Handshake(remote.info_hash, self.peer_id, OUR_RESERVED))
         )
