@@ -69,8 +69,8 @@ def add_parser(subparsers: Subparsers) -> None:
         "demo",
         summary="download from a local swarm on 127.0.0.x (works offline)",
         description=(
-            "Start a private swarm on loopback: DHT nodes on 127.0.0.2 and up and SEEDERS "
-            "clients serving SIZE bytes of generated data. Then download its magnet link "
+            "Start a private swarm on loopback: DHT nodes on 127.0.0.2 and up and N seeding "
+            "clients (--peers) serving SIZE bytes of generated data. Then download its magnet link "
             "with 'shoal get' (found through that DHT only), compare every byte, and "
             "clean up. Nothing leaves this machine."
         ),
