@@ -4,6 +4,7 @@ pause/resume, removal, sources and event subscriptions."""
 from __future__ import annotations
 
 import random
+import struct
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,6 +21,7 @@ from shoal.metainfo import Metainfo, parse_metainfo
 from shoal.net.listener import Listener
 from shoal.net.peer_session import PeerSession
 from shoal.peer import events as ev
+from shoal.peer.handshake import Handshake, encode_handshake
 from shoal.torrent import TorrentState
 
 if TYPE_CHECKING:
@@ -267,3 +269,49 @@ async def test_port_message_feeds_the_dht(tmp_path: Path) -> None:
             # BEP 5 "port" message: neither DHT had any node; now they know each other.
             while leecher.dht.statistics().node.routing.nodes == 0:  # noqa: ASYNC110
                 await trio.sleep(0.05)
+
+
+def _random_frames(rnd: random.Random, num_pieces: int) -> bytes:
+    """Well-framed messages with random ids and payloads (plus the odd valid one)."""
+    out = bytearray()
+    for _ in range(rnd.randrange(1, 12)):
+        msg_id = rnd.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 20, 99])
+        if msg_id == 6 and rnd.random() < 0.5:  # a plausible request
+            body = struct.pack(">III", rnd.randrange(num_pieces + 2), 0, 16384)
+        elif msg_id == 20 and rnd.random() < 0.5:  # a plausible extended message
+            body = bytes([rnd.randrange(4)]) + b"d8:msg_typei0e5:piecei0ee"
+        else:
+            body = rnd.randbytes(rnd.choice([0, 1, 4, 8, 12, 13, 40]))
+        out += struct.pack(">IB", len(body) + 1, msg_id) + body
+    if rnd.random() < 0.3:
+        out += rnd.randbytes(rnd.randrange(1, 30))  # trailing garbage
+    return bytes(out)
+
+
+async def test_hostile_peers_cannot_crash_a_seeder(tmp_path: Path) -> None:
+    """Fuzz smoke test through real sockets: random frames from 40 peers, then a real
+    download still works and the seeder torrent never left SEEDING."""
+    metainfo = payload(tmp_path / "seed")
+    rnd = random.Random(2024)
+    disable = EncryptionMode.DISABLE
+    async with shoal.open_client(config(encryption=disable)) as seeder:
+        seeding = await seeder.add(metainfo, save_to=tmp_path / "seed")
+        await seeding.wait_complete()
+        for i in range(40):
+            stream = await trio.open_tcp_stream(*seeder.listen_address)
+            peer_id = PeerId(b"-XX0001-" + b"%012d" % i)
+            await stream.send_all(encode_handshake(Handshake(metainfo.info_hash, peer_id)))
+            try:
+                await stream.send_all(_random_frames(rnd, metainfo.info.num_pieces))
+                with trio.move_on_after(0.05):
+                    while await stream.receive_some(65536):
+                        pass
+            except trio.BrokenResourceError:
+                pass  # the seeder hung up on us: fine
+            await stream.aclose()
+        assert seeding.statistics().state is TorrentState.SEEDING
+        async with shoal.open_client(config(encryption=disable)) as leecher:
+            t = await leecher.add(metainfo, save_to=tmp_path / "leech")
+            t.add_peers([seeder.listen_address])
+            with trio.fail_after(5):
+                await t.wait_complete()
