@@ -180,14 +180,14 @@ class Torrent:
         self._pool_changed = trio.Event()
         self._subs = _Subscriptions()
         self._nursery: trio.Nursery | None = None
-        self._peers_scope: trio.CancelScope | None = None
         self._error: str | None = None
         self.fetch = MetadataFetch(info_hash)
         self.data: DataPhase | None = None
         self._select = select
         self._sequential = sequential
         self._samples: deque[tuple[float, int, int]] = deque()
-        self._paused = False
+        self._paused = False  # no dialling, no accepting
+        self._user_paused = False  # ...because of pause() (reported as PAUSED)
         self._gone_down = 0  # payload counters of sessions that have ended
         self._discovering = False
         self._gone_up = 0
@@ -251,15 +251,15 @@ class Torrent:
 
     async def pause(self) -> None:
         """Disconnect every peer and stop dialling until `resume`."""
+        self._user_paused = True
         self._paused = True
-        if self._peers_scope is not None:
-            self._peers_scope.cancel()
         for session in list(self.sessions.values()):
             session.close("paused")
         await trio.lowlevel.checkpoint()
 
     async def resume(self) -> None:
-        self._paused = False
+        """Undo `pause`: dial and accept peers again."""
+        self._paused = self._user_paused = False
         self._pool_changed.set()
         await trio.lowlevel.checkpoint()
 
@@ -285,7 +285,7 @@ class Torrent:
         if self._dht is not None:
             dht_nodes = self._dht.statistics().node.routing.nodes
         return TorrentStats(
-            state=self._state,
+            state=self.state,
             name=self.name,
             total_size=data.info.total_length if data else 0,
             selected_size=data.selected_size if data else 0,
@@ -305,6 +305,19 @@ class Torrent:
             eta=eta,
             ratio=uploaded / downloaded if downloaded else 0.0,
         )
+
+    @property
+    def state(self) -> TorrentState:
+        """What the torrent is doing now."""
+        if self._stopped.is_set():
+            return self._state  # STOPPED or ERROR
+        if self._user_paused:
+            return TorrentState.PAUSED
+        if self._state is TorrentState.FETCHING_METADATA and not self.fetch.peer_count(
+            self.sessions.values()
+        ):
+            return TorrentState.FINDING_PEERS  # nobody to ask for the metadata yet
+        return self._state
 
     def _rates(self, now: float) -> tuple[float, float]:
         if len(self._samples) < 2:

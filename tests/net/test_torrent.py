@@ -94,7 +94,8 @@ async def test_bad_metadata_bans_the_peer_and_nothing_is_written(tmp_path: Path)
                         assert event.addr == bad
                         break
             assert not (tmp_path / "leech").exists()  # nothing before verified metadata
-            assert t.statistics().state is TorrentState.FETCHING_METADATA
+            # The only metadata source is banned: back to looking for peers.
+            assert t.statistics().state is TorrentState.FINDING_PEERS
             t.add_peers([seeder.listen_address])
             with trio.fail_after(5):
                 got = await t.wait_metadata()
@@ -138,6 +139,7 @@ async def test_sources_duplicates_pause_resume_and_remove(tmp_path: Path) -> Non
         t.add_peers([seeder.listen_address])
         await trio.sleep(0.3)
         assert t.statistics().peers == 0  # paused: nothing dialled
+        assert t.statistics().state is TorrentState.PAUSED
         await t.resume()
         with trio.fail_after(5):
             await t.wait_complete()
