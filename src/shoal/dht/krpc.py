@@ -27,6 +27,7 @@ that BEP 44-sized messages from other clients still parse, and refuse more.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final, TypeAlias, final
@@ -425,8 +426,13 @@ def _response_halves(msg: Response) -> tuple[bytes, bytes]:
     return b"".join(head), tail + b"1:y1:re"
 
 
+@functools.lru_cache(maxsize=32_768)
 def _encode_value(addr: Addr) -> bytes:
-    """One bencoded ``values`` item; up to 50 per get_peers reply, so IPv4 is inlined."""
+    """One bencoded ``values`` item.
+
+    Up to 50 per get_peers reply, listing the same stored peers reply after reply, so
+    the result is cached (32k entries, about 4 MB; the peer store holds at most 100k).
+    """
     ip, port = addr
     packed = ip_packed(ip)
     if len(packed) == 4 and 0 <= port <= 0xFFFF:
@@ -451,13 +457,15 @@ def encode_response_capped(msg: Response, max_size: int) -> bytes:
     head, tail = _response_halves(msg)
     # 10 = len(b"6:values") + the list's "l" and "e".
     room = max_size - len(head) - len(tail) - 10
-    encoded: list[bytes] = []
-    for addr in msg.values:
-        value = _encode_value(addr)
-        room -= len(value)
-        if room < 0:
-            break
-        encoded.append(value)
+    encoded = list(map(_encode_value, msg.values))
+    if sum(map(len, encoded)) > room:  # rare: only small queries with big swarms
+        kept = 0
+        for value in encoded:
+            room -= len(value)
+            if room < 0:
+                break
+            kept += 1
+        del encoded[kept:]
     if not encoded:
         return head + tail
     return b"".join((head, b"6:valuesl", *encoded, b"e", tail))
