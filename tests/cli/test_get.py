@@ -373,21 +373,26 @@ def test_quiet_renderer_prints_nothing(capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr() == ("", "")
 
 
-def test_live_renderer_redraws_in_place_and_ends_with_the_summary() -> None:
+def test_live_renderer_redraws_in_place_and_keeps_the_summary() -> None:
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
     renderer = LiveRenderer(console, interval=0.1)
     renderer.progress(Stats(state=State.FETCHING_METADATA, name=None, total_size=None,
                             selected_size=None, metadata_peers=2))  # fmt: skip
+    renderer.record({"event": "metadata", "name": "movie.mkv", "size": 4 * 1024**2, "pieces": 64})
     renderer.progress(Stats())
     renderer.finish(Stats(), 2.0)
+    renderer.progress(Stats(state=State.SEEDING))  # `get` seeds on after the summary
+    renderer.close()
     renderer.close()  # idempotent
     text = buffer.getvalue()
     assert "\x1b[" in text  # cursor movement: redrawn, not appended
     assert "fetching metadata from 2 peers…" in text
+    assert "metadata: movie.mkv, 4 MiB in 64 pieces" in text
     assert "movie.mkv (4 MiB)" in text
     assert "━" in text
-    assert text.rstrip().endswith(summary_line(Stats(), 2.0))
+    assert summary_line(Stats(), 2.0) in text
+    assert "seeding" in text.split(summary_line(Stats(), 2.0), 1)[1]
 
 
 # ---------------------------------------------------------------- docs

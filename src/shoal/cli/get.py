@@ -371,10 +371,9 @@ async def run_interruptible(body: Any, *args: Any) -> bool:
 async def _main(
     args: argparse.Namespace, source: Magnet | Metainfo, out: Path, renderer: Renderer
 ) -> int:
-    from ..client import open_client
-
     config = client_config(args, state_dir=args.state_dir)
-    if await run_interruptible(_session, args, source, out, renderer, open_client, config):
+    if await run_interruptible(_session, args, source, out, renderer, config):
+        renderer.close()  # take the live view down before writing to the terminal
         print("shoal: interrupted; resume data saved", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
@@ -385,11 +384,11 @@ async def _session(
     source: Magnet | Metainfo,
     out: Path,
     renderer: Renderer,
-    open_client: Any,
     config: ClientConfig,
 ) -> None:
+    from ..client import open_client
+
     start = trio.current_time()
-    client: Client
     async with open_client(config) as client:
         host, port = client.listen_address
         renderer.record({"event": "listening", "host": host, "port": port})

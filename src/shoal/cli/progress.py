@@ -199,7 +199,7 @@ class Renderer(Protocol):
         """A periodic statistics sample."""
 
     def finish(self, stats: StatsView, elapsed: float) -> None:
-        """The run is over (complete, seed target reached or interrupted): print the summary."""
+        """The download is complete (or ``seed`` stopped): print the summary line."""
 
     def close(self) -> None:
         """Stop drawing (idempotent); called on every exit path."""
@@ -282,16 +282,22 @@ def _record_line(record: dict[str, Any]) -> str | None:
 
 
 class LiveRenderer:
-    """A terminal: a rich `Live` view redrawn in place, events printed above it."""
+    """A terminal: a rich `Live` view redrawn in place, events printed above it.
+
+    The view is transient: stopping it erases it, so the screen ends with the lines
+    printed above it (events and the summary), not with a stale frame.
+    """
 
     def __init__(self, console: Console, interval: float = LIVE_INTERVAL) -> None:
-        from rich.live import Live
-
         self.interval = interval
         self._console = console
-        self._live: Live | None = Live(
-            "starting…", console=console, auto_refresh=False, transient=True
-        )
+        self._live: Live | None = None
+        self._start("starting…")
+
+    def _start(self, view: RenderableType) -> None:
+        from rich.live import Live
+
+        self._live = Live(view, console=self._console, auto_refresh=False, transient=True)
         self._live.start()
 
     def record(self, record: dict[str, Any]) -> None:
@@ -300,10 +306,13 @@ class LiveRenderer:
             self._console.print(line, markup=False, highlight=False)
 
     def progress(self, stats: StatsView) -> None:
-        if self._live is not None:
+        if self._live is None:  # after `finish`: `get` seeds on, so draw a new view
+            self._start(_live_view(stats))
+        else:
             self._live.update(_live_view(stats), refresh=True)
 
     def finish(self, stats: StatsView, elapsed: float) -> None:
+        # Stop the view first: a line printed while it runs can be erased with it.
         self.close()
         self._console.print(summary_line(stats, elapsed), markup=False, highlight=False)
 

@@ -84,6 +84,7 @@ async def _main(args: argparse.Namespace, meta: Metainfo, data: Path, renderer: 
     config = client_config(args)
     await run_interruptible(_session, meta, data, renderer, config)
     # Seeding has no natural end: reaching here means Ctrl-C (or SIGINT from a script).
+    renderer.close()
     print("shoal: interrupted", file=sys.stderr)
     return EXIT_INTERRUPTED
 
