@@ -15,6 +15,18 @@ seed's address (no DHT lookup, no metadata phase: this measures the transfer its
 Prints wall-clock MB/s (10^6 bytes/s) and the leecher's CPU seconds (user + system of
 the child process, from ``getrusage(RUSAGE_CHILDREN)``), and shoal/libtorrent ratios.
 Every download is checked byte for byte against the seed's file. Loopback only.
+
+Measured 2026-11-26 on the shared 2-core build machine (other jobs running, so runs
+vary by up to 2x), 512 MiB, 1 MiB pieces, default arguments; two runs:
+
+    leecher          MB/s (run 1, run 2)   leecher CPU s
+    libtorrent       80.8, 85.4            2.2, 2.4
+    shoal            25.0, 58.2            6.1, 5.1
+    libtorrent rc4   38.1, 78.3            3.2, 2.6
+    shoal rc4        35.8, 27.0            6.7, 8.5
+
+shoal reaches 0.3-0.7x libtorrent's throughput (0.3-0.9x with RC4) at 2-3x its CPU
+time; shoal's CPU time is well under its wall time, so it is not CPU-bound here.
 """
 
 from __future__ import annotations
