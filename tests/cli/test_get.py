@@ -6,6 +6,7 @@ in the second half; the real-client interop is in tests/integration.
 
 from __future__ import annotations
 
+import argparse
 import enum
 import io
 import json
@@ -33,6 +34,7 @@ from shoal.cli.progress import (
 )
 from shoal.config import EncryptionMode
 from shoal.dht_client import DEFAULT_BOOTSTRAP
+from shoal.metainfo import MAX_FILES
 from shoal.torrent_events import (
     Completed,
     MetadataReceived,
@@ -45,7 +47,6 @@ from shoal.torrent_events import (
 )
 
 if TYPE_CHECKING:
-    import argparse
     from pathlib import Path
 
 
@@ -146,6 +147,7 @@ def test_every_option(tmp_path: Path) -> None:
         ["x", "--select", "2-1"],
         ["x", "--select", "a"],
         ["x", "--select", ""],
+        ["x", "--select", "0-100000"],
         ["x", "--peer", "nohost"],
         ["x", "--bootstrap", "127.0.0.1:0"],
         [],
@@ -164,6 +166,17 @@ def test_bad_options_are_usage_errors(argv: list[str], capsys: pytest.CaptureFix
 def test_select_accepts_any_list_of_indexes(indexes: set[int]) -> None:
     text = ",".join(str(i) for i in sorted(indexes, reverse=True))
     assert get.parse_select(text) == tuple(sorted(indexes))
+
+
+@given(st.text(alphabet="0123456789,- x") | st.text())
+def test_select_is_total(text: str) -> None:
+    """Any text is either a sorted index tuple or an argparse error, never anything else."""
+    try:
+        indexes = get.parse_select(text)
+    except argparse.ArgumentTypeError:
+        return
+    assert list(indexes) == sorted(set(indexes))
+    assert all(0 <= i < MAX_FILES for i in indexes)
 
 
 @given(st.integers(0, 300), st.integers(0, 300))

@@ -310,3 +310,22 @@ async def test_select_downloads_only_the_chosen_file(
             assert await get.wait() == 0, get.stderr
     assert (out / "album/sub/b.txt").read_bytes() == FILES["album/sub/b.txt"]
     assert get.events("complete")[0]["size"] == len(FILES["album/sub/b.txt"])
+
+
+@pytest.mark.integration
+async def test_quiet_prints_nothing_on_success(
+    tmp_path: Path, album: tuple[Path, Path, str]
+) -> None:
+    data, torrent, magnet = album
+    async with (
+        dht_router() as router,
+        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
+    ):
+        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
+        await wait_announced(router)
+        args = _get_args(magnet, tmp_path / "out", router, "--no-seed", "--quiet")
+        async with shoal_process(args, tmp_path / "g") as get:  # --quiet wins over --json
+            assert await get.wait() == 0, get.stderr
+    assert get.records == []
+    assert get.stderr == ""
+    assert (tmp_path / "out/album/a.bin").read_bytes() == FILES["album/a.bin"]

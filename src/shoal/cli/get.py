@@ -26,7 +26,7 @@ from ..bencoding import DEFAULT_MAX_SIZE
 from ..config import ClientConfig, EncryptionMode
 from ..errors import DecodeError
 from ..magnet import Magnet, parse_magnet
-from ..metainfo import Metainfo, build_metainfo, parse_metainfo
+from ..metainfo import MAX_FILES, Metainfo, build_metainfo, parse_metainfo
 from ..torrent_events import (
     Completed,
     MetadataReceived,
@@ -183,8 +183,8 @@ def parse_select(text: str) -> tuple[int, ...]:
         lo, hi = int(first), int(last) if dash else int(first)
         if lo > hi:
             raise argparse.ArgumentTypeError(f"range {item!r} runs backwards")
-        if hi - lo > 1_000_000:
-            raise argparse.ArgumentTypeError(f"range {item!r} is too large")
+        if hi >= MAX_FILES:  # also bounds the work: at most MAX_FILES indexes in total
+            raise argparse.ArgumentTypeError(f"{item!r}: no torrent has {MAX_FILES} files")
         indexes.update(range(lo, hi + 1))
     return tuple(sorted(indexes))
 
