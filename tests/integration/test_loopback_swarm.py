@@ -105,9 +105,50 @@ async def test_magnet_swarm_over_loopback_dht(tmp_path: Path) -> None:
             assert_identical(tmp_path / "seed", tmp_path / f"leech{i}")
             assert s.state is TorrentState.SEEDING
             assert s.pieces_done == s.pieces_total == metainfo.info.num_pieces
-        # Leechers traded pieces among themselves, not only with the seeder.
+        # The seeder unchokes one peer (upload_slots=1, next rechoke after the test),
+        # so the others got pieces from leechers.
         assert sum(s.uploaded for s in stats) > 0
-        assert all(s.uploaded > 0 for s in stats), [s.uploaded for s in stats]
+
+
+async def test_leechers_trade_pieces_each_uploads(tmp_path: Path) -> None:
+    """Magnet metadata from the seeder via the DHT; then the seeder leaves, and the
+    leechers, each holding a different third, must all upload to finish."""
+    metainfo = make_payload(tmp_path / "seed")
+    magnet = Magnet(metainfo.info_hash)
+    n = metainfo.info.num_pieces
+    async with open_dht_node(("127.0.0.1", 0)) as router:
+        boot = (router.address,)
+        async with (
+            shoal.open_client(config(dht=True, bootstrap=boot)) as c0,
+            shoal.open_client(config(dht=True, bootstrap=boot)) as c1,
+            shoal.open_client(config(dht=True, bootstrap=boot)) as c2,
+        ):
+            async with shoal.open_client(config(dht=True, bootstrap=boot)) as seeder:
+                seeding = await seeder.add(metainfo, save_to=tmp_path / "seed")
+                await seeding.wait_complete()
+                got: dict[int, Metainfo] = {}
+
+                async def fetch(i: int, client: shoal.Client) -> None:
+                    got[i] = await client.fetch_metadata(magnet)
+
+                with trio.fail_after(10):
+                    async with trio.open_nursery() as nursery:
+                        for i, client in enumerate((c0, c1, c2)):
+                            nursery.start_soon(fetch, i, client)
+            assert all(m.info.raw == metainfo.info.raw for m in got.values())
+            torrents = []
+            for i, client in enumerate((c0, c1, c2)):
+                meta = got[i]
+                own = {p for p in range(n) if p % 3 == i}
+                write_partial(tmp_path / "seed", tmp_path / f"leech{i}", metainfo, own)
+                torrents.append(await client.add(meta, save_to=tmp_path / f"leech{i}"))
+            with trio.fail_after(10):
+                for t in torrents:
+                    await t.wait_complete()
+            uploaded = [t.statistics().uploaded for t in torrents]
+    for i in range(3):
+        assert_identical(tmp_path / "seed", tmp_path / f"leech{i}")
+    assert all(u > 0 for u in uploaded), uploaded
 
 
 @pytest.mark.parametrize(
@@ -236,12 +277,13 @@ async def test_cancel_mid_download_then_resume(tmp_path: Path) -> None:
     leech = tmp_path / "leech"
     async with shoal.open_client(config()) as partial:
         source = await partial.add(metainfo, save_to=tmp_path / "half")
+        with trio.fail_after(10):
+            # Polling: the partial source never completes, so no event says "checked".
+            while source.statistics().pieces_done < len(half):  # noqa: ASYNC110
+                await trio.sleep(0.01)
         async with shoal.open_client(config(state_dir=state)) as leecher:
             t = await leecher.add(metainfo, save_to=leech, peers=[partial.listen_address])
             with trio.fail_after(10):
-                # Polling: the partial source never completes, so no event says "checked".
-                while source.statistics().pieces_done < len(half):  # noqa: ASYNC110
-                    await trio.sleep(0.01)
                 async for event in t.events():
                     if isinstance(event, tev.PieceVerified) and t.statistics().pieces_done >= 3:
                         break  # leave the client mid-download

@@ -94,7 +94,10 @@ async def test_bad_metadata_bans_the_peer_and_nothing_is_written(tmp_path: Path)
                         assert event.addr == bad
                         break
             assert not (tmp_path / "leech").exists()  # nothing before verified metadata
-            # The only metadata source is banned: back to looking for peers.
+            with trio.fail_after(5):
+                while t.statistics().peers:  # noqa: ASYNC110 - the banned session closing
+                    await trio.sleep(0.01)
+            # The only metadata source is gone: back to looking for peers.
             assert t.statistics().state is TorrentState.FINDING_PEERS
             t.add_peers([seeder.listen_address])
             with trio.fail_after(5):
