@@ -336,7 +336,11 @@ stats_strategy = st.builds(
 
 @given(stats_strategy, st.floats(0, 1e9))
 def test_text_is_total_and_single_line(stats: Stats, elapsed: float) -> None:
-    for text in (status_line(stats), summary_line(stats, elapsed)):
+    for text in (
+        status_line(stats),
+        summary_line(stats, elapsed),
+        summary_line(stats, elapsed, seeding=True),
+    ):
         assert "\n" not in text
     record = progress_record(stats)
     assert 0.0 <= record["percent"] <= 100.0
@@ -374,6 +378,8 @@ def test_plain_renderer(capsys: pytest.CaptureFixture[str]) -> None:
     assert out[2] == "banned h:1: bad\\x1b data"
     assert out[3] == status_line(Stats())
     assert out[4] == "movie.mkv: 4 MiB verified in 2.0 s (average 2 MiB/s), uploaded 1 KiB"
+    renderer.finish(done, 60.0, seeding=True)
+    assert capsys.readouterr().out == "movie.mkv: seeded 4 MiB for 60.0 s, uploaded 1 KiB\n"
     assert len(out) == 5
 
 

@@ -151,10 +151,15 @@ def status_line(stats: StatsView) -> str:
     )
 
 
-def summary_line(stats: StatsView, elapsed: float) -> str:
+def summary_line(stats: StatsView, elapsed: float, *, seeding: bool = False) -> str:
     """The one clean line printed when ``get`` finishes or ``seed`` stops."""
     name = safe(stats.name) if stats.name is not None else "(name unknown)"
     size = _size_of(stats) or 0
+    if seeding:
+        return (
+            f"{name}: seeded {format_size(size)} for {elapsed:.1f} s, "
+            f"uploaded {format_size(stats.uploaded)}"
+        )
     average = stats.downloaded / elapsed if elapsed > 0 else 0.0
     return (
         f"{name}: {format_size(size)} verified in {elapsed:.1f} s "
@@ -198,8 +203,8 @@ class Renderer(Protocol):
     def progress(self, stats: StatsView) -> None:
         """A periodic statistics sample."""
 
-    def finish(self, stats: StatsView, elapsed: float) -> None:
-        """The download is complete (or ``seed`` stopped): print the summary line."""
+    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
+        """The download is complete (or ``seed`` stopped: `seeding`): print the summary."""
 
     def close(self) -> None:
         """Stop drawing (idempotent); called on every exit path."""
@@ -216,8 +221,8 @@ class QuietRenderer:
     def progress(self, stats: StatsView) -> None:
         del stats
 
-    def finish(self, stats: StatsView, elapsed: float) -> None:
-        del stats, elapsed
+    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
+        del stats, elapsed, seeding
 
     def close(self) -> None:
         pass
@@ -235,8 +240,8 @@ class JsonRenderer:
     def progress(self, stats: StatsView) -> None:
         self.record(progress_record(stats))
 
-    def finish(self, stats: StatsView, elapsed: float) -> None:
-        del stats, elapsed  # the `complete` record already carries the totals
+    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
+        del stats, elapsed, seeding  # the `complete` record already carries the totals
 
     def close(self) -> None:
         pass
@@ -256,8 +261,8 @@ class PlainRenderer:
     def progress(self, stats: StatsView) -> None:
         print(status_line(stats), flush=True)
 
-    def finish(self, stats: StatsView, elapsed: float) -> None:
-        print(summary_line(stats, elapsed), flush=True)
+    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
+        print(summary_line(stats, elapsed, seeding=seeding), flush=True)
 
     def close(self) -> None:
         pass
@@ -311,10 +316,11 @@ class LiveRenderer:
         else:
             self._live.update(_live_view(stats), refresh=True)
 
-    def finish(self, stats: StatsView, elapsed: float) -> None:
+    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
         # Stop the view first: a line printed while it runs can be erased with it.
         self.close()
-        self._console.print(summary_line(stats, elapsed), markup=False, highlight=False)
+        line = summary_line(stats, elapsed, seeding=seeding)
+        self._console.print(line, markup=False, highlight=False)
 
     def close(self) -> None:
         if self._live is not None:

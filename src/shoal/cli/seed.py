@@ -105,7 +105,8 @@ async def _session(meta: Metainfo, data: Path, renderer: Renderer, config: Clien
             try:
                 await trio.sleep_forever()
             finally:
-                renderer.finish(torrent.statistics(), trio.current_time() - start)
+                elapsed = trio.current_time() - start
+                renderer.finish(torrent.statistics(), elapsed, seeding=True)
 
 
 async def _require_complete(torrent: Torrent, data: Path) -> None:
