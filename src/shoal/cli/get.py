@@ -374,7 +374,8 @@ async def _main(
     config = client_config(args, state_dir=args.state_dir)
     if await run_interruptible(_session, args, source, out, renderer, config):
         renderer.close()  # take the live view down before writing to the terminal
-        print("shoal: interrupted; resume data saved", file=sys.stderr)
+        saved = "" if args.metadata_only else "; resume data saved"
+        print(f"shoal: interrupted{saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
 
