@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from ..config import EncryptionMode
+from ..errors import ShoalError
 from .common import EXIT_FAILURE, Parser
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ ENV_PREFIX: Final = "SHOAL_"
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 
 
-class ConfigError(Exception):
+class ConfigError(ShoalError):
     """A bad value in the config file or the environment; the message names where."""
 
 
