@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 from ..errors import DecodeError
@@ -50,6 +50,9 @@ class NodeInfo:
 
     node_id: bytes
     addr: Addr
+    # The compact form, stored by the encoder on first use: routing-table entries keep
+    # their NodeInfo, and find_node/get_peers replies list the same ones over and over.
+    _compact: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
 
 # 16,384 addresses (about 2 MB): get_peers replies repeat the same stored peers.
@@ -113,15 +116,16 @@ def _encode_node_list(nodes: list[NodeInfo] | tuple[NodeInfo, ...], ip_len: int)
     return b"".join([_encode_node(node, ip_len) for node in nodes])
 
 
-@functools.lru_cache(maxsize=4096)
 def _encode_node(node: NodeInfo, ip_len: int) -> bytes:
-    # Cached: every find_node/get_peers reply repeats entries of the same routing table.
-    if len(node.node_id) != NODE_ID_LENGTH:
-        raise ValueError(f"node id must be 20 bytes, got {len(node.node_id)}")
-    peer = encode_peer(node.addr)
-    if len(peer) != ip_len + 2:
+    packed = node._compact
+    if packed is None:
+        if len(node.node_id) != NODE_ID_LENGTH:
+            raise ValueError(f"node id must be 20 bytes, got {len(node.node_id)}")
+        packed = node.node_id + encode_peer(node.addr)
+        object.__setattr__(node, "_compact", packed)  # frozen: a cache, not a field
+    if len(packed) != NODE_ID_LENGTH + ip_len + 2:
         raise ValueError(f"address {node.addr[0]!r} has the wrong family for this list")
-    return node.node_id + peer
+    return packed
 
 
 def _decode_node_list(data: bytes, entry_len: int) -> list[NodeInfo]:

@@ -374,22 +374,17 @@ class DHTNode:
         """(nodes, nodes6) for a reply: the closest entries of our address family."""
         entries = self.table.closest(target, CLOSEST, now=now)
         if self.config.ipv6:
-            return (), tuple(e.info for e in entries if ":" in e.addr[0])
-        return tuple(e.info for e in entries if ":" not in e.addr[0]), ()
+            return (), tuple([e.info for e in entries if ":" in e.addr[0]])
+        return tuple([e.info for e in entries if ":" not in e.addr[0]]), ()
 
     def _answer_get_peers(self, msg: GetPeersQuery, addr: Addr, size: int, now: float) -> None:
         token = self.tokens.issue(addr[0], msg.info_hash, now)
         nodes, nodes6 = self._closest_nodes(msg.info_hash, now)
-        version = self.config.version
-        resp = Response(msg.t, self.node_id, nodes, nodes6, token=token, ip=addr, version=version)
         family_v6 = ":" in addr[0]
-        peers = [
-            p
-            for p in self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
-            if (":" in p[0]) == family_v6
-        ]
-        if peers:
-            resp = replace(resp, values=tuple(peers))
+        stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
+        peers = tuple([p for p in stored if (":" in p[0]) == family_v6])
+        version = self.config.version
+        resp = Response(msg.t, self.node_id, nodes, nodes6, peers, token, addr, version)
         # Anti-amplification: values are cut so that the reply stays within
         # `amplification` times the size of the query.
         self._out.append((encode_response_capped(resp, self.config.amplification * size), addr))
