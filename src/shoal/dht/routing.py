@@ -387,7 +387,7 @@ class RoutingTable:
         if new is None or new.addr != addr:
             new = Entry(node_id, addr, last_seen=now, verified=verified)
         self._touch(new, now, responded=responded, rtt=rtt, verified=verified)
-        return self._insert(new, now)
+        return self._insert(new, bucket, now)
 
     def failed(self, node: bytes | Addr, now: float) -> None:
         """A query to `node` (an ID or an address) timed out or got an error reply.
@@ -419,7 +419,8 @@ class RoutingTable:
 
     def _index_of(self, value: int) -> int:
         common = _ID_BITS - (value ^ self._own_int).bit_length()
-        return min(common, len(self._buckets) - 1)
+        deepest = len(self._buckets) - 1
+        return common if common < deepest else deepest
 
     def _bucket_for(self, node_id: bytes) -> _Bucket:
         return self._buckets[self._index_of(_as_int(node_id))]
@@ -443,8 +444,8 @@ class RoutingTable:
         if rtt is not None and rtt >= 0:
             entry.rtt = rtt if entry.rtt is None else entry.rtt + RTT_ALPHA * (rtt - entry.rtt)
 
-    def _insert(self, new: Entry, now: float) -> InsertResult:
-        bucket = self._bucket_for(new.node_id)
+    def _insert(self, new: Entry, bucket: _Bucket, now: float) -> InsertResult:
+        """Place `new` in `bucket` (its bucket, as the caller already looked it up)."""
         conflict = self._ip_conflict(new.addr, bucket)
         if conflict is not None:
             if conflict.state(now) is not NodeState.BAD:
