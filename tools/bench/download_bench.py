@@ -17,16 +17,17 @@ the child process, from ``getrusage(RUSAGE_CHILDREN)``), and shoal/libtorrent ra
 Every download is checked byte for byte against the seed's file. Loopback only.
 
 Measured 2026-11-26 on the shared 2-core build machine (other jobs running, so runs
-vary by up to 2x), 512 MiB, 1 MiB pieces, default arguments; two runs:
+vary by 2x or more), 512 MiB, 1 MiB pieces, default arguments; three runs, the last
+on a quieter machine:
 
-    leecher          MB/s (run 1, run 2)   leecher CPU s
-    libtorrent       80.8, 85.4            2.2, 2.4
-    shoal            25.0, 58.2            6.1, 5.1
-    libtorrent rc4   38.1, 78.3            3.2, 2.6
-    shoal rc4        35.8, 27.0            6.7, 8.5
+    leecher          MB/s (runs 1, 2, 3)    leecher CPU s
+    libtorrent       80.8, 85.4, 174.2      2.2, 2.4, 2.5
+    shoal            25.0, 58.2,  75.4      6.1, 5.1, 5.8
+    libtorrent rc4   38.1, 78.3, 135.2      3.2, 2.6, 2.7
+    shoal rc4        35.8, 27.0,  55.0      6.7, 8.5, 7.6
 
-shoal reaches 0.3-0.7x libtorrent's throughput (0.3-0.9x with RC4) at 2-3x its CPU
-time; shoal's CPU time is well under its wall time, so it is not CPU-bound here.
+On the quiet run shoal reaches 0.43x libtorrent's throughput (0.41x with RC4 on both
+ends) at 2.3x (2.8x) its CPU time.
 """
 
 from __future__ import annotations
