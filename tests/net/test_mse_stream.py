@@ -280,3 +280,19 @@ async def test_interop_dial_libtorrent(tmp_path: Path, level: int, method: Crypt
         assert got[28:48] == seed.info_hash
         assert got[48:56] == b"-LT2110-"
         await mse.aclose()
+
+
+@pytest.mark.parametrize("method", [CryptoMethod.RC4, CryptoMethod.PLAINTEXT])
+async def test_every_call_after_the_handshake_is_still_a_checkpoint(method: CryptoMethod) -> None:
+    # The post-handshake fast path skips do_handshake(); each call must still yield.
+    a, b = mse_pair(method=method, initial_payload=BT_HANDSHAKE)
+    await handshake_both(a, b)
+    with trio.testing.assert_checkpoints():
+        assert await b.receive_some(10) == BT_HANDSHAKE[:10]  # served from leftovers
+    with trio.testing.assert_checkpoints():
+        await a.send_all(b"x")
+    with trio.testing.assert_checkpoints():
+        await a.send_all(b"")
+    assert await b.receive_some(100) == BT_HANDSHAKE[10:]
+    with trio.testing.assert_checkpoints():
+        assert await b.receive_some(100) == b"x"

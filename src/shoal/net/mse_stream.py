@@ -200,7 +200,8 @@ class MSEStream(trio.abc.Stream):
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         with self._send_conflict:
             self._check_status()
-            await self.do_handshake()
+            if self._event is None:  # hot path skips the handshake's extra checkpoint
+                await self.do_handshake()
             try:
                 if self._cipher is None:  # plaintext method: pass straight through
                     await self.transport_stream.send_all(data)
@@ -238,8 +239,10 @@ class MSEStream(trio.abc.Stream):
                 raise ValueError("max_bytes must be >= 1")
         with self._receive_conflict:
             self._check_status()
-            await self.do_handshake()
+            if self._event is None:
+                await self.do_handshake()
             if self._leftover:
+                await trio.lowlevel.checkpoint()  # every receive_some is a checkpoint
                 n = len(self._leftover) if max_bytes is None else max_bytes
                 chunk = bytes(self._leftover[:n])
                 del self._leftover[:n]
