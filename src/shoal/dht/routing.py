@@ -163,6 +163,9 @@ class Rejected:
 
 InsertResult: TypeAlias = Added | Updated | Pending | Rejected
 
+# The answer to most queries from new nodes once the table has filled: made once.
+_FULL_OF_GOOD_NODES: Final = Rejected("bucket full of good nodes")
+
 
 @dataclass(frozen=True, slots=True)
 class RoutingStats:
@@ -456,8 +459,15 @@ class RoutingTable:
             if len(bucket.entries) < self._k:
                 self._place(bucket, new, now)
                 return Added(new)
-            states = [(e, e.state(now)) for e in bucket.entries.values()]  # one pass
-            victim = self._eviction_victim(states)
+            bad: list[Entry] = []
+            questionable: list[Entry] = []
+            for e in bucket.entries.values():  # one pass over the states
+                state = e.state(now)
+                if state is NodeState.BAD:
+                    bad.append(e)
+                elif state is NodeState.QUESTIONABLE:
+                    questionable.append(e)
+            victim = self._eviction_victim(bad)
             if victim is not None:
                 self._remove(bucket, victim)
                 self._place(bucket, new, now)
@@ -467,16 +477,14 @@ class RoutingTable:
                 bucket = self._bucket_for(new.node_id)
                 continue
             self._cache_replacement(bucket, new)
-            questionable = [e for e, state in states if state is NodeState.QUESTIONABLE]
             if questionable:
                 # Ping the stalest; among equals an unverified node, the one we'd rather lose.
                 return Pending(min(questionable, key=_STALENESS))
-            return Rejected("bucket full of good nodes")
+            return _FULL_OF_GOOD_NODES
         raise AssertionError("unreachable: a bucket cannot split more than 160 times")
 
     @staticmethod
-    def _eviction_victim(states: list[tuple[Entry, NodeState]]) -> Entry | None:
-        bad = [e for e, state in states if state is NodeState.BAD]
+    def _eviction_victim(bad: list[Entry]) -> Entry | None:
         # Prefer keeping BEP 42-verified nodes: evict unverified, then the most failed.
         return min(bad, key=lambda e: (e.verified, -e.failures, e.last_seen), default=None)
 
