@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 
 import pytest
@@ -96,3 +97,83 @@ def test_exemptions(ip: str, exempt: bool) -> None:
 
 def test_wrong_length_id_is_invalid() -> None:
     assert not is_valid_node_id("127.0.0.1", bytes(19))
+
+
+# ---- the integer fast paths agree with a literal reading of the BEP -------------------
+
+_REF_NETS = [
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "127.0.0.0/8",
+        "::1/128",
+        "fe80::/10",
+        "fc00::/7",
+    )
+]
+
+
+def reference_is_exempt(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip)
+    return any(addr in net for net in _REF_NETS if net.version == addr.version)
+
+
+def reference_is_valid(ip: str, node_id: bytes) -> bool:
+    """BEP 42's example code, byte by byte."""
+    if reference_is_exempt(ip):
+        return True
+    packed = ipaddress.ip_address(ip).packed
+    mask = (
+        [0x03, 0x0F, 0x3F, 0xFF]
+        if len(packed) == 4
+        else [0x01, 0x03, 0x07, 0x0F, 0x1F, 0x3F, 0x7F, 0xFF]
+    )
+    masked = bytearray(a & m for a, m in zip(packed, mask, strict=False))
+    masked[0] |= (node_id[-1] & 0x07) << 5
+    crc = crc32c(bytes(masked))
+    return (
+        node_id[0] == (crc >> 24) & 0xFF
+        and node_id[1] == (crc >> 16) & 0xFF
+        and node_id[2] & 0xF8 == (crc >> 8) & 0xF8
+    )
+
+
+# Addresses in and around every exempt block, plus anywhere.
+near_exempt = st.sampled_from(_REF_NETS).flatmap(
+    lambda net: st.integers(-(1 << 8), net.num_addresses + (1 << 8)).map(
+        lambda off: str(
+            ipaddress.ip_address(
+                min(max(int(net.network_address) + off, 0), (1 << net.max_prefixlen) - 1)
+            )
+            if net.version == 4
+            else ipaddress.IPv6Address(min(max(int(net.network_address) + off, 0), (1 << 128) - 1))
+        )
+    )
+)
+any_ip = near_exempt | ipv4s | ipv6s | st.ip_addresses().map(str)
+
+
+@given(any_ip)
+def test_exemption_matches_the_network_list(ip: str) -> None:
+    assert is_exempt(ip) == reference_is_exempt(ip)
+
+
+@given(any_ip, st.binary(min_size=20, max_size=20))
+def test_validity_matches_the_bep_example_code(ip: str, node_id: bytes) -> None:
+    assert is_valid_node_id(ip, node_id) == reference_is_valid(ip, node_id)
+
+
+@given(ipv4s | ipv6s, st.randoms(use_true_random=False), st.integers(0, 19))
+def test_generated_ids_match_the_example_code_and_any_bit_flip_in_the_prefix_breaks_them(
+    ip: str, rng: random.Random, byte: int
+) -> None:
+    node_id = node_id_for_ip(ip, rng)
+    assert reference_is_valid(ip, node_id)
+    if reference_is_exempt(ip):
+        return
+    flipped = bytearray(node_id)
+    flipped[byte % 3] ^= 0x80 >> (byte % 5)  # a bit among the 21 checked ones
+    assert not is_valid_node_id(ip, bytes(flipped))
