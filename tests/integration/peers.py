@@ -55,7 +55,9 @@ def require_libtorrent() -> ModuleType:
     except ImportError:
         if IN_CI:
             raise
-        pytest.skip("libtorrent is not installed (pip install libtorrent==2.1.1)")
+        pytest.skip(
+            "libtorrent is not installed (pip install libtorrent==2.1.1)", allow_module_level=True
+        )
     return libtorrent
 
 
@@ -65,7 +67,7 @@ def require_aria2c() -> str:
     if path is None:
         if IN_CI:
             pytest.fail("aria2c is not installed; apt-get install aria2")
-        pytest.skip("aria2c is not installed; apt-get install aria2")
+        pytest.skip("aria2c is not installed; apt-get install aria2", allow_module_level=True)
     return path
 
 
