@@ -315,13 +315,16 @@ class RoutingTable:
             return []
         t = _as_int(target)
         out: list[Entry] = []
+        bad = NodeState.BAD
         for band in self._bands(self._index_of(t)):
             # Inlined `_is_bad` and `_as_int`: this runs for every get_peers/find_node.
             if now is None:
                 usable = [e for e in band if e.failures < BAD_AFTER_FAILURES]
             else:
-                usable = [e for e in band if e.state(now) is not NodeState.BAD]
+                usable = [e for e in band if e.state(now) is not bad]
             usable.sort(key=lambda e: int.from_bytes(e.node_id, "big") ^ t)
+            if not out and len(usable) >= count:
+                return usable[:count]  # the usual case: the target's own bucket is enough
             out.extend(usable[: count - len(out)])
             if len(out) >= count:
                 break
