@@ -54,7 +54,7 @@ from .peer.handshake import ReservedBits
 from .swarm.peer_pool import PeerPool, PeerSource
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
 
     from .config import ClientConfig
@@ -171,7 +171,7 @@ class Torrent:
         for addr in peers:
             self.pool.add(addr, PeerSource.USER)
         self.sessions: dict[Addr, PeerSession] = {}
-        self._peer_ids: set[bytes] = set()
+        self._by_peer_id: dict[bytes, PeerSession] = {}
         self._dialing = 0
         self._state = TorrentState.FINDING_PEERS
         self._metadata_ready = trio.Event()
@@ -234,14 +234,19 @@ class Torrent:
             nursery.cancel_scope.cancel()
         return event.is_set()
 
-    def events(self) -> AsyncIterator[tev.TorrentEvent]:
-        """A new bounded subscription; iteration ends when the torrent stops."""
+    def events(self) -> trio.MemoryReceiveChannel[tev.TorrentEvent]:
+        """A new bounded subscription (an async iterator of `TorrentEvent`).
+
+        Iteration ends when the torrent stops. A subscriber that falls more than
+        256 events behind loses events rather than stalling the torrent; close the
+        channel (``await events.aclose()`` or ``with events:``) to unsubscribe early.
+        """
         send, receive = trio.open_memory_channel[tev.TorrentEvent](_EVENT_BUFFER)
         if self._stopped.is_set():
             send.close()
         else:
             self._subs.channels.append(send)
-        return receive.__aiter__()
+        return receive
 
     def add_peers(self, addrs: Sequence[Addr]) -> None:
         """Dial these addresses too (like ``peers=`` at `Client.add`)."""
@@ -428,7 +433,7 @@ class Torrent:
             or self._paused
             or (self.metainfo is not None and self.data is None)  # still checking
             or len(self.sessions) + self._dialing >= self.config.max_peers_per_torrent
-            or bytes(remote.peer_id) in self._peer_ids
+            or not self._wins_duplicate(bytes(remote.peer_id), we_dialled=False)
             or self.pool.is_banned(addr)
             or addr in self.sessions
         )
@@ -437,8 +442,32 @@ class Torrent:
         """An inbound link from the listener; False makes the listener close it."""
         if self._nursery is None or not self.would_accept(link.remote, link.addr):
             return False
-        self._nursery.start_soon(self._run_session, link)
+        session = self._new_session(link)
+        self._register(session)  # now, not in the task: a racing dial must see it
+        self._nursery.start_soon(self._serve_session, session)
         return True
+
+    def _wins_duplicate(self, peer_id: bytes, *, we_dialled: bool) -> bool:
+        """Should a new connection to `peer_id` be kept (one connection per peer)?
+
+        When two peers dial each other at the same moment, each sees the other's
+        connection as a duplicate of its own. If each kept its own, both connections
+        would die. Both sides instead keep the connection opened by the peer with the
+        smaller peer id, so they always agree.
+        """
+        existing = self._by_peer_id.get(peer_id)
+        if existing is None:
+            return True
+        if existing.link.incoming == (not we_dialled):
+            return False  # same direction twice: a plain duplicate, keep the first
+        initiator = bytes(self.peer_id) if we_dialled else peer_id
+        other = peer_id if we_dialled else bytes(self.peer_id)
+        return initiator < other
+
+    def _drop_duplicate(self, peer_id: bytes) -> None:
+        existing = self._by_peer_id.pop(peer_id, None)
+        if existing is not None:
+            existing.close("duplicate connection (the other one won)")
 
     def ban(self, addr: Addr, reason: str) -> None:
         """Disconnect `addr` and never talk to it again (for this torrent)."""
@@ -474,20 +503,26 @@ class Torrent:
             return
         finally:
             self._dialing -= 1
-        if bytes(link.remote.peer_id) in self._peer_ids or self._paused:
+        peer_id = bytes(link.remote.peer_id)
+        if self._paused or not self._wins_duplicate(peer_id, we_dialled=True):
             await trio.aclose_forcefully(link.stream)
             self.pool.closed(addr, trio.current_time())
             return
         self.pool.connected(addr)
-        await self._run_session(link)
-
-    async def _run_session(self, link: PeerLink) -> None:
         try:
             session = self._new_session(link)
         except BaseException:
             await trio.aclose_forcefully(link.stream)
             raise
+        self._register(session)
         await self._serve_session(session)
+
+    def _register(self, session: PeerSession) -> None:
+        """Make `session` the connection to its peer (closing a losing duplicate)."""
+        link = session.link
+        self._drop_duplicate(bytes(link.remote.peer_id))
+        self.sessions[link.addr] = session
+        self._by_peer_id[bytes(link.remote.peer_id)] = session
 
     def _new_session(self, link: PeerLink) -> PeerSession:
         data = self.data
@@ -508,16 +543,16 @@ class Torrent:
 
     async def _serve_session(self, session: PeerSession) -> None:
         link = session.link
-        self.sessions[link.addr] = session
-        self._peer_ids.add(bytes(link.remote.peer_id))
         if link.incoming:
             self.pool.mark_busy(link.addr, PeerSource.INCOMING)
         self._subs.publish(tev.PeerConnected(link.addr, "", link.encrypted, link.incoming))
         try:
             dropped = await session.run()
         finally:
-            del self.sessions[link.addr]
-            self._peer_ids.discard(bytes(link.remote.peer_id))
+            if self.sessions.get(link.addr) is session:
+                del self.sessions[link.addr]
+            if self._by_peer_id.get(bytes(link.remote.peer_id)) is session:
+                del self._by_peer_id[bytes(link.remote.peer_id)]
             self._gone_down += session.downloaded
             self._gone_up += session.uploaded
             self.fetch.peer_left(session)

@@ -320,3 +320,31 @@ async def test_hostile_peers_cannot_crash_a_seeder(tmp_path: Path) -> None:
             t.add_peers([seeder.listen_address])
             with trio.fail_after(5):
                 await t.wait_complete()
+
+
+async def test_simultaneous_dials_keep_exactly_one_connection(tmp_path: Path) -> None:
+    metainfo = payload(tmp_path / "seed")
+    async with (
+        shoal.open_client(config()) as a,
+        shoal.open_client(config()) as b,
+    ):
+        ta = await a.add(metainfo, save_to=tmp_path / "seed")
+        tb = await b.add(metainfo, save_to=tmp_path / "leech")
+        await ta.wait_complete()
+        with trio.fail_after(5):
+            while tb.statistics().state is not TorrentState.DOWNLOADING:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        # Both dial each other at once: each sees the other's connection as a duplicate.
+        ta.add_peers([b.listen_address])
+        tb.add_peers([a.listen_address])
+        with trio.fail_after(5):
+            await tb.wait_complete()
+        await trio.sleep(0.2)
+        assert ta.statistics().peers == 1
+        assert tb.statistics().peers == 1
+        (sa,) = ta.sessions.values()
+        (sb,) = tb.sessions.values()
+        # Both sides kept the same connection (when both dials get through, the one
+        # opened by the smaller peer id; a dial may also be skipped because the
+        # other connection announced that listen port first).
+        assert sa.link.incoming != sb.link.incoming
