@@ -296,3 +296,41 @@ async def test_every_call_after_the_handshake_is_still_a_checkpoint(method: Cryp
     assert await b.receive_some(100) == BT_HANDSHAKE[10:]
     with trio.testing.assert_checkpoints():
         assert await b.receive_some(100) == b"x"
+
+
+@pytest.mark.parametrize(
+    "make_transport", [trio.testing.memory_stream_pair, trio.testing.lockstep_stream_pair]
+)
+@pytest.mark.parametrize("method", [CryptoMethod.RC4, CryptoMethod.PLAINTEXT])
+async def test_both_roles_over_buffered_and_lockstep_transports(
+    make_transport: PairMaker, method: CryptoMethod
+) -> None:
+    # Lockstep has no buffer at all: each handshake write waits for the peer's read,
+    # so this catches a driver that writes and reads in the wrong order.
+    a, b = mse_pair(make_transport, method=method, initial_payload=BT_HANDSHAKE, seed=9)
+    big = random.Random(4).randbytes(100_000)
+
+    async def a_side() -> None:
+        await a.send_all(big)
+        assert await receive_exactly(a, 5) == b"reply"
+
+    async def b_side() -> None:
+        assert await receive_exactly(b, len(BT_HANDSHAKE) + len(big)) == BT_HANDSHAKE + big
+        await b.send_all(b"reply")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a_side)
+            nursery.start_soon(b_side)
+    assert a.crypto_method is b.crypto_method is method
+    await a.aclose()
+    await b.aclose()
+
+
+async def receive_exactly(stream: trio.abc.Stream, n: int) -> bytes:
+    got = bytearray()
+    while len(got) < n:
+        chunk = await stream.receive_some(n - len(got))
+        assert chunk, "unexpected EOF"
+        got += chunk
+    return bytes(got)
