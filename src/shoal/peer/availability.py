@@ -10,10 +10,14 @@ arrives, so the bitfield's length and the haves' indices cannot be checked yet. 
 are kept as received (the raw bitfield, the kind of first message and a set of have
 indices) and checked and replayed as events by `set_num_pieces`.
 
-Rule enforced: the first-message form comes at most once and before any have. BEP 10
-extended messages may precede it, because several clients send their extended
-handshake first. The pending have set is capped (`MAX_PENDING_HAVES`): a real swarm
-sends a handful while we fetch the metadata, so more than that is a flood.
+BEP 3 and BEP 6 allow the first-message form only once, before any have. aria2 1.36
+breaks that rule: it re-sends its whole bitfield after every piece it completes. Dropping
+it would make aria2 reconnect every ~10 s, so a late bitfield or have_all is read as the
+haves it adds (a peer never loses pieces, so cleared bits are ignored) and a late
+have_none is ignored. BEP 10 extended messages may precede the first message, because
+several clients send their extended handshake first. The pending have set is capped
+(`MAX_PENDING_HAVES`): a real swarm sends a handful while we fetch the metadata, so
+more than that is a flood.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class PeerAvailability:
     def first_message(self, kind: FirstMessage, bits: bytes | None) -> list[PeerEvent]:
         """A bitfield (with `bits`), have_all or have_none arrived."""
         if self._seen:
-            raise RemoteProtocolError("bitfield/have_all/have_none is not the first message")
+            return self._late(kind, bits)
         self._seen = True
         if self.num_pieces is None:
             self._kind, self._bits = kind, bits
@@ -80,6 +84,33 @@ class PeerAvailability:
             return ev.HaveAllReceived()
         self.pieces = Bitfield.none(n)
         return ev.HaveNoneReceived()
+
+    def _late(self, kind: FirstMessage, bits: bytes | None) -> list[PeerEvent]:
+        """A repeated bitfield/have_all (see the module docstring): the haves it adds."""
+        if kind is FirstMessage.HAVE_NONE:
+            return []
+        n = self.num_pieces
+        if n is None:
+            if kind is FirstMessage.HAVE_ALL:
+                self._kind, self._bits = kind, None
+                return []
+            assert bits is not None
+            out: list[PeerEvent] = []
+            for byte_index, byte in enumerate(bits):
+                for bit in range(8) if byte else ():
+                    if byte & (0x80 >> bit):
+                        out += self.have(8 * byte_index + bit)
+            return out
+        new = (
+            Bitfield.all(n)
+            if kind is FirstMessage.HAVE_ALL
+            else Bitfield.from_bytes(bits or b"", n)
+        )
+        old = self.pieces if self.pieces is not None else Bitfield.none(n)
+        out = []
+        for index in new - old:
+            out += self.have(index)
+        return out
 
     def have(self, index: int) -> list[PeerEvent]:
         """A have message (the decoder has checked ``index < num_pieces`` if known)."""

@@ -530,10 +530,52 @@ def test_early_piece_state_that_does_not_fit_fails_set_num_pieces(n: int) -> Non
     assert a.state is ConnectionState.ERROR
 
 
-def test_second_bitfield_is_a_violation() -> None:
+def test_late_first_messages_are_read_as_the_haves_they_add() -> None:
+    # aria2 1.36 re-sends its full bitfield after each completed piece (against BEP 3).
+    a = engine(ID_A, 12, reserved=NO_FAST)
+    a.receive_data(encode_handshake(Handshake(INFO_HASH, ID_B, NO_FAST)), 0)
+    drain(a)
+    first = Bitfield.from_indices(12, [1, 2]).to_bytes()
+    again = Bitfield.from_indices(12, [2, 3, 7]).to_bytes()  # bit 1 cleared: ignored
+    a.receive_data(m.encode_message(m.BitfieldMessage(first)), 0)
+    a.receive_data(m.encode_message(m.BitfieldMessage(again)), 0)
+    got = drain(a)
+    assert got[0] == ev.BitfieldReceived(Bitfield.from_indices(12, [1, 2]))
+    assert got[1:] == [ev.HaveReceived(3), ev.HaveReceived(7)]
+    assert a.peer_pieces == Bitfield.from_indices(12, [1, 2, 3, 7])
+
+
+def test_late_have_none_is_ignored_and_late_have_all_adds_the_rest() -> None:
     p = pair()
-    with pytest.raises(RemoteProtocolError, match="first"):
-        p.b.receive_data(m.encode_message(m.HaveNone()), 0)
+    p.events("b")
+    p.b.receive_data(m.encode_message(m.HaveNone()), 0)
+    assert p.events("b") == []
+    p.b.receive_data(m.encode_message(m.HaveAll()), 0)
+    assert p.b.peer_pieces == Bitfield.all(NUM_PIECES)
+
+
+def test_late_bitfield_before_the_metadata_becomes_pending_haves() -> None:
+    a = engine(ID_A, None, reserved=NO_FAST)
+    a.receive_data(encode_handshake(Handshake(INFO_HASH, ID_B, NO_FAST)), 0)
+    drain(a)
+    first = Bitfield.from_indices(12, [1]).to_bytes()
+    again = Bitfield.from_indices(12, [1, 9]).to_bytes()
+    a.receive_data(m.encode_message(m.BitfieldMessage(first)), 0)
+    a.receive_data(m.encode_message(m.BitfieldMessage(again)), 0)
+    assert drain(a) == []
+    a.set_num_pieces(12)
+    assert drain(a) == [
+        ev.BitfieldReceived(Bitfield.from_indices(12, [1])),
+        ev.HaveReceived(1),
+        ev.HaveReceived(9),
+    ]
+    assert a.peer_pieces == Bitfield.from_indices(12, [1, 9])
+
+
+def test_late_bitfield_of_the_wrong_size_is_still_a_violation() -> None:
+    p = pair()
+    with pytest.raises(RemoteProtocolError):
+        p.b.receive_data(m.encode_message(m.BitfieldMessage(b"\xff" * 40)), 0)
 
 
 # ---- handshake edge cases --------------------------------------------------------------
