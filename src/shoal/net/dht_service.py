@@ -23,6 +23,7 @@ list needs no channel-style backpressure, and a circular flow through bounded ch
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import math
@@ -362,20 +363,56 @@ def save_state(path: Path, node_id: bytes, nodes: Iterable[tuple[bytes, Addr]]) 
         raise
 
 
+#: A state file holds one node ID and at most a few hundred nodes; anything far larger is
+#: not ours, and refusing it early bounds the memory a corrupt file can cost.
+MAX_STATE_FILE: Final = 4 * 1024 * 1024
+MAX_STATE_NODES: Final = 10_000
+
+
 def load_state(path: Path) -> tuple[bytes, list[tuple[bytes, Addr]]] | None:
-    """Read a state file; None if it does not exist. Raises `DecodeError` if it is corrupt."""
+    """Read a state file; None if it does not exist. Raises `DecodeError` if it is corrupt.
+
+    Total over any file contents: the file may be half-written by a killed run, from
+    another version, or hand-edited. Addresses must be IP literals, so that loading a
+    state file can never cause a DNS lookup.
+    """
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         return None
     try:
-        doc = json.loads(text)
-        if doc["version"] != _STATE_VERSION:
-            raise DecodeError(f"unsupported DHT state version {doc['version']!r}")
-        node_id = bytes.fromhex(doc["node_id"])
-        nodes = [(bytes.fromhex(n["id"]), (str(n["ip"]), int(n["port"]))) for n in doc["nodes"]]
-    except (ValueError, KeyError, TypeError) as exc:
+        if len(raw) > MAX_STATE_FILE:
+            raise ValueError(f"larger than {MAX_STATE_FILE} bytes")
+        doc = json.loads(raw.decode("utf-8"))
+        return _parse_state(doc)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise DecodeError(f"corrupt DHT state file {path}: {exc}") from exc
-    if len(node_id) != 20 or any(len(n) != 20 or not 0 < a[1] < 65536 for n, a in nodes):
-        raise DecodeError(f"corrupt DHT state file {path}: bad node id or port")
+
+
+def _parse_state(doc: object) -> tuple[bytes, list[tuple[bytes, Addr]]]:
+    if not isinstance(doc, dict):
+        raise TypeError("not a JSON object")
+    if doc.get("version") != _STATE_VERSION or isinstance(doc.get("version"), bool):
+        raise ValueError(f"unsupported DHT state version {doc.get('version')!r}")
+    node_id = _hex20(doc.get("node_id"))
+    entries = doc.get("nodes")
+    if not isinstance(entries, list) or len(entries) > MAX_STATE_NODES:
+        raise TypeError(f"'nodes' must be a list of at most {MAX_STATE_NODES} entries")
+    nodes: list[tuple[bytes, Addr]] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise TypeError("a node entry is not an object")
+        ip, port = entry.get("ip"), entry.get("port")
+        if not isinstance(ip, str):
+            raise TypeError("a node's 'ip' must be a string")
+        ip = str(ipaddress.ip_address(ip))  # ValueError for host names and junk
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ValueError(f"bad port {port!r}")
+        nodes.append((_hex20(entry.get("id")), (ip, port)))
     return node_id, nodes
+
+
+def _hex20(value: object) -> bytes:
+    if not isinstance(value, str) or len(value) != 40:
+        raise ValueError("a node id must be 40 hex digits")
+    return bytes.fromhex(value)
