@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -170,12 +170,36 @@ async def test_shoal_to_shoal_capture(
     assert_wire(capture, bytes(metainfo.info_hash), payload, visible=visible)
 
 
-async def test_libtorrent_seed_capture_with_encryption_required(tmp_path: Path) -> None:
-    """libtorrent forced to RC4 both ways; shoal requires it; the capture stays opaque."""
-    lt = pytest.importorskip("libtorrent")
-    payload = random.Random(6).randbytes(150_000)
-    (tmp_path / "seed").mkdir()
-    (tmp_path / "seed" / "p.bin").write_bytes(payload)
+def lt_session(lt: Any, *, forced: bool) -> Any:
+    """A loopback-only libtorrent session; `forced`: pe_forced both ways at pe_rc4."""
+    settings: dict[str, object] = {
+        "listen_interfaces": "127.0.0.1:0",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+    }
+    if forced:
+        settings |= {
+            "in_enc_policy": int(lt.enc_policy.pe_forced),
+            "out_enc_policy": int(lt.enc_policy.pe_forced),
+            "allowed_enc_level": int(lt.enc_level.pe_rc4),
+        }
+    else:
+        settings |= {
+            "in_enc_policy": int(lt.enc_policy.pe_disabled),
+            "out_enc_policy": int(lt.enc_policy.pe_disabled),
+        }
+    return lt.session(settings)
+
+
+def lt_torrent(root: Path, seed: int) -> tuple[bytes, Metainfo, bytes]:
+    """Write a 150 kB payload under `root`; return (torrent bytes, metainfo, payload)."""
+    payload = random.Random(seed).randbytes(150_000)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "p.bin").write_bytes(payload)
     info: dict[bytes, bencoding.Bencoded] = {
         b"name": b"p.bin",
         b"length": len(payload),
@@ -186,28 +210,30 @@ async def test_libtorrent_seed_capture_with_encryption_required(tmp_path: Path) 
         ),
     }
     torrent = bencoding.encode({b"info": info})
-    metainfo = parse_metainfo(torrent)
+    return torrent, parse_metainfo(torrent), payload
+
+
+def has_content(path: Path, content: bytes) -> bool:
+    return path.exists() and path.read_bytes() == content
+
+
+async def wait_lt_seeding(handle: Any) -> None:
+    # libtorrent's state lives in its own threads: polling is the only way.
+    while not handle.status().is_seeding:  # noqa: ASYNC110
+        await trio.sleep(0.05)
+
+
+async def test_libtorrent_seed_capture_with_encryption_required(tmp_path: Path) -> None:
+    """libtorrent forced to RC4 both ways; shoal requires it; the capture stays opaque."""
+    lt = pytest.importorskip("libtorrent")
+    torrent, metainfo, payload = lt_torrent(tmp_path / "seed", 6)
     params = lt.load_torrent_buffer(torrent)
     params.save_path = str(tmp_path / "seed")
-    session = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "enable_outgoing_utp": False,
-            "enable_incoming_utp": False,
-            "in_enc_policy": 0,  # pe_forced
-            "out_enc_policy": 0,
-            "allowed_enc_level": 2,  # pe_rc4
-        }
-    )
+    session = lt_session(lt, forced=True)
     handle = session.add_torrent(params)
     try:
         with trio.fail_after(20):
-            while not handle.status().is_seeding:  # noqa: ASYNC110 (libtorrent's own threads)
-                await trio.sleep(0.05)
+            await wait_lt_seeding(handle)
         capture, flags = await download_via_proxy(
             shoal.EncryptionMode.REQUIRE,
             ("127.0.0.1", session.listen_port()),
@@ -220,3 +246,41 @@ async def test_libtorrent_seed_capture_with_encryption_required(tmp_path: Path) 
     assert (tmp_path / "leech" / "p.bin").read_bytes() == payload
     assert flags == [True]
     assert_wire(capture, bytes(metainfo.info_hash), payload, visible=False)
+
+
+@pytest.mark.parametrize(
+    ("mode", "visible"),
+    [(shoal.EncryptionMode.REQUIRE, False), (shoal.EncryptionMode.DISABLE, True)],
+)
+async def test_libtorrent_leech_capture(
+    tmp_path: Path, mode: shoal.EncryptionMode, visible: bool
+) -> None:
+    """The other role on the wire: libtorrent dials the proxy, shoal's listener answers."""
+    lt = pytest.importorskip("libtorrent")
+    torrent, metainfo, payload = lt_torrent(tmp_path / "seed", 8)
+    capture = Capture()
+    async with shoal.open_client(config(mode)) as seeder, trio.open_nursery() as nursery:
+        seeding = await seeder.add(metainfo, save_to=tmp_path / "seed")
+        with trio.fail_after(10):
+            await seeding.wait_complete()
+        proxy = await nursery.start(serve_recording_proxy, seeder.listen_address, capture)
+        params = lt.load_torrent_buffer(torrent)
+        params.save_path = str(tmp_path / "leech")
+        session = lt_session(lt, forced=not visible)
+        handle = session.add_torrent(params)
+        try:
+            handle.connect_peer(proxy)
+            with trio.fail_after(30):
+                await wait_lt_seeding(handle)
+                # libtorrent reports completion before its disk thread has written.
+                while not has_content(tmp_path / "leech" / "p.bin", payload):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+        finally:
+            session.remove_torrent(handle)
+            del handle, session
+        stats = seeding.statistics()
+        nursery.cancel_scope.cancel()
+    assert capture.connections >= 1
+    assert stats.uploaded >= len(payload)
+    # Seeder's view: upstream is libtorrent -> shoal, downstream carries the payload.
+    assert_wire(capture, bytes(metainfo.info_hash), payload, visible=visible)
