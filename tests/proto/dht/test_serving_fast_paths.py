@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from shoal.dht.compact import NodeInfo, encode_nodes, ip_packed
 from shoal.dht.krpc import (
+    AnnouncePeerQuery,
     FindNodeQuery,
     GetPeersQuery,
     Message,
@@ -23,6 +24,7 @@ from shoal.dht.krpc import (
     encode_message,
     encode_response_capped,
 )
+from shoal.errors import DecodeError
 
 from .strategies import queries, responses
 
@@ -101,6 +103,8 @@ def _is_common(msg: Message) -> bool:
         return not msg.read_only
     if isinstance(msg, (FindNodeQuery, GetPeersQuery)):
         return not msg.read_only and not msg.want
+    if isinstance(msg, AnnouncePeerQuery):
+        return not msg.read_only
     return False
 
 
@@ -136,3 +140,30 @@ def test_capped_response_keeps_the_values_that_fit(msg: Message, max_size: int) 
 
 def _size_with(msg: Response, n: int) -> int:
     return len(encode_message(replace(msg, values=msg.values[:n])))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        b"4:porti0e",  # port 0 needs implied_port
+        b"4:porti65536e",
+        b"4:porti01e",
+    ],
+)
+def test_fast_announce_decoder_leaves_bad_ports_to_the_general_decoder(args: bytes) -> None:
+    data = (
+        b"d1:ad2:id20:"
+        + b"i" * 20
+        + b"9:info_hash20:"
+        + b"h" * 20
+        + args
+        + b"5:token2:tke1:q13:announce_peer1:t2:tt1:y1:qe"
+    )
+    assert _decode_query_fast(data) is None
+    with pytest.raises(DecodeError):
+        decode_message(data)
+
+
+def test_fast_announce_decoder_reads_implied_port() -> None:
+    msg = AnnouncePeerQuery(b"tt", b"i" * 20, b"h" * 20, 0, b"tok", True, False, b"LT\x01\x02")
+    assert _decode_query_fast(encode_message(msg)) == msg
