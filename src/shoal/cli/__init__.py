@@ -11,6 +11,7 @@ to add one, write the module and append it to `COMMANDS`.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -97,6 +98,8 @@ def _run_guarded(args: argparse.Namespace) -> int:
             return _stdout_closed()
         if isinstance(leaf, ShoalError):
             _report(str(leaf), exc, debug=args.debug)
+        elif isinstance(leaf, OSError) and leaf.errno == errno.EADDRINUSE:
+            _report(_port_in_use(args), exc, debug=args.debug)
         elif isinstance(leaf, OSError):
             _report(_describe_os_error(leaf), exc, debug=args.debug)
         else:
@@ -131,6 +134,15 @@ def _describe_os_error(exc: OSError) -> str:
     return f"cannot use '{exc.filename}': {reason}"
 
 
+def _port_in_use(args: argparse.Namespace) -> str:
+    """Binding the listener or DHT socket failed: name the port and the way out."""
+    port = getattr(args, "port", None)
+    where = f"port {port}" if port else "the port"
+    bind = getattr(args, "bind", None)
+    on = f" on {bind}" if bind else ""
+    return f"{where}{on} is already in use; choose another with --port (0 picks a free one)"
+
+
 def _stdout_closed() -> int:
     """The reader of our stdout went away (``shoal info x | head``): stop quietly.
 
@@ -163,6 +175,20 @@ def command_names(parser: argparse.ArgumentParser) -> list[str]:
 
 class _StderrHandler(logging.Handler):
     """Writes to whatever `sys.stderr` is at emit time (like logging's last-resort handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Without ``-v``, skip the torrent's own log of a fatal error.
+
+        The same error arrives as a `TorrentError` event, which the command prints as
+        its one final line; logging it too would make every such failure two lines.
+        """
+        if (
+            record.name == "shoal.torrent"
+            and record.levelno == logging.ERROR
+            and logging.getLogger("shoal").level >= logging.WARNING
+        ):
+            return False
+        return super().filter(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

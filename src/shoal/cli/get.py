@@ -16,9 +16,10 @@ import argparse
 import math
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -286,7 +287,7 @@ async def pump_events(torrent: Torrent, renderer: Renderer, watch: _Watch | None
         elif isinstance(event, Completed):
             watch.completed.set()
         elif isinstance(event, TorrentError):
-            raise CommandError(safe(event.message))
+            raise CommandError(error_hint(safe(event.message)))
 
 
 async def tick(torrent: Torrent, renderer: Renderer) -> None:
@@ -334,12 +335,46 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CommandError(f"'{out}' is not a directory; give -o an existing or new directory")
     if not args.metadata_only:
-        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
     renderer = make_renderer(json_lines=args.json, quiet=args.quiet, interval=args.interval)
     try:
         return trio.run(_main, args, source, out, renderer)
     finally:
         renderer.close()
+
+
+def check_writable(out: Path) -> None:
+    """Create `out` if needed and prove we can write in it, before any peer is dialled.
+
+    Files are opened lazily, so without this an unwritable directory would surface
+    only when the first piece verifies, after minutes of downloading.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise CommandError(
+            f"output directory '{out}' is not writable ({exc.strerror or exc}); "
+            "choose another with -o"
+        ) from exc
+
+
+#: Storage failure text (from `shoal.storage.files`) → what the user can do about it.
+_STORAGE_HINTS: Final = (
+    ("disk full", "free some space, or download elsewhere with -o"),
+    ("permission denied", "choose a writable directory with -o"),
+    ("read-only file system", "choose a writable directory with -o"),
+)
+
+
+def error_hint(message: str) -> str:
+    """`message` with advice appended when it names a failure the user can fix."""
+    lowered = message.lower()
+    for needle, hint in _STORAGE_HINTS:
+        if needle in lowered:
+            return f"{message}; {hint}"
+    return message
 
 
 async def run_interruptible(body: Any, *args: Any) -> bool:
