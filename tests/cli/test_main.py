@@ -42,6 +42,9 @@ def test_top_level_help_lists_commands_and_exit_codes(capsys: pytest.CaptureFixt
         assert f"\n    {name}" in out
     assert "examples:" in out
     assert "130 interrupted" in out
+    examples = out.split("\nexamples:\n", 1)[1]
+    for name in COMMAND_NAMES:
+        assert f"  shoal {name}" in examples, f"no top-level example for {name}"
 
 
 @pytest.mark.parametrize("name", COMMAND_NAMES)

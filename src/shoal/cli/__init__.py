@@ -41,9 +41,17 @@ COMMANDS: Final[Sequence[Command]] = (create, info, get, seed, dht, demo)
 
 _EPILOG = """\
 examples:
+  shoal demo                                  try it: download from a local swarm, offline
+  shoal get 'magnet:?xt=urn:btih:...' -o ~/Downloads
+                                              download through the DHT, then seed
+  shoal get photos.torrent --no-seed          download, exit once verified
+  shoal seed photos.torrent --data ~/Pictures seed existing data until Ctrl-C
   shoal create ./photos -o photos.torrent     hash a directory, print its magnet link
   shoal info photos.torrent                   show what a .torrent contains
   shoal info 'magnet:?xt=urn:btih:...'        decode a magnet link
+  shoal dht get-peers INFOHASH                look up peers for an info-hash
+
+settings: flags > SHOAL_* environment variables > config file > defaults (docs/cli.md).
 
 exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.
 Run 'shoal COMMAND --help' for a command's options and examples.

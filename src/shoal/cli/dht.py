@@ -32,6 +32,12 @@ _EXAMPLES = """\
   shoal dht get-peers 0123...cdef --bootstrap 127.0.0.1:6881
 """
 
+_GET_PEERS_EXAMPLES = """\
+  shoal dht get-peers 0123...cdef                           through the public routers
+  shoal dht get-peers 0123...cdef --bootstrap 127.0.0.1:6881 --json
+                                                            one JSON object per peer
+"""
+
 STATS_INTERVAL: Final = 5.0
 
 
@@ -53,6 +59,8 @@ def add_parser(subparsers: Subparsers) -> None:
         "get-peers",
         help="find peers for INFOHASH and print them as they are found",
         description="Run one get_peers lookup and print each peer with the time it took.",
+        epilog="examples:\n" + _GET_PEERS_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     get.add_argument("info_hash", metavar="INFOHASH", help="40 hex digits or 32 base32 characters")
     add_global_options(get, top_level=False)
