@@ -392,6 +392,9 @@ class RoutingTable:
         new = bucket.replacements.get(node_id)
         if new is None or new.addr != addr:
             new = Entry(node_id, addr, last_seen=now, verified=verified)
+            if not responded:  # what `_touch` would do, for the most common newcomer
+                new.last_query = now
+                return self._insert(new, bucket, now)
         self._touch(new, now, responded=responded, rtt=rtt, verified=verified)
         return self._insert(new, bucket, now)
 
