@@ -412,6 +412,23 @@ class Picker(Generic[P]):
             self._pick_endgame(peer, info, count, out)
         return out
 
+    def pick_blocks_in(self, peer: P, pieces: Iterable[int], count: int) -> list[Block]:
+        """Like `pick_blocks`, but only from `pieces` (BEP 6 allowed-fast while choked).
+
+        Partial pieces come first, then the rest in index order; no endgame duplicates.
+        """
+        info = self._peers.get(peer)
+        if info is None or count <= 0:
+            return []
+        out: list[Block] = []
+        usable = [i for i in pieces if 0 <= i < self.num_pieces and info.has(i) and self._wanted(i)]
+        usable.sort(key=lambda i: (i not in self._partials, i))
+        for i in usable:
+            if len(out) >= count:
+                break
+            self._take(peer, info, self._partial(i), count, out)
+        return out
+
     def _take(
         self, peer: P, info: _PeerPieces[P], pb: PieceBlocks[P], count: int, out: list[Block]
     ) -> None:
