@@ -422,7 +422,7 @@ def test_docs_list_every_progress_key_and_record() -> None:
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
-    section = doc.split("### `get --json` / `seed --json` records", 1)[1]
+    section = doc.split("### `get --json` / `seed --json` records", 1)[1].split("\n## ", 1)[0]
     events, keys = section.split("`progress` keys:", 1)
     documented_events = set(re.findall(r"^\| `([a-z_]+)` ", events, re.MULTILINE)) - {"event"}
     assert documented_events == {
