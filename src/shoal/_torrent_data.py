@@ -24,6 +24,7 @@ from .metainfo import Metainfo, parse_info
 from .peer import events as ev
 from .peer.connection import ConnectionState
 from .peer.extension import UT_METADATA
+from .storage.base import WriteResult
 from .storage.files import FileStorage
 from .storage.resume import ResumeSaver, load_resume
 from .swarm.blocks import Block
@@ -140,7 +141,7 @@ class MetadataFetch:
 class _Suspect:
     """Who sent which block of a piece, with each block's digest (for smart ban)."""
 
-    blocks: dict[int, tuple[Addr, bytes]]
+    blocks: dict[int, tuple[Addr, int, bytes | None]]  # begin -> (peer, length, digest)
 
 
 @final
@@ -164,7 +165,8 @@ class DataPhase:
             torrent.config.upload_slots, rng=random.Random(torrent.info_hash)
         )
         self.selected_size = info.total_length - 0
-        self._block_src: dict[int, dict[int, tuple[Addr, bytes]]] = {}
+        #: Who sent each block of a piece in flight: begin -> (peer, length).
+        self._block_src: dict[int, dict[int, tuple[Addr, int]]] = {}
         self._suspects: dict[int, _Suspect] = {}
         self._sole_failures: dict[Addr, int] = {}
         self._verifying: set[int] = set()
@@ -296,7 +298,7 @@ class DataPhase:
             case ev.RequestTimedOut(index=i, begin=b, length=n):
                 picker.request_timed_out(session, Block(i, b, n))
             case ev.BlockReceived(index=i, begin=b, data=data):
-                await self._on_block(session, i, b, data)
+                self._on_block(session, i, b, data)
             case ev.BlockRequested(index=i, begin=b, length=n):
                 await self._serve(session, i, b, n)
             case ev.PeerInterested():
@@ -332,21 +334,24 @@ class DataPhase:
             session.uploaded += len(data)
         session.wake()
 
-    async def _on_block(
+    def _on_block(
         self, session: PeerSession, index: int, begin: int, data: bytes | memoryview
     ) -> None:
+        # The hot path: once per 16 KiB block, so no awaits (a checkpoint per block
+        # costs a scheduler round trip) and no hashing (block digests for smart ban
+        # are taken only when a piece fails, from the rejected bytes).
         block = Block(index, begin, len(data))
         for other, dup in self.picker.block_received(session, block):
             if _open(other) and other.conn.cancel(dup.index, dup.begin, dup.length):
                 other.wake()
-        digest = hashlib.sha1(data).digest()
-        self._block_src.setdefault(index, {})[begin] = (session.addr, digest)
-        # The picker already counts this block as received: the write must happen even
-        # if this session is being cancelled (banned) right now, or the piece would
-        # wait forever for a block nobody will send again. It never waits on the disk.
-        with trio.CancelScope(shield=True):
-            result = await self.storage.write_block(index, begin, data)
-        if result.value == "no_room":
+        src = self._block_src.get(index)
+        if src is None:
+            src = self._block_src[index] = {}
+        src[begin] = (session.addr, len(data))
+        # Synchronous, so a cancelled (banned) session cannot lose a block the picker
+        # already counts as received.
+        result = self.storage.write_block_now(index, begin, data)
+        if result is WriteResult.NO_ROOM:
             self.storage.discard_piece(index)
             self.picker.piece_failed(index)
             self._block_src.pop(index, None)
@@ -363,18 +368,34 @@ class DataPhase:
             self._verifying.discard(index)
         sources = self._block_src.pop(index, {})
         if ok:
-            await self._piece_ok(index, sources)
+            await self._piece_ok(index)
         else:
-            self._piece_bad(index, sources)
+            self._piece_bad(index, self._block_digests(index, sources))
 
-    async def _piece_ok(self, index: int, sources: dict[int, tuple[Addr, bytes]]) -> None:
+    def _block_digests(
+        self, index: int, sources: dict[int, tuple[Addr, int]]
+    ) -> dict[int, tuple[Addr, int, bytes | None]]:
+        """Per-block SHA-1 of a piece that failed, to tell later which sender lied."""
+        bad = self.storage.pop_rejected(index)
+        view = memoryview(bad if bad is not None else b"")
+        out: dict[int, tuple[Addr, int, bytes | None]] = {}
+        for begin, (addr, length) in sources.items():
+            digest = hashlib.sha1(view[begin : begin + length]).digest() if bad else None
+            out[begin] = (addr, length, digest)
+        return out
+
+    async def _piece_ok(self, index: int) -> None:
         torrent = self.torrent
         self.picker.piece_verified(index)
         suspect = self._suspects.pop(index, None)
         if suspect is not None:
-            for begin, (addr, digest) in suspect.blocks.items():
-                good = sources.get(begin)
-                if good is not None and good[1] != digest:
+            # Smart ban: compare each earlier block with the now verified bytes.
+            good = await self.storage.read_block(index, 0, self.info.piece_size(index))
+            for begin, (addr, length, digest) in suspect.blocks.items():
+                if (
+                    digest is not None
+                    and hashlib.sha1(good[begin : begin + length]).digest() != digest
+                ):
                     torrent.ban(addr, f"sent a corrupt block of piece {index}")
         for session in list(torrent.sessions.values()):
             if _open(session) and session.conn.num_pieces is not None:
@@ -389,11 +410,11 @@ class DataPhase:
             await self.save_resume()
             torrent.mark_complete()
 
-    def _piece_bad(self, index: int, sources: dict[int, tuple[Addr, bytes]]) -> None:
+    def _piece_bad(self, index: int, sources: dict[int, tuple[Addr, int, bytes | None]]) -> None:
         torrent = self.torrent
         self.picker.piece_failed(index)
         self.storage.discard_piece(index)
-        peers = {addr for addr, _ in sources.values()}
+        peers = {addr for addr, _, _ in sources.values()}
         torrent.publish(tev.PieceFailed(index, tuple(sorted(peers))))
         previous = self._suspects.get(index)
         merged = dict(previous.blocks) if previous else {}

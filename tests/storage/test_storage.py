@@ -100,6 +100,42 @@ async def test_bad_piece_is_dropped_and_never_stored() -> None:
     assert s.contents == bytes(len(t.data))  # nothing reached the backend
 
 
+async def test_rejected_piece_bytes_are_handed_out_once_for_smart_ban() -> None:
+    t = standard()
+    s = MemoryStorage(t.info)
+    sent = [(b, d if b else b"x" + d[1:]) for b, d in blocks(t, 1)]
+    for b, d in sent:
+        assert s.write_block_now(1, b, d) in (WriteResult.STORED, WriteResult.COMPLETE)
+    assert s.pop_rejected(1) is None  # not verified yet
+    assert not await s.verify_piece(1)
+    assert s.pop_rejected(1) == b"".join(d for _, d in sent)
+    assert s.pop_rejected(1) is None
+    await download(s, t, [0])
+    assert s.pop_rejected(0) is None  # a good piece leaves nothing behind
+
+
+async def test_only_the_last_rejected_pieces_are_kept() -> None:
+    t = standard()
+    s = MemoryStorage(t.info)
+    for i in range(4):
+        for b, d in blocks(t, i):
+            s.write_block_now(i, b, bytes(len(d)))
+        assert not await s.verify_piece(i)
+    assert [s.pop_rejected(i) is not None for i in range(4)] == [False, False, True, True]
+
+
+async def test_write_block_now_checks_like_write_block() -> None:
+    t = standard()
+    s = MemoryStorage(t.info)
+    with pytest.raises(LocalProtocolError):
+        s.write_block_now(0, PIECE, b"x")
+    with pytest.raises(LocalProtocolError):
+        s.write_block_now(t.info.num_pieces, 0, b"x")
+    await s.close()
+    with pytest.raises(LocalProtocolError):
+        s.write_block_now(0, 0, b"x")
+
+
 async def test_verified_piece_is_never_overwritten() -> None:
     t = standard()
     s = MemoryStorage(t.info)

@@ -54,7 +54,8 @@ PEER_ERRORS: Final = (
     trio.ClosedResourceError,
     trio.TooSlowError,
 )
-_RECEIVE_SIZE: Final = 64 * 1024
+#: Large reads: one engine pass, one event batch and one writer wakeup per 256 KiB.
+_RECEIVE_SIZE: Final = 256 * 1024
 
 
 @final
