@@ -219,9 +219,14 @@ class LoadGen:
         ih = self.rng.choice(self.info_hashes)
         return self._query(b"get_peers", ident + b"9:info_hash20:" + ih, t), ih
 
-    def send_one(self, kind: int, now: float, info_hash: bytes | None = None) -> bool:
-        src_index = self._rr
-        self._rr = (self._rr + 1) % len(self.sources)
+    def send_one(
+        self, kind: int, now: float, info_hash: bytes | None = None, source: int | None = None
+    ) -> bool:
+        """Send one query from `source`, or from the next socket in round-robin order."""
+        src_index = source
+        if src_index is None:
+            src_index = self._rr
+            self._rr = (self._rr + 1) % len(self.sources)
         src = self.sources[src_index]
         if kind == _ANNOUNCE and src.token is None:
             kind = _GET_PEERS  # no token yet: fetch one
@@ -306,8 +311,7 @@ def _pick_kind(rng: random.Random) -> int:
 def warm_up(gen: LoadGen, count: int) -> int:
     """One ping from each of the first `count` sources; returns how many were answered."""
     for i in range(min(count, len(gen.sources))):
-        gen._rr = i
-        gen.send_one(_PING, time.perf_counter())
+        gen.send_one(_PING, time.perf_counter(), source=i)
         if i % 64 == 63:
             gen.receive(0.0)
     deadline = time.perf_counter() + 2.0
@@ -318,7 +322,6 @@ def warm_up(gen: LoadGen, count: int) -> int:
     answered = gen.res.answered[_PING]
     gen.pending.clear()
     gen.res = _Results()
-    gen._rr = 0
     return answered
 
 
@@ -355,8 +358,8 @@ def run_flood(gen: LoadGen, count: int, window: int, max_rate: float, timeout: f
     issued = announced = sent_total = 0
     for _ in range(_LOOP_CAP):
         now = time.perf_counter()
-        if announced >= count and not gen.pending:
-            break
+        if issued >= count and not gen.pending:
+            break  # every get_peers answered or dropped, every announce too
         if now - start > 10 * 60:
             break  # hard bound on the whole flood
         allowed = int((now - start) * max_rate) - sent_total
@@ -373,8 +376,7 @@ def run_flood(gen: LoadGen, count: int, window: int, max_rate: float, timeout: f
         for src_index in gen.receive(0.0 if room > 0 else 0.001):
             src = gen.sources[src_index]
             if src.token is not None and announced < count:
-                gen._rr = src_index
-                if gen.send_one(_ANNOUNCE, now):
+                if gen.send_one(_ANNOUNCE, now, source=src_index):
                     announced += 1
                     sent_total += 1
                 src.token = None
