@@ -28,8 +28,21 @@ Read-only mode (BEP 43): our queries carry ``ro=1`` and we answer nothing. Nodes
 whose queries carry ``ro=1`` are answered but never enter our table.
 
 Bootstrap: a find_node lookup for our own id, seeded with the bootstrap addresses.
-Lookups requested meanwhile are queued and start when it finishes. If nobody
-answered, bootstrap is retried with exponential backoff.
+Lookups requested meanwhile are queued and start as soon as the routing table holds
+*any* node (the first bootstrap reply), not when bootstrap finishes: waiting for the
+whole bootstrap lookup was most of a cold start's time. If nobody answered,
+bootstrap is retried after `bootstrap_first_retry`, then with exponential backoff.
+
+Retransmission: a query to a node believed alive (it has a measured RTT, or it is
+a bootstrap address whose id we do not know yet) that got no answer within
+``clamp(retransmit_factor * rtt, retransmit_min, retransmit_max)`` (``retransmit_unknown``
+without an RTT) is sent once more, byte for byte: same ``t``, same deadline. This
+lives in the transaction layer, so a lookup never sees it except as a later reply,
+and its "never ask a node twice" property is untouched. Same ``t`` means a reply to
+either copy matches; since we cannot tell which copy it answers, a retransmitted
+query yields no RTT sample (Karn's algorithm). Nodes with no RTT learned from
+others' replies are not retransmitted to: about half of them are dead, and the
+lookup's soft timeout already moves on to another node.
 
 Invariant: ``receive_datagram`` never raises on remote input; undecodable or
 unexpected datagrams are counted in ``statistics()`` and dropped.
@@ -39,6 +52,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import heapq
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
@@ -68,7 +82,15 @@ from .krpc import (
     encode_message,
     encode_response_capped,
 )
-from .lookup import Lookup, LookupConfig, LookupDone, LookupKind, QueryNode, Wait
+from .lookup import (
+    CandidateState,
+    Lookup,
+    LookupConfig,
+    LookupDone,
+    LookupKind,
+    QueryNode,
+    Wait,
+)
 from .peer_store import MAX_VALUES, PeerStore, PeerStoreConfig
 from .ratelimit import RateLimiter
 from .routing import Added, Pending, RoutingStats, RoutingTable
@@ -106,6 +128,9 @@ class DHTConfig:
     #: A reply may be at most this many times the size of the query (anti-amplification).
     amplification: int = 8
     peer_store: PeerStoreConfig = field(default_factory=PeerStoreConfig)
+    #: First bootstrap retry when nobody answered: short, because a cold start whose
+    #: only bootstrap datagram (and its retransmission) was lost waits this long.
+    bootstrap_first_retry: float = 1.0
     bootstrap_backoff: float = 5.0
     bootstrap_backoff_max: float = 300.0
     #: How often buckets are checked for refresh and the peer store for expiry.
@@ -121,6 +146,12 @@ class DHTConfig:
     ip_votes: int = 10
     #: BEP 42: "consider restarting ... with a new node ID" once the IP is voted in.
     regenerate_id: bool = False
+    #: Resend an unanswered query once (see the module docstring); 0 disables.
+    retransmit_factor: float = 3.0
+    retransmit_min: float = 0.2
+    retransmit_max: float = 1.0
+    #: Retransmission delay for a bootstrap address or pinged address with no RTT yet.
+    retransmit_unknown: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +181,16 @@ class _Purpose(enum.Enum):
     ANNOUNCE = "announce"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Txn:
     method: bytes
     purpose: _Purpose
     sent_at: float
     node_id: bytes | None = None
     lookup_id: int | None = None
+    #: The datagram to resend once; None when not eligible or already resent.
+    datagram: bytes | None = None
+    resent: bool = False
 
 
 class _Job(enum.Enum):
@@ -217,6 +251,11 @@ class DHTNode:
         self._bootstrapped = False
         self._backoff = cfg.bootstrap_backoff
         self._bootstrap_retry_at: float | None = None
+        self._first_retry = True
+        self._bootstrap_id = 0
+        # (when, seq, addr, t) of queries to resend; stale entries dropped lazily.
+        self._retx: list[tuple[float, int, Addr, bytes]] = []
+        self._retx_seq = 0
         self._maintenance_at = now + cfg.maintenance_interval
         self._votes: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.external_ip: str | None = None
@@ -239,6 +278,11 @@ class DHTNode:
         times.extend(
             t for t in (self._txns.next_deadline(), self._bootstrap_retry_at) if t is not None
         )
+        retx = self._retx
+        while retx and self._txns.get(retx[0][2], retx[0][3]) is None:
+            heapq.heappop(retx)  # answered or expired meanwhile
+        if retx:
+            times.append(retx[0][0])
         return min(times)
 
     def handle_timer(self, now: float) -> None:
@@ -246,6 +290,7 @@ class DHTNode:
 
         Call `datagrams_to_send()` afterwards.
         """
+        self._retransmit_due(now)
         for addr, txn in self._txns.pop_expired(now):
             self._on_timeout(addr, txn, now)
         for lookup_id, job in list(self._jobs.items()):
@@ -288,6 +333,7 @@ class DHTNode:
         """Join the network through `addrs`; returns the bootstrap lookup's id."""
         self._bootstrap_addrs = list(addrs)
         self._backoff = self.config.bootstrap_backoff
+        self._first_retry = True
         return self._start_bootstrap(now)
 
     def add_node(self, addr: Addr, now: float) -> None:
@@ -423,7 +469,36 @@ class DHTNode:
         timeout = cfg.lookup.hard_timeout if purpose is _Purpose.LOOKUP else cfg.query_timeout
         txn = _Txn(msg.method, purpose, now, node_id, lookup_id)
         t = self._txns.add(addr, txn, now + timeout)
-        self._out.append((encode_message(replace(msg, t=t)), addr))
+        data = encode_message(replace(msg, t=t))
+        self._out.append((data, addr))
+        delay = self._retransmit_delay(addr, node_id)
+        if delay is not None and delay < timeout:
+            txn.datagram = data
+            self._retx_seq += 1
+            heapq.heappush(self._retx, (now + delay, self._retx_seq, addr, t))
+
+    def _retransmit_delay(self, addr: Addr, node_id: bytes | None) -> float | None:
+        """How long to wait before resending a query to `addr`; None: never resend."""
+        cfg = self.config
+        if cfg.retransmit_factor <= 0:
+            return None
+        rtt = self.table.rtt(addr)
+        if rtt is None:
+            # Unknown id (bootstrap address, add_node): the only way in, worth a resend.
+            return cfg.retransmit_unknown if node_id is None else None
+        return min(max(cfg.retransmit_factor * rtt, cfg.retransmit_min), cfg.retransmit_max)
+
+    def _retransmit_due(self, now: float) -> None:
+        retx = self._retx
+        while retx and retx[0][0] <= now:
+            _, _, addr, t = heapq.heappop(retx)
+            txn = self._txns.get(addr, t)
+            if txn is None or txn.datagram is None:
+                continue
+            self._out.append((txn.datagram, addr))
+            txn.datagram = None
+            txn.resent = True
+            self._counts["retransmits"] += 1
 
     def _on_response(self, msg: Response, addr: Addr, now: float) -> None:
         txn = self._txns.pop(addr, msg.t)
@@ -438,23 +513,39 @@ class DHTNode:
             # Another id answers at that address now: the node we knew there is gone.
             self.table.failed(addr, now)
         verified = bep42.is_valid_node_id(addr[0], msg.node_id)
+        rtt = None if txn.resent else now - txn.sent_at  # Karn: ambiguous after a resend
         result = self.table.heard_from(
-            msg.node_id, addr, now, responded=True, rtt=now - txn.sent_at, verified=verified
+            msg.node_id, addr, now, responded=True, rtt=rtt, verified=verified
         )
         self._learned(result, now)
         if msg.ip is not None:
             self._vote(msg.ip[0], addr[0], now)
         job = self._jobs.get(txn.lookup_id) if txn.lookup_id is not None else None
-        if job is None or job.lookup is None or txn.lookup_id is None:
-            return
+        if job is not None and job.lookup is not None and txn.lookup_id is not None:
+            self._lookup_response(txn.lookup_id, job, job.lookup, msg, addr, verified, now)
+        if self._queue and self._bootstrapping and len(self.table):
+            # The first contact is enough to start queued lookups; after the bootstrap
+            # lookup took in this reply, so they are seeded with its nodes too.
+            self._launch_queued(now)
+
+    def _lookup_response(
+        self,
+        lookup_id: int,
+        job: _LookupJob,
+        lookup: Lookup,
+        msg: Response,
+        addr: Addr,
+        verified: bool,
+        now: float,
+    ) -> None:
         nodes = msg.nodes6 if self.config.ipv6 else msg.nodes
         token = msg.token
         if self.config.enforce_bep42 and not verified:
             token = None  # BEP 42 "Enforcement": not eligible as a storage target
-        fresh = job.lookup.on_response(addr, msg.node_id, nodes, msg.values, token, now)
+        fresh = lookup.on_response(addr, msg.node_id, nodes, msg.values, token, now)
         if fresh and job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
-            self._events.append(PeersFound(txn.lookup_id, job.target, tuple(fresh)))
-        self._drive(txn.lookup_id, now)
+            self._events.append(PeersFound(lookup_id, job.target, tuple(fresh)))
+        self._drive(lookup_id, now)
 
     def _on_error(self, msg: Error, addr: Addr, now: float) -> None:
         txn = self._txns.pop(addr, msg.t)
@@ -537,7 +628,8 @@ class DHTNode:
         return lookup_id
 
     def _launch_queued(self, now: float) -> None:
-        """Start queued lookups, oldest first, unless bootstrapping or at `max_lookups`.
+        """Start queued lookups, oldest first, unless at `max_lookups` or bootstrapping
+        with an empty table.
 
         A lookup with no one to ask finishes inside `_launch`, and finishing calls back
         here; the flag makes that nested call a no-op (this loop re-checks the
@@ -547,7 +639,7 @@ class DHTNode:
             return
         self._in_launch = True
         try:
-            while self._queue and not self._bootstrapping:
+            while self._queue and (not self._bootstrapping or len(self.table)):
                 if self._active >= self.config.max_lookups:
                     break
                 self._launch(self._queue.popleft(), now)
@@ -561,6 +653,8 @@ class DHTNode:
         ]
         if job.job is _Job.BOOTSTRAP:
             seeds.extend((None, a) for a in self._bootstrap_addrs)
+        elif self._bootstrapping:
+            seeds.extend(self._bootstrap_contacts({a for _, a in seeds}))
         kind = LookupKind.FIND_NODE
         if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
             kind = LookupKind.GET_PEERS
@@ -575,6 +669,24 @@ class DHTNode:
             own_id=self.node_id,
         )
         self._drive(lookup_id, now)
+
+    def _bootstrap_contacts(self, known: set[Addr]) -> list[tuple[bytes | None, Addr]]:
+        """Contacts the running bootstrap lookup has heard of, as extra seeds.
+
+        A lookup started early (the table holds only the bootstrap node) would die
+        with its first lost reply; the bootstrap's candidates are what a full table
+        would have offered it a moment later.
+        """
+        boot = self._jobs.get(self._bootstrap_id)
+        if boot is None or boot.lookup is None:
+            return []
+        out: list[tuple[bytes | None, Addr]] = []
+        for node_id, addr, state in boot.lookup.candidate_states():
+            if state is not CandidateState.FAILED and addr not in known:
+                out.append((node_id, addr))
+                if len(out) >= 2 * CLOSEST:
+                    break
+        return out
 
     def _drive(self, lookup_id: int, now: float) -> None:
         job = self._jobs.get(lookup_id)
@@ -640,11 +752,17 @@ class DHTNode:
 
     def _start_bootstrap(self, now: float) -> int:
         self._bootstrapping = True
+        self._bootstrap_id = self._next_lookup_id
         return self._new_job(_Job.BOOTSTRAP, self.node_id, now)
 
     def _bootstrap_done(self, lookup: Lookup, now: float) -> None:
         if lookup.statistics().responses == 0 and not len(self.table):
-            # Nobody answered: retry with exponential backoff; queued lookups keep waiting.
+            # Nobody answered: retry soon once, then with exponential backoff; queued
+            # lookups keep waiting.
+            if self._first_retry:
+                self._first_retry = False
+                self._bootstrap_retry_at = now + self.config.bootstrap_first_retry
+                return
             self._bootstrap_retry_at = now + self._backoff
             self._backoff = min(2 * self._backoff, self.config.bootstrap_backoff_max)
             return

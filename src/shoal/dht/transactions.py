@@ -48,6 +48,11 @@ class TransactionTable(Generic[T]):
         heapq.heappush(self._heap, (deadline, self._seq, addr, t))
         return t
 
+    def get(self, addr: Addr, t: bytes) -> T | None:
+        """The value for a pending `(addr, t)` without removing it; None if unknown."""
+        entry = self._pending.get((addr, t))
+        return None if entry is None else entry[2]
+
     def pop(self, addr: Addr, t: bytes) -> T | None:
         """The value for a reply from `addr` with id `t`, removing it; None if unknown."""
         entry = self._pending.pop((addr, t), None)

@@ -311,6 +311,8 @@ def test_query_timeout_marks_failure_and_reports() -> None:
     a = net.add(addr(1), nid(1), DHTConfig(query_timeout=3.0))
     a.ping(addr(9), 0.0)  # nobody lives there
     net.pump()
+    assert a.get_timer() == 0.5  # the one retransmission of a query to an unknown id
+    net.advance(0.5)
     assert a.get_timer() == 3.0
     net.advance(3.0)
     assert net.of(addr(1), QueryTimedOut) == [QueryTimedOut(addr(9), b"ping", None)]
@@ -331,9 +333,10 @@ def test_full_bucket_pings_questionable_node_and_replaces_it_on_timeout() -> Non
     assert node.table.get(far2) is not None
 
 
-def test_bootstrap_queues_lookups_and_retries_with_backoff() -> None:
+def test_bootstrap_queues_lookups_and_retries_soon_then_with_backoff() -> None:
     cfg = DHTConfig(
         lookup=LookupConfig(soft_timeout=0.5, hard_timeout=2.0),
+        bootstrap_first_retry=1.0,
         bootstrap_backoff=5.0,
         query_timeout=2.0,
     )
@@ -347,16 +350,19 @@ def test_bootstrap_queues_lookups_and_retries_with_backoff() -> None:
         done = [e for e in net.of(addr(1), LookupFinished) if e.target == nid(1)]
         return [e.stats.finished_at for e in done if e.stats.finished_at is not None]
 
-    net.advance(2.0)
+    net.advance(1.5)
     assert not net.of(addr(1), BootstrapFinished)
     (first,) = bootstrap_ends()
-    assert a.get_timer() == first + 5.0  # retry after the initial backoff
-    net.advance(first + 5.0 + 2.0)  # the second attempt fails as well: backoff doubles
+    assert a.get_timer() == first + 1.0  # a lost datagram should not cost seconds
+    net.advance(first + 1.0 + 2.0)
     second = bootstrap_ends()[1]
-    assert a.get_timer() == second + 10.0
+    assert a.get_timer() == second + 5.0  # then the backoff, doubling
+    net.advance(second + 5.0 + 2.0)
+    third = bootstrap_ends()[2]
+    assert a.get_timer() == third + 10.0
     assert a.statistics().queued_lookups == 1  # still waiting for the network
     net.add(addr(2), nid(2))  # the bootstrap node comes up
-    net.advance(second + 11.0)
+    net.advance(third + 11.0)
     assert net.of(addr(1), BootstrapFinished)
     assert a.statistics().bootstrapped
     assert any(e.lookup_id == lookup_id for e in net.of(addr(1), LookupFinished))
