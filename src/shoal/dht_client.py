@@ -59,7 +59,9 @@ class PeerSearch:
 
     A class rather than an async generator so that breaking out of the loop early
     leaves nothing to finalise; the lookup simply runs to its end inside the engine.
-    `statistics` holds the lookup's `LookupStats` once iteration has finished.
+    `statistics` holds the lookup's `LookupStats` once iteration has finished, and
+    `hops` the hop at which each peer yielded so far was found (the lookup's seeds are
+    hop 1), for debugging tools.
     """
 
     def __init__(self, service: DHTService, info_hash: bytes) -> None:
@@ -69,6 +71,7 @@ class PeerSearch:
         self._pending: list[Addr] = []
         self._seen: set[Addr] = set()
         self.statistics: LookupStats | None = None
+        self.hops: dict[Addr, int | None] = {}
 
     def __aiter__(self) -> PeerSearch:
         return self
@@ -84,6 +87,7 @@ class PeerSearch:
                     fresh = [p for p in event.peers if p not in self._seen]
                     self._seen.update(fresh)
                     self._pending.extend(fresh)
+                    self.hops.update(dict.fromkeys(fresh, event.hops))
                 waiter.events.clear()
             elif waiter.done:
                 self.statistics = waiter.finished.stats if waiter.finished else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -75,10 +76,26 @@ async def test_get_peers_prints_the_announced_peer(tmp_path: Path) -> None:
         "ip": "127.0.0.1",
         "port": 51413,
         "elapsed": lines[0]["elapsed"],
+        "hops": 1,  # `a` stores the peer and is the lookup's seed
     }
     assert lines[-1]["event"] == "done"
     assert lines[-1]["peers"] == 1
     assert lines[-1]["hops"] >= 1
+
+
+async def test_get_peers_text_output_shows_each_peers_hop() -> None:
+    async with (
+        open_dht_node(("127.0.0.1", 0)) as a,
+        open_dht_node(("127.0.0.1", 0), bootstrap=[a.address]) as b,
+    ):
+        await b.wait_bootstrapped()
+        await b.announce(bytes.fromhex(IH), 51413)
+        cmd = [*SHOAL, "dht", "get-peers", IH, "--bind", "127.0.0.1"]
+        cmd += ["--bootstrap", f"{a.address[0]}:{a.address[1]}"]
+        with trio.fail_after(20):
+            result = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True)
+    first = result.stdout.decode().splitlines()[0]
+    assert re.fullmatch(r"127\.0\.0\.1:51413\t[0-9.]+s\thop 1", first), first
 
 
 async def test_get_peers_rejects_a_bad_info_hash() -> None:

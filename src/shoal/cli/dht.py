@@ -237,11 +237,16 @@ async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
         async for peer in search:
             count += 1
             elapsed = trio.current_time() - start
-            _emit(
-                args,
-                {"event": "peer", "ip": peer[0], "port": peer[1], "elapsed": round(elapsed, 3)},
-                f"{peer[0]}:{peer[1]}\t{elapsed:.3f}s",
-            )
+            hops = search.hops.get(peer)
+            obj = {
+                "event": "peer",
+                "ip": peer[0],
+                "port": peer[1],
+                "elapsed": round(elapsed, 3),
+                "hops": hops,
+            }
+            hop_text = "?" if hops is None else str(hops)
+            _emit(args, obj, f"{peer[0]}:{peer[1]}\t{elapsed:.3f}s\thop {hop_text}")
         stats = search.statistics
         summary: dict[str, Any] = {
             "event": "done",

@@ -30,6 +30,9 @@ class PeersFound:
     lookup_id: int
     info_hash: bytes
     peers: tuple[Addr, ...]
+    #: Hop of the reply that carried them (the lookup's seeds are hop 1), for tools
+    #: such as ``shoal dht get-peers``; None if unknown.
+    hops: int | None = None
 
 
 @final

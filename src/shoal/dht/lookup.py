@@ -411,6 +411,11 @@ class Lookup:
                 self._first_peer_hops = cand.depth
         return fresh
 
+    def hops_of(self, addr: Addr) -> int | None:
+        """The hop at which candidate ``addr`` was found (seeds are 1); None if unknown."""
+        cand = self._by_addr.get(addr)
+        return None if cand is None else cand.depth
+
     def on_failure(self, addr: Addr, now: float) -> None:
         """The query to ``addr`` got an error reply or could not be sent."""
         cand = self._by_addr.get(addr)

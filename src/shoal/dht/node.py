@@ -544,7 +544,8 @@ class DHTNode:
             token = None  # BEP 42 "Enforcement": not eligible as a storage target
         fresh = lookup.on_response(addr, msg.node_id, nodes, msg.values, token, now)
         if fresh and job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
-            self._events.append(PeersFound(lookup_id, job.target, tuple(fresh)))
+            hops = lookup.hops_of(addr)
+            self._events.append(PeersFound(lookup_id, job.target, tuple(fresh), hops))
         self._drive(lookup_id, now)
 
     def _on_error(self, msg: Error, addr: Addr, now: float) -> None:
