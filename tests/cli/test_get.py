@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -169,6 +169,8 @@ def test_select_accepts_any_list_of_indexes(indexes: set[int]) -> None:
 
 
 @given(st.text(alphabet="0123456789,- x") | st.text())
+@example("²")  # str.isdigit() is true, int() refuses it
+@example("1-" + "9" * 5000)  # past int()'s digit limit
 def test_select_is_total(text: str) -> None:
     """Any text is either a sorted index tuple or an argparse error, never anything else."""
     try:

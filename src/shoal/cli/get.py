@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import signal
 import sys
 import tempfile
@@ -174,12 +175,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+#: A file index: ASCII digits only (``str.isdigit`` also accepts "²", which `int` refuses)
+#: and short enough that `int` never meets its 4300-digit limit.
+_INDEX: Final = re.compile(r"[0-9]{1,9}")
+
+
 def parse_select(text: str) -> tuple[int, ...]:
     """``"0,2-4"`` → ``(0, 2, 3, 4)``: sorted, de-duplicated file indexes (BEP 53 syntax)."""
     indexes: set[int] = set()
     for item in text.split(","):
         first, dash, last = item.strip().partition("-")
-        if not first.isdigit() or (dash and not last.isdigit()):
+        if not _INDEX.fullmatch(first) or (dash and not _INDEX.fullmatch(last)):
             raise argparse.ArgumentTypeError(f"{item!r} is not a file index or a-b range")
         lo, hi = int(first), int(last) if dash else int(first)
         if lo > hi:
