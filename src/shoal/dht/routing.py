@@ -114,6 +114,11 @@ class Entry:
     #: Last time the node sent us a query (BEP 5 counts that towards "good" too).
     last_query: float | None = None
     _info: NodeInfo | None = dataclasses.field(default=None, init=False, repr=False)
+    #: `node_id` as an integer, for XOR distances in `RoutingTable.closest`.
+    _id_int: int = dataclasses.field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._id_int = int.from_bytes(self.node_id, "big")
 
     @property
     def info(self) -> NodeInfo:
@@ -392,15 +397,22 @@ class RoutingTable:
         if count <= 0:
             return []
         t = _as_int(target)
+        c = self._index_of(t)
+        first = self._buckets[c]
+        if now is not None and now < first.good_until and len(first.entries) >= count:
+            # The usual case on a busy node: the target's bucket is full and known to be
+            # all GOOD (see `_insert`), so no state checks; the same result as below.
+            by_distance = sorted(first.entries.values(), key=lambda e: e._id_int ^ t)
+            return by_distance[:count]
         out: list[Entry] = []
         bad = NodeState.BAD
-        for band in self._bands(self._index_of(t)):
+        for band in self._bands(c):
             # Inlined `_is_bad` and `_as_int`: this runs for every get_peers/find_node.
             if now is None:
                 usable = [e for e in band if e.failures < BAD_AFTER_FAILURES]
             else:
                 usable = [e for e in band if e.state(now) is not bad]
-            usable.sort(key=lambda e: int.from_bytes(e.node_id, "big") ^ t)
+            usable.sort(key=lambda e: e._id_int ^ t)
             if not out and len(usable) >= count:
                 return usable[:count]  # the usual case: the target's own bucket is enough
             out.extend(usable[: count - len(out)])

@@ -120,6 +120,17 @@ def test_time_ends_the_all_good_shortcut() -> None:
     assert result.ping.state(15 * 60.0 + 1.0) is NodeState.QUESTIONABLE
 
 
+def test_closest_in_a_known_good_bucket_is_by_distance() -> None:
+    table = RoutingTable(OWN, k=4, now=0.0)
+    table.heard_from(nid(1), ("8.9.9.1", 1), 0.0, responded=True)
+    ids = fill_far_bucket(table, 0.0)
+    table.heard_from(far(10), pub(10), 1.0, responded=False)  # arms the shortcut
+    for target in (far(3), far(0), nid((1 << 160) - 1), far(2)):
+        t = int.from_bytes(target, "big")
+        expected = sorted(ids, key=lambda i: int.from_bytes(i, "big") ^ t)[:3]
+        assert [e.node_id for e in table.closest(target, 3, now=2.0)] == expected
+
+
 class CachedRoutingMachine(RoutingMachine):
     """The stateful routing test, also checking the caches behind the fast paths."""
 
@@ -136,6 +147,17 @@ class CachedRoutingMachine(RoutingMachine):
                 s: e for e in bucket.entries.values() if (s := _subnet(e.addr[0])) is not None
             }
             assert bucket.subnets == expected
+
+    @invariant()
+    def closest_matches_brute_force(self) -> None:
+        # `closest` skips state checks in a bucket known to be all GOOD: same answer.
+        usable = [e for e in self.table.entries() if e.state(self.now) is not NodeState.BAD]
+        for lo, _ in self.table.bucket_ranges():
+            target = lo.to_bytes(20, "big")
+            t = int.from_bytes(target, "big")
+            expected = sorted(usable, key=lambda e: int.from_bytes(e.node_id, "big") ^ t)
+            got = self.table.closest(target, self.table.k, now=self.now)
+            assert got == expected[: self.table.k]
 
 
 TestCachedRoutingMachine = CachedRoutingMachine.TestCase
