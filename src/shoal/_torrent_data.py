@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import random
 import shutil
@@ -24,6 +25,7 @@ from .metainfo import Metainfo, parse_info
 from .peer import events as ev
 from .peer.connection import ConnectionState
 from .peer.extension import UT_METADATA
+from .peer.fast import allowed_fast_set
 from .storage.base import WriteResult
 from .storage.files import FileStorage
 from .storage.resume import ResumeSaver, load_resume
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from .net.peer_session import PeerSession
     from .torrent import Torrent
 
-__all__ = ["DataPhase", "MetadataFetch"]
+__all__ = ["DataPhase", "MetadataFetch", "is_seed"]
 
 Addr = tuple[str, int]
 
@@ -56,6 +58,21 @@ _NORMAL_PRIORITY: Final = 4
 
 def _open(session: PeerSession) -> bool:
     return session.conn.state is ConnectionState.OPEN
+
+
+def is_seed(session: PeerSession) -> bool:
+    """Does the peer have every piece?"""
+    pieces = session.conn.peer_pieces
+    return pieces is not None and pieces.has_all()
+
+
+#: Events that tell us what a peer has (may make it a seed; first one: offer allowed-fast).
+_AVAILABILITY: Final = (
+    ev.BitfieldReceived,
+    ev.HaveAllReceived,
+    ev.HaveNoneReceived,
+    ev.HaveReceived,
+)
 
 
 @final
@@ -164,7 +181,10 @@ class DataPhase:
         self.choker: Choker[PeerSession] = Choker(
             torrent.config.upload_slots, rng=random.Random(torrent.info_hash)
         )
-        self.selected_size = info.total_length - 0
+        self.selected_size = info.total_length
+        #: Bytes of each piece that belong to selected, non-pad files: what "downloaded"
+        #: counts, so it never exceeds `selected_size` (pad bytes are never data).
+        self.piece_wanted_bytes: list[int] = [info.piece_size(i) for i in range(info.num_pieces)]
         #: Who sent each block of a piece in flight: begin -> (peer, length).
         self._block_src: dict[int, dict[int, tuple[Addr, int]]] = {}
         self._suspects: dict[int, _Suspect] = {}
@@ -172,6 +192,10 @@ class DataPhase:
         self._verifying: set[int] = set()
         self._rate_marks: dict[PeerSession, tuple[float, int, int]] = {}
         self._read_cache: OrderedDict[int, bytes] = OrderedDict()
+        #: We hold every piece (not just the selected ones): a seed, for "both seeds".
+        self.have_all = storage.verified().has_all()
+        #: Allowed-fast pieces (BEP 6) not yet offered to each Fast peer.
+        self._fast_pending: dict[PeerSession, set[int]] = {}
 
     @classmethod
     async def open(
@@ -202,6 +226,7 @@ class DataPhase:
         saver = ResumeSaver(storage, root, resume_dir) if resume_dir is not None else None
         phase = cls(torrent, info, storage, picker, saver)
         phase.selected_size = sum(f.length for i, f in enumerate(info.files) if wanted[i])
+        phase.piece_wanted_bytes = _wanted_bytes_per_piece(info, wanted)
         return phase
 
     async def run_saver(self) -> None:
@@ -231,7 +256,9 @@ class DataPhase:
         return self.picker.wanted_left()
 
     def verified_bytes(self) -> int:
-        return sum(self.info.piece_size(i) for i in self.storage.verified())
+        """Verified bytes of selected files (pad files and unselected files excluded)."""
+        wanted = self.piece_wanted_bytes
+        return sum(wanted[i] for i in self.storage.verified())
 
     # ---- peers ---------------------------------------------------------------------
 
@@ -257,6 +284,7 @@ class DataPhase:
         if session.conn.num_pieces is not None:
             self.picker.peer_left(session)
         self._rate_marks.pop(session, None)
+        self._fast_pending.pop(session, None)
 
     def _update_interest(self, session: PeerSession) -> None:
         if _open(session) and session.conn.num_pieces is not None:
@@ -266,15 +294,48 @@ class DataPhase:
         conn = session.conn
         if not _open(session) or conn.num_pieces is None or not conn.am_interested:
             return
-        if conn.peer_choking:
+        if conn.peer_choking and not (conn.fast and conn.peer_allowed_fast):
             return
         now = trio.current_time()
         slots = conn.request_slots(now)
         if slots <= 0:
             return
-        for block in self.picker.pick_blocks(session, slots):
+        if conn.peer_choking:
+            # BEP 6: a choked peer still serves its allowed-fast pieces.
+            picked = self.picker.pick_blocks_in(session, conn.peer_allowed_fast, slots)
+        else:
+            picked = self.picker.pick_blocks(session, slots)
+        for block in picked:
+            if (block.index, block.begin, block.length) in conn.pipeline:
+                continue  # an allowed-fast request that survived a choke: still booked
             conn.request(block.index, block.begin, block.length, now)
         session.wake()
+
+    def _offer_fast(self, session: PeerSession) -> None:
+        """BEP 6: tell a Fast peer which pieces it may request while we choke it.
+
+        The set is fixed per peer address (`allowed_fast_set`); pieces we lack yet
+        are offered when they verify (`_piece_ok`).
+        """
+        conn = session.conn
+        if session in self._fast_pending or not conn.fast or not _open(session):
+            return
+        try:
+            ip = ipaddress.ip_address(session.addr[0])
+        except ValueError:
+            return
+        pending = set(allowed_fast_set(ip, bytes(self.info.info_hash), self.info.num_pieces))
+        self._fast_pending[session] = pending
+        for index in sorted(pending):
+            if self.storage.has_piece(index):
+                self._send_allowed_fast(session, index)
+
+    def _send_allowed_fast(self, session: PeerSession, index: int) -> None:
+        self._fast_pending[session].discard(index)
+        pieces = session.conn.peer_pieces
+        if _open(session) and not (pieces is not None and index in pieces):
+            session.conn.send_allowed_fast(index)
+            session.wake()
 
     # ---- events ------------------------------------------------------------------
 
@@ -305,6 +366,11 @@ class DataPhase:
                 self._quick_unchoke(session)
             case _:
                 pass
+        if isinstance(event, _AVAILABILITY):
+            if self.have_all and is_seed(session):
+                session.close("both peers are seeds")  # nothing to trade (as libtorrent does)
+                return
+            self._offer_fast(session)
         self._update_interest(session)
         self.fill(session)
 
@@ -387,6 +453,8 @@ class DataPhase:
     async def _piece_ok(self, index: int) -> None:
         torrent = self.torrent
         self.picker.piece_verified(index)
+        if self.picker.is_complete():
+            self.have_all = self.storage.verified().has_all()
         suspect = self._suspects.pop(index, None)
         if suspect is not None:
             # Smart ban: compare each earlier block with the now verified bytes.
@@ -398,6 +466,8 @@ class DataPhase:
                 ):
                     torrent.ban(addr, f"sent a corrupt block of piece {index}")
         for session in list(torrent.sessions.values()):
+            if index in self._fast_pending.get(session, ()):
+                self._send_allowed_fast(session, index)
             if _open(session) and session.conn.num_pieces is not None:
                 session.conn.send_have(index)
                 self._update_interest(session)
@@ -458,6 +528,18 @@ class DataPhase:
         for s in decision.choke:
             s.conn.set_choking(True)
             s.wake()
+
+
+def _wanted_bytes_per_piece(info: InfoDict, wanted: list[bool]) -> list[int]:
+    out = [0] * info.num_pieces
+    plen = info.piece_length
+    for f, want in zip(info.files, wanted, strict=True):
+        if not want or f.length == 0:
+            continue
+        start, end = f.offset, f.offset + f.length
+        for piece in range(start // plen, (end - 1) // plen + 1):
+            out[piece] += min(end, (piece + 1) * plen) - max(start, piece * plen)
+    return out
 
 
 def _remove(path: str) -> None:

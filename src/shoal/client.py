@@ -31,7 +31,7 @@ from .magnet import Magnet, parse_magnet
 from .metainfo import Metainfo, parse_metainfo
 from .net.dialer import Dialer
 from .net.listener import Listener
-from .torrent import Torrent
+from .torrent import Torrent, check_select
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -105,7 +105,9 @@ class Client:
 
         Raises:
             DecodeError: the source cannot be parsed.
-            ValueError: the torrent is already added.
+            ValueError: the torrent is already added, or `select` names a file index
+                the torrent does not have (checked once the metadata is known: a
+                magnet's torrent then stops with an error instead).
         """
         magnet, metainfo = await _resolve_source(source)
         return await self._add(magnet, metainfo, Path(save_to), peers, select, sequential, seed)
@@ -128,7 +130,10 @@ class Client:
         if info_hash in self._torrents:
             raise ValueError(f"torrent {info_hash.hex()} is already added")
         if select is None and magnet is not None and magnet.select_only is not None:
+            # BEP 53 ``so=``: an explicit `select` wins over the magnet's.
             select = [i for a, b in magnet.select_only for i in range(a, b + 1)]
+        if select is not None and metainfo is not None:
+            check_select(select, len(metainfo.info.files))
         torrent = Torrent(
             info_hash,
             config=self.config,
@@ -235,13 +240,15 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
         async with _open_dht(config, address[1]) as dht, trio.open_nursery() as nursery:
             await nursery.start(listener.serve)
             local = {address}
-            if config.bind_host in ("0.0.0.0", "::"):
+            wildcard = config.bind_host in ("0.0.0.0", "::", "")
+            if wildcard:
                 local.add(("127.0.0.1", address[1]))
             dialer = Dialer(
                 peer_id,
                 encryption=config.encryption,
                 max_half_open=config.max_half_open,
                 local_addrs=frozenset(local),
+                bind_host=None if wildcard else config.bind_host,
             )
             client = Client(config, nursery, listener, dialer, dht, peer_id)
             try:

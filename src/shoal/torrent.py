@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Final, final
 import trio
 
 from . import torrent_events as tev
-from ._torrent_data import DataPhase, MetadataFetch
+from ._torrent_data import DataPhase, MetadataFetch, is_seed
 from .errors import MetadataError, StorageError
 from .net.peer_session import PEER_ERRORS, PeerSession
 from .peer import events as ev
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from .net.dialer import Dialer, PeerLink
     from .peer.handshake import Handshake
 
-__all__ = ["Torrent", "TorrentState", "TorrentStats"]
+__all__ = ["Torrent", "TorrentState", "TorrentStats", "check_select"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,19 @@ PEX_INTERVAL: Final = 60.0
 DHT_INTERVAL: Final = 300.0
 RATE_WINDOW: Final = 5.0
 _EVENT_BUFFER: Final = 256
+
+
+def check_select(select: Sequence[int], num_files: int) -> None:
+    """Reject file indexes outside the torrent (a silent no-op would download nothing).
+
+    Raises:
+        ValueError: an index is negative or not below `num_files`.
+    """
+    bad = sorted({i for i in select if not 0 <= i < num_files})
+    if bad:
+        shown = ", ".join(map(str, bad[:10]))
+        last = num_files - 1
+        raise ValueError(f"file index {shown} out of range: the torrent has files 0..{last}")
 
 
 class TorrentState(enum.Enum):
@@ -302,7 +315,7 @@ class Torrent:
             pieces_done=data.storage.verified().count() if data else 0,
             pieces_total=data.info.num_pieces if data else 0,
             peers=len(self.sessions),
-            seeds=sum(1 for s in self.sessions.values() if _is_seed(s)),
+            seeds=sum(1 for s in self.sessions.values() if is_seed(s)),
             encrypted_peers=sum(1 for s in self.sessions.values() if s.link.encrypted),
             known_peers=self.pool.statistics().known,
             metadata_peers=self.fetch.peer_count(self.sessions.values()),
@@ -392,6 +405,12 @@ class Torrent:
         assert self.metainfo is not None
         if self.save_to is None:  # metadata only (Client.fetch_metadata)
             await trio.sleep_forever()
+        if self._select is not None:
+            try:  # checked by Client.add already unless the files came from a magnet
+                check_select(self._select, len(self.metainfo.info.files))
+            except ValueError as exc:
+                self.fail(str(exc))
+                await trio.sleep_forever()
         self._state = TorrentState.CHECKING
         self.data = await DataPhase.open(self, self.metainfo.info, self._select, self._sequential)
         for session in list(self.sessions.values()):
@@ -407,6 +426,10 @@ class Torrent:
             self._complete.set()
             self._state = TorrentState.SEEDING
             self._subs.publish(tev.Completed())
+            if self.data is not None and self.data.have_all:
+                for session in list(self.sessions.values()):
+                    if is_seed(session):
+                        session.close("both peers are seeds")
             if not self._seed:
                 # Download-only: drop every peer and stop dialling (files stay open
                 # for the caller, who removes the torrent when it likes).
@@ -667,8 +690,3 @@ class Torrent:
                 self.fetch.check_timeouts(now, self.sessions.values())
             self._subs.publish(tev.Progress(self.statistics()))
             await trio.sleep(1.0)
-
-
-def _is_seed(session: PeerSession) -> bool:
-    pieces = session.conn.peer_pieces
-    return pieces is not None and pieces.has_all()

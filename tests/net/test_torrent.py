@@ -15,6 +15,7 @@ import shoal
 from shoal import torrent_events as tev
 from shoal.config import EncryptionMode
 from shoal.create import create_torrent
+from shoal.dht_client import DHT, PeerSearch
 from shoal.ids import PeerId
 from shoal.magnet import Magnet, format_magnet
 from shoal.metainfo import Metainfo, parse_metainfo
@@ -34,6 +35,17 @@ def payload(root: Path) -> Metainfo:
     data = root / "payload"
     data.mkdir(parents=True)
     (data / "x.bin").write_bytes(random.Random(5).randbytes(200_000))
+    return parse_metainfo(create_torrent(data, piece_length=16384))
+
+
+def two_files(root: Path) -> Metainfo:
+    """Two 100 kB files. A leecher selecting only file 0 never becomes a seed, so its
+    connection to a seed stays open after it completes (two seeds hang up)."""
+    data = root / "payload"
+    data.mkdir(parents=True)
+    rnd = random.Random(6)
+    (data / "a.bin").write_bytes(rnd.randbytes(100_000))
+    (data / "b.bin").write_bytes(rnd.randbytes(100_000))
     return parse_metainfo(create_torrent(data, piece_length=16384))
 
 
@@ -175,12 +187,13 @@ async def test_progress_events_and_statistics(tmp_path: Path) -> None:
 
 
 async def test_shutdown_is_bounded_and_saves_state(tmp_path: Path) -> None:
-    metainfo = payload(tmp_path / "seed")
+    metainfo = two_files(tmp_path / "seed")
     state = tmp_path / "state"
     async with shoal.open_client(config()) as seeder:
         await (await seeder.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
         async with shoal.open_client(config(dht=True, state_dir=state)) as leecher:
-            t = await leecher.add(metainfo, save_to=tmp_path / "leech")
+            # Only file 0: complete but not a seed, so the connection stays open.
+            t = await leecher.add(metainfo, save_to=tmp_path / "leech", select=[0])
             t.add_peers([seeder.listen_address])
             with trio.fail_after(5):
                 await t.wait_complete()
@@ -217,17 +230,18 @@ async def test_disk_error_stops_the_torrent_not_the_client(tmp_path: Path) -> No
 
 async def test_pex_introduces_peers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shoal.torrent, "PEX_INTERVAL", 0.2)
-    metainfo = payload(tmp_path / "seed")
+    metainfo = two_files(tmp_path / "seed")
     async with (
         shoal.open_client(config()) as a,
         shoal.open_client(config()) as b,
         shoal.open_client(config()) as c,
     ):
         await (await a.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
-        tb = await b.add(metainfo, save_to=tmp_path / "b", peers=[a.listen_address])
+        # B takes only file 0 so that it stays connected to A (two seeds hang up).
+        tb = await b.add(metainfo, save_to=tmp_path / "b", peers=[a.listen_address], select=[0])
         with trio.fail_after(5):
             await tb.wait_complete()
-        tc = await c.add(metainfo, save_to=tmp_path / "c", peers=[a.listen_address])
+        tc = await c.add(metainfo, save_to=tmp_path / "c", peers=[a.listen_address], select=[0])
         events = tc.events()
         with trio.fail_after(5):
             async for event in events:
@@ -239,25 +253,65 @@ async def test_pex_introduces_peers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                     break
 
 
-async def test_private_torrent_uses_neither_dht_nor_pex(tmp_path: Path) -> None:
+async def test_private_torrent_uses_neither_dht_nor_pex(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEP 27: no DHT get_peers/announce, no PEX (neither offered nor sent), no port
+    message. A public torrent in the same clients is the control: it does use the DHT."""
+    monkeypatch.setattr(shoal.torrent, "PEX_INTERVAL", 0.1)
+    lookups: list[bytes] = []
+    announces: list[bytes] = []
+    real_get_peers, real_announce = DHT.get_peers, DHT.announce
+
+    def get_peers(self: DHT, info_hash: bytes) -> PeerSearch:
+        lookups.append(bytes(info_hash))
+        return real_get_peers(self, info_hash)
+
+    async def announce(self: DHT, info_hash: bytes, port: int) -> None:
+        announces.append(bytes(info_hash))
+        await real_announce(self, info_hash, port)
+
+    monkeypatch.setattr(DHT, "get_peers", get_peers)
+    monkeypatch.setattr(DHT, "announce", announce)
     data = tmp_path / "seed" / "payload"
     data.mkdir(parents=True)
-    (data / "x.bin").write_bytes(random.Random(9).randbytes(50_000))
+    rnd = random.Random(9)
+    (data / "a.bin").write_bytes(rnd.randbytes(50_000))
+    (data / "b.bin").write_bytes(rnd.randbytes(50_000))
     metainfo = parse_metainfo(create_torrent(data, piece_length=16384, private=True))
     assert metainfo.info.private
+    public = payload(tmp_path / "public")
     async with (
         shoal.open_client(config(dht=True)) as seeder,
-        shoal.open_client(config(dht=True)) as leecher,
+        shoal.open_client(config(dht=True)) as l1,
+        shoal.open_client(config(dht=True)) as l2,
     ):
-        await (await seeder.add(metainfo, save_to=tmp_path / "seed")).wait_complete()
-        t = await leecher.add(metainfo, save_to=tmp_path / "leech", peers=[seeder.listen_address])
+        seeding = await seeder.add(metainfo, save_to=tmp_path / "seed")
+        await seeding.wait_complete()
+        await (await seeder.add(public, save_to=tmp_path / "public")).wait_complete()
+        # Both leechers take file 0 only, so neither becomes a seed and every
+        # connection stays open; each knows only the seeder.
+        t1 = await l1.add(
+            metainfo, save_to=tmp_path / "l1", peers=[seeder.listen_address], select=[0]
+        )
+        t2 = await l2.add(
+            metainfo, save_to=tmp_path / "l2", peers=[seeder.listen_address], select=[0]
+        )
         with trio.fail_after(5):
-            await t.wait_complete()
-        session = next(iter(t.sessions.values()))
-        assert not session.conn.peer_supports("ut_pex")  # BEP 27: PEX not offered
-        assert not t._discovering  # no DHT lookups or announces
-        assert leecher.dht is not None
-        assert leecher.dht.statistics().node.routing.nodes == 0  # no BEP 5 port exchange
+            await t1.wait_complete()
+            await t2.wait_complete()
+        await trio.sleep(0.5)  # five PEX rounds: with PEX, the seeder would name l1 to l2
+        assert list(t1.sessions) == [seeder.listen_address]
+        assert list(t2.sessions) == [seeder.listen_address]
+        assert len(seeding.sessions) == 2
+        for t in (t1, t2, seeding):
+            for session in t.sessions.values():
+                assert not session.conn.peer_supports("ut_pex")  # PEX not offered
+        for client in (seeder, l1, l2):
+            assert client.dht is not None
+            assert client.dht.statistics().node.routing.nodes == 0  # no BEP 5 port message
+        assert bytes(metainfo.info_hash) not in lookups + announces
+        assert bytes(public.info_hash) in lookups  # the control: public torrents look up
 
 
 async def test_port_message_feeds_the_dht(tmp_path: Path) -> None:
@@ -323,13 +377,14 @@ async def test_hostile_peers_cannot_crash_a_seeder(tmp_path: Path) -> None:
 
 
 async def test_simultaneous_dials_keep_exactly_one_connection(tmp_path: Path) -> None:
-    metainfo = payload(tmp_path / "seed")
+    metainfo = two_files(tmp_path / "seed")
     async with (
         shoal.open_client(config()) as a,
         shoal.open_client(config()) as b,
     ):
         ta = await a.add(metainfo, save_to=tmp_path / "seed")
-        tb = await b.add(metainfo, save_to=tmp_path / "leech")
+        # File 0 only: B never becomes a seed, so the kept connection outlives completion.
+        tb = await b.add(metainfo, save_to=tmp_path / "leech", select=[0])
         await ta.wait_complete()
         with trio.fail_after(5):
             while tb.statistics().state is not TorrentState.DOWNLOADING:  # noqa: ASYNC110

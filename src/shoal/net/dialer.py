@@ -15,8 +15,10 @@ it. Encryption follows `EncryptionMode` (BEP 8 / the MSE spec):
 Our BitTorrent handshake rides in MSE's initial payload (IA) so the connection
 costs no extra round trip. Every attempt holds one token of the shared
 ``max_half_open`` limiter and runs under its own deadline; the caller may add an
-overall one with ``trio.fail_after``. Self-connections are refused twice: before
-dialling (our own listen address) and after the handshake (our own peer id).
+overall one with ``trio.fail_after``. With ``bind_host`` set, connections leave from
+that address (the user's ``--bind``), so peers see the address we listen on.
+Self-connections are refused twice: before dialling (our own listen address) and
+after the handshake (our own peer id).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class Dialer:
         encryption: EncryptionMode = EncryptionMode.PREFER,
         max_half_open: int = 16,
         local_addrs: frozenset[Addr] = frozenset(),
+        bind_host: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.peer_id: Final = peer_id
@@ -112,6 +115,8 @@ class Dialer:
         self.limiter: Final = trio.CapacityLimiter(max_half_open)
         #: Our own listen addresses, never dialled.
         self.local_addrs = local_addrs
+        #: Source address of outgoing connections (``--bind``); None lets the OS choose.
+        self.bind_host = bind_host
         self._rng = rng or random.SystemRandom()
 
     async def dial(self, addr: Addr, info_hash: InfoHash) -> PeerLink:
@@ -140,7 +145,7 @@ class Dialer:
         ours = encode_handshake(Handshake(info_hash, self.peer_id, OUR_RESERVED))
         async with self.limiter:
             with trio.fail_after(CONNECT_TIMEOUT):
-                tcp = await trio.open_tcp_stream(*addr)
+                tcp = await trio.open_tcp_stream(*addr, local_address=self.bind_host)
         stream: trio.abc.Stream = tcp
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
