@@ -69,7 +69,9 @@ def test_cold_start_through_one_bootstrap_node_finds_a_peer() -> None:
         result = swarm.run_get_peers(info_hash, LookupConfig(), bootstrap=bootstrap)
         assert result.peers == {("172.16.0.2", 2000 + i)}
         assert result.first_peer is not None
-        assert result.first_peer < 5.0
+        # Issue 3's cold-start target; 10% loss each way: retransmission and the early
+        # start of the queued get_peers keep a lost datagram from costing seconds.
+        assert result.first_peer < 3.0
 
 
 def test_terrible_network_is_survivable_and_deterministic() -> None:
