@@ -343,6 +343,12 @@ class DataPhase:
         picker = self.picker
         if session.conn.num_pieces is None:
             return
+        if type(event) is ev.BlockReceived:
+            # The hot path, once per 16 KiB: a block changes neither what the peer has
+            # nor our interest in it (that changes when a piece verifies: `_piece_ok`).
+            self._on_block(session, event.index, event.begin, event.data)
+            self.fill(session)
+            return
         match event:
             case ev.BitfieldReceived(bitfield=bits):
                 picker.peer_bitfield(session, bits)
@@ -358,8 +364,6 @@ class DataPhase:
                 picker.block_rejected(session, Block(i, b, n))
             case ev.RequestTimedOut(index=i, begin=b, length=n):
                 picker.request_timed_out(session, Block(i, b, n))
-            case ev.BlockReceived(index=i, begin=b, data=data):
-                self._on_block(session, i, b, data)
             case ev.BlockRequested(index=i, begin=b, length=n):
                 await self._serve(session, i, b, n)
             case ev.PeerInterested():
