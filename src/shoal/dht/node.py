@@ -173,6 +173,8 @@ class DHTStats:
     peers_stored: int
     info_hashes_stored: int
     external_ip: str | None
+    #: Queries sent a second time (see "Retransmission" in the module docstring).
+    retransmits: int = 0
 
 
 class _Purpose(enum.Enum):
@@ -379,6 +381,7 @@ class DHTNode:
             peers_stored=self.peer_store.peer_count,
             info_hashes_stored=len(self.peer_store),
             external_ip=self.external_ip,
+            retransmits=c["retransmits"],
         )
 
     # ---- serving queries ------------------------------------------------------------

@@ -47,6 +47,7 @@ def test_lost_bootstrap_query_is_resent_once_byte_for_byte() -> None:
     assert a.get_timer() == 0.5  # retransmit_unknown: no RTT for a bootstrap address
     a.handle_timer(0.5)
     assert a.datagrams_to_send() == first  # same bytes, so the same ``t``
+    assert a.statistics().retransmits == 1
     resent = []
     now = 0.5
     for _ in range(20):  # until the query's hard deadline and beyond: never a third copy
@@ -57,7 +58,7 @@ def test_lost_bootstrap_query_is_resent_once_byte_for_byte() -> None:
             break
         a.handle_timer(now)
         resent += [d for d, to in a.datagrams_to_send() if to == B and d == first[0][0]]
-    assert resent == []
+    assert resent == []  # (the bootstrap retry meanwhile is a new query with its own t)
 
 
 def test_reply_to_the_resent_copy_is_accepted_without_an_rtt_sample() -> None:
