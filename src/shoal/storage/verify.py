@@ -110,6 +110,26 @@ class _Reader:
         self.fds.clear()
 
 
+def _any_data(info: InfoDict, root: str | Path) -> bool:
+    """Could any piece verify: a file with piece bytes exists, or pad files (blocking)?
+
+    Only ``lstat``: whether a file found here is safe to read is `_Reader`'s business.
+    """
+    real = os.path.realpath(root)
+    for i, f in enumerate(info.files):
+        if f.pad and f.length:
+            return True  # a piece of pad bytes only is valid with no file at all
+        if not f.length:
+            continue
+        try:
+            path = file_path(real, info, i)
+        except StorageError:
+            return True  # let the full check raise it
+        if os.path.lexists(path):
+            return True
+    return False
+
+
 def _hash_chunk(
     info: InfoDict, first: int, stop: int, view: memoryview, bad: list[tuple[int, int]]
 ) -> list[int]:
@@ -151,7 +171,8 @@ async def check_existing(
     """
     todo = sorted(set(range(info.num_pieces) if pieces is None else pieces))
     result = Bitfield(info.num_pieces)
-    if not todo:
+    if not todo or not await trio.to_thread.run_sync(_any_data, info, root):
+        # A fresh download: skip the chunk buffers (tens of MiB to zero) and the loop.
         return result
     limiter = limiter if limiter is not None else trio.CapacityLimiter(_BUFFERS)
     per_chunk = max(1, chunk_bytes // info.piece_length)
