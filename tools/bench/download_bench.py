@@ -33,10 +33,12 @@ ends) at 2.3x (2.8x) its CPU time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +51,7 @@ MIB = 1024 * 1024
 SEED_IP = "127.0.0.2"
 LT_LEECH_IP = "127.0.0.3"
 SHOAL_IP = "127.0.0.4"
+SHOAL_SEED_IP = "127.0.0.5"
 TIMEOUT = 900.0  # seconds per download; a stuck transfer fails the benchmark
 
 
@@ -136,6 +139,58 @@ def run_child(label: str, argv: list[str], size: int) -> Result:
     return Result(label, seconds, cpu, size)
 
 
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port(ip: str) -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(addr: tuple[str, int], proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"shoal seed exited with {proc.returncode}")
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.connect(addr)
+            return
+        time.sleep(0.1)
+    raise SystemExit("shoal seed never listened")
+
+
+def bench_seeding(root: Path, torrent: Path, payload: Path, size: int, encrypted: bool) -> Result:
+    """libtorrent leeches from ``shoal seed``; CPU is the seed's during the transfer."""
+    port = _free_port(SHOAL_SEED_IP)
+    argv = [sys.executable, "-m", "shoal", "seed", str(torrent), "--data", str(payload.parent)]
+    argv += ["--quiet", "--bind", SHOAL_SEED_IP, "--port", str(port), "--bootstrap", "127.0.0.1:9"]
+    argv += ["--encryption", "require" if encrypted else "disable"]
+    tag = " rc4" if encrypted else ""
+    out = root / f"seeding{tag.strip()}"
+    out.mkdir()
+    seed = subprocess.Popen(argv)
+    try:
+        _wait_listening((SHOAL_SEED_IP, port), seed)
+        time.sleep(0.5)  # let the startup check settle before the CPU baseline
+        cpu0 = _proc_cpu(seed.pid)
+        start = time.monotonic()
+        leech_argv = [sys.executable, __file__, "--leech", str(torrent), str(out)]
+        leech_argv += [f"{SHOAL_SEED_IP}:{port}"] + (["--encrypted"] if encrypted else [])
+        subprocess.run(leech_argv, check=True, timeout=TIMEOUT)
+        seconds = time.monotonic() - start
+        cpu = _proc_cpu(seed.pid) - cpu0
+    finally:
+        seed.terminate()
+        seed.wait(timeout=30)
+    check_same(payload, out / "payload.bin")
+    shutil.rmtree(out)
+    return Result("shoal seed" + tag, seconds, cpu, size)
+
+
 def check_same(a: Path, b: Path) -> None:
     with a.open("rb") as fa, b.open("rb") as fb:
         while True:
@@ -187,15 +242,23 @@ def bench(args: argparse.Namespace) -> list[Result]:
                     check_same(payload, out / "payload.bin")
                     shutil.rmtree(out)
                     results.append(result)
-                    print(
-                        f"{result.label:16} {result.mb_per_s:8.1f} MB/s  "
-                        f"{result.seconds:6.2f} s wall  {result.cpu:6.2f} s CPU",
-                        flush=True,
-                    )
+                    _show(result)
+                if args.seeding:
+                    result = bench_seeding(root, torrent, payload, size, encrypted)
+                    results.append(result)
+                    _show(result)
         finally:
             ses.pause()
             del ses
     return results
+
+
+def _show(result: Result) -> None:
+    print(
+        f"{result.label:16} {result.mb_per_s:8.1f} MB/s  "
+        f"{result.seconds:6.2f} s wall  {result.cpu:6.2f} s CPU",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -204,6 +267,11 @@ def main() -> None:
     parser.add_argument("--piece-kib", type=int, default=1024)
     parser.add_argument("--dir", default=None, help="scratch directory (default: system temp)")
     parser.add_argument("--no-encrypted", action="store_true", help="skip the RC4 runs")
+    parser.add_argument(
+        "--seeding",
+        action="store_true",
+        help="also time a libtorrent leecher downloading from `shoal seed` (seed's CPU)",
+    )
     parser.add_argument(
         "--leech", nargs=3, metavar=("TORRENT", "DIR", "PEER"), help=argparse.SUPPRESS
     )
