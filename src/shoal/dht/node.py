@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import heapq
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
@@ -190,8 +189,7 @@ class _Txn:
     sent_at: float
     node_id: bytes | None = None
     lookup_id: int | None = None
-    #: The datagram to resend once; None when not eligible or already resent.
-    datagram: bytes | None = None
+    #: Sent a second time (then the reply gives no RTT sample).
     resent: bool = False
 
 
@@ -255,9 +253,6 @@ class DHTNode:
         self._bootstrap_retry_at: float | None = None
         self._first_retry = True
         self._bootstrap_id = 0
-        # (when, seq, addr, t) of queries to resend; stale entries dropped lazily.
-        self._retx: list[tuple[float, int, Addr, bytes]] = []
-        self._retx_seq = 0
         self._maintenance_at = now + cfg.maintenance_interval
         self._votes: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.external_ip: str | None = None
@@ -280,11 +275,9 @@ class DHTNode:
         times.extend(
             t for t in (self._txns.next_deadline(), self._bootstrap_retry_at) if t is not None
         )
-        retx = self._retx
-        while retx and self._txns.get(retx[0][2], retx[0][3]) is None:
-            heapq.heappop(retx)  # answered or expired meanwhile
-        if retx:
-            times.append(retx[0][0])
+        resend = self._txns.next_resend()
+        if resend is not None:
+            times.append(resend)
         return min(times)
 
     def handle_timer(self, now: float) -> None:
@@ -476,9 +469,7 @@ class DHTNode:
         self._out.append((data, addr))
         delay = self._retransmit_delay(addr, node_id)
         if delay is not None and delay < timeout:
-            txn.datagram = data
-            self._retx_seq += 1
-            heapq.heappush(self._retx, (now + delay, self._retx_seq, addr, t))
+            self._txns.schedule_resend(addr, t, now + delay, data)
 
     def _retransmit_delay(self, addr: Addr, node_id: bytes | None) -> float | None:
         """How long to wait before resending a query to `addr`; None: never resend."""
@@ -492,14 +483,8 @@ class DHTNode:
         return min(max(cfg.retransmit_factor * rtt, cfg.retransmit_min), cfg.retransmit_max)
 
     def _retransmit_due(self, now: float) -> None:
-        retx = self._retx
-        while retx and retx[0][0] <= now:
-            _, _, addr, t = heapq.heappop(retx)
-            txn = self._txns.get(addr, t)
-            if txn is None or txn.datagram is None:
-                continue
-            self._out.append((txn.datagram, addr))
-            txn.datagram = None
+        for addr, datagram, txn in self._txns.pop_resends(now):
+            self._out.append((datagram, addr))
             txn.resent = True
             self._counts["retransmits"] += 1
 

@@ -8,6 +8,11 @@ collisions we fall back to 4 bytes rather than loop.
 
 Deadlines sit in a heap with lazy deletion, so ``next_deadline`` is O(1) amortised
 and answering a reply does not have to search the heap.
+
+Retransmission lives here too, so that the caller's state machines (lookups) never
+see it: `schedule_resend` keeps the exact datagram, `pop_resends` hands it back once
+when its time comes if the transaction is still pending. Same bytes means the same
+``t``, so a reply to either copy matches the one transaction.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class TransactionTable(Generic[T]):
         self._pending: dict[tuple[Addr, bytes], tuple[int, float, T]] = {}
         self._heap: list[tuple[float, int, Addr, bytes]] = []
         self._seq = 0
+        self._resend: dict[tuple[Addr, bytes], bytes] = {}
+        self._resend_heap: list[tuple[float, int, Addr, bytes]] = []
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -48,15 +55,39 @@ class TransactionTable(Generic[T]):
         heapq.heappush(self._heap, (deadline, self._seq, addr, t))
         return t
 
-    def get(self, addr: Addr, t: bytes) -> T | None:
-        """The value for a pending `(addr, t)` without removing it; None if unknown."""
-        entry = self._pending.get((addr, t))
-        return None if entry is None else entry[2]
-
     def pop(self, addr: Addr, t: bytes) -> T | None:
         """The value for a reply from `addr` with id `t`, removing it; None if unknown."""
         entry = self._pending.pop((addr, t), None)
-        return None if entry is None else entry[2]
+        if entry is None:
+            return None
+        self._resend.pop((addr, t), None)
+        return entry[2]
+
+    def schedule_resend(self, addr: Addr, t: bytes, at: float, datagram: bytes) -> None:
+        """Send `datagram` (the query as sent) once more at `at` unless answered by then."""
+        if (addr, t) in self._pending:
+            self._resend[(addr, t)] = datagram
+            self._seq += 1
+            heapq.heappush(self._resend_heap, (at, self._seq, addr, t))
+
+    def pop_resends(self, now: float) -> list[tuple[Addr, bytes, T]]:
+        """(address, datagram, value) of every pending query due for its one resend."""
+        out: list[tuple[Addr, bytes, T]] = []
+        heap = self._resend_heap
+        while heap and heap[0][0] <= now:
+            _, _, addr, t = heapq.heappop(heap)
+            datagram = self._resend.pop((addr, t), None)
+            entry = self._pending.get((addr, t))
+            if datagram is not None and entry is not None:
+                out.append((addr, datagram, entry[2]))
+        return out
+
+    def next_resend(self) -> float | None:
+        """When `pop_resends` next has something to return, or None."""
+        heap = self._resend_heap
+        while heap and (heap[0][2], heap[0][3]) not in self._resend:
+            heapq.heappop(heap)  # answered or expired meanwhile
+        return heap[0][0] if heap else None
 
     def pop_expired(self, now: float) -> list[tuple[Addr, T]]:
         """Remove and return every transaction whose deadline is at or before `now`."""
@@ -67,6 +98,7 @@ class TransactionTable(Generic[T]):
             entry = self._pending.get((addr, t))
             if entry is not None and entry[0] == seq:
                 del self._pending[(addr, t)]
+                self._resend.pop((addr, t), None)
                 out.append((addr, entry[2]))
         return out
 

@@ -65,3 +65,32 @@ def test_ids_unique_per_address_while_pending(ops: list[tuple[bool, float]]) -> 
     expired = table.pop_expired(100.0)
     assert sorted(v for _, v in expired) == sorted(live.values())
     assert len(table) == 0
+
+
+def test_a_scheduled_resend_comes_back_once_unless_answered() -> None:
+    table: TransactionTable[str] = TransactionTable(random.Random(3))
+    a, b, c = ("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)
+    ta, tb, tc = (table.add(x, name, 5.0) for x, name in ((a, "a"), (b, "b"), (c, "c")))
+    table.schedule_resend(a, ta, 0.5, b"qa")
+    table.schedule_resend(b, tb, 0.7, b"qb")
+    table.schedule_resend(c, tc, 0.6, b"qc")
+    assert table.next_resend() == 0.5
+    assert table.pop(b, tb) == "b"  # answered: its resend is dropped
+    assert table.pop_resends(0.4) == []
+    assert table.pop_resends(1.0) == [(a, b"qa", "a"), (c, b"qc", "c")]
+    assert table.pop_resends(2.0) == []  # once only
+    assert table.next_resend() is None
+    assert len(table) == 2  # still pending: the deadline did not move
+    assert [addr for addr, _ in table.pop_expired(5.0)] == [a, c]
+
+
+def test_an_expired_query_is_not_resent() -> None:
+    table: TransactionTable[str] = TransactionTable(random.Random(4))
+    addr = ("10.0.0.1", 1)
+    t = table.add(addr, "x", 1.0)
+    table.schedule_resend(addr, t, 2.0, b"q")  # later than the deadline: never due
+    assert table.pop_expired(1.0) == [(addr, "x")]
+    assert table.next_resend() is None
+    assert table.pop_resends(3.0) == []
+    table.schedule_resend(addr, t, 2.0, b"q")  # unknown by now: ignored
+    assert table.next_resend() is None
