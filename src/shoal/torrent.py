@@ -371,9 +371,17 @@ class Torrent:
         except* StorageError as group:
             self.fail(f"storage error: {group.exceptions[0]}")
         finally:
-            self._state = TorrentState.ERROR if self._error else TorrentState.STOPPED
-            self._stopped.set()
-            self._subs.close()
+            try:
+                if self.data is not None:
+                    # Every task using the files ended with the nursery: close them now
+                    # (shielded: we are usually being cancelled), or their fds outlive
+                    # us. Before `_stopped`: `remove` returns once the client forgot us.
+                    with trio.CancelScope(shield=True):
+                        await self.data.storage.close()
+            finally:
+                self._state = TorrentState.ERROR if self._error else TorrentState.STOPPED
+                self._stopped.set()
+                self._subs.close()
 
     def start_discovery_early(self) -> None:
         """Magnets need peers before metadata: start the DHT loop right away."""
