@@ -464,7 +464,7 @@ class Torrent:
             or self._paused
             or (self.metainfo is not None and self.data is None)  # still checking
             or len(self.sessions) + self._dialing >= self.config.max_peers_per_torrent
-            or not self._wins_duplicate(bytes(remote.peer_id), we_dialled=False)
+            or not self._wins_duplicate(bytes(remote.peer_id), incoming=True, dialer_end=addr)
             or self.pool.is_banned(addr)
             or addr in self.sessions
         )
@@ -478,19 +478,24 @@ class Torrent:
         self._nursery.start_soon(self._serve_session, session)
         return True
 
-    def _wins_duplicate(self, peer_id: bytes, *, we_dialled: bool) -> bool:
+    def _wins_duplicate(self, peer_id: bytes, *, incoming: bool, dialer_end: Addr | None) -> bool:
         """Should a new connection to `peer_id` be kept (one connection per peer)?
 
-        When two peers dial each other at the same moment, each sees the other's
-        connection as a duplicate of its own. If each kept its own, both connections
-        would die. Both sides instead keep the connection opened by the peer with the
-        smaller peer id, so they always agree.
+        Both ends must pick the same connection, or each closes the one the other
+        kept and none survives. When two peers dial each other at the same moment,
+        each sees the other's connection as a duplicate of its own: both keep the
+        one opened by the peer with the smaller peer id. When one peer dials the
+        other twice (we are reachable at two addresses), the two sides may see the
+        handshakes finish in different orders, so "keep the first" is not enough:
+        both keep the connection whose dialling end (ip, port) is smaller.
         """
         existing = self._by_peer_id.get(peer_id)
         if existing is None:
             return True
-        if existing.link.incoming == (not we_dialled):
-            return False  # same direction twice: a plain duplicate, keep the first
+        if existing.link.incoming == incoming:
+            old = existing.link.dialer_end
+            return dialer_end is not None and old is not None and dialer_end < old
+        we_dialled = not incoming
         initiator = bytes(self.peer_id) if we_dialled else peer_id
         other = peer_id if we_dialled else bytes(self.peer_id)
         return initiator < other
@@ -535,7 +540,9 @@ class Torrent:
         finally:
             self._dialing -= 1
         peer_id = bytes(link.remote.peer_id)
-        if self._paused or not self._wins_duplicate(peer_id, we_dialled=True):
+        if self._paused or not self._wins_duplicate(
+            peer_id, incoming=False, dialer_end=link.dialer_end
+        ):
             await trio.aclose_forcefully(link.stream)
             self.pool.closed(addr, trio.current_time())
             return

@@ -70,6 +70,9 @@ class PeerLink:
         trailing_data: peer-wire bytes read together with the handshake.
         encrypted: MSE RC4 protects the payload.
         incoming: the peer dialled us.
+        dialer_end: the dialling side's (ip, port) of the TCP connection, which both
+            ends see alike (for outgoing links: our socket's local address). It tells
+            two connections between the same pair of peers apart (`Torrent`).
     """
 
     stream: trio.abc.Stream
@@ -78,6 +81,7 @@ class PeerLink:
     trailing_data: bytes
     encrypted: bool
     incoming: bool
+    dialer_end: Addr | None = None
 
 
 async def read_handshake(stream: trio.abc.Stream, parser: HandshakeParser) -> Handshake:
@@ -165,7 +169,12 @@ class Dialer:
         if remote.peer_id == self.peer_id:
             await trio.aclose_forcefully(stream)
             raise HandshakeError("connected to ourselves")
-        return PeerLink(stream, addr, remote, parser.trailing_data, encrypted, incoming=False)
+        try:
+            local = tcp.socket.getsockname()
+            dialer_end: Addr | None = (str(local[0]), int(local[1]))
+        except OSError:
+            dialer_end = None
+        return PeerLink(stream, addr, remote, parser.trailing_data, encrypted, False, dialer_end)
 
     def _mse(self, tcp: trio.abc.Stream, info_hash: InfoHash, ours: bytes) -> MSEStream:
         if self.encryption is EncryptionMode.REQUIRE:

@@ -159,7 +159,7 @@ class Listener:
         )
         encrypted = inbound.method is CryptoMethod.RC4
         return PeerLink(
-            inbound.stream, addr, remote, parser.trailing_data, encrypted, incoming=True
+            inbound.stream, addr, remote, parser.trailing_data, encrypted, True, dialer_end=addr
         )
 
     def _dispatch(self, link: PeerLink) -> bool:
