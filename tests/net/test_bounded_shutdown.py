@@ -110,11 +110,6 @@ async def test_leaving_open_client_mid_download_is_bounded(tmp_path: Path) -> No
     assert not sockets, f"sockets outlived their client: {sockets}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP (torrent.py): a stopped Torrent never closes its FileStorage, so the "
-    "files' descriptors outlive open_client; remove this mark once it does",
-)
 async def test_leaving_open_client_closes_every_file(tmp_path: Path) -> None:
     _, leaked, _ = await _leave_mid_download(tmp_path)
     assert not leaked, f"outlived its client: {leaked}"
