@@ -282,6 +282,8 @@ class Lookup:
         config: the policy; defaults to shoal's.
         rtt_of: smoothed RTT of an address if known (``RoutingTable.rtt``).
         own_id: our node ID; contacts claiming it are ignored.
+        learned: further starting contacts with the hop at which another lookup found
+            them (a get_peers started during bootstrap), so hop counts stay honest.
     """
 
     def __init__(
@@ -294,6 +296,7 @@ class Lookup:
         config: LookupConfig | None = None,
         rtt_of: Callable[[Addr], float | None] | None = None,
         own_id: bytes | None = None,
+        learned: Iterable[tuple[bytes | None, Addr, int]] = (),
     ) -> None:
         if len(target) != _ID_LENGTH:
             raise ValueError("target must be 20 bytes")
@@ -320,6 +323,8 @@ class Lookup:
         self._finished_at: float | None = None
         for node_id, addr in seeds:
             self._add(node_id, addr, depth=1)
+        for node_id, addr, depth in learned:
+            self._add(node_id, addr, depth=max(1, depth))
 
     # -- public API ---------------------------------------------------------------------
 

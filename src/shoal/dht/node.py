@@ -642,8 +642,9 @@ class DHTNode:
         ]
         if job.job is _Job.BOOTSTRAP:
             seeds.extend((None, a) for a in self._bootstrap_addrs)
-        elif self._bootstrapping:
-            seeds.extend(self._bootstrap_contacts({a for _, a in seeds}))
+        learned: list[tuple[bytes | None, Addr, int]] = []
+        if job.job is not _Job.BOOTSTRAP and self._bootstrapping:
+            learned = self._bootstrap_contacts({a for _, a in seeds})
         kind = LookupKind.FIND_NODE
         if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
             kind = LookupKind.GET_PEERS
@@ -656,11 +657,12 @@ class DHTNode:
             config=self.config.lookup,
             rtt_of=self.table.rtt,
             own_id=self.node_id,
+            learned=learned,
         )
         self._drive(lookup_id, now)
 
-    def _bootstrap_contacts(self, known: set[Addr]) -> list[tuple[bytes | None, Addr]]:
-        """Contacts the running bootstrap lookup has heard of, as extra seeds.
+    def _bootstrap_contacts(self, known: set[Addr]) -> list[tuple[bytes | None, Addr, int]]:
+        """Contacts the running bootstrap lookup has heard of, with their hops, as seeds.
 
         A lookup started early (the table holds only the bootstrap node) would die
         with its first lost reply; the bootstrap's candidates are what a full table
@@ -669,10 +671,11 @@ class DHTNode:
         boot = self._jobs.get(self._bootstrap_id)
         if boot is None or boot.lookup is None:
             return []
-        out: list[tuple[bytes | None, Addr]] = []
-        for node_id, addr, state in boot.lookup.candidate_states():
+        lookup = boot.lookup
+        out: list[tuple[bytes | None, Addr, int]] = []
+        for node_id, addr, state in lookup.candidate_states():
             if state is not CandidateState.FAILED and addr not in known:
-                out.append((node_id, addr))
+                out.append((node_id, addr, lookup.hops_of(addr) or 1))
                 if len(out) >= 2 * CLOSEST:
                     break
         return out

@@ -38,3 +38,16 @@ def test_each_hop_along_a_chain_counts() -> None:
 
 def test_events_built_without_hops_say_unknown() -> None:
     assert PeersFound(1, IH, ()).hops is None
+
+
+def test_a_lookup_started_during_bootstrap_counts_the_bootstrap_hop() -> None:
+    # 1 bootstraps through 2, which knows 3, which holds the peer. The get_peers queued
+    # at t = 0 starts on 2's first reply, seeded with 3 as the bootstrap learned it: hop 2.
+    net = chain(3)
+    seeker = net.nodes[addr(1)]
+    seeker.table.remove(nid(2))  # start empty: 2 is only a bootstrap address
+    seeker.bootstrap([addr(2)], 0.0)
+    lookup_id = seeker.get_peers(IH, 0.0)
+    net.advance(10.0)
+    (event,) = found(net, lookup_id)
+    assert event.hops == 2
