@@ -9,7 +9,8 @@ Theory of operation
   `accept` (called by the listener). Each peer runs a `PeerSession` in its own task;
   whatever the peer does wrong ends that task with a `PeerDropped`, nothing more.
 * ``_discovery_loop``: DHT get_peers + announce (not for private torrents, BEP 27),
-  every 5 minutes, sooner while the pool is empty.
+  after 1, 2, 4 ... s, then every 5 minutes; every `DRY_RELOOKUP` s while no peer is
+  connected and the pool has nobody left to dial.
 * ``_choke_loop``: the pure `Choker` every 10 s; ``_pex_loop``: BEP 11 every 60 s.
 * ``_stats_loop``: rate windows and `Progress` events once a second.
 
@@ -45,7 +46,8 @@ import trio
 
 from . import torrent_events as tev
 from ._torrent_data import DataPhase, MetadataFetch, is_seed
-from .errors import MetadataError, StorageError
+from .errors import HandshakeError, MetadataError, StorageError
+from .net.dialer import SELF_CONNECTION
 from .net.peer_session import PEER_ERRORS, PeerSession
 from .peer import events as ev
 from .peer.connection import ConnectionConfig, ConnectionState
@@ -74,6 +76,10 @@ Addr = tuple[str, int]
 PEX_INTERVAL: Final = 60.0
 #: DHT re-lookup (BEP 5 peers expire after about 30 minutes; announce well within).
 DHT_INTERVAL: Final = 300.0
+#: With no peer connected and nothing left to dial, look the DHT up again this soon
+#: instead of waiting out `DHT_INTERVAL` (issue 4: "re-lookup when the pool runs dry");
+#: the floor keeps a dead swarm from costing more than one lookup per interval.
+DRY_RELOOKUP: Final = 15.0
 RATE_WINDOW: Final = 5.0
 _EVENT_BUFFER: Final = 256
 
@@ -191,6 +197,7 @@ class Torrent:
         self._complete = trio.Event()
         self._stopped = trio.Event()
         self._pool_changed = trio.Event()
+        self._pool_dry = trio.Event()
         self._subs = _Subscriptions()
         self._nursery: trio.Nursery | None = None
         self._error: str | None = None
@@ -525,6 +532,8 @@ class Torrent:
                     assert self._nursery is not None
                     self._nursery.start_soon(self._dial, addr)
             at = self.pool.next_ready_time(now)
+            if at is None and not self.sessions and not self._dialing:
+                self._pool_dry.set()
             with trio.move_on_at(math.inf if at is None or at <= now else at):
                 await self._pool_changed.wait()
             self._pool_changed = trio.Event()
@@ -535,7 +544,10 @@ class Torrent:
             link = await self._dialer.dial(addr, self.info_hash)
         except (*PEER_ERRORS, OSError) as exc:
             log.debug("dial %s failed: %s", addr, exc)
-            self.pool.failed(addr, trio.current_time())
+            if isinstance(exc, HandshakeError) and exc.hint == SELF_CONNECTION:
+                self.pool.ban(addr)  # ourselves: never again, and not a live candidate
+            else:
+                self.pool.failed(addr, trio.current_time())
             return
         finally:
             self._dialing -= 1
@@ -662,7 +674,12 @@ class Torrent:
                     self._pool_changed.set()
             if self._listen_port:
                 await self._dht.announce(self.info_hash, self._listen_port)
-            await trio.sleep(retry)
+            looked_up = trio.current_time()
+            self._pool_dry = trio.Event()
+            self._pool_changed.set()  # the connect loop re-checks, and says if still dry
+            with trio.move_on_after(retry):
+                await self._pool_dry.wait()
+                await trio.sleep_until(looked_up + DRY_RELOOKUP)
             retry = min(DHT_INTERVAL, retry * 2)
 
     async def _choke_loop(self) -> None:

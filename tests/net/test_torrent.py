@@ -15,7 +15,7 @@ import shoal
 from shoal import torrent_events as tev
 from shoal.config import EncryptionMode
 from shoal.create import create_torrent
-from shoal.dht_client import DHT, PeerSearch
+from shoal.dht_client import DHT, PeerSearch, open_dht_node
 from shoal.ids import PeerId
 from shoal.magnet import Magnet, format_magnet
 from shoal.metainfo import Metainfo, parse_metainfo
@@ -403,3 +403,31 @@ async def test_simultaneous_dials_keep_exactly_one_connection(tmp_path: Path) ->
         # opened by the smaller peer id; a dial may also be skipped because the
         # other connection announced that listen port first).
         assert sa.link.incoming != sb.link.incoming
+
+
+@pytest.mark.parametrize(("dry_relookup", "at_least", "at_most"), [(0.2, 6, 100), (1000.0, 1, 4)])
+async def test_an_empty_pool_triggers_dht_relookups(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    dry_relookup: float,
+    at_least: int,
+    at_most: int,
+) -> None:
+    """Issue 4: re-lookup "when the pool runs dry", not only on the schedule (after 1, 2,
+    4 ... s). The control (a huge floor) shows the schedule alone looks up far less."""
+    monkeypatch.setattr(shoal.torrent, "DRY_RELOOKUP", dry_relookup)
+    lookups: list[float] = []
+    real_get_peers = DHT.get_peers
+
+    def get_peers(self: DHT, info_hash: bytes) -> PeerSearch:
+        lookups.append(trio.current_time())
+        return real_get_peers(self, info_hash)
+
+    monkeypatch.setattr(DHT, "get_peers", get_peers)
+    nobody_has_it = Magnet(info_hash=shoal.InfoHash(bytes(range(20))))
+    async with open_dht_node(bind=("127.0.0.1", 0)) as router:
+        cfg = config(dht=True, bootstrap=(router.address,))
+        async with shoal.open_client(cfg) as client:
+            await client.add(format_magnet(nobody_has_it), save_to=tmp_path / "dl")
+            await trio.sleep(2.5)
+    assert at_least <= len(lookups) <= at_most, lookups

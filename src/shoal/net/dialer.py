@@ -56,6 +56,9 @@ HANDSHAKE_TIMEOUT: Final = 10.0
 #: What we support: BEP 5 DHT port, BEP 6 Fast extension, BEP 10 extension protocol.
 OUR_RESERVED: Final = ReservedBits.DHT | ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL
 _RECEIVE_SIZE: Final = 4096
+#: `HandshakeError.hint` when the address turned out to be us: the caller should never
+#: dial it again (a DHT reply often lists our own announce).
+SELF_CONNECTION: Final = "self-connection"
 
 
 @final
@@ -133,7 +136,7 @@ class Dialer:
             trio.BrokenResourceError: the connection broke.
         """
         if addr in self.local_addrs:
-            raise HandshakeError("refusing to dial our own listen address")
+            raise HandshakeError("refusing to dial our own listen address", hint=SELF_CONNECTION)
         if self.encryption is EncryptionMode.DISABLE:
             return await self._attempt(addr, info_hash, encrypt=False)
         if self.encryption is EncryptionMode.REQUIRE:
@@ -168,7 +171,7 @@ class Dialer:
             raise
         if remote.peer_id == self.peer_id:
             await trio.aclose_forcefully(stream)
-            raise HandshakeError("connected to ourselves")
+            raise HandshakeError("connected to ourselves", hint=SELF_CONNECTION)
         try:
             local = tcp.socket.getsockname()
             dialer_end: Addr | None = (str(local[0]), int(local[1]))
