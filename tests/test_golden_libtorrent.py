@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from shoal.create import create_torrent
 from shoal.errors import DecodeError
 from shoal.layout import piece_extents
 from shoal.metainfo import Metainfo, parse_metainfo
+from tests.lt_helpers import lt_checked_pieces
 
 try:
     import libtorrent as lt
@@ -185,29 +185,8 @@ def test_create_matches_libtorrent_with_executable_and_private(tree: Path) -> No
 
 def lt_recheck(torrent: bytes, save_path: Path) -> tuple[int, int]:
     """Let a loopback-only libtorrent session check the data; (have, total) pieces."""
-    ses = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "alert_mask": int(lt.alert_category.status),
-        }
-    )
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(torrent)
-    atp.save_path = str(save_path)
-    handle = ses.add_torrent(atp)
-    deadline = time.monotonic() + 30
-    checked = False
-    while not checked and time.monotonic() < deadline:
-        ses.wait_for_alert(200)
-        checked = any(isinstance(a, lt.torrent_checked_alert) for a in ses.pop_alerts())
-    assert checked, "libtorrent did not finish checking within 30 s"
-    have = handle.status().num_pieces
-    ses.remove_torrent(handle)
-    return have, atp.ti.num_pieces()
+    pieces = lt_checked_pieces(lt, torrent, save_path)
+    return sum(pieces), len(pieces)
 
 
 @pytest.mark.integration

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from shoal.metainfo import Metainfo, parse_metainfo
 from shoal.storage import FileStorage, check_existing
+from tests.lt_helpers import lt_checked_pieces
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -50,29 +50,7 @@ def lt_hybrid_torrent(tree: Path) -> bytes:
 
 def lt_have(torrent: bytes, save_path: Path) -> set[int]:
     """Pieces a loopback-only libtorrent session finds valid under `save_path`."""
-    ses = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "alert_mask": int(lt.alert_category.status),
-        }
-    )
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(torrent)
-    atp.save_path = str(save_path)
-    handle = ses.add_torrent(atp)
-    deadline = time.monotonic() + 30
-    checked = False
-    while not checked and time.monotonic() < deadline:
-        ses.wait_for_alert(200)
-        checked = any(isinstance(a, lt.torrent_checked_alert) for a in ses.pop_alerts())
-    assert checked, "libtorrent did not finish checking within 30 s"
-    pieces = handle.status(lt.status_flags_t.query_pieces).pieces
-    ses.remove_torrent(handle)
-    return {i for i, ok in enumerate(pieces) if ok}
+    return {i for i, ok in enumerate(lt_checked_pieces(lt, torrent, save_path)) if ok}
 
 
 @pytest.fixture

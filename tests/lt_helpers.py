@@ -1,0 +1,60 @@
+"""Shared libtorrent setup for the interop tests: one place for the loopback-only settings.
+
+Every session a test builds starts from `loopback_settings`, so the safety settings
+(LSD, UPnP, NAT-PMP and the IP notifier off, no default DHT routers, listening and
+dialling on one 127.x address only) cannot be forgotten by a new test. The caller
+imports libtorrent itself (skip/fail policy differs per module) and passes it in.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: Bound on libtorrent's hash check of a small test torrent.
+CHECK_DEADLINE = 30.0
+
+
+def loopback_settings(
+    ip: str = "127.0.0.1", *, port: int = 0, dht: bool = False, utp: bool = True
+) -> dict[str, Any]:
+    """A libtorrent settings pack that only ever touches `ip` (a 127.0.0.0/8 address).
+
+    ``dht`` turns the DHT on but with an empty bootstrap list, so the session talks
+    only to nodes the test adds; ``utp=False`` keeps a test on plain TCP.
+    """
+    assert ip.startswith("127."), f"{ip} is not a loopback address"
+    settings: dict[str, Any] = {
+        "listen_interfaces": f"{ip}:{port}",
+        "outgoing_interfaces": ip,
+        "enable_dht": dht,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_ip_notifier": False,
+        "dht_bootstrap_nodes": "",
+    }
+    if not utp:
+        settings |= {"enable_outgoing_utp": False, "enable_incoming_utp": False}
+    return settings
+
+
+def lt_checked_pieces(lt: Any, torrent: bytes, save_path: Path) -> list[bool]:
+    """Which pieces a loopback-only libtorrent session finds valid under `save_path`."""
+    ses = lt.session(loopback_settings() | {"alert_mask": int(lt.alert_category.status)})
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = str(save_path)
+    handle = ses.add_torrent(atp)
+    deadline = time.monotonic() + CHECK_DEADLINE
+    checked = False
+    while not checked and time.monotonic() < deadline:
+        ses.wait_for_alert(200)
+        checked = any(isinstance(a, lt.torrent_checked_alert) for a in ses.pop_alerts())
+    assert checked, f"libtorrent did not finish checking within {CHECK_DEADLINE:.0f} s"
+    pieces = [bool(ok) for ok in handle.status(lt.status_flags_t.query_pieces).pieces]
+    ses.remove_torrent(handle)
+    return pieces
