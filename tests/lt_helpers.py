@@ -14,20 +14,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from libtorrent import settings_pack
+
 #: Bound on libtorrent's hash check of a small test torrent.
 CHECK_DEADLINE = 30.0
 
 
 def loopback_settings(
     ip: str = "127.0.0.1", *, port: int = 0, dht: bool = False, utp: bool = True
-) -> dict[str, Any]:
+) -> settings_pack:
     """A libtorrent settings pack that only ever touches `ip` (a 127.0.0.0/8 address).
 
     ``dht`` turns the DHT on but with an empty bootstrap list, so the session talks
     only to nodes the test adds; ``utp=False`` keeps a test on plain TCP.
     """
     assert ip.startswith("127."), f"{ip} is not a loopback address"
-    settings: dict[str, Any] = {
+    settings: settings_pack = {
         "listen_interfaces": f"{ip}:{port}",
         "outgoing_interfaces": ip,
         "enable_dht": dht,

@@ -29,6 +29,7 @@ import trio
 
 from shoal.dht_client import DHT, open_dht_node
 from shoal.metainfo import parse_metainfo
+from tests.lt_helpers import loopback_settings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -184,15 +185,7 @@ def lt_session(
 ) -> Iterator[Any]:
     """A libtorrent session on `ip` that knows only `router` (added as a DHT node)."""
     lt = require_libtorrent()
-    settings: dict[str, Any] = {
-        "listen_interfaces": f"{ip}:{free_port(ip)}",
-        "outgoing_interfaces": ip,
-        "enable_dht": dht,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_ip_notifier": False,
-        "dht_bootstrap_nodes": "",
+    settings = loopback_settings(ip, port=free_port(ip), dht=dht) | {
         "dht_restrict_routing_ips": False,
         "dht_restrict_search_ips": False,
         "allow_multiple_connections_per_ip": True,

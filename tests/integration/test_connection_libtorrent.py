@@ -31,6 +31,7 @@ from shoal.peer.extension import METADATA_PIECE_SIZE
 from shoal.peer.messages import BLOCK_SIZE
 from shoal.swarm import Bitfield
 from shoal.swarm.metadata import MetadataAssembler, MetadataVerified
+from tests.lt_helpers import loopback_settings
 
 from .peers import require_libtorrent
 
@@ -55,28 +56,14 @@ def make_info() -> bytes:
     )
 
 
-def lt_settings() -> dict[str, Any]:
-    return {
-        "listen_interfaces": "127.0.0.1:0",
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_ip_notifier": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        "in_enc_policy": PE_DISABLED,
-        "out_enc_policy": PE_DISABLED,
-        "dht_bootstrap_nodes": "",
-    }
-
-
 @contextmanager
 def lt_session(info: bytes, save_path: Path) -> Iterator[tuple[Any, Any]]:
     lt = require_libtorrent()
     params = lt.load_torrent_buffer(b"d4:info" + info + b"e")
     params.save_path = str(save_path)
-    session = lt.session(lt_settings())
+    session = lt.session(
+        loopback_settings(utp=False) | {"in_enc_policy": PE_DISABLED, "out_enc_policy": PE_DISABLED}
+    )
     handle = session.add_torrent(params)
     try:
         yield session, handle

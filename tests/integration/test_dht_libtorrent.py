@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from shoal.dht_client import DHT, open_dht_node
+from tests.lt_helpers import loopback_settings
 
 try:
     import libtorrent as lt
@@ -37,15 +38,8 @@ DEADLINE = 30.0  # seconds; libtorrent's DHT paces its own queries
 @asynccontextmanager
 async def lt_session(ip: str, bootstrap: list[tuple[str, int]]) -> AsyncIterator[Any]:
     ses = lt.session(
-        {
-            "listen_interfaces": f"{ip}:0",
-            "outgoing_interfaces": ip,
-            "enable_dht": True,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "enable_ip_notifier": False,
-            "dht_bootstrap_nodes": "",
+        loopback_settings(ip, dht=True)
+        | {
             "dht_restrict_routing_ips": False,
             "dht_restrict_search_ips": False,
             "alert_mask": lt.alert_category.dht_operation | lt.alert_category.dht,

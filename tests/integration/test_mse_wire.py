@@ -22,6 +22,7 @@ from shoal import bencoding
 from shoal import torrent_events as tev
 from shoal.create import create_torrent
 from shoal.metainfo import Metainfo, parse_metainfo
+from tests.lt_helpers import loopback_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -172,15 +173,7 @@ async def test_shoal_to_shoal_capture(
 
 def lt_session(lt: Any, *, forced: bool) -> Any:
     """A loopback-only libtorrent session; `forced`: pe_forced both ways at pe_rc4."""
-    settings: dict[str, object] = {
-        "listen_interfaces": "127.0.0.1:0",
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-    }
+    settings = loopback_settings(utp=False)
     if forced:
         settings |= {
             "in_enc_policy": int(lt.enc_policy.pe_forced),

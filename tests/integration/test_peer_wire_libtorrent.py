@@ -47,6 +47,7 @@ from shoal.peer.messages import (
     encode_message,
 )
 from shoal.swarm import Bitfield
+from tests.lt_helpers import loopback_settings
 
 try:
     import libtorrent as lt
@@ -87,18 +88,7 @@ def plaintext_seed(tmp_path: Path) -> Iterator[Seed]:
     params = lt.load_torrent_buffer(b"d4:info" + info + b"e")
     params.save_path = str(tmp_path)
     session = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "enable_ip_notifier": False,
-            "enable_outgoing_utp": False,
-            "enable_incoming_utp": False,
-            "in_enc_policy": PE_DISABLED,
-            "out_enc_policy": PE_DISABLED,
-        }
+        loopback_settings(utp=False) | {"in_enc_policy": PE_DISABLED, "out_enc_policy": PE_DISABLED}
     )
     handle = session.add_torrent(params)
     try:

@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from shoal import bencoding
+from tests.lt_helpers import loopback_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -55,14 +56,8 @@ def lt_seed(tmp_path: Path, enc_level: int) -> Iterator[LtSeed]:
     params = lt.load_torrent_buffer(bencoding.encode({b"info": info}))
     params.save_path = str(tmp_path)
     session = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "enable_outgoing_utp": False,
-            "enable_incoming_utp": False,
+        loopback_settings(utp=False)
+        | {
             "in_enc_policy": PE_FORCED,
             "out_enc_policy": PE_FORCED,
             "allowed_enc_level": enc_level,
