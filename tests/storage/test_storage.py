@@ -124,6 +124,19 @@ async def test_only_the_last_rejected_pieces_are_kept() -> None:
     assert [s.pop_rejected(i) is not None for i in range(4)] == [False, False, True, True]
 
 
+async def test_reused_buffers_never_count_stale_bytes() -> None:
+    t = make_torrent([6 * PIECE])
+    s = MemoryStorage(t.info)
+    await download(s, t, [0, 1])  # their buffers are kept for reuse
+    first, *rest = blocks(t, 2)
+    assert s.write_block_now(2, *first) is WriteResult.STORED  # a reused buffer
+    assert not await s.verify_piece(2)  # old bytes in the rest do not make it complete
+    for b, d in rest:
+        s.write_block_now(2, b, d)
+    assert await s.verify_piece(2)
+    assert s.contents[2 * PIECE : 3 * PIECE] == t.piece(2)
+
+
 async def test_write_block_now_checks_like_write_block() -> None:
     t = standard()
     s = MemoryStorage(t.info)

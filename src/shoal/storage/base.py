@@ -57,6 +57,9 @@ __all__ = [
 
 #: Default cap on the bytes held by in-flight piece buffers: 16 pieces of 4 MiB.
 DEFAULT_MAX_BUFFER_BYTES: Final = 64 * 1024 * 1024
+#: Stored pieces' buffers kept for reuse: a fresh piece-sized bytearray costs a page
+#: fault per 4 KiB (the allocator maps and unmaps big blocks), per piece.
+_MAX_SPARE: Final = 2
 #: Failed pieces whose bytes are kept until the engine picks them up (`pop_rejected`).
 _MAX_REJECTED: Final = 2
 
@@ -144,9 +147,10 @@ class PieceBuffer:
 
     __slots__ = ("_ranges", "data", "index", "received", "sealed", "view")
 
-    def __init__(self, index: int, size: int) -> None:
+    def __init__(self, index: int, size: int, data: bytearray | None = None) -> None:
         self.index = index
-        self.data = bytearray(size)
+        # A recycled `data` may hold old bytes: `received` is what says which are new.
+        self.data = data if data is not None and len(data) == size else bytearray(size)
         self.view = memoryview(self.data)
         self._ranges: list[list[int]] = []
         self.received = 0
@@ -227,6 +231,7 @@ class BufferedStorage(ABC):
         self._verifying: dict[int, trio.Event] = {}
         # The bytes of pieces that just failed their hash, for smart ban (`pop_rejected`).
         self._rejected: dict[int, bytearray] = {}
+        self._spare: list[bytearray] = []
         self._limiter = limiter if limiter is not None else trio.CapacityLimiter(4)
         self._closed = False
 
@@ -308,7 +313,8 @@ class BufferedStorage(ABC):
             size = self.info.piece_size(index)
             if self._buffered_bytes + size > self.max_buffer_bytes:
                 return WriteResult.NO_ROOM
-            buf = self._buffers[index] = PieceBuffer(index, size)
+            spare = self._spare.pop() if self._spare and len(self._spare[-1]) == size else None
+            buf = self._buffers[index] = PieceBuffer(index, size, spare)
             self._buffered_bytes += size
         buf.write(begin, data)
         return WriteResult.COMPLETE if buf.complete else WriteResult.STORED
@@ -372,6 +378,9 @@ class BufferedStorage(ABC):
             if ok:
                 await self._store_piece(buf.index, buf.view)
                 self._mark_verified(buf.index)
+                # Hashed and stored: nothing refers to these bytes any more.
+                if len(self._spare) < _MAX_SPARE and not self._closed:
+                    self._spare.append(buf.data)
             else:
                 self._rejected[buf.index] = buf.data
                 while len(self._rejected) > _MAX_REJECTED:
@@ -469,5 +478,6 @@ class BufferedStorage(ABC):
         self._closed = True
         self._buffers.clear()
         self._rejected.clear()
+        self._spare.clear()
         self._buffered_bytes = 0
         await self._release()
