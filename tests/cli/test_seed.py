@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -30,9 +31,11 @@ from tests.integration.peers import (
 from .helpers import run_shoal, write_tree
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from shoal.dht_client import DHT
+    from tests.integration.peers import Shoal
 
 FILES = {
     "album/a.bin": bytes(range(256)) * 700,  # 179,200 bytes: pieces straddle the files
@@ -63,6 +66,29 @@ def _get_args(magnet: str, out: Path, router: DHT, *extra: str) -> list[str]:
         "get", magnet, "-o", str(out), "--bind", SHOAL_IP, "--port", "0",
         "--bootstrap", hostport(router), "--timeout", str(DEADLINE - 10), *extra,
     ]  # fmt: skip
+
+
+def _offline_seed_argv(torrent: Path, data: Path) -> list[str]:
+    """``shoal seed`` run directly, bootstrapping from a dead loopback port (so it exits 1)."""
+    return [
+        sys.executable, "-m", "shoal", "seed", str(torrent), "--data", str(data),
+        "--bind", SHOAL_SEED_IP, "--port", "0", "--bootstrap", "127.0.0.1:9",
+    ]  # fmt: skip
+
+
+@asynccontextmanager
+async def _seeding(
+    torrent: Path, data: Path, tmp_path: Path, *extra: str, announced: bool = True
+) -> AsyncIterator[tuple[DHT, Shoal]]:
+    """A DHT router and a ``shoal seed`` that is seeding (and, if `announced`, findable)."""
+    async with (
+        dht_router() as router,
+        shoal_process(_seed_args(torrent, data, router, *extra), tmp_path / "s") as seed,
+    ):
+        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
+        if announced:
+            await wait_announced(router)
+        yield router, seed
 
 
 # ---------------------------------------------------------------- errors, no network
@@ -118,12 +144,7 @@ async def test_shoal_to_shoal_through_the_dht(
     data, torrent, magnet = album
     out = tmp_path / "out"
     enc = ["--encryption", encryption]
-    async with (
-        dht_router() as router,
-        shoal_process(_seed_args(torrent, data, router, *enc), tmp_path / "s") as seed,
-    ):
-        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
-        await wait_announced(router)
+    async with _seeding(torrent, data, tmp_path, *enc) as (router, _seed):
         args = _get_args(magnet, out, router, "--no-seed", *enc)
         async with shoal_process(args, tmp_path / "g") as get:
             assert await get.wait() == 0, get.stderr
@@ -144,12 +165,7 @@ async def test_metadata_only_writes_the_torrent(
 ) -> None:
     data, torrent, magnet = album
     out = tmp_path / "meta"
-    async with (
-        dht_router() as router,
-        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
-    ):
-        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
-        await wait_announced(router)
+    async with _seeding(torrent, data, tmp_path) as (router, _seed):
         args = _get_args(magnet, out, router, "--metadata-only")
         async with shoal_process(args, tmp_path / "g") as get:
             assert await get.wait() == 0, get.stderr
@@ -179,11 +195,7 @@ async def test_ctrl_c_stops_seed_and_get_quickly(
     tmp_path: Path, album: tuple[Path, Path, str]
 ) -> None:
     data, torrent, _magnet = album
-    async with (
-        dht_router() as router,
-        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
-    ):
-        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
+    async with _seeding(torrent, data, tmp_path, announced=False) as (router, seed):
         nobody = "magnet:?xt=urn:btih:" + "ab" * 20
         args = _get_args(nobody, tmp_path / "out", router)
         async with shoal_process(args, tmp_path / "g") as get:
@@ -201,8 +213,7 @@ def test_plain_output_when_stdout_is_a_pipe(tmp_path: Path, album: tuple[Path, P
     """Without --json and without a terminal: a few plain lines, no escape sequences."""
     _, torrent, _ = album
     env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "TTY_COMPATIBLE"}}
-    argv = [sys.executable, "-m", "shoal", "seed", str(torrent), "--data", str(tmp_path)]
-    argv += ["--bind", SHOAL_SEED_IP, "--port", "0", "--bootstrap", "127.0.0.1:9"]
+    argv = _offline_seed_argv(torrent, tmp_path)
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 1
     lines = done.stdout.splitlines()
@@ -236,8 +247,7 @@ def test_live_display_on_a_terminal(tmp_path: Path, album: tuple[Path, Path, str
         pytest.skip("no pseudo-terminal available")
     env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "NO_COLOR"}}
     env |= {"TERM": "xterm-256color", "COLUMNS": "100"}
-    argv = [sys.executable, "-m", "shoal", "seed", str(torrent), "--data", str(tmp_path)]
-    argv += ["--bind", SHOAL_SEED_IP, "--port", "0", "--bootstrap", "127.0.0.1:9"]
+    argv = _offline_seed_argv(torrent, tmp_path)
     with os.fdopen(master, "rb", buffering=0) as tty:
         proc = subprocess.Popen(argv, stdout=slave, stderr=subprocess.PIPE, env=env)
         os.close(slave)
@@ -276,12 +286,7 @@ async def test_get_seeds_until_the_target_then_exits_0(
     tmp_path: Path, album: tuple[Path, Path, str], target: list[str], low: float, high: float
 ) -> None:
     data, torrent, magnet = album
-    async with (
-        dht_router() as router,
-        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
-    ):
-        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
-        await wait_announced(router)
+    async with _seeding(torrent, data, tmp_path) as (router, _seed):
         args = _get_args(magnet, tmp_path / "out", router, *target)
         async with shoal_process(args, tmp_path / "g") as get:
             await get.wait_record("complete")
@@ -299,12 +304,7 @@ async def test_select_downloads_only_the_chosen_file(
     files = [f.path for f in parse_metainfo(torrent.read_bytes()).info.files]
     wanted = files.index(("album", "sub", "b.txt"))
     out = tmp_path / "out"
-    async with (
-        dht_router() as router,
-        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
-    ):
-        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
-        await wait_announced(router)
+    async with _seeding(torrent, data, tmp_path) as (router, _seed):
         args = _get_args(magnet, out, router, "--no-seed", "--select", str(wanted))
         async with shoal_process(args, tmp_path / "g") as get:
             assert await get.wait() == 0, get.stderr
@@ -317,12 +317,7 @@ async def test_quiet_prints_nothing_on_success(
     tmp_path: Path, album: tuple[Path, Path, str]
 ) -> None:
     data, torrent, magnet = album
-    async with (
-        dht_router() as router,
-        shoal_process(_seed_args(torrent, data, router), tmp_path / "s") as seed,
-    ):
-        await seed.wait_record("progress", lambda r: r["state"] == "seeding")
-        await wait_announced(router)
+    async with _seeding(torrent, data, tmp_path) as (router, _seed):
         args = _get_args(magnet, tmp_path / "out", router, "--no-seed", "--quiet")
         async with shoal_process(args, tmp_path / "g") as get:  # --quiet wins over --json
             assert await get.wait() == 0, get.stderr
