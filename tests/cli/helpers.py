@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING
+
+import pytest
 
 from shoal.bencoding import Bencoded, encode
 from shoal.metainfo import build_metainfo
@@ -29,6 +35,70 @@ def run_shoal(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
         timeout=SUBPROCESS_TIMEOUT,
         check=False,
     )
+
+
+def run_on_pty(
+    argv: list[str],
+    *,
+    cwd: Path | None = None,
+    stdout_on_tty: bool = False,
+    columns: int = 100,
+    read_for: float = SUBPROCESS_TIMEOUT,
+    interrupt_on: bytes | None = None,
+) -> tuple[int, str, bytes]:
+    """``python -m shoal ARGV`` with stderr on a pseudo-terminal (the live view's home).
+
+    Returns (status, stdout, bytes seen on the tty); stdout is a pipe unless
+    `stdout_on_tty`, in which case it lands in the tty bytes and the string is empty.
+    With `interrupt_on`, send SIGINT (what Ctrl-C does) once those bytes appear.
+    Skips where the container has no /dev/ptmx.
+    """
+    try:
+        master, slave = pty.openpty()
+    except OSError as exc:  # a container without /dev/ptmx
+        pytest.skip(f"no pseudo-terminals here: {exc}")
+    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "TERM"}}
+    env.update(TERM="xterm-256color", COLUMNS=str(columns), LINES="30")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shoal", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=slave if stdout_on_tty else subprocess.PIPE,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+    )
+    os.close(slave)
+    seen = bytearray()
+    stdout = ""
+    deadline = time.monotonic() + read_for
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed its side of the tty
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if interrupt_on is not None and interrupt_on in seen:
+                proc.send_signal(signal.SIGINT)
+                interrupt_on = None
+        if proc.stdout is not None:
+            stdout = proc.stdout.read().decode()
+        status = proc.wait(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        os.close(master)
+    return status, stdout, bytes(seen)
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:

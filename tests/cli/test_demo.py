@@ -6,12 +6,9 @@ import argparse
 import ipaddress
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,7 +18,7 @@ from hypothesis import strategies as st
 from shoal.cli import main
 from shoal.cli.demo import parse_size
 
-from .helpers import SUBPROCESS_TIMEOUT, run_shoal
+from .helpers import SUBPROCESS_TIMEOUT, run_on_pty, run_shoal
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,50 +90,14 @@ def test_ctrl_c_stops_the_swarm_and_the_child_and_cleans_up() -> None:
     assert not os.path.exists(first["dir"])
 
 
-def _run_on_pty(argv: list[str]) -> tuple[int, bytes]:
-    """Run with stdout and stderr on a pseudo-terminal; return (status, bytes seen)."""
-    try:
-        master, slave = pty.openpty()
-    except OSError as exc:  # a container without /dev/ptmx
-        pytest.skip(f"no pseudo-terminals here: {exc}")
-    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "TERM"}}
-    env.update(TERM="xterm-256color", COLUMNS="120", LINES="30")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shoal", *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-    )
-    os.close(slave)
-    seen = bytearray()
-    deadline = time.monotonic() + 2 * SUBPROCESS_TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed its side of the tty
-                break
-            if not chunk:
-                break
-            seen += chunk
-        status = proc.wait(timeout=SUBPROCESS_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return status, bytes(seen)
-
-
 @pytest.mark.integration
 def test_demo_on_a_terminal_shows_the_live_get_display() -> None:
-    status, tty = _run_on_pty(["demo", "--size", "6M", "--peers", "2"])
+    status, _, tty = run_on_pty(
+        ["demo", "--size", "6M", "--peers", "2"],
+        stdout_on_tty=True,
+        columns=120,
+        read_for=2 * SUBPROCESS_TIMEOUT,
+    )
     assert status == 0, tty.decode(errors="replace")
     assert b"magnet:?xt=urn:btih:" in tty
     assert b"\x1b[" in tty  # rich's live view redraws in place

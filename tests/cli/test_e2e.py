@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
-import signal
 import subprocess
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import libtorrent as lt
@@ -21,7 +17,7 @@ import pytest
 
 import shoal
 
-from .helpers import SUBPROCESS_TIMEOUT, make_torrent, run_shoal, write_tree
+from .helpers import SUBPROCESS_TIMEOUT, make_torrent, run_on_pty, run_shoal, write_tree
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -132,63 +128,9 @@ def test_reader_closing_the_pipe_early_is_not_an_error_report(tmp_path: Path) ->
     assert status == 1
 
 
-def _run_on_pty(
-    argv: list[str], cwd: Path, *, interrupt_on: bytes | None = None
-) -> tuple[int, str, bytes]:
-    """Run with stderr on a pseudo-terminal; return (status, stdout, bytes seen on the tty).
-
-    With `interrupt_on`, send SIGINT (what Ctrl-C does) once those bytes appear.
-    """
-    try:
-        master, slave = pty.openpty()
-    except OSError as exc:  # a container without /dev/ptmx
-        pytest.skip(f"no pseudo-terminals here: {exc}")
-    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "TERM"}}
-    env.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shoal", *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        cwd=cwd,
-        env=env,
-    )
-    os.close(slave)
-    seen = bytearray()
-    deadline = time.monotonic() + SUBPROCESS_TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed its side of the tty
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if interrupt_on is not None and interrupt_on in seen:
-                proc.send_signal(signal.SIGINT)
-                interrupt_on = None
-        assert proc.stdout is not None
-        stdout = proc.stdout.read().decode()
-        status = proc.wait(timeout=SUBPROCESS_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-        os.close(master)
-    return status, stdout, bytes(seen)
-
-
 def test_progress_renders_on_a_tty_and_not_on_a_pipe(tmp_path: Path) -> None:
     src = write_tree(tmp_path / "movie", {"movie.bin": b"\x5a" * (24 * 1024 * 1024)})
-    status, stdout, tty = _run_on_pty(["create", str(src), "-o", "tty.torrent"], tmp_path)
+    status, stdout, tty = run_on_pty(["create", str(src), "-o", "tty.torrent"], cwd=tmp_path)
     assert status == 0, tty
     assert stdout.startswith("magnet:?xt=urn:btih:")
     assert "\x1b" not in stdout  # stdout is a pipe here: plain text only
@@ -210,7 +152,7 @@ def test_ctrl_c_while_hashing_exits_130_quietly(tmp_path: Path) -> None:
     with src.open("wb") as f:
         f.truncate(8 * 1024**3)
     argv = ["create", str(src), "-o", "huge.torrent", "--piece-size", "4M"]
-    status, stdout, tty = _run_on_pty(argv, tmp_path, interrupt_on="━".encode())
+    status, stdout, tty = run_on_pty(argv, cwd=tmp_path, interrupt_on="━".encode())
     assert status == 130, tty
     assert stdout == ""
     assert b"Traceback" not in tty
