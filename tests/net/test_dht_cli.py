@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -15,31 +13,21 @@ import trio
 from shoal.cli.dht import parse_hostport
 from shoal.dht_client import open_dht_node
 
+from .shoal_cli import SHOAL, read_json_lines, shoal_process
+
 if TYPE_CHECKING:
     from pathlib import Path
 
 IH = "ab" * 20
-SHOAL = [sys.executable, "-m", "shoal"]
-
-
-async def read_json_lines(stream: trio.abc.ReceiveStream, count: int) -> list[dict[str, Any]]:
-    buf = b""
-    while buf.count(b"\n") < count:
-        chunk = await stream.receive_some()
-        if not chunk:
-            break
-        buf += chunk
-    return [json.loads(line) for line in buf.splitlines()[:count]]
 
 
 async def test_serve_prints_stats_and_saves_state_on_ctrl_c(tmp_path: Path) -> None:
     state = tmp_path / "dht.json"
     async with open_dht_node(("127.0.0.1", 0)) as peer:
         host, port = peer.address
-        cmd = [*SHOAL, "dht", "--bind", "127.0.0.1", "--bootstrap", f"{host}:{port}"]
+        cmd = ["dht", "--bind", "127.0.0.1", "--bootstrap", f"{host}:{port}"]
         cmd += ["--state-file", str(state), "--json", "--interval", "0.2"]
-        proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
+        async with shoal_process(cmd) as proc:
             assert proc.stdout is not None
             with trio.fail_after(20):
                 listening, stats = await read_json_lines(proc.stdout, 2)
@@ -50,10 +38,6 @@ async def test_serve_prints_stats_and_saves_state_on_ctrl_c(tmp_path: Path) -> N
                 assert stats["queries_out_per_s"] >= 0
                 proc.send_signal(signal.SIGINT)
                 assert await proc.wait() == 130
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     saved = json.loads(state.read_text())
     assert saved["node_id"] == listening["node_id"]
     assert saved["nodes"] == [{"id": peer.node_id.hex(), "ip": host, "port": port}]

@@ -6,18 +6,14 @@ proves the two node flags the issue names that those tests do not pass.
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
-import subprocess
-import sys
-from typing import Any
 
 import trio
 
 from shoal.dht_client import open_dht_node
 
-SHOAL = [sys.executable, "-m", "shoal"]
+from .shoal_cli import read_json_lines, shoal_process
 
 
 def free_udp_port() -> int:
@@ -27,27 +23,16 @@ def free_udp_port() -> int:
         return port
 
 
-async def json_lines(stream: trio.abc.ReceiveStream, count: int) -> list[dict[str, Any]]:
-    buf = b""
-    while buf.count(b"\n") < count:
-        chunk = await stream.receive_some()
-        if not chunk:
-            break
-        buf += chunk
-    return [json.loads(line) for line in buf.splitlines()[:count]]
-
-
 async def test_port_and_read_only_flags() -> None:
     port = free_udp_port()
     async with open_dht_node(("127.0.0.1", 0)) as peer:
         host, peer_port = peer.address
-        cmd = [*SHOAL, "dht", "--bind", "127.0.0.1", "--port", str(port), "--read-only"]
+        cmd = ["dht", "--bind", "127.0.0.1", "--port", str(port), "--read-only"]
         cmd += ["--bootstrap", f"{host}:{peer_port}", "--json", "--interval", "0.2"]
-        proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
+        async with shoal_process(cmd) as proc:
             assert proc.stdout is not None
             with trio.fail_after(20):
-                listening, stats = await json_lines(proc.stdout, 2)
+                listening, stats = await read_json_lines(proc.stdout, 2)
             assert listening["event"] == "listening"
             assert listening["address"] == ["127.0.0.1", port]
             assert stats["nodes"] == 1  # the read-only node uses the DHT...
@@ -57,7 +42,3 @@ async def test_port_and_read_only_flags() -> None:
             proc.send_signal(signal.SIGINT)
             with trio.fail_after(10):
                 assert await proc.wait() == 130
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
