@@ -42,34 +42,38 @@ def run_on_pty(
     *,
     cwd: Path | None = None,
     stdout_on_tty: bool = False,
+    stderr_on_tty: bool = True,
     columns: int = 100,
     read_for: float = SUBPROCESS_TIMEOUT,
     interrupt_on: bytes | None = None,
-) -> tuple[int, str, bytes]:
-    """``python -m shoal ARGV`` with stderr on a pseudo-terminal (the live view's home).
+) -> tuple[int, str, bytes, str]:
+    """``python -m shoal ARGV`` with stdout and/or stderr on a pseudo-terminal.
 
-    Returns (status, stdout, bytes seen on the tty); stdout is a pipe unless
-    `stdout_on_tty`, in which case it lands in the tty bytes and the string is empty.
+    Returns (status, stdout, bytes seen on the tty, stderr); each stream not on the
+    tty is a pipe whose text is returned, one on the tty returns "".
     With `interrupt_on`, send SIGINT (what Ctrl-C does) once those bytes appear.
     Skips where the container has no /dev/ptmx.
     """
+    assert stdout_on_tty or stderr_on_tty, "one stream must be on the terminal"
     try:
         master, slave = pty.openpty()
     except OSError as exc:  # a container without /dev/ptmx
         pytest.skip(f"no pseudo-terminals here: {exc}")
-    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "TERM"}}
+    # Colour follows the terminal alone: no inherited override either way.
+    drop = {"NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TERM"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(TERM="xterm-256color", COLUMNS=str(columns), LINES="30")
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoal", *argv],
         stdin=subprocess.DEVNULL,
         stdout=slave if stdout_on_tty else subprocess.PIPE,
-        stderr=slave,
+        stderr=slave if stderr_on_tty else subprocess.PIPE,
         cwd=cwd,
         env=env,
     )
     os.close(slave)
     seen = bytearray()
-    stdout = ""
+    stdout = stderr = ""
     deadline = time.monotonic() + read_for
     try:
         while time.monotonic() < deadline:
@@ -89,16 +93,19 @@ def run_on_pty(
                 proc.send_signal(signal.SIGINT)
                 interrupt_on = None
         if proc.stdout is not None:
-            stdout = proc.stdout.read().decode()
+            stdout = proc.stdout.read().decode(errors="replace")
+        if proc.stderr is not None:
+            stderr = proc.stderr.read().decode(errors="replace")
         status = proc.wait(timeout=SUBPROCESS_TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
         os.close(master)
-    return status, stdout, bytes(seen)
+    return status, stdout, bytes(seen), stderr
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:

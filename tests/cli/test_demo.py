@@ -92,7 +92,7 @@ def test_ctrl_c_stops_the_swarm_and_the_child_and_cleans_up() -> None:
 
 @pytest.mark.integration
 def test_demo_on_a_terminal_shows_the_live_get_display() -> None:
-    status, _, tty = run_on_pty(
+    status, _, tty, _ = run_on_pty(
         ["demo", "--size", "6M", "--peers", "2"],
         stdout_on_tty=True,
         columns=120,

@@ -130,7 +130,7 @@ def test_reader_closing_the_pipe_early_is_not_an_error_report(tmp_path: Path) ->
 
 def test_progress_renders_on_a_tty_and_not_on_a_pipe(tmp_path: Path) -> None:
     src = write_tree(tmp_path / "movie", {"movie.bin": b"\x5a" * (24 * 1024 * 1024)})
-    status, stdout, tty = run_on_pty(["create", str(src), "-o", "tty.torrent"], cwd=tmp_path)
+    status, stdout, tty, _ = run_on_pty(["create", str(src), "-o", "tty.torrent"], cwd=tmp_path)
     assert status == 0, tty
     assert stdout.startswith("magnet:?xt=urn:btih:")
     assert "\x1b" not in stdout  # stdout is a pipe here: plain text only
@@ -152,7 +152,7 @@ def test_ctrl_c_while_hashing_exits_130_quietly(tmp_path: Path) -> None:
     with src.open("wb") as f:
         f.truncate(8 * 1024**3)
     argv = ["create", str(src), "-o", "huge.torrent", "--piece-size", "4M"]
-    status, stdout, tty = run_on_pty(argv, cwd=tmp_path, interrupt_on="━".encode())
+    status, stdout, tty, _ = run_on_pty(argv, cwd=tmp_path, interrupt_on="━".encode())
     assert status == 130, tty
     assert stdout == ""
     assert b"Traceback" not in tty

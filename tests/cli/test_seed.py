@@ -28,7 +28,7 @@ from tests.integration.peers import (
     wait_announced,
 )
 
-from .helpers import run_shoal, write_tree
+from .helpers import run_on_pty, run_shoal, write_tree
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -68,10 +68,10 @@ def _get_args(magnet: str, out: Path, router: DHT, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _offline_seed_argv(torrent: Path, data: Path) -> list[str]:
-    """``shoal seed`` run directly, bootstrapping from a dead loopback port (so it exits 1)."""
+def _offline_seed_args(torrent: Path, data: Path) -> list[str]:
+    """``shoal seed`` bootstrapping from a dead loopback port (so it exits 1)."""
     return [
-        sys.executable, "-m", "shoal", "seed", str(torrent), "--data", str(data),
+        "seed", str(torrent), "--data", str(data),
         "--bind", SHOAL_SEED_IP, "--port", "0", "--bootstrap", "127.0.0.1:9",
     ]  # fmt: skip
 
@@ -213,7 +213,7 @@ def test_plain_output_when_stdout_is_a_pipe(tmp_path: Path, album: tuple[Path, P
     """Without --json and without a terminal: a few plain lines, no escape sequences."""
     _, torrent, _ = album
     env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "TTY_COMPATIBLE"}}
-    argv = _offline_seed_argv(torrent, tmp_path)
+    argv = [sys.executable, "-m", "shoal", *_offline_seed_args(torrent, tmp_path)]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 1
     lines = done.stdout.splitlines()
@@ -239,36 +239,9 @@ async def test_timeout_without_any_peer_for_a_torrent_file(
 @pytest.mark.integration
 def test_live_display_on_a_terminal(tmp_path: Path, album: tuple[Path, Path, str]) -> None:
     """stdout on a pseudo-terminal: rich redraws in place, the error still ends on one line."""
-    pty = pytest.importorskip("pty")
     _, torrent, _ = album
-    try:
-        master, slave = pty.openpty()
-    except OSError:
-        pytest.skip("no pseudo-terminal available")
-    env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "NO_COLOR"}}
-    env |= {"TERM": "xterm-256color", "COLUMNS": "100"}
-    argv = _offline_seed_argv(torrent, tmp_path)
-    with os.fdopen(master, "rb", buffering=0) as tty:
-        proc = subprocess.Popen(argv, stdout=slave, stderr=subprocess.PIPE, env=env)
-        os.close(slave)
-        seen = b""
-        try:
-            while True:
-                try:
-                    chunk = tty.read(4096)
-                except OSError:  # EIO: the child closed its side
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            status = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.stderr is not None
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
+    argv = _offline_seed_args(torrent, tmp_path)
+    status, _, seen, err = run_on_pty(argv, stdout_on_tty=True, stderr_on_tty=False)
     assert status == 1
     assert b"\x1b[" in seen  # cursor control: the view is drawn in place
     assert b"metadata: album" in seen
