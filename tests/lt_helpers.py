@@ -8,10 +8,15 @@ imports libtorrent itself (skip/fail policy differs per module) and passes it in
 
 from __future__ import annotations
 
+import hashlib
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from shoal import bencoding
+
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from libtorrent import settings_pack
@@ -60,3 +65,33 @@ def lt_checked_pieces(lt: Any, torrent: bytes, save_path: Path) -> list[bool]:
     pieces = [bool(ok) for ok in handle.status(lt.status_flags_t.query_pieces).pieces]
     ses.remove_torrent(handle)
     return pieces
+
+
+def single_file_info(data: bytes, piece_length: int) -> bytes:
+    """The bencoded v1 info dict of one file ``f.bin`` holding `data`."""
+    pieces = b"".join(
+        hashlib.sha1(data[i : i + piece_length]).digest() for i in range(0, len(data), piece_length)
+    )
+    return bencoding.encode(
+        {b"name": b"f.bin", b"length": len(data), b"piece length": piece_length, b"pieces": pieces}
+    )
+
+
+@contextmanager
+def lt_torrent_session(
+    lt: Any, info: bytes, save_path: Path, settings: settings_pack
+) -> Iterator[tuple[Any, Any]]:
+    """A libtorrent session holding the torrent of `info` (data under `save_path`).
+
+    The torrent is removed and the session dropped on the way out; the session's
+    destructor joins libtorrent's threads.
+    """
+    params = lt.load_torrent_buffer(b"d4:info" + info + b"e")
+    params.save_path = str(save_path)
+    session = lt.session(settings)
+    handle = session.add_torrent(params)
+    try:
+        yield session, handle
+    finally:
+        session.remove_torrent(handle)
+        del handle, session

@@ -16,13 +16,11 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
 
-from shoal import bencoding
 from shoal.ids import InfoHash, PeerId
 from shoal.metainfo import InfoDict, parse_info
 from shoal.peer import events as ev
@@ -31,12 +29,12 @@ from shoal.peer.extension import METADATA_PIECE_SIZE
 from shoal.peer.messages import BLOCK_SIZE
 from shoal.swarm import Bitfield
 from shoal.swarm.metadata import MetadataAssembler, MetadataVerified
-from tests.lt_helpers import loopback_settings
+from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 
 from .peers import require_libtorrent
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
 pytestmark = pytest.mark.integration
@@ -48,28 +46,13 @@ OUR_ID = PeerId(b"-SH0100-conn-interop")
 
 
 def make_info() -> bytes:
-    pieces = b"".join(
-        hashlib.sha1(DATA[i : i + PIECE_LENGTH]).digest() for i in range(0, len(DATA), PIECE_LENGTH)
-    )
-    return bencoding.encode(
-        {b"name": b"f.bin", b"length": len(DATA), b"piece length": PIECE_LENGTH, b"pieces": pieces}
-    )
+    return single_file_info(DATA, PIECE_LENGTH)
 
 
-@contextmanager
-def lt_session(info: bytes, save_path: Path) -> Iterator[tuple[Any, Any]]:
-    lt = require_libtorrent()
-    params = lt.load_torrent_buffer(b"d4:info" + info + b"e")
-    params.save_path = str(save_path)
-    session = lt.session(
-        loopback_settings(utp=False) | {"in_enc_policy": PE_DISABLED, "out_enc_policy": PE_DISABLED}
-    )
-    handle = session.add_torrent(params)
-    try:
-        yield session, handle
-    finally:
-        session.remove_torrent(handle)
-        del handle, session  # the destructor joins libtorrent's threads
+def lt_session(info: bytes, save_path: Path) -> AbstractContextManager[tuple[Any, Any]]:
+    settings = loopback_settings(utp=False)
+    settings |= {"in_enc_policy": PE_DISABLED, "out_enc_policy": PE_DISABLED}
+    return lt_torrent_session(require_libtorrent(), info, save_path, settings)
 
 
 async def pump(conn: PeerConnection, stream: trio.abc.Stream) -> list[ev.PeerEvent]:

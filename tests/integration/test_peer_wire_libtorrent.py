@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
-from shoal import bencoding
 from shoal.ids import InfoHash, PeerId
 from shoal.peer.extension import (
     EXTENDED_HANDSHAKE_ID,
@@ -47,7 +46,7 @@ from shoal.peer.messages import (
     encode_message,
 )
 from shoal.swarm import Bitfield
-from tests.lt_helpers import loopback_settings
+from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 
 try:
     import libtorrent as lt
@@ -79,23 +78,11 @@ class Seed:
 @contextmanager
 def plaintext_seed(tmp_path: Path) -> Iterator[Seed]:
     (tmp_path / "f.bin").write_bytes(DATA)
-    pieces = b"".join(
-        hashlib.sha1(DATA[i : i + BLOCK_SIZE]).digest() for i in range(0, len(DATA), BLOCK_SIZE)
-    )
-    info = bencoding.encode(
-        {b"name": b"f.bin", b"length": len(DATA), b"piece length": BLOCK_SIZE, b"pieces": pieces}
-    )
-    params = lt.load_torrent_buffer(b"d4:info" + info + b"e")
-    params.save_path = str(tmp_path)
-    session = lt.session(
-        loopback_settings(utp=False) | {"in_enc_policy": PE_DISABLED, "out_enc_policy": PE_DISABLED}
-    )
-    handle = session.add_torrent(params)
-    try:
+    info = single_file_info(DATA, BLOCK_SIZE)
+    settings = loopback_settings(utp=False)
+    settings |= {"in_enc_policy": PE_DISABLED, "out_enc_policy": PE_DISABLED}
+    with lt_torrent_session(lt, info, tmp_path, settings) as (session, handle):
         yield Seed(session, handle, info, session.listen_port())
-    finally:
-        session.remove_torrent(handle)
-        del handle, session  # the destructor joins libtorrent's threads
 
 
 class Peer:

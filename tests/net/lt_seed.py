@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
-from shoal import bencoding
-from tests.lt_helpers import loopback_settings
+from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from shoal.bencoding import Bencoded
 
 lt: Any = pytest.importorskip("libtorrent")
 
@@ -44,33 +42,15 @@ class LtSeed:
 def lt_seed(tmp_path: Path, enc_level: int) -> Iterator[LtSeed]:
     data = bytes(range(256)) * 160  # 40 KiB: three pieces
     (tmp_path / "f.bin").write_bytes(data)
-    pieces = b"".join(
-        hashlib.sha1(data[i : i + PIECE]).digest() for i in range(0, len(data), PIECE)
-    )
-    info: dict[bytes, Bencoded] = {
-        b"name": b"f.bin",
-        b"length": len(data),
-        b"piece length": PIECE,
-        b"pieces": pieces,
+    info = single_file_info(data, PIECE)
+    settings = loopback_settings(utp=False)
+    settings |= {
+        "in_enc_policy": PE_FORCED,
+        "out_enc_policy": PE_FORCED,
+        "allowed_enc_level": enc_level,
     }
-    params = lt.load_torrent_buffer(bencoding.encode({b"info": info}))
-    params.save_path = str(tmp_path)
-    session = lt.session(
-        loopback_settings(utp=False)
-        | {
-            "in_enc_policy": PE_FORCED,
-            "out_enc_policy": PE_FORCED,
-            "allowed_enc_level": enc_level,
-        }
-    )
-    handle = session.add_torrent(params)
-    try:
-        yield LtSeed(
-            session, handle, hashlib.sha1(bencoding.encode(info)).digest(), session.listen_port()
-        )
-    finally:
-        session.remove_torrent(handle)
-        del handle, session  # the destructor joins libtorrent's threads
+    with lt_torrent_session(lt, info, tmp_path, settings) as (session, handle):
+        yield LtSeed(session, handle, hashlib.sha1(info).digest(), session.listen_port())
 
 
 async def wait_until_seeding(seed: LtSeed) -> None:
