@@ -87,7 +87,7 @@ FILE = """\
 download_dir = "~/from-file"
 port = 1111
 encryption = "disable"
-bootstrap = ["10.0.0.1:6881", "[::1]:7000"]
+bootstrap = ["127.0.0.8:6881", "[::1]:7000"]
 state_dir = "/state/from-file"
 bind = "127.0.0.2"
 """
@@ -119,7 +119,7 @@ def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path, home:
     assert Path(from_file.output) == home / "from-file"  # ~ is expanded
     assert from_file.port == 1111
     assert from_file.encryption == "disable"
-    assert from_file.bootstrap == [("10.0.0.1", 6881), ("::1", 7000)]
+    assert from_file.bootstrap == [("127.0.0.8", 6881), ("::1", 7000)]
     assert from_file.state_dir == Path("/state/from-file")
     assert from_file.bind == "127.0.0.2"
 
