@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
-from shoal.cli.dht import parse_hostport
+from shoal.cli.common import parse_hostport
 from shoal.dht_client import open_dht_node
 
 from .shoal_cli import SHOAL, read_json_lines, shoal_process

@@ -27,6 +27,8 @@ __all__ = [
     "Subparsers",
     "add_command",
     "add_global_options",
+    "parse_hostport",
+    "parse_port",
 ]
 
 EXIT_OK = 0
@@ -105,3 +107,25 @@ def add_command(
     add_global_options(parser, top_level=False)
     parser.set_defaults(run=run)
     return parser
+
+
+def parse_port(text: str) -> int:
+    """An argparse ``type=`` for a port number (0 allowed: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range: {port}")
+    return port
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port); port 0 is refused (nobody listens there)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    port_number = parse_port(port)
+    if port_number == 0:
+        raise argparse.ArgumentTypeError(f"port 0 is not an address to contact: {text!r}")
+    return host.removeprefix("[").removesuffix("]"), port_number

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 from ..config import EncryptionMode
 from ..errors import ShoalError
-from .common import EXIT_FAILURE, Parser
+from .common import EXIT_FAILURE, Parser, parse_hostport
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -205,8 +205,6 @@ def _convert(key: str, raw: object, where: str) -> object:
 
 
 def _hostport(text: str, where: str) -> tuple[str, int]:
-    from .dht import parse_hostport
-
     try:
         return parse_hostport(text)
     except argparse.ArgumentTypeError as exc:

@@ -17,13 +17,21 @@ import trio
 
 from ..errors import DecodeError
 from ..ids import InfoHash
-from .common import EXIT_INTERRUPTED, EXIT_OK, CommandError, add_command, add_global_options
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CommandError,
+    add_command,
+    add_global_options,
+    parse_hostport,
+    parse_port,
+)
 
 if TYPE_CHECKING:
     from ..dht_client import DHT, DHTClientStats
     from .common import Subparsers
 
-__all__ = ["add_parser", "parse_hostport", "run"]
+__all__ = ["add_parser", "run"]
 
 _EXAMPLES = """\
   shoal dht                                   join the public DHT, print stats until Ctrl-C
@@ -78,7 +86,7 @@ def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
         "--bind", metavar="ADDR", default=default("0.0.0.0"), help="local IPv4 address"
     )
     parser.add_argument(
-        "--port", type=_port, default=default(0), help="UDP port (0: any free port)"
+        "--port", type=parse_port, default=default(0), help="UDP port (0: any free port)"
     )
     parser.add_argument(
         "--bootstrap",
@@ -96,27 +104,6 @@ def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
     parser.add_argument(
         "--interval", type=float, default=default(STATS_INTERVAL), help=argparse.SUPPRESS
     )
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port < 65536:
-        raise argparse.ArgumentTypeError(f"port out of range: {port}")
-    return port
-
-
-def parse_hostport(text: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` → (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    port_number = _port(port)
-    if port_number == 0:
-        raise argparse.ArgumentTypeError(f"port 0 cannot be a bootstrap node: {text!r}")
-    return host.removeprefix("[").removesuffix("]"), port_number
 
 
 def _bootstrap(args: argparse.Namespace) -> list[tuple[str, int]]:

@@ -38,8 +38,14 @@ from ..torrent_events import (
     TorrentError,
     TorrentEvent,
 )
-from .common import EXIT_INTERRUPTED, EXIT_OK, CommandError, add_command
-from .dht import parse_hostport
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CommandError,
+    add_command,
+    parse_hostport,
+    parse_port,
+)
 from .output import safe
 from .progress import Renderer, make_renderer
 
@@ -137,25 +143,15 @@ def add_client_options(parser: Parser) -> None:
     parser.add_argument(
         "--bind", metavar="ADDR", default="0.0.0.0", help="address for TCP and DHT sockets"
     )
-    parser.add_argument("--port", type=_port, default=6881, help="TCP/UDP port (0: any free)")
+    parser.add_argument("--port", type=parse_port, default=6881, help="TCP/UDP port (0: any free)")
     parser.add_argument(
         "--encryption",
         choices=[m.value for m in EncryptionMode],
         default=EncryptionMode.PREFER.value,
-        help="peer encryption (BEP 8 / MSE): prefer (default), require or disable",
+        help="peer encryption (MSE/PE): prefer (default), require or disable",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--interval", type=_positive_float, help=argparse.SUPPRESS)
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port < 65536:
-        raise argparse.ArgumentTypeError(f"port out of range: {port}")
-    return port
 
 
 def _non_negative_float(text: str) -> float:
