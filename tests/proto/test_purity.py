@@ -38,6 +38,7 @@ IMPURE_PACKAGES = ["net", "storage", "cli"]
 IMPURE_MODULES = [
     "__init__.py",  # the facade imports client lazily, but it is not an engine
     "__main__.py",
+    "_atomic.py",
     "_torrent_data.py",
     "client.py",
     "config.py",

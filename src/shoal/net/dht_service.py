@@ -27,15 +27,14 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import socket
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
 import trio
 
+from .._atomic import write_atomic
 from ..dht.events import AnnounceSent, BootstrapFinished, DHTEvent, LookupFinished, PeersFound
 from ..dht.routing import NodeState
 from ..errors import DecodeError, RemoteProtocolError
@@ -344,23 +343,13 @@ class DHTService:
 
 
 def save_state(path: Path, node_id: bytes, nodes: Iterable[tuple[bytes, Addr]]) -> None:
-    """Write our node ID and nodes as JSON, atomically (temp file in the same dir + rename)."""
+    """Write our node ID and nodes as JSON, crash-safely (`shoal._atomic`); blocking."""
     doc = {
         "version": _STATE_VERSION,
         "node_id": node_id.hex(),
         "nodes": [{"id": nid.hex(), "ip": ip, "port": port} for nid, (ip, port) in nodes],
     }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), json.dumps(doc, indent=1).encode())
 
 
 #: A state file holds one node ID and at most a few hundred nodes; anything far larger is

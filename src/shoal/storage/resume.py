@@ -25,15 +25,14 @@ resume file means a full recheck. Every decode failure is a `DecodeError`.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import trio
 
+from .. import _atomic
 from ..bencoding import Bencoded, decode_dict, encode, get_bytes, get_int, get_list
 from ..errors import DecodeError, StorageError
 from ..ids import InfoHash
@@ -168,28 +167,13 @@ def stat_files(info: InfoDict, root: str | Path) -> tuple[FileStat, ...]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves the old or the new file; blocking.
+    """Replace the resume file `path` crash-safely (see `shoal._atomic`); blocking.
 
-    Temp file in the same directory, fsync, rename over, fsync the directory.
+    Raises:
+        StorageError: with the `OSError` chained and a readable reason.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _atomic.write_atomic(path, data)
     except OSError as exc:
         raise describe_os_error(exc, "cannot write resume file", path) from exc
 
