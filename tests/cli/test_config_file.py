@@ -303,3 +303,27 @@ def test_any_file_gives_settings_or_a_config_error(tmp_path: Path, text: str) ->
     else:
         assert str(conf) in message
         assert "\n" not in message
+
+
+def test_help_shows_the_effective_defaults(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    """``SHOAL_ENCRYPTION=require shoal get --help`` says require, not the built-in prefer."""
+    conf = write_config(
+        tmp_path / "c.toml", 'port = 7001\nbootstrap = ["127.0.0.8:6881", "[::1]:7000"]\n'
+    )
+    env = {"SHOAL_ENCRYPTION": "require", "SHOAL_BIND": "127.0.0.3"}
+    for command in ("get", "seed"):
+        with pytest.raises(SystemExit) as exit_info:
+            parse(["--config", str(conf), command, "--help"], env)
+        assert exit_info.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps help lines
+        assert "(default: require)" in text
+        assert "(default: prefer)" not in text
+        assert "(default: 7001)" in text
+        assert "(default: 127.0.0.3)" in text
+        assert "(default: 127.0.0.8:6881, [::1]:7000)" in text
+    with pytest.raises(SystemExit):
+        parse(["get", "--help"], {})
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: prefer)" in text
+    assert "(default: 6881)" in text
+    assert "default: the public routers" in text

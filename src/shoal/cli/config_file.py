@@ -262,6 +262,8 @@ def parse_args(
             if getattr(settings, key) is not None
         }
         command_parser.set_defaults(**defaults)
+    if settings.bootstrap:
+        _show_bootstrap_default(subparsers, settings.bootstrap)
     args = parser.parse_args(argv)
     if error is not None and getattr(args, "command", None) in _USERS:
         _fail(parser, str(error))
@@ -272,6 +274,19 @@ def parse_args(
     ):
         args.bootstrap = list(settings.bootstrap)
     return args
+
+
+def _show_bootstrap_default(
+    subparsers: Mapping[str, argparse.ArgumentParser], nodes: Sequence[tuple[str, int]]
+) -> None:
+    """Name the configured DHT nodes in ``--help`` (they are filled in after parsing)."""
+    shown = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nodes)
+    for command in _BOOTSTRAP_COMMANDS:
+        sub = subparsers.get(command)
+        for action in sub._actions if sub is not None else ():
+            if action.dest == "bootstrap" and action.help and "default:" in action.help:
+                head = action.help.split("default:")[0].rstrip(" ;(")
+                action.help = f"{head} (default: {shown})"
 
 
 def _arg_value(value: object) -> object:
