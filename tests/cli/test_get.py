@@ -29,6 +29,7 @@ from shoal.cli.progress import (
     format_rate,
     phase_text,
     progress_record,
+    resume_line,
     status_line,
     summary_line,
 )
@@ -428,7 +429,8 @@ def test_docs_list_every_progress_key_and_record() -> None:
     events, keys = section.split("`progress` keys:", 1)
     documented_events = set(re.findall(r"^\| `([a-z_]+)` ", events, re.MULTILINE)) - {"event"}
     assert documented_events == {
-        "listening", "metadata", "peer", "piece_failed", "banned", "progress", "complete", "error",
+        "listening", "metadata", "peer", "piece_failed", "banned", "progress", "resuming",
+        "complete", "error",
     }  # fmt: skip
     documented_keys = set(re.findall(r"^\| `([a-z_]+)` ", keys, re.MULTILINE))
     assert documented_keys == set(progress_record(Stats())) - {"event"}
@@ -456,3 +458,49 @@ def test_select_out_of_range_for_a_torrent_file(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err == "shoal: --select: no file 2 in bundle (files are 0-1); see 'shoal info --all'\n"
+
+
+def test_seeding_lines_show_what_was_uploaded_not_an_eta() -> None:
+    stats = Stats(state=State.SEEDING, downloaded=4 * 1024**2, uploaded=1024**2, eta=0.0)
+    line = status_line(stats)
+    assert "ETA" not in line
+    assert "seeding 4 MiB" in line
+    assert "uploaded 1 MiB (ratio 0.25)" in line
+    assert "peers 3 (seeds 2, encrypted 1)" in line
+
+
+def test_summary_after_a_resume_counts_only_this_run() -> None:
+    done = Stats(downloaded=4 * 1024**2, uploaded=0)
+    # 3 MiB were on disk already: 1 MiB in 2 s is 512 KiB/s, not 2 MiB/s.
+    line = summary_line(done, 2.0, resumed=3 * 1024**2)
+    assert "1 MiB of it in this run, average 512 KiB/s" in line
+    # A finished torrent rerun downloaded nothing: no absurd average at all.
+    again = summary_line(done, 0.01, resumed=4 * 1024**2)
+    assert again == "movie.mkv: 4 MiB already verified on disk, uploaded 0 B"
+    assert summary_line(done, 2.0) == summary_line(done, 2.0, resumed=0)
+
+
+def test_resume_line() -> None:
+    assert resume_line(Stats(downloaded=0)) is None
+    assert resume_line(Stats(pieces_total=None, selected_size=None, total_size=None)) is None
+    assert resume_line(Stats()) == "movie.mkv: resuming at 25.0% (1 MiB of 4 MiB verified on disk)"
+    full = Stats(downloaded=4 * 1024**2)
+    assert resume_line(full) == "movie.mkv: already complete, 4 MiB verified on disk"
+
+
+def test_plain_renderer_prints_the_resume_record(capsys: pytest.CaptureFixture[str]) -> None:
+    PlainRenderer().record({"event": "resuming", "verified": 1, "text": "x: resuming at 1.0%"})
+    assert capsys.readouterr().out == "x: resuming at 1.0%\n"
+
+
+def test_live_view_interrupted_leaves_the_last_status_on_screen() -> None:
+    """Ctrl-C (close without finish) must not wipe how far the download got."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=200, color_system=None)
+    renderer = LiveRenderer(console, interval=0.1)
+    renderer.progress(Stats())
+    renderer.close()
+    renderer.close()
+    tail = buffer.getvalue().rsplit("\x1b", 1)[-1]  # after the last cursor movement
+    assert status_line(Stats()) in tail
+    assert buffer.getvalue().count(status_line(Stats())) == 1

@@ -154,5 +154,11 @@ async def test_stop_then_rerun_resumes(tmp_path: Path, sig: signal.Signals) -> N
                 assert await second.wait() == 0, second.stderr
             uploaded_again = handle.status().total_payload_upload - uploaded_before
     content.assert_identical(out)
+    # The rerun says what it found on disk, and its summary counts only what it fetched.
+    (resuming,) = second.events("resuming")
+    assert resuming["verified"] >= done_before * 32 * 1024
+    assert "resuming at" in resuming["text"]
+    (complete,) = second.events("complete")
+    assert complete["resumed"] == resuming["verified"]
     # The seed sent the remainder only (plus a few in-flight blocks), not the whole file.
     assert uploaded_again <= total - done_before * 32 * 1024 + 256 * 1024

@@ -167,6 +167,9 @@ async def _demo(args: argparse.Namespace, root: Path, out: _Out) -> int:
     from ..metainfo import parse_metainfo
 
     payload = root / "seed" / "shoal-demo.bin"
+    if not out.json_lines:  # JSON consumers get the documented `demo` record first
+        # Generating and hashing 1 GiB takes seconds: say so instead of going silent.
+        out.emit({}, f"shoal demo: generating {format_size(args.size)} of data and its .torrent…")
     digest = await trio.to_thread.run_sync(_write_payload, payload, args.size)
     torrent = await trio.to_thread.run_sync(_make_torrent, payload)
     await trio.Path(root / "shoal-demo.torrent").write_bytes(torrent)

@@ -47,7 +47,7 @@ from .common import (
     parse_port,
 )
 from .output import safe
-from .progress import Renderer, make_renderer
+from .progress import Renderer, make_renderer, resume_line
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,9 +65,11 @@ __all__ = [
     "metadata_record",
     "parse_select",
     "pump_events",
+    "report_resume",
     "run",
     "run_interruptible",
     "tick",
+    "wait_checked",
 ]
 
 _EXAMPLES = """\
@@ -94,7 +96,13 @@ def add_parser(subparsers: Subparsers) -> None:
         run=run,
     )
     parser.add_argument("source", metavar="SOURCE", help="magnet: URI or .torrent file")
-    parser.add_argument("-o", "--output", metavar="DIR", default=".", help="download directory")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        default=".",
+        help="download directory (default: %(default)s)",
+    )
     add_client_options(parser)
     parser.add_argument(
         "--peer",
@@ -120,7 +128,10 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--sequential", action="store_true", help="download pieces in order")
     parser.add_argument(
-        "--state-dir", metavar="DIR", type=Path, help="keep DHT state and resume data here"
+        "--state-dir",
+        metavar="DIR",
+        type=Path,
+        help="keep DHT state and resume data here (default: %(default)s)",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
@@ -141,14 +152,22 @@ def add_client_options(parser: Parser) -> None:
         help="DHT node to join through (repeatable; default: the public routers)",
     )
     parser.add_argument(
-        "--bind", metavar="ADDR", default="0.0.0.0", help="address for TCP and DHT sockets"
+        "--bind",
+        metavar="ADDR",
+        default="0.0.0.0",
+        help="address for TCP and DHT sockets (default: %(default)s)",
     )
-    parser.add_argument("--port", type=parse_port, default=6881, help="TCP/UDP port (0: any free)")
+    parser.add_argument(
+        "--port",
+        type=parse_port,
+        default=6881,
+        help="TCP/UDP port, 0 for any free one (default: %(default)s)",
+    )
     parser.add_argument(
         "--encryption",
         choices=[m.value for m in EncryptionMode],
         default=EncryptionMode.PREFER.value,
-        help="peer encryption (MSE/PE): prefer (default), require or disable",
+        help="peer encryption (MSE/PE): prefer, require or disable (default: %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--interval", type=_positive_float, help=argparse.SUPPRESS)
@@ -318,15 +337,45 @@ async def _watchdog(torrent: Torrent, watch: _Watch, patience: float) -> None:
         )
 
 
-def complete_record(stats: TorrentStats, elapsed: float) -> dict[str, Any]:
+def complete_record(stats: TorrentStats, elapsed: float, resumed: int = 0) -> dict[str, Any]:
     return {
         "event": "complete",
         "name": stats.name,
         "size": stats.selected_size,
         "downloaded": stats.downloaded,
+        "resumed": resumed,
         "uploaded": stats.uploaded,
         "elapsed": round(elapsed, 3),
     }
+
+
+#: States before the data on disk has been checked (names, so that this module does not
+#: import the engine before it is needed).
+CHECKING_STATES: Final = frozenset({"CHECKING", "FINDING_PEERS", "FETCHING_METADATA", "PAUSED"})
+#: How often `wait_checked` looks: a download started during the last look is at most
+#: this much transfer, which only makes "resumed" (and so the average) a hair off.
+_CHECK_POLL: Final = 0.05
+
+
+async def wait_checked(torrent: Torrent) -> TorrentStats:
+    """Wait until the metadata is known and the data on disk checked; the stats then.
+
+    Their `downloaded` is what was verified on disk before this run fetched anything.
+    """
+    while True:
+        stats = torrent.statistics()
+        if stats.state.name not in CHECKING_STATES:
+            return stats
+        await trio.sleep(_CHECK_POLL)
+
+
+async def report_resume(torrent: Torrent, renderer: Renderer) -> int:
+    """Say how much a rerun found on disk ("resuming at N%"); returns those bytes."""
+    stats = await wait_checked(torrent)
+    line = resume_line(stats)
+    if line is not None:
+        renderer.record({"event": "resuming", "verified": stats.downloaded, "text": line})
+    return stats.downloaded
 
 
 def run(args: argparse.Namespace) -> int:
@@ -451,11 +500,12 @@ async def _session(
                 nursery.start_soon(_watchdog, torrent, watch, args.timeout)
             if isinstance(source, Magnet) and args.select is not None:
                 nursery.start_soon(_check_select_later, torrent, args.select)
+            resumed = await report_resume(torrent, renderer)
             await torrent.wait_complete()
             stats = torrent.statistics()
             elapsed = trio.current_time() - start
-            renderer.record(complete_record(stats, elapsed))
-            renderer.finish(stats, elapsed)
+            renderer.record(complete_record(stats, elapsed, resumed))
+            renderer.finish(stats, elapsed, resumed=resumed)
             if not args.no_seed:
                 await _seed_until_target(torrent, args.seed_ratio, args.seed_time)
             nursery.cancel_scope.cancel()

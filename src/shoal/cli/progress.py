@@ -37,6 +37,7 @@ __all__ = [
     "make_renderer",
     "phase_text",
     "progress_record",
+    "resume_line",
     "status_line",
     "summary_line",
 ]
@@ -144,6 +145,12 @@ def status_line(stats: StatsView) -> str:
     )
     if size is None:
         return f"{name}: {phase_text(stats)} | {swarm}"
+    if _seeding(stats):
+        # Nothing left to download: an ETA of 0 s says nothing; what was served does.
+        return (
+            f"{name}: seeding {format_size(size)} | up {format_rate(stats.upload_rate)} "
+            f"| uploaded {format_size(stats.uploaded)} (ratio {_ratio(stats):.2f}) | {swarm}"
+        )
     return (
         f"{name}: {phase_text(stats)} {_percent(stats):.1f}% of {format_size(size)} "
         f"| down {format_rate(stats.download_rate)} up {format_rate(stats.upload_rate)} "
@@ -151,8 +158,37 @@ def status_line(stats: StatsView) -> str:
     )
 
 
-def summary_line(stats: StatsView, elapsed: float, *, seeding: bool = False) -> str:
-    """The one clean line printed when ``get`` finishes or ``seed`` stops."""
+def _seeding(stats: StatsView) -> bool:
+    return stats.state.name == "SEEDING"
+
+
+def _ratio(stats: StatsView) -> float:
+    return stats.uploaded / stats.downloaded if stats.downloaded > 0 else 0.0
+
+
+def resume_line(stats: StatsView) -> str | None:
+    """What a rerun finds on disk before it dials anyone, or None when it starts empty."""
+    size = _size_of(stats)
+    if not stats.downloaded or not size:
+        return None
+    name = safe(stats.name) if stats.name is not None else "(name unknown)"
+    if stats.downloaded >= size:
+        return f"{name}: already complete, {format_size(size)} verified on disk"
+    return (
+        f"{name}: resuming at {_percent(stats):.1f}% "
+        f"({format_size(stats.downloaded)} of {format_size(size)} verified on disk)"
+    )
+
+
+def summary_line(
+    stats: StatsView, elapsed: float, *, seeding: bool = False, resumed: int = 0
+) -> str:
+    """The one clean line printed when ``get`` finishes or ``seed`` stops.
+
+    `resumed` is what was already verified on disk when this run started: the average
+    rate counts only what this run downloaded (a finished torrent rerun took no time
+    to download anything, it is not "14 GiB/s").
+    """
     name = safe(stats.name) if stats.name is not None else "(name unknown)"
     size = _size_of(stats) or 0
     if seeding:
@@ -160,10 +196,17 @@ def summary_line(stats: StatsView, elapsed: float, *, seeding: bool = False) -> 
             f"{name}: seeded {format_size(size)} for {elapsed:.1f} s, "
             f"uploaded {format_size(stats.uploaded)}"
         )
-    average = stats.downloaded / elapsed if elapsed > 0 else 0.0
+    fetched = max(0, stats.downloaded - resumed)
+    if resumed and not fetched:
+        return (
+            f"{name}: {format_size(size)} already verified on disk, "
+            f"uploaded {format_size(stats.uploaded)}"
+        )
+    average = fetched / elapsed if elapsed > 0 else 0.0
+    this_run = f"{format_size(fetched)} of it in this run, " if resumed else ""
     return (
         f"{name}: {format_size(size)} verified in {elapsed:.1f} s "
-        f"(average {format_rate(average)}), uploaded {format_size(stats.uploaded)}"
+        f"({this_run}average {format_rate(average)}), uploaded {format_size(stats.uploaded)}"
     )
 
 
@@ -203,11 +246,13 @@ class Renderer(Protocol):
     def progress(self, stats: StatsView) -> None:
         """A periodic statistics sample."""
 
-    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
+    def finish(
+        self, stats: StatsView, elapsed: float, *, seeding: bool = False, resumed: int = 0
+    ) -> None:
         """The download is complete (or ``seed`` stopped: `seeding`): print the summary."""
 
     def close(self) -> None:
-        """Stop drawing (idempotent); called on every exit path."""
+        """Stop drawing (idempotent); called on every exit path, Ctrl-C included."""
 
 
 class QuietRenderer:
@@ -221,8 +266,10 @@ class QuietRenderer:
     def progress(self, stats: StatsView) -> None:
         del stats
 
-    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
-        del stats, elapsed, seeding
+    def finish(
+        self, stats: StatsView, elapsed: float, *, seeding: bool = False, resumed: int = 0
+    ) -> None:
+        del stats, elapsed, seeding, resumed
 
     def close(self) -> None:
         pass
@@ -240,8 +287,10 @@ class JsonRenderer:
     def progress(self, stats: StatsView) -> None:
         self.record(progress_record(stats))
 
-    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
-        del stats, elapsed, seeding  # the `complete` record already carries the totals
+    def finish(
+        self, stats: StatsView, elapsed: float, *, seeding: bool = False, resumed: int = 0
+    ) -> None:
+        del stats, elapsed, seeding, resumed  # the `complete` record already carries the totals
 
     def close(self) -> None:
         pass
@@ -261,8 +310,10 @@ class PlainRenderer:
     def progress(self, stats: StatsView) -> None:
         print(status_line(stats), flush=True)
 
-    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
-        print(summary_line(stats, elapsed, seeding=seeding), flush=True)
+    def finish(
+        self, stats: StatsView, elapsed: float, *, seeding: bool = False, resumed: int = 0
+    ) -> None:
+        print(summary_line(stats, elapsed, seeding=seeding, resumed=resumed), flush=True)
 
     def close(self) -> None:
         pass
@@ -283,6 +334,8 @@ def _record_line(record: dict[str, Any]) -> str | None:
         return f"banned {record['host']}:{record['port']}: {safe(str(record['reason']))}"
     if kind == "complete":
         return f"complete: {safe(str(record.get('name')))}"
+    if kind == "resuming":
+        return safe(str(record["text"]))
     return None
 
 
@@ -290,13 +343,16 @@ class LiveRenderer:
     """A terminal: a rich `Live` view redrawn in place, events printed above it.
 
     The view is transient: stopping it erases it, so the screen ends with the lines
-    printed above it (events and the summary), not with a stale frame.
+    printed above it (events and the summary), not with a stale frame. Closed any
+    other way (Ctrl-C, an error), it leaves the last status as a plain line, so the
+    user still sees how far it got.
     """
 
     def __init__(self, console: Console, interval: float = LIVE_INTERVAL) -> None:
         self.interval = interval
         self._console = console
         self._live: Live | None = None
+        self._last: StatsView | None = None
         self._start("starting…")
 
     def _start(self, view: RenderableType) -> None:
@@ -311,21 +367,28 @@ class LiveRenderer:
             self._console.print(line, markup=False, highlight=False)
 
     def progress(self, stats: StatsView) -> None:
+        self._last = stats
         if self._live is None:  # after `finish`: `get` seeds on, so draw a new view
             self._start(_live_view(stats))
         else:
             self._live.update(_live_view(stats), refresh=True)
 
-    def finish(self, stats: StatsView, elapsed: float, *, seeding: bool = False) -> None:
+    def finish(
+        self, stats: StatsView, elapsed: float, *, seeding: bool = False, resumed: int = 0
+    ) -> None:
         # Stop the view first: a line printed while it runs can be erased with it.
+        self._last = None
         self.close()
-        line = summary_line(stats, elapsed, seeding=seeding)
+        line = summary_line(stats, elapsed, seeding=seeding, resumed=resumed)
         self._console.print(line, markup=False, highlight=False)
 
     def close(self) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None
+            if self._last is not None:
+                self._console.print(status_line(self._last), markup=False, highlight=False)
+        self._last = None
 
 
 def _live_view(stats: StatsView) -> RenderableType:
@@ -344,13 +407,18 @@ def _live_view(stats: StatsView) -> RenderableType:
     else:
         bar = ProgressBar(total=float(size or 1), completed=float(stats.downloaded if size else 1))
         grid.add_row(bar)
-        grid.add_row(
-            Text(
+        if _seeding(stats):
+            line = (
+                f"seeding  ↑ {format_rate(stats.upload_rate)}  "
+                f"uploaded {format_size(stats.uploaded)} (ratio {_ratio(stats):.2f})"
+            )
+        else:
+            line = (
                 f"{phase_text(stats)} {_percent(stats):.1f}%  "
                 f"↓ {format_rate(stats.download_rate)}  ↑ {format_rate(stats.upload_rate)}  "
                 f"ETA {format_eta(stats.eta)}"
             )
-        )
+        grid.add_row(Text(line))
     grid.add_row(
         Text(
             f"peers {stats.peers} (seeds {stats.seeds}, encrypted {stats.encrypted_peers})  "

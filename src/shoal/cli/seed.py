@@ -22,6 +22,7 @@ from .get import (
     pump_events,
     run_interruptible,
     tick,
+    wait_checked,
 )
 from .output import safe
 from .progress import Renderer, make_renderer
@@ -41,10 +42,6 @@ _EXAMPLES = """\
   shoal seed photos.torrent --data . --port 51413 --json  JSON lines (peers, progress)
   shoal seed photos.torrent --data . --encryption require only MSE/RC4 peers
 """
-
-#: States in which the check of existing data is still running (names, so that this
-#: module does not import the engine before it is needed).
-_CHECKING_STATES = frozenset({"CHECKING", "FINDING_PEERS", "FETCHING_METADATA", "PAUSED"})
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -111,11 +108,7 @@ async def _session(meta: Metainfo, data: Path, renderer: Renderer, config: Clien
 
 async def _require_complete(torrent: Torrent, data: Path) -> None:
     """Wait for the check of existing data; fail unless every piece verified."""
-    while True:
-        stats = torrent.statistics()
-        if stats.state.name not in _CHECKING_STATES:
-            break
-        await trio.sleep(0.05)
+    stats = await wait_checked(torrent)
     if stats.state.name != "SEEDING":
         raise CommandError(
             f"'{safe(str(data))}' holds {stats.pieces_done} of {stats.pieces_total} pieces of "
