@@ -29,7 +29,8 @@ States (`ConnectionState`)::
         \\______________________________\\--protocol violation--> ERROR
 
 Our 68-byte handshake (reserved bits DHT, Fast, extension protocol) is queued by the
-constructor. When the peer's arrives (info-hash must match, peer_id must not be ours)
+constructor, unless the transport layer already exchanged both and passes the peer's
+as ``remote_handshake`` (the engine then starts OPEN). When the peer's arrives (info-hash must match, peer_id must not be ours)
 we send, in this order: bitfield / have_all / have_none (BEP 6: "Exactly one of Have
 All, Have None, or Have Bitfield MUST appear and only immediately after the
 handshake"), then the BEP 10 extended handshake (``m`` with ut_metadata and ut_pex,
@@ -148,9 +149,15 @@ class PeerConnection:
         metadata_size: BEP 9 size of the info dict we can serve, if we have it.
         remote_ip: the peer's address, echoed as BEP 10 ``yourip``.
         initial_data: bytes already read from the peer (e.g. MSE ``trailing_data``).
+        remote_handshake: the peer's handshake when the transport layer (dialer or
+            listener) has already exchanged both: the engine starts OPEN, sends no
+            handshake of its own, and `initial_data` is the peer-wire bytes that came
+            after it (wsproto's ``Connection(trailing_data=...)`` after h11). Nothing
+            is re-encoded or parsed twice.
 
     Raises:
-        RemoteProtocolError: `initial_data` breaks the protocol (as `receive_data`).
+        RemoteProtocolError: `initial_data` breaks the protocol (as `receive_data`),
+            or `remote_handshake` names another torrent or carries our peer id.
     """
 
     def __init__(
@@ -168,6 +175,7 @@ class PeerConnection:
         metadata_size: int | None = None,
         remote_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
         initial_data: bytes = b"",
+        remote_handshake: Handshake | None = None,
     ) -> None:
         self.config = cfg = config or ConnectionConfig()
         self.info_hash = info_hash
@@ -222,7 +230,13 @@ class PeerConnection:
         self.uploaded = 0
         if num_pieces is not None:
             self._set_geometry(num_pieces, our_pieces)
-        self._queue_bytes(encode_handshake(Handshake(info_hash, our_peer_id, cfg.reserved)))
+        if remote_handshake is None:
+            self._queue_bytes(encode_handshake(Handshake(info_hash, our_peer_id, cfg.reserved)))
+        else:
+            if remote_handshake.info_hash != info_hash:
+                self.state = ConnectionState.ERROR
+                raise RemoteProtocolError("the peer's handshake names another torrent")
+            self._on_handshake(remote_handshake)
         if initial_data:
             self.receive_data(initial_data, now)
 
@@ -342,6 +356,7 @@ class PeerConnection:
 
     def _on_handshake(self, hs: Handshake) -> None:
         if hs.peer_id == self.our_peer_id:
+            self.state = ConnectionState.ERROR
             raise RemoteProtocolError("connected to ourselves (peer_id is ours)")
         ours = self.config.reserved
         self.peer_id, self.peer_reserved = hs.peer_id, hs.reserved
