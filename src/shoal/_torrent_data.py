@@ -25,7 +25,7 @@ from .peer.connection import ConnectionState
 from .peer.fast import allowed_fast_set
 from .session.smart_ban import SmartBan
 from .session.unchoke import quick_unchoke
-from .storage.base import WriteResult
+from .storage.base import Storage, WriteResult
 from .storage.files import FileStorage
 from .storage.resume import ResumeSaver, load_resume
 from .swarm.blocks import Block
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .ids import InfoHash
     from .metainfo import InfoDict
     from .net.peer_session import PeerSession
+    from .storage.base import StorageFactory
 
 __all__ = ["DataPhase", "is_seed"]
 
@@ -64,6 +65,8 @@ class DataHost(Protocol):
     def info_hash(self) -> InfoHash: ...
     @property
     def save_to(self) -> Path | None: ...
+    @property
+    def storage_factory(self) -> StorageFactory | None: ...
     @property
     def sessions(self) -> dict[Addr, PeerSession]: ...
 
@@ -100,7 +103,7 @@ class DataPhase:
         self,
         torrent: DataHost,
         info: InfoDict,
-        storage: FileStorage,
+        storage: Storage,
         picker: Picker[PeerSession],
         saver: ResumeSaver | None,
     ) -> None:
@@ -130,12 +133,8 @@ class DataPhase:
     async def open(
         cls, torrent: DataHost, info: InfoDict, select: Iterable[int] | None, sequential: bool
     ) -> DataPhase:
-        assert torrent.save_to is not None
-        root = torrent.save_to
-        state_dir = torrent.config.state_dir
-        resume_dir = state_dir / "resume" if state_dir is not None else None
-        found = await load_resume(info, root, resume_dir)
-        storage = FileStorage(info, root, have=found.have, durable=found.durable)
+        storage, saver = await _open_storage(torrent, info)
+        have = storage.verified()
         chosen = set(range(len(info.files)) if select is None else select)
         wanted = [i in chosen and not f.pad for i, f in enumerate(info.files)]
         piece_prios = bytearray(info.num_pieces)  # 0 = skip
@@ -148,11 +147,10 @@ class DataPhase:
             info.piece_length,
             info.total_length,
             random.Random(),
-            have=found.have,
+            have=have,
             priorities=piece_prios,
             sequential=sequential,
         )
-        saver = ResumeSaver(storage, root, resume_dir) if resume_dir is not None else None
         phase = cls(torrent, info, storage, picker, saver)
         phase.selected_size = sum(f.length for i, f in enumerate(info.files) if wanted[i])
         phase.piece_wanted_bytes = _wanted_bytes_per_piece(info, wanted)
@@ -168,7 +166,8 @@ class DataPhase:
 
     async def delete_files(self) -> None:
         await self.storage.close()
-        assert self.torrent.save_to is not None
+        if self.torrent.storage_factory is not None or self.torrent.save_to is None:
+            return  # not our files
         for f in self.info.files:
             path = os.path.join(self.torrent.save_to, *f.path)
             await trio.to_thread.run_sync(_remove, path)
@@ -440,6 +439,21 @@ class DataPhase:
         for s in decision.choke:
             s.conn.set_choking(True)
             s.wake()
+
+
+async def _open_storage(torrent: DataHost, info: InfoDict) -> tuple[Storage, ResumeSaver | None]:
+    """The injected storage (no resume data: it is the caller's), or files under
+    ``save_to`` with their resume file."""
+    if torrent.storage_factory is not None:
+        return torrent.storage_factory(info), None
+    assert torrent.save_to is not None
+    root = torrent.save_to
+    state_dir = torrent.config.state_dir
+    resume_dir = state_dir / "resume" if state_dir is not None else None
+    found = await load_resume(info, root, resume_dir)
+    storage = FileStorage(info, root, have=found.have, durable=found.durable)
+    saver = ResumeSaver(storage, root, resume_dir) if resume_dir is not None else None
+    return storage, saver
 
 
 def _wanted_bytes_per_piece(info: InfoDict, wanted: list[bool]) -> list[int]:

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from .metainfo import Metainfo
     from .net.dialer import Dialer, PeerLink
     from .peer.handshake import Handshake
+    from .storage.base import StorageFactory
 
 __all__ = ["Torrent", "TorrentState", "TorrentStats", "check_select"]
 
@@ -140,6 +141,7 @@ class Torrent:
         sequential: bool = False,
         seed: bool = True,
         rng: random.Random | None = None,
+        storage: StorageFactory | None = None,
     ) -> None:
         self.info_hash: Final = info_hash
         self.metainfo = metainfo
@@ -150,6 +152,9 @@ class Torrent:
         self._dht = dht
         self._listen_port = listen_port
         self.save_to = save_to
+        #: Builds the torrent's `Storage` once the info dict is known; None: files
+        #: under `save_to` (with resume data).
+        self.storage_factory = storage
         self._seed = seed
         self._rng = rng or random.SystemRandom()
         self.pool = PeerPool()
@@ -384,7 +389,8 @@ class Torrent:
 
     async def _start_data(self) -> None:
         assert self.metainfo is not None
-        if self.save_to is None:  # metadata only (Client.fetch_metadata)
+        if self.save_to is None and self.storage_factory is None:
+            # metadata only (Client.fetch_metadata)
             await trio.sleep_forever()
         if self._select is not None:
             try:  # checked by Client.add already unless the files came from a magnet

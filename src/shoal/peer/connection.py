@@ -29,8 +29,7 @@ States (`ConnectionState`)::
         \\______________________________\\--protocol violation--> ERROR
 
 Our 68-byte handshake (reserved bits DHT, Fast, extension protocol) is queued by the
-constructor, unless the transport layer already exchanged both and passes the peer's
-as ``remote_handshake`` (the engine then starts OPEN). When the peer's arrives (info-hash must match, peer_id must not be ours)
+constructor. When the peer's arrives (info-hash must match, peer_id must not be ours)
 we send, in this order: bitfield / have_all / have_none (BEP 6: "Exactly one of Have
 All, Have None, or Have Bitfield MUST appear and only immediately after the
 handshake"), then the BEP 10 extended handshake (``m`` with ut_metadata and ut_pex,
@@ -74,6 +73,11 @@ Layout: this module is the engine and its wiring; the parts with their own rules
 beside it: `peer.pipeline` (our requests, rate, depth, snubbing), `peer.inbound` (the
 peer's requests), `peer.availability` (the peer's pieces, buffered before metadata),
 `peer.extended` (BEP 10 ids and dispatch), `peer.config` (`ConnectionConfig`).
+
+Handover (wsproto's ``Connection(trailing_data=...)`` after h11): when the dialer or
+listener already exchanged both handshakes, the engine is built with the parsed remote
+``remote_handshake`` and starts OPEN, sends no handshake of its own, and takes the bytes
+read after the handshake as ``initial_data``. Nothing is re-encoded or parsed twice.
 
 BEP 9: a metadata request arriving while we have no info dict (``metadata_size`` unset)
 is rejected by the engine itself; otherwise it becomes `MetadataRequested`.
