@@ -31,6 +31,7 @@ from .magnet import Magnet, parse_magnet
 from .metainfo import Metainfo, parse_metainfo
 from .net.dialer import Dialer
 from .net.listener import Listener
+from .swarm.peer_pool import PeerSource
 from .torrent import Torrent, check_select
 
 if TYPE_CHECKING:
@@ -156,12 +157,14 @@ class Client:
             save_to=save_to,
             metainfo=metainfo,
             name=magnet.display_name if magnet is not None else None,
-            peers=[*peers, *(magnet.peers if magnet is not None else ())],
+            peers=peers,
             select=select,
             sequential=sequential,
             seed=seed,
             storage=storage,
         )
+        if magnet is not None:
+            torrent.peers_found(magnet.peers, PeerSource.MAGNET)
         self._torrents[info_hash] = torrent
         self._listener.register(info_hash, torrent.accept, torrent.would_accept)
         await self._nursery.start(self._run_torrent, torrent)

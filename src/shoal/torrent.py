@@ -34,6 +34,7 @@ peer that alone supplied two failed pieces is banned too.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import random
@@ -59,7 +60,7 @@ from .swarm.peer_pool import PeerPool, PeerSource
 from .torrent_stats import TorrentState, TorrentStats
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
     from pathlib import Path
 
     from .config import ClientConfig
@@ -159,7 +160,7 @@ class Torrent:
         self._rng = rng or random.SystemRandom()
         self.pool = PeerPool()
         for addr in peers:
-            self.pool.add(addr, PeerSource.USER)
+            self.pool.add(addr, PeerSource.USER)  # before run(): nothing to wake yet
         self.sessions: dict[Addr, PeerSession] = {}
         self._by_peer_id: dict[bytes, PeerSession] = {}
         self._dialing = 0
@@ -241,9 +242,44 @@ class Torrent:
 
     def add_peers(self, addrs: Sequence[Addr]) -> None:
         """Dial these addresses too (like ``peers=`` at `Client.add`)."""
+        self.peers_found(addrs, PeerSource.USER)
+
+    def peers_found(self, addrs: Iterable[Addr], source: PeerSource) -> int:
+        """The one entry point for every peer source: DHT, PEX, the user (``--peer``),
+        a magnet's ``x.pe``, incoming connections. Returns how many were new.
+
+        PEX is ignored for private torrents (BEP 27); an incoming address is marked
+        busy (connected) rather than queued for dialling.
+        """
+        new = 0
         for addr in addrs:
-            self.pool.add(addr, PeerSource.USER)
-        self._pool_changed.set()
+            if source is PeerSource.INCOMING:
+                self.pool.mark_busy(addr, source)
+            elif source is PeerSource.PEX and self.private:
+                return 0
+            elif self.pool.add(addr, source):
+                new += 1
+        if new:
+            self._pool_changed.set()
+        return new
+
+    def _use_torrent_nodes(self) -> None:
+        """BEP 5: a .torrent's ``nodes`` are DHT bootstrap contacts (not peers).
+
+        Only IP literals: a name would need a DNS lookup chosen by an untrusted file.
+        """
+        if self._dht is None or self.metainfo is None or self.private:
+            return
+        contacts = []
+        for host, port in self.metainfo.nodes:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                continue
+            if 0 < port < 65536:
+                contacts.append((host, port))
+        if contacts:
+            self._dht.add_nodes(contacts)
 
     async def pause(self) -> None:
         """Disconnect every peer and stop dialling until `resume`."""
@@ -330,6 +366,7 @@ class Torrent:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._use_torrent_nodes()
                 task_status.started()
                 nursery.start_soon(self._stats_loop)
                 if self.metainfo is None:
@@ -562,7 +599,7 @@ class Torrent:
     async def _serve_session(self, session: PeerSession) -> None:
         link = session.link
         if link.incoming:
-            self.pool.mark_busy(link.addr, PeerSource.INCOMING)
+            self.peers_found([link.addr], PeerSource.INCOMING)
         self._subs.publish(tev.PeerConnected(link.addr, "", link.encrypted, link.incoming))
         try:
             dropped = await session.run()
@@ -590,7 +627,7 @@ class Torrent:
             if hs.p and session.link.incoming:
                 # BEP 10 ``p``: where the peer listens, for PEX and later redials.
                 session.listen_addr = (session.addr[0], hs.p)
-                self.pool.mark_busy(session.listen_addr, PeerSource.INCOMING)  # no redial
+                self.peers_found([session.listen_addr], PeerSource.INCOMING)  # no redial
             if self.metainfo is None:
                 self._request_metadata()
         elif isinstance(event, ev.MetadataPieceReceived):
@@ -608,10 +645,7 @@ class Torrent:
             if self._dht is not None and not self.private and event.port:
                 self._dht.add_nodes([(session.addr[0], event.port)])
         elif isinstance(event, ev.PexReceived):
-            if not self.private:
-                for peer in event.added[:50]:
-                    self.pool.add(peer.addr, PeerSource.PEX)
-                self._pool_changed.set()
+            self.peers_found([peer.addr for peer in event.added[:50]], PeerSource.PEX)
         elif self.data is not None:
             await self.data.on_peer_event(session, event)
         if conn.state is ConnectionState.OPEN:
@@ -654,8 +688,7 @@ class Torrent:
         retry = 1.0
         while not self.private:  # a magnet's metadata may turn out private (BEP 27)
             async for addr in self._dht.get_peers(self.info_hash):
-                if self.pool.add(addr, PeerSource.DHT):
-                    self._pool_changed.set()
+                self.peers_found([addr], PeerSource.DHT)
             if self._listen_port:
                 await self._dht.announce(self.info_hash, self._listen_port)
             looked_up = trio.current_time()
