@@ -1,59 +1,79 @@
-"""The two phases inside a `Torrent`: BEP 9 metadata fetch and the piece data phase.
+"""The data phase inside a `Torrent`: picker, storage, choker and smart ban.
 
-Split out of ``torrent.py`` to keep modules small; both are driven by `Torrent`
+Split out of ``torrent.py`` to keep modules small; `DataPhase` is driven by `Torrent`
 (``on_peer_event``) and hold no tasks of their own except piece verification.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import ipaddress
 import os
 import random
 import shutil
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, final
+from functools import partial
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 import trio
 
 from . import torrent_events as tev
-from .errors import DecodeError, RemoteProtocolError
+from .errors import RemoteProtocolError
 from .layout import file_pieces
-from .metainfo import Metainfo, parse_info
 from .peer import events as ev
 from .peer.connection import ConnectionState
-from .peer.extension import UT_METADATA
 from .peer.fast import allowed_fast_set
-from .storage.base import WriteResult
+from .session.smart_ban import SmartBan
+from .session.unchoke import quick_unchoke
+from .storage.base import Storage, WriteResult
 from .storage.files import FileStorage
 from .storage.resume import ResumeSaver, load_resume
 from .swarm.blocks import Block
 from .swarm.choker import Choker, PeerStats
-from .swarm.metadata import MetadataAssembler, MetadataHashMismatch, MetadataVerified
 from .swarm.picker import Picker
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
+    from pathlib import Path
 
+    from .config import ClientConfig
     from .ids import InfoHash
     from .metainfo import InfoDict
     from .net.peer_session import PeerSession
-    from .torrent import Torrent
+    from .storage.base import StorageFactory
 
-__all__ = ["DataPhase", "MetadataFetch", "is_seed"]
+__all__ = ["DataPhase", "is_seed"]
 
 Addr = tuple[str, int]
 
-#: BEP 9 has no deadline; 10 s lets a slow peer answer yet frees the piece for others.
-METADATA_REQUEST_TIMEOUT: Final = 10.0
-#: Failed pieces a peer may have supplied alone before it is banned.
-SOLE_FAILURES_BEFORE_BAN: Final = 2
 #: Whole pieces kept for uploads (verified data never changes, so no invalidation).
 READ_CACHE_PIECES: Final = 8
 #: The picker's default level (libtorrent's scale: 0 = skip, 4 = normal, 7 = top).
 _NORMAL_PRIORITY: Final = 4
+
+
+class DataHost(Protocol):
+    """What the data phase needs of its torrent (`shoal.torrent.Torrent` is one).
+
+    A protocol rather than an import, so ``torrent.py`` -> ``_torrent_data.py`` is the
+    only direction of the dependency.
+    """
+
+    @property
+    def config(self) -> ClientConfig: ...
+    @property
+    def info_hash(self) -> InfoHash: ...
+    @property
+    def save_to(self) -> Path | None: ...
+    @property
+    def storage_factory(self) -> StorageFactory | None: ...
+    @property
+    def sessions(self) -> dict[Addr, PeerSession]: ...
+
+    def ban(self, addr: Addr, reason: str) -> None: ...
+    def publish(self, event: tev.TorrentEvent) -> None: ...
+    def mark_complete(self) -> None: ...
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None: ...
 
 
 def _open(session: PeerSession) -> bool:
@@ -76,100 +96,14 @@ _AVAILABILITY: Final = (
 
 
 @final
-class MetadataFetch:
-    """Drives the pure `MetadataAssembler` from the torrent's sessions (BEP 9)."""
-
-    def __init__(self, info_hash: InfoHash) -> None:
-        self.asm: MetadataAssembler[PeerSession] = MetadataAssembler(
-            bytes(info_hash), request_timeout=METADATA_REQUEST_TIMEOUT
-        )
-        self._sized: set[PeerSession] = set()
-
-    @property
-    def done(self) -> bool:
-        return self.asm.result is not None
-
-    @staticmethod
-    def _offers(session: PeerSession) -> bool:
-        conn = session.conn
-        return _open(session) and conn.peer_supports(UT_METADATA) and bool(conn.peer_metadata_size)
-
-    def peer_count(self, sessions: Iterable[PeerSession]) -> int:
-        return sum(1 for s in sessions if self._offers(s))
-
-    def request_more(self, sessions: Iterable[PeerSession]) -> None:
-        """Keep every peer that offers the metadata busy with piece requests."""
-        if self.done:
-            return
-        now = trio.current_time()
-        for session in sessions:
-            if not self._offers(session):
-                continue
-            if session not in self._sized:
-                self._sized.add(session)
-                assert session.conn.peer_metadata_size is not None
-                self.asm.set_size(session, session.conn.peer_metadata_size)
-            while (piece := self.asm.next_request(session, now)) is not None:
-                session.conn.send_metadata_request(piece)
-                session.wake()
-
-    def piece_received(
-        self, session: PeerSession, event: ev.MetadataPieceReceived, torrent: Torrent
-    ) -> Metainfo | None:
-        """Feed one piece; returns the verified metainfo once the last piece is in.
-
-        Raises:
-            RemoteProtocolError: a piece of the wrong length (ends that session).
-        """
-        if self.done:
-            return None
-        outcome = self.asm.piece_received(session, event.piece, event.data)
-        if isinstance(outcome, MetadataHashMismatch):
-            # One SHA-1 over the whole dict: every contributor is suspect.
-            for culprit in outcome.blamed:
-                torrent.ban(culprit.addr, "sent metadata that does not match the info-hash")
-        elif isinstance(outcome, MetadataVerified):
-            try:
-                info = parse_info(outcome.raw)
-            except DecodeError as exc:
-                # It hashes to the info-hash, so the torrent itself is malformed.
-                torrent.fail(f"the torrent's info dict is invalid: {exc}")
-                return None
-            return Metainfo(info, None, (), (), None, None, None)
-        self.request_more(torrent.sessions.values())
-        return None
-
-    def rejected(self, session: PeerSession, piece: int) -> None:
-        self.asm.piece_rejected(session, piece)
-
-    def check_timeouts(self, now: float, sessions: Iterable[PeerSession]) -> None:
-        timer = self.asm.get_timer()
-        if timer is not None and now >= timer:
-            self.asm.handle_timer(now)
-        self.request_more(sessions)
-
-    def peer_left(self, session: PeerSession) -> None:
-        self.asm.remove_peer(session)
-        self._sized.discard(session)
-
-
-@final
-@dataclass
-class _Suspect:
-    """Who sent which block of a piece, with each block's digest (for smart ban)."""
-
-    blocks: dict[int, tuple[Addr, int, bytes | None]]  # begin -> (peer, length, digest)
-
-
-@final
 class DataPhase:
     """Picker + storage + choker for a torrent whose info dict is known."""
 
     def __init__(
         self,
-        torrent: Torrent,
+        torrent: DataHost,
         info: InfoDict,
-        storage: FileStorage,
+        storage: Storage,
         picker: Picker[PeerSession],
         saver: ResumeSaver | None,
     ) -> None:
@@ -185,10 +119,8 @@ class DataPhase:
         #: Bytes of each piece that belong to selected, non-pad files: what "downloaded"
         #: counts, so it never exceeds `selected_size` (pad bytes are never data).
         self.piece_wanted_bytes: list[int] = [info.piece_size(i) for i in range(info.num_pieces)]
-        #: Who sent each block of a piece in flight: begin -> (peer, length).
-        self._block_src: dict[int, dict[int, tuple[Addr, int]]] = {}
-        self._suspects: dict[int, _Suspect] = {}
-        self._sole_failures: dict[Addr, int] = {}
+        #: Who sent each block of a piece in flight, and the suspects of failed pieces.
+        self.smart_ban: SmartBan[Addr] = SmartBan()
         self._verifying: set[int] = set()
         self._rate_marks: dict[PeerSession, tuple[float, int, int]] = {}
         self._read_cache: OrderedDict[int, bytes] = OrderedDict()
@@ -199,14 +131,10 @@ class DataPhase:
 
     @classmethod
     async def open(
-        cls, torrent: Torrent, info: InfoDict, select: Iterable[int] | None, sequential: bool
+        cls, torrent: DataHost, info: InfoDict, select: Iterable[int] | None, sequential: bool
     ) -> DataPhase:
-        assert torrent.save_to is not None
-        root = torrent.save_to
-        state_dir = torrent.config.state_dir
-        resume_dir = state_dir / "resume" if state_dir is not None else None
-        found = await load_resume(info, root, resume_dir)
-        storage = FileStorage(info, root, have=found.have, durable=found.durable)
+        storage, saver = await _open_storage(torrent, info)
+        have = storage.verified()
         chosen = set(range(len(info.files)) if select is None else select)
         wanted = [i in chosen and not f.pad for i, f in enumerate(info.files)]
         piece_prios = bytearray(info.num_pieces)  # 0 = skip
@@ -219,11 +147,10 @@ class DataPhase:
             info.piece_length,
             info.total_length,
             random.Random(),
-            have=found.have,
+            have=have,
             priorities=piece_prios,
             sequential=sequential,
         )
-        saver = ResumeSaver(storage, root, resume_dir) if resume_dir is not None else None
         phase = cls(torrent, info, storage, picker, saver)
         phase.selected_size = sum(f.length for i, f in enumerate(info.files) if wanted[i])
         phase.piece_wanted_bytes = _wanted_bytes_per_piece(info, wanted)
@@ -239,7 +166,8 @@ class DataPhase:
 
     async def delete_files(self) -> None:
         await self.storage.close()
-        assert self.torrent.save_to is not None
+        if self.torrent.storage_factory is not None or self.torrent.save_to is None:
+            return  # not our files
         for f in self.info.files:
             path = os.path.join(self.torrent.save_to, *f.path)
             await trio.to_thread.run_sync(_remove, path)
@@ -268,7 +196,9 @@ class DataPhase:
         if not _open(session) or conn.num_pieces is not None:
             return
         info = self.info
-        conn.metadata_size = len(info.raw)
+        # BEP 10 allows a repeated handshake: it now says ``metadata_size``, so this
+        # peer can fetch the info dict from us too.
+        conn.set_metadata_size(len(info.raw))
         try:
             conn.set_num_pieces(
                 info.num_pieces, piece_length=info.piece_length, total_length=info.total_length
@@ -381,7 +311,11 @@ class DataPhase:
     def _quick_unchoke(self, session: PeerSession) -> None:
         """Unchoke a newly interested peer at once if a slot is free (no 10 s wait)."""
         unchoked = sum(1 for s in self.torrent.sessions.values() if not s.conn.am_choking)
-        if _open(session) and session.conn.am_choking and unchoked < self.choker.max_unchoked:
+        if _open(session) and quick_unchoke(
+            am_choking=session.conn.am_choking,
+            unchoked=unchoked,
+            max_unchoked=self.choker.max_unchoked,
+        ):
             session.conn.set_choking(False)
 
     async def _serve(self, session: PeerSession, index: int, begin: int, length: int) -> None:
@@ -414,61 +348,40 @@ class DataPhase:
         for other, dup in self.picker.block_received(session, block):
             if _open(other) and other.conn.cancel(dup.index, dup.begin, dup.length):
                 other.wake()
-        src = self._block_src.get(index)
-        if src is None:
-            src = self._block_src[index] = {}
-        src[begin] = (session.addr, len(data))
+        self.smart_ban.block_received(index, begin, len(data), session.addr)
         # Synchronous, so a cancelled (banned) session cannot lose a block the picker
         # already counts as received.
         result = self.storage.write_block_now(index, begin, data)
         if result is WriteResult.NO_ROOM:
             self.storage.discard_piece(index)
             self.picker.piece_failed(index)
-            self._block_src.pop(index, None)
+            self.smart_ban.forget(index)
             return
         if self.picker.piece_complete(index) and index not in self._verifying:
             self._verifying.add(index)
-            assert self.torrent._nursery is not None
-            self.torrent._nursery.start_soon(self._verify, index)
+            self.torrent.spawn(partial(self._verify, index))
 
     async def _verify(self, index: int) -> None:
         try:
             ok = await self.storage.verify_piece(index)
         finally:
             self._verifying.discard(index)
-        sources = self._block_src.pop(index, {})
         if ok:
             await self._piece_ok(index)
         else:
-            self._piece_bad(index, self._block_digests(index, sources))
-
-    def _block_digests(
-        self, index: int, sources: dict[int, tuple[Addr, int]]
-    ) -> dict[int, tuple[Addr, int, bytes | None]]:
-        """Per-block SHA-1 of a piece that failed, to tell later which sender lied."""
-        bad = self.storage.pop_rejected(index)
-        view = memoryview(bad if bad is not None else b"")
-        out: dict[int, tuple[Addr, int, bytes | None]] = {}
-        for begin, (addr, length) in sources.items():
-            digest = hashlib.sha1(view[begin : begin + length]).digest() if bad else None
-            out[begin] = (addr, length, digest)
-        return out
+            self._piece_bad(index)
 
     async def _piece_ok(self, index: int) -> None:
         torrent = self.torrent
         self.picker.piece_verified(index)
         if self.picker.is_complete():
             self.have_all = self.storage.verified().has_all()
-        suspect = self._suspects.pop(index, None)
-        if suspect is not None:
+        good = None
+        if self.smart_ban.suspected(index):
             # Smart ban: compare each earlier block with the now verified bytes.
             good = await self.storage.read_block(index, 0, self.info.piece_size(index))
-            for begin, (addr, length, digest) in suspect.blocks.items():
-                if (
-                    digest is not None
-                    and hashlib.sha1(good[begin : begin + length]).digest() != digest
-                ):
-                    torrent.ban(addr, f"sent a corrupt block of piece {index}")
+        for ban in self.smart_ban.piece_verified(index, good):
+            torrent.ban(ban.peer, ban.reason)
         for session in list(torrent.sessions.values()):
             if index in self._fast_pending.get(session, ()):
                 self._send_allowed_fast(session, index)
@@ -484,21 +397,15 @@ class DataPhase:
             await self.save_resume()
             torrent.mark_complete()
 
-    def _piece_bad(self, index: int, sources: dict[int, tuple[Addr, int, bytes | None]]) -> None:
+    def _piece_bad(self, index: int) -> None:
         torrent = self.torrent
         self.picker.piece_failed(index)
+        rejected = self.storage.pop_rejected(index)
         self.storage.discard_piece(index)
-        peers = {addr for addr, _, _ in sources.values()}
+        peers, bans = self.smart_ban.piece_failed(index, rejected)
         torrent.publish(tev.PieceFailed(index, tuple(sorted(peers))))
-        previous = self._suspects.get(index)
-        merged = dict(previous.blocks) if previous else {}
-        merged.update(sources)
-        self._suspects[index] = _Suspect(merged)
-        if len(peers) == 1:
-            (addr,) = peers
-            self._sole_failures[addr] = self._sole_failures.get(addr, 0) + 1
-            if self._sole_failures[addr] >= SOLE_FAILURES_BEFORE_BAN:
-                torrent.ban(addr, "sent pieces that failed the hash check")
+        for ban in bans:
+            torrent.ban(ban.peer, ban.reason)
         for session in torrent.sessions.values():
             self.fill(session)
 
@@ -532,6 +439,21 @@ class DataPhase:
         for s in decision.choke:
             s.conn.set_choking(True)
             s.wake()
+
+
+async def _open_storage(torrent: DataHost, info: InfoDict) -> tuple[Storage, ResumeSaver | None]:
+    """The injected storage (no resume data: it is the caller's), or files under
+    ``save_to`` with their resume file."""
+    if torrent.storage_factory is not None:
+        return torrent.storage_factory(info), None
+    assert torrent.save_to is not None
+    root = torrent.save_to
+    state_dir = torrent.config.state_dir
+    resume_dir = state_dir / "resume" if state_dir is not None else None
+    found = await load_resume(info, root, resume_dir)
+    storage = FileStorage(info, root, have=found.have, durable=found.durable)
+    saver = ResumeSaver(storage, root, resume_dir) if resume_dir is not None else None
+    return storage, saver
 
 
 def _wanted_bytes_per_piece(info: InfoDict, wanted: list[bool]) -> list[int]:

@@ -31,12 +31,14 @@ from .magnet import Magnet, parse_magnet
 from .metainfo import Metainfo, parse_metainfo
 from .net.dialer import Dialer
 from .net.listener import Listener
+from .swarm.peer_pool import PeerSource
 from .torrent import Torrent, check_select
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from .dht_client import DHT
+    from .storage.base import StorageFactory
 
 __all__ = ["Client", "ClientStats", "open_client"]
 
@@ -93,15 +95,19 @@ class Client:
         self,
         source: Magnet | Metainfo | str | Path,
         *,
-        save_to: Path,
+        save_to: Path | None = None,
         peers: Sequence[tuple[str, int]] = (),
         select: Sequence[int] | None = None,
         sequential: bool = False,
         seed: bool = True,
+        storage: StorageFactory | None = None,
     ) -> Torrent:
         """Start downloading (or seeding) `source` into `save_to`.
 
         `source` is a magnet, parsed metainfo, a magnet URI or a .torrent path.
+        `storage` replaces the files under `save_to`: it is called with the info dict
+        once known and returns any `shoal.storage.Storage` (e.g. a `MemoryStorage`;
+        no resume data is kept for it). Give exactly one of `save_to` and `storage`.
 
         Raises:
             DecodeError: the source cannot be parsed.
@@ -109,8 +115,13 @@ class Client:
                 the torrent does not have (checked once the metadata is known: a
                 magnet's torrent then stops with an error instead).
         """
+        if (save_to is None) == (storage is None):
+            raise ValueError("give exactly one of save_to and storage")
         magnet, metainfo = await _resolve_source(source)
-        return await self._add(magnet, metainfo, Path(save_to), peers, select, sequential, seed)
+        root = Path(save_to) if save_to is not None else None
+        return await self._add(
+            magnet, metainfo, root, peers, select, sequential, seed, storage=storage
+        )
 
     async def _add(
         self,
@@ -121,6 +132,8 @@ class Client:
         select: Sequence[int] | None,
         sequential: bool,
         seed: bool,
+        *,
+        storage: StorageFactory | None = None,
     ) -> Torrent:
         if metainfo is not None:
             info_hash = metainfo.info_hash
@@ -144,11 +157,14 @@ class Client:
             save_to=save_to,
             metainfo=metainfo,
             name=magnet.display_name if magnet is not None else None,
-            peers=[*peers, *(magnet.peers if magnet is not None else ())],
+            peers=peers,
             select=select,
             sequential=sequential,
             seed=seed,
+            storage=storage,
         )
+        if magnet is not None:
+            torrent.peers_found(magnet.peers, PeerSource.MAGNET)
         self._torrents[info_hash] = torrent
         self._listener.register(info_hash, torrent.accept, torrent.would_accept)
         await self._nursery.start(self._run_torrent, torrent)

@@ -34,7 +34,7 @@ peer that alone supplied two failed pieces is banned too.
 
 from __future__ import annotations
 
-import enum
+import ipaddress
 import logging
 import math
 import random
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Final, final
 import trio
 
 from . import torrent_events as tev
-from ._torrent_data import DataPhase, MetadataFetch, is_seed
+from ._torrent_data import DataPhase, is_seed
 from .errors import HandshakeError, MetadataError, StorageError
 from .net.dialer import SELF_CONNECTION
 from .net.peer_session import PEER_ERRORS, PeerSession
@@ -53,10 +53,14 @@ from .peer import events as ev
 from .peer.connection import ConnectionConfig, ConnectionState
 from .peer.extension import UT_PEX, PexPeer
 from .peer.handshake import ReservedBits
+from .session.duplicates import ConnectionFacts, keeps_new_connection
+from .session.metadata_fetch import MetadataBadHash, MetadataDone, MetadataFetch, MetadataInvalid
+from .session.pex import PexTracker
 from .swarm.peer_pool import PeerPool, PeerSource
+from .torrent_stats import TorrentState, TorrentStats
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
     from pathlib import Path
 
     from .config import ClientConfig
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
     from .metainfo import Metainfo
     from .net.dialer import Dialer, PeerLink
     from .peer.handshake import Handshake
+    from .storage.base import StorageFactory
 
 __all__ = ["Torrent", "TorrentState", "TorrentStats", "check_select"]
 
@@ -95,43 +100,6 @@ def check_select(select: Sequence[int], num_files: int) -> None:
         shown = ", ".join(map(str, bad[:10]))
         last = num_files - 1
         raise ValueError(f"file index {shown} out of range: the torrent has files 0..{last}")
-
-
-class TorrentState(enum.Enum):
-    FINDING_PEERS = "finding_peers"
-    FETCHING_METADATA = "fetching_metadata"
-    CHECKING = "checking"
-    DOWNLOADING = "downloading"
-    SEEDING = "seeding"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    ERROR = "error"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class TorrentStats:
-    """A snapshot of one torrent (rates in B/s over about 5 s)."""
-
-    state: TorrentState
-    name: str | None
-    total_size: int
-    selected_size: int
-    downloaded: int
-    downloaded_payload: int
-    uploaded: int
-    download_rate: float
-    upload_rate: float
-    pieces_done: int
-    pieces_total: int
-    peers: int
-    seeds: int
-    encrypted_peers: int
-    known_peers: int
-    metadata_peers: int
-    dht_nodes: int
-    eta: float | None
-    ratio: float
 
 
 @dataclass
@@ -174,6 +142,7 @@ class Torrent:
         sequential: bool = False,
         seed: bool = True,
         rng: random.Random | None = None,
+        storage: StorageFactory | None = None,
     ) -> None:
         self.info_hash: Final = info_hash
         self.metainfo = metainfo
@@ -184,11 +153,14 @@ class Torrent:
         self._dht = dht
         self._listen_port = listen_port
         self.save_to = save_to
+        #: Builds the torrent's `Storage` once the info dict is known; None: files
+        #: under `save_to` (with resume data).
+        self.storage_factory = storage
         self._seed = seed
         self._rng = rng or random.SystemRandom()
         self.pool = PeerPool()
         for addr in peers:
-            self.pool.add(addr, PeerSource.USER)
+            self.pool.add(addr, PeerSource.USER)  # before run(): nothing to wake yet
         self.sessions: dict[Addr, PeerSession] = {}
         self._by_peer_id: dict[bytes, PeerSession] = {}
         self._dialing = 0
@@ -201,7 +173,7 @@ class Torrent:
         self._subs = _Subscriptions()
         self._nursery: trio.Nursery | None = None
         self._error: str | None = None
-        self.fetch = MetadataFetch(info_hash)
+        self.fetch: MetadataFetch[PeerSession] = MetadataFetch(bytes(info_hash))
         self.data: DataPhase | None = None
         self._select = select
         self._sequential = sequential
@@ -270,9 +242,44 @@ class Torrent:
 
     def add_peers(self, addrs: Sequence[Addr]) -> None:
         """Dial these addresses too (like ``peers=`` at `Client.add`)."""
+        self.peers_found(addrs, PeerSource.USER)
+
+    def peers_found(self, addrs: Iterable[Addr], source: PeerSource) -> int:
+        """The one entry point for every peer source: DHT, PEX, the user (``--peer``),
+        a magnet's ``x.pe``, incoming connections. Returns how many were new.
+
+        PEX is ignored for private torrents (BEP 27); an incoming address is marked
+        busy (connected) rather than queued for dialling.
+        """
+        new = 0
         for addr in addrs:
-            self.pool.add(addr, PeerSource.USER)
-        self._pool_changed.set()
+            if source is PeerSource.INCOMING:
+                self.pool.mark_busy(addr, source)
+            elif source is PeerSource.PEX and self.private:
+                return 0
+            elif self.pool.add(addr, source):
+                new += 1
+        if new:
+            self._pool_changed.set()
+        return new
+
+    def _use_torrent_nodes(self) -> None:
+        """BEP 5: a .torrent's ``nodes`` are DHT bootstrap contacts (not peers).
+
+        Only IP literals: a name would need a DNS lookup chosen by an untrusted file.
+        """
+        if self._dht is None or self.metainfo is None or self.private:
+            return
+        contacts = []
+        for host, port in self.metainfo.nodes:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                continue
+            if 0 < port < 65536:
+                contacts.append((host, port))
+        if contacts:
+            self._dht.add_nodes(contacts)
 
     async def pause(self) -> None:
         """Disconnect every peer and stop dialling until `resume`."""
@@ -359,6 +366,7 @@ class Torrent:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._use_torrent_nodes()
                 task_status.started()
                 nursery.start_soon(self._stats_loop)
                 if self.metainfo is None:
@@ -418,7 +426,8 @@ class Torrent:
 
     async def _start_data(self) -> None:
         assert self.metainfo is not None
-        if self.save_to is None:  # metadata only (Client.fetch_metadata)
+        if self.save_to is None and self.storage_factory is None:
+            # metadata only (Client.fetch_metadata)
             await trio.sleep_forever()
         if self._select is not None:
             try:  # checked by Client.add already unless the files came from a magnet
@@ -462,6 +471,11 @@ class Torrent:
     def publish(self, event: tev.TorrentEvent) -> None:
         self._subs.publish(event)
 
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run `fn` in the torrent's nursery (piece verification)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(fn)
+
     # ---- peers -------------------------------------------------------------------
 
     def would_accept(self, remote: Handshake, addr: Addr) -> bool:
@@ -488,24 +502,15 @@ class Torrent:
     def _wins_duplicate(self, peer_id: bytes, *, incoming: bool, dialer_end: Addr | None) -> bool:
         """Should a new connection to `peer_id` be kept (one connection per peer)?
 
-        Both ends must pick the same connection, or each closes the one the other
-        kept and none survives. When two peers dial each other at the same moment,
-        each sees the other's connection as a duplicate of its own: both keep the
-        one opened by the peer with the smaller peer id. When one peer dials the
-        other twice (we are reachable at two addresses), the two sides may see the
-        handshakes finish in different orders, so "keep the first" is not enough:
-        both keep the connection whose dialling end (ip, port) is smaller.
+        Both ends must pick the same one: the rules are `session.duplicates`.
         """
         existing = self._by_peer_id.get(peer_id)
-        if existing is None:
-            return True
-        if existing.link.incoming == incoming:
-            old = existing.link.dialer_end
-            return dialer_end is not None and old is not None and dialer_end < old
-        we_dialled = not incoming
-        initiator = bytes(self.peer_id) if we_dialled else peer_id
-        other = peer_id if we_dialled else bytes(self.peer_id)
-        return initiator < other
+        facts = None
+        if existing is not None:
+            facts = ConnectionFacts(existing.link.incoming, existing.link.dialer_end)
+        return keeps_new_connection(
+            bytes(self.peer_id), peer_id, facts, ConnectionFacts(incoming, dialer_end)
+        )
 
     def _drop_duplicate(self, peer_id: bytes) -> None:
         existing = self._by_peer_id.pop(peer_id, None)
@@ -594,7 +599,7 @@ class Torrent:
     async def _serve_session(self, session: PeerSession) -> None:
         link = session.link
         if link.incoming:
-            self.pool.mark_busy(link.addr, PeerSource.INCOMING)
+            self.peers_found([link.addr], PeerSource.INCOMING)
         self._subs.publish(tev.PeerConnected(link.addr, "", link.encrypted, link.incoming))
         try:
             dropped = await session.run()
@@ -622,16 +627,14 @@ class Torrent:
             if hs.p and session.link.incoming:
                 # BEP 10 ``p``: where the peer listens, for PEX and later redials.
                 session.listen_addr = (session.addr[0], hs.p)
-                self.pool.mark_busy(session.listen_addr, PeerSource.INCOMING)  # no redial
+                self.peers_found([session.listen_addr], PeerSource.INCOMING)  # no redial
             if self.metainfo is None:
-                self.fetch.request_more(self.sessions.values())
+                self._request_metadata()
         elif isinstance(event, ev.MetadataPieceReceived):
-            verified = self.fetch.piece_received(session, event, self)
-            if verified is not None:
-                self.metadata_verified(verified)
+            self._metadata_piece(session, event.piece, event.data)
         elif isinstance(event, ev.MetadataRejected):
             self.fetch.rejected(session, event.piece)
-            self.fetch.request_more(self.sessions.values())
+            self._request_metadata()
         elif isinstance(event, ev.MetadataRequested):
             self._serve_metadata(session, event.piece)
         elif isinstance(event, ev.HandshakeReceived):
@@ -642,14 +645,29 @@ class Torrent:
             if self._dht is not None and not self.private and event.port:
                 self._dht.add_nodes([(session.addr[0], event.port)])
         elif isinstance(event, ev.PexReceived):
-            if not self.private:
-                for peer in event.added[:50]:
-                    self.pool.add(peer.addr, PeerSource.PEX)
-                self._pool_changed.set()
+            self.peers_found([peer.addr for peer in event.added[:50]], PeerSource.PEX)
         elif self.data is not None:
             await self.data.on_peer_event(session, event)
         if conn.state is ConnectionState.OPEN:
             session.wake()
+
+    def _request_metadata(self) -> None:
+        for session in self.fetch.request_more(self.sessions.values(), trio.current_time()):
+            session.wake()
+
+    def _metadata_piece(self, session: PeerSession, piece: int, data: bytes) -> None:
+        outcome = self.fetch.piece_received(session, piece, data)
+        if isinstance(outcome, MetadataBadHash):
+            # One SHA-1 over the whole dict: every contributor is suspect.
+            for culprit in outcome.blamed:
+                self.ban(culprit.addr, "sent metadata that does not match the info-hash")
+        elif isinstance(outcome, MetadataInvalid):
+            self.fail(outcome.message)
+            return
+        elif isinstance(outcome, MetadataDone):
+            self.metadata_verified(outcome.metainfo)
+            return
+        self._request_metadata()
 
     def _serve_metadata(self, session: PeerSession, piece: int) -> None:
         if session.conn.state is not ConnectionState.OPEN:
@@ -670,8 +688,7 @@ class Torrent:
         retry = 1.0
         while not self.private:  # a magnet's metadata may turn out private (BEP 27)
             async for addr in self._dht.get_peers(self.info_hash):
-                if self.pool.add(addr, PeerSource.DHT):
-                    self._pool_changed.set()
+                self.peers_found([addr], PeerSource.DHT)
             if self._listen_port:
                 await self._dht.announce(self.info_hash, self._listen_port)
             looked_up = trio.current_time()
@@ -690,7 +707,7 @@ class Torrent:
 
     async def _pex_loop(self) -> None:
         """BEP 11: tell each peer which peers we are connected to, as deltas."""
-        sent: dict[PeerSession, set[Addr]] = {}
+        tracker: PexTracker[PeerSession] = PexTracker()
         while True:
             await trio.sleep(PEX_INTERVAL)
             live = {s.listen_addr for s in self.sessions.values() if s.listen_addr is not None}
@@ -698,17 +715,11 @@ class Torrent:
                 conn = session.conn
                 if conn.state is not ConnectionState.OPEN or not conn.peer_supports(UT_PEX):
                     continue
-                before = sent.get(session, set())
-                now_live = live - {session.listen_addr}
-                # BEP 11 caps a message at 50 added and 50 dropped contacts.
-                added = [PexPeer(a) for a in sorted(now_live - before)][:50]
-                dropped = sorted(before - now_live)[:50]
+                added, dropped = tracker.delta(session, live, session.listen_addr)
                 if added or dropped:
-                    session.conn.send_pex(added, dropped)
+                    conn.send_pex([PexPeer(a) for a in added], dropped)
                     session.wake()
-                sent[session] = (before | {p.addr for p in added}) - set(dropped)
-            for gone in set(sent) - set(self.sessions.values()):
-                del sent[gone]
+            tracker.retain(set(self.sessions.values()))
 
     async def _stats_loop(self) -> None:
         while True:
@@ -719,6 +730,7 @@ class Torrent:
             while self._samples and self._samples[0][0] < now - RATE_WINDOW:
                 self._samples.popleft()
             if self.metainfo is None and self.sessions:
-                self.fetch.check_timeouts(now, self.sessions.values())
+                self.fetch.handle_timer(now)
+                self._request_metadata()
             self._subs.publish(tev.Progress(self.statistics()))
             await trio.sleep(1.0)

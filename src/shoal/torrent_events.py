@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias, final
 
 if TYPE_CHECKING:
-    from .torrent import TorrentStats
+    from .torrent_stats import TorrentStats
 
 __all__ = [
     "Completed",

@@ -15,8 +15,9 @@ it. Encryption follows `EncryptionMode` (BEP 8 / the MSE spec):
 Our BitTorrent handshake rides in MSE's initial payload (IA) so the connection
 costs no extra round trip. Every attempt holds one token of the shared
 ``max_half_open`` limiter and runs under its own deadline; the caller may add an
-overall one with ``trio.fail_after``. With ``bind_host`` set, connections leave from
-that address (the user's ``--bind``), so peers see the address we listen on.
+overall one with ``trio.fail_after``. The stream itself comes from a `Transport`
+(``net/transport.py``): `TcpTransport` by default, whose ``bind_host`` (the user's
+``--bind``) makes connections leave from the address we listen on.
 Self-connections are refused twice: before dialling (our own listen address) and
 after the handshake (our own peer id).
 """
@@ -34,6 +35,7 @@ from ..errors import HandshakeError
 from ..peer.handshake import Handshake, HandshakeParser, ReservedBits, encode_handshake
 from ..peer.mse import CryptoMethod, EncryptionPolicy
 from .mse_stream import MSEStream
+from .transport import CONNECT_TIMEOUT, TcpTransport, Transport
 
 if TYPE_CHECKING:
     from ..ids import InfoHash, PeerId
@@ -49,9 +51,7 @@ __all__ = [
 
 Addr = tuple[str, int]
 
-#: Per-attempt deadlines. A TCP connect to a live host on a LAN or the Internet takes
-#: well under a second; 10 s covers slow links while freeing half-open slots quickly.
-CONNECT_TIMEOUT: Final = 10.0
+#: Per-attempt handshake deadline (the connect deadline is the transport's).
 HANDSHAKE_TIMEOUT: Final = 10.0
 #: What we support: BEP 5 DHT port, BEP 6 Fast extension, BEP 10 extension protocol.
 OUR_RESERVED: Final = ReservedBits.DHT | ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL
@@ -116,6 +116,7 @@ class Dialer:
         local_addrs: frozenset[Addr] = frozenset(),
         bind_host: str | None = None,
         rng: random.Random | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.peer_id: Final = peer_id
         self.encryption = encryption
@@ -124,6 +125,8 @@ class Dialer:
         self.local_addrs = local_addrs
         #: Source address of outgoing connections (``--bind``); None lets the OS choose.
         self.bind_host = bind_host
+        #: Opens the streams (TCP unless another transport is injected).
+        self.transport: Transport = transport if transport is not None else TcpTransport(bind_host)
         self._rng = rng or random.SystemRandom()
 
     async def dial(self, addr: Addr, info_hash: InfoHash) -> PeerLink:
@@ -151,8 +154,7 @@ class Dialer:
     async def _attempt(self, addr: Addr, info_hash: InfoHash, *, encrypt: bool) -> PeerLink:
         ours = encode_handshake(Handshake(info_hash, self.peer_id, OUR_RESERVED))
         async with self.limiter:
-            with trio.fail_after(CONNECT_TIMEOUT):
-                tcp = await trio.open_tcp_stream(*addr, local_address=self.bind_host)
+            tcp = await self.transport.connect(addr)
         stream: trio.abc.Stream = tcp
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -172,11 +174,7 @@ class Dialer:
         if remote.peer_id == self.peer_id:
             await trio.aclose_forcefully(stream)
             raise HandshakeError("connected to ourselves", hint=SELF_CONNECTION)
-        try:
-            local = tcp.socket.getsockname()
-            dialer_end: Addr | None = (str(local[0]), int(local[1]))
-        except OSError:
-            dialer_end = None
+        dialer_end = self.transport.local_end(tcp)
         return PeerLink(stream, addr, remote, parser.trailing_data, encrypted, False, dialer_end)
 
     def _mse(self, tcp: trio.abc.Stream, info_hash: InfoHash, ours: bytes) -> MSEStream:

@@ -13,7 +13,9 @@ under one `HANDSHAKE_TIMEOUT` deadline:
    callback, which takes ownership of the stream (returns True) or refuses it.
 
 Everything the remote can get wrong ends in closing the stream; nothing reaches the
-client nursery. Encryption policy: REQUIRE refuses plaintext and header-only MSE,
+client nursery. Other transports (``net/transport.py``: uTP, a proxy) run their own
+accept loops and hand each stream to `handle_stream`, the same code path as TCP.
+Encryption policy: REQUIRE refuses plaintext and header-only MSE,
 DISABLE refuses MSE (by offering no SKEYs), PREFER takes anything.
 """
 
@@ -124,6 +126,14 @@ class Listener:
         except OSError:
             await trio.aclose_forcefully(tcp)
             return
+        await self.handle_stream(tcp, addr)
+
+    async def handle_stream(self, tcp: trio.abc.Stream, addr: tuple[str, int]) -> None:
+        """Serve one inbound connection from any transport (an `InboundHandler`).
+
+        Sniffs, handshakes and hands the link to its torrent, or closes the stream;
+        never raises for anything the remote does.
+        """
         link: PeerLink | None = None
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -138,7 +148,7 @@ class Listener:
         self.refused += 1
         await trio.aclose_forcefully(link.stream if link is not None else tcp)
 
-    async def _handshake(self, tcp: trio.SocketStream, addr: tuple[str, int]) -> PeerLink:
+    async def _handshake(self, tcp: trio.abc.Stream, addr: tuple[str, int]) -> PeerLink:
         skeys = [] if self.encryption is EncryptionMode.DISABLE else list(self._torrents)
         inbound = await sniff_inbound(
             tcp, skeys=skeys, policy=self.encryption.policy(), rng=self._rng

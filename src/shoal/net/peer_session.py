@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 The dialer or listener has already exchanged both BitTorrent handshakes (the
 listener must read the info-hash before it knows which torrent to hand the stream
-to). The engine still expects to do the handshake itself, so the session replays
-the remote's 68 bytes into it and drops the engine's own 68-byte handshake from its
-first output: the engine then sees exactly the byte stream it would have seen.
+to). The engine is built from the parsed remote handshake and starts OPEN (like
+wsproto's ``Connection`` built from h11's ``trailing_data``); the peer-wire bytes
+read together with the handshake (`PeerLink.trailing_data`) are its first input,
+fed inside `run` so that a protocol error in them ends only this session.
 
 Two tasks share the engine (safe: Trio switches tasks only at checkpoints and the
 engine's methods never await):
@@ -35,7 +36,6 @@ import trio
 from ..errors import DecodeError, RemoteProtocolError
 from ..peer import events as ev
 from ..peer.connection import ConnectionConfig, PeerConnection
-from ..peer.handshake import HANDSHAKE_LENGTH, encode_handshake
 
 if TYPE_CHECKING:
     from ..ids import InfoHash, PeerId
@@ -115,9 +115,8 @@ class PeerSession:
             total_length=total_length,
             metadata_size=metadata_size,
             remote_ip=remote_ip,
+            remote_handshake=link.remote,
         )
-        self._skip = HANDSHAKE_LENGTH  # our handshake, already sent by the dialer/listener
-        self._pending = encode_handshake(link.remote) + link.trailing_data
         self._wake = trio.Event()
         self._cancel = trio.CancelScope()
         self._close_reason: str | None = None
@@ -145,7 +144,11 @@ class PeerSession:
         reason = "closed"
         try:
             with self._cancel:
-                await self._feed(self._pending)
+                if self.link.trailing_data:
+                    await self._feed(self.link.trailing_data)
+                else:
+                    await self._dispatch()  # HandshakeReceived
+                    self._wake.set()
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer)
                     await self._reader()
@@ -191,12 +194,7 @@ class PeerSession:
     async def _writer(self) -> None:
         while True:
             for buf in self.conn.data_to_send():
-                if self._skip:
-                    cut = min(self._skip, len(buf))
-                    self._skip -= cut
-                    buf = buf[cut:]
-                if buf:
-                    await self.link.stream.send_all(buf)
+                await self.link.stream.send_all(buf)
             deadline = self.conn.get_timer()
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._wake.wait()

@@ -74,6 +74,11 @@ beside it: `peer.pipeline` (our requests, rate, depth, snubbing), `peer.inbound`
 peer's requests), `peer.availability` (the peer's pieces, buffered before metadata),
 `peer.extended` (BEP 10 ids and dispatch), `peer.config` (`ConnectionConfig`).
 
+Handover (wsproto's ``Connection(trailing_data=...)`` after h11): when the dialer or
+listener already exchanged both handshakes, the engine is built with the parsed remote
+``remote_handshake`` and starts OPEN, sends no handshake of its own, and takes the bytes
+read after the handshake as ``initial_data``. Nothing is re-encoded or parsed twice.
+
 BEP 9: a metadata request arriving while we have no info dict (``metadata_size`` unset)
 is rejected by the engine itself; otherwise it becomes `MetadataRequested`.
 
@@ -148,9 +153,15 @@ class PeerConnection:
         metadata_size: BEP 9 size of the info dict we can serve, if we have it.
         remote_ip: the peer's address, echoed as BEP 10 ``yourip``.
         initial_data: bytes already read from the peer (e.g. MSE ``trailing_data``).
+        remote_handshake: the peer's handshake when the transport layer (dialer or
+            listener) has already exchanged both: the engine starts OPEN, sends no
+            handshake of its own, and `initial_data` is the peer-wire bytes that came
+            after it (wsproto's ``Connection(trailing_data=...)`` after h11). Nothing
+            is re-encoded or parsed twice.
 
     Raises:
-        RemoteProtocolError: `initial_data` breaks the protocol (as `receive_data`).
+        RemoteProtocolError: `initial_data` breaks the protocol (as `receive_data`),
+            or `remote_handshake` names another torrent or carries our peer id.
     """
 
     def __init__(
@@ -168,6 +179,7 @@ class PeerConnection:
         metadata_size: int | None = None,
         remote_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
         initial_data: bytes = b"",
+        remote_handshake: Handshake | None = None,
     ) -> None:
         self.config = cfg = config or ConnectionConfig()
         self.info_hash = info_hash
@@ -222,7 +234,13 @@ class PeerConnection:
         self.uploaded = 0
         if num_pieces is not None:
             self._set_geometry(num_pieces, our_pieces)
-        self._queue_bytes(encode_handshake(Handshake(info_hash, our_peer_id, cfg.reserved)))
+        if remote_handshake is None:
+            self._queue_bytes(encode_handshake(Handshake(info_hash, our_peer_id, cfg.reserved)))
+        else:
+            if remote_handshake.info_hash != info_hash:
+                self.state = ConnectionState.ERROR
+                raise RemoteProtocolError("the peer's handshake names another torrent")
+            self._on_handshake(remote_handshake)
         if initial_data:
             self.receive_data(initial_data, now)
 
@@ -342,6 +360,7 @@ class PeerConnection:
 
     def _on_handshake(self, hs: Handshake) -> None:
         if hs.peer_id == self.our_peer_id:
+            self.state = ConnectionState.ERROR
             raise RemoteProtocolError("connected to ourselves (peer_id is ours)")
         ours = self.config.reserved
         self.peer_id, self.peer_reserved = hs.peer_id, hs.reserved

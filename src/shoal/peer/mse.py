@@ -50,7 +50,7 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives.ciphers import Cipher
 
 from ..errors import HandshakeError, LocalProtocolError
-from .mse_events import HandshakeComplete
+from .mse_events import CryptoMethod, HandshakeComplete
 
 if TYPE_CHECKING:
     import random
@@ -91,13 +91,6 @@ RC4_DISCARD: Final = 1024
 #: "len(X) specifies the length of X in 2 bytes", so IA is at most 65535 bytes.
 MAX_IA: Final = 0xFFFF
 _HASH_LEN: Final = 20
-
-
-class CryptoMethod(enum.IntFlag):
-    """crypto_provide / crypto_select bits (MSE spec, "Constants/Variables")."""
-
-    PLAINTEXT = 0x01  # header obfuscation only: payload after IA/PadD is unencrypted
-    RC4 = 0x02  # the handshake's RC4 streams continue over the payload
 
 
 _KNOWN_METHODS: Final = CryptoMethod.PLAINTEXT | CryptoMethod.RC4

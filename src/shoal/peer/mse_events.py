@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import final
 
-if TYPE_CHECKING:
-    from .mse import CryptoMethod
+__all__ = ["CryptoMethod", "HandshakeComplete"]
 
-__all__ = ["HandshakeComplete"]
+
+# Defined here, not in ``mse.py``, so that the event module needs nothing from the engine
+# (``mse.py`` imports and re-exports it): no import circle.
+class CryptoMethod(enum.IntFlag):
+    """crypto_provide / crypto_select bits (MSE spec, "Constants/Variables")."""
+
+    PLAINTEXT = 0x01  # header obfuscation only: payload after IA/PadD is unencrypted
+    RC4 = 0x02  # the handshake's RC4 streams continue over the payload
 
 
 @final

@@ -12,6 +12,7 @@ from .base import DEFAULT_MAX_BUFFER_BYTES as DEFAULT_MAX_BUFFER_BYTES
 from .base import BufferedStorage as BufferedStorage
 from .base import PieceBuffer as PieceBuffer
 from .base import Storage as Storage
+from .base import StorageFactory as StorageFactory
 from .base import StorageStatistics as StorageStatistics
 from .base import WriteResult as WriteResult
 from .files import FileStorage as FileStorage
@@ -32,6 +33,7 @@ __all__ = [
     "ResumeResult",
     "ResumeSaver",
     "Storage",
+    "StorageFactory",
     "StorageStatistics",
     "WriteResult",
     "check_existing",

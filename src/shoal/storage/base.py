@@ -34,7 +34,7 @@ import enum
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, final
 
 import trio
 
@@ -43,6 +43,8 @@ from ..layout import piece_extents
 from ..swarm.bitfield import Bitfield
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..metainfo import InfoDict
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "BufferedStorage",
     "PieceBuffer",
     "Storage",
+    "StorageFactory",
     "StorageStatistics",
     "WriteResult",
     "sha1_matches",
@@ -87,6 +90,10 @@ class StorageStatistics:
 class Storage(Protocol):
     """What the download engine needs from storage; `BufferedStorage` implements it.
 
+    This is the seam a `Torrent` uses (``Client.add(..., storage=factory)``): anything
+    with these methods can hold a torrent's data, `FileStorage` and `MemoryStorage`
+    among them.
+
     All methods are called from Trio tasks of one run; none is thread-safe.
     """
 
@@ -94,6 +101,16 @@ class Storage(Protocol):
 
     async def write_block(self, index: int, begin: int, data: bytes | memoryview) -> WriteResult:
         """Copy a received block into piece `index`'s buffer (never straight to disk)."""
+        ...
+
+    def write_block_now(self, index: int, begin: int, data: bytes | memoryview) -> WriteResult:
+        """`write_block` without checkpoints: the per-block path of the torrent's engine
+        must not await (copying into a buffer never waits)."""
+        ...
+
+    def pop_rejected(self, index: int) -> bytes | bytearray | None:
+        """The bytes of piece `index` if it just failed `verify_piece` (once; else None),
+        so smart ban can hash them block by block."""
         ...
 
     async def read_block(self, index: int, begin: int, length: int) -> bytes:
@@ -129,6 +146,10 @@ class Storage(Protocol):
     async def close(self) -> None:
         """Release every resource; buffers of unfinished pieces are dropped."""
         ...
+
+
+#: Builds the storage of a torrent once its info dict is known (a magnet's only later).
+StorageFactory: TypeAlias = "Callable[[InfoDict], Storage]"
 
 
 def sha1_matches(data: bytes | bytearray | memoryview, digest: bytes) -> bool:
