@@ -177,15 +177,41 @@ def test_seed_and_leecher_exchange_blocks() -> None:
     assert p.events("a") == [ev.BlockRequested(3, 0, BLOCK), ev.BlockRequested(9, 0, 1000)]
     data = bytes(range(256)) * 64
     assert p.a.send_piece(3, 0, data)
-    out = p.a.data_to_send()
-    assert isinstance(out[-1], memoryview), "the block is not copied"
-    assert out[-1] == data
-    p.b.receive_data(b"".join(out), p.now)
+    (out,) = p.a.data_to_send()  # one buffer: header and block go out in one send
+    header = m.encode_piece_header(3, 0, BLOCK)
+    assert out.endswith(header + data)
+    assert p.a.data_to_send() == []
+    p.b.receive_data(out, p.now)
     (got,) = p.events("b")
     assert got == ev.BlockReceived(3, 0, data)
     assert p.b.outstanding == [(9, 0, 1000)]
     assert p.b.statistics()["downloaded"] == BLOCK
     assert p.a.statistics()["uploaded"] == BLOCK
+
+
+def test_a_flush_of_blocks_and_control_messages_is_one_buffer_in_wire_order() -> None:
+    p = pair()
+    p.a.set_choking(False)
+    p.transfer()
+    for index, begin in ((3, 0), (3, BLOCK), (4, 0)):
+        p.b.request(index, begin, BLOCK, p.now)
+    p.transfer()
+    p.events("a")
+    blocks = [bytes([n]) * BLOCK for n in range(3)]
+    data = bytearray(blocks[0])
+    assert p.a.send_piece(3, 0, data)
+    data[:] = bytes(BLOCK)  # the caller may reuse its buffer at once
+    p.a.send_have(9)
+    assert p.a.send_piece(3, BLOCK, memoryview(blocks[1]))
+    assert p.a.send_piece(4, 0, blocks[2])
+    out = p.a.data_to_send()
+    expected = [
+        m.Piece(3, 0, blocks[0]),
+        m.Have(9),
+        m.Piece(3, BLOCK, blocks[1]),
+        m.Piece(4, 0, blocks[2]),
+    ]
+    assert out == [b"".join(m.encode_message(x) for x in expected)]
 
 
 def test_cancel_withdraws_the_request_and_send_piece_reports_it() -> None:
