@@ -133,10 +133,10 @@ def test_handshakes_then_piece_state_then_extended_handshake() -> None:
     assert hs.m == {"ut_metadata": 1, "ut_pex": 2}
     assert hs.v is not None
     assert hs.v.startswith("shoal ")
-    assert (hs.reqq, hs.p) == (250, 6881)
+    assert (hs.reqq, hs.p) == (2000, 6881)  # libtorrent's reqq; rtorrent's is 2,048
     assert b.peer_pieces == Bitfield.from_indices(NUM_PIECES, [0, 9])
     assert b.peer_extensions == {"ut_metadata": 1, "ut_pex": 2}
-    assert b.peer_reqq == 250
+    assert b.peer_reqq == 2000
     assert b.fast
     assert b.extensions
     assert b.state is ConnectionState.OPEN
@@ -360,6 +360,25 @@ def test_inbound_requests_are_validated() -> None:
     )
     with pytest.raises(RemoteProtocolError, match="past the end"):
         p.a.receive_data(m.encode_message(m.Request(9, 0, 1001)), 0)
+
+
+def test_a_peer_may_queue_our_advertised_reqq_of_2000_requests() -> None:
+    p = pair(n=2100)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("a")
+    reqq = p.a.config.max_inbound_requests
+    assert reqq >= 2000
+    blob = b"".join(m.encode_message(m.Request(i, 0, BLOCK)) for i in range(reqq + 1))
+    p.a.receive_data(blob, 0)
+    got = p.events("a")
+    assert got == [ev.BlockRequested(i, 0, BLOCK) for i in range(reqq)]
+    assert p.a.statistics()["inbound_queue"] == reqq
+    assert p.a.refused_requests == 1, "one over the reqq"
+    assert wire(p.a) == m.encode_message(m.Reject(reqq, 0, BLOCK))
+    assert p.a.send_piece(0, 0, bytes(BLOCK))
+    p.a.receive_data(m.encode_message(m.Request(reqq, 0, BLOCK)), 0)  # room again
+    assert p.events("a") == [ev.BlockRequested(reqq, 0, BLOCK)]
 
 
 def test_request_for_a_piece_we_lack_is_refused() -> None:
