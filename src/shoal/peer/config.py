@@ -26,6 +26,10 @@ class ConnectionConfig:
         client_version: BEP 10 ``v``.
         listen_port: BEP 10 ``p`` (our TCP listen port), if any.
         max_inbound_requests: our BEP 10 ``reqq``; more queued requests are refused.
+            2,000 as libtorrent (``max_allowed_in_request_queue``; rtorrent 2,048): a
+            well-behaved peer keeps at most this many requests outstanding, and 250
+            capped one at about 3 MB/s from a shoal seed on loopback. The queue holds
+            request tuples only (about 100 bytes each), never block data.
         max_request_length: largest block we request or serve (BEP 3: 16 KiB).
         keepalive_interval: our silence before a keep-alive (BEP 3: "generally sent
             once every two minutes").
@@ -42,7 +46,7 @@ class ConnectionConfig:
     reserved: ReservedBits = ReservedBits.DHT | ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL
     client_version: str = f"shoal {__version__}"
     listen_port: int | None = None
-    max_inbound_requests: int = 250
+    max_inbound_requests: int = 2000
     max_request_length: int = BLOCK_SIZE
     keepalive_interval: float = 120.0
     idle_timeout: float = 240.0

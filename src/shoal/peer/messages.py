@@ -14,9 +14,12 @@ frame that lies inside one chunk is parsed in place, and a `Piece` block is hand
 as a read-only ``memoryview`` into that chunk: zero copies, and the view stays valid
 for as long as the caller holds it (it keeps its chunk alive). A frame that straddles
 chunks is assembled once, and only when all of its bytes are present, so a 16 KiB block
-fed one byte at a time costs O(n), not O(n²). A growing ``bytearray`` cannot give out
-such views: it refuses to resize while a view exists (``BufferError``) and compacting
-it would overwrite blocks the caller still holds.
+fed one byte at a time costs O(n), not O(n²). Only that frame is copied: the frames
+after it in the later chunk are again parsed in place (an earlier version joined
+everything buffered, so a stream read in 64-256 KiB pieces was copied about 1.03
+times over). A frame header that straddles is read through a 5-byte peek. A growing
+``bytearray`` cannot give out such views: it refuses to resize while a view exists
+(``BufferError``) and compacting it would overwrite blocks the caller still holds.
 
 Limits (all checked before a frame is buffered; see docs/protocol.md):
 
@@ -485,12 +488,38 @@ class FrameDecoder:
             self._error = exc
             raise
 
-    def _merge(self) -> None:
-        """Join the unread bytes into one chunk (called only when a frame needs it)."""
-        self._buf = b"".join([self._view[self._pos :], *self._more])
-        self._view = memoryview(self._buf)
-        self._pos = 0
-        self._more.clear()
+    def _peek_header(self) -> bytes:
+        """The first ``min(5, buffered)`` unread bytes, when they straddle chunks."""
+        head = bytes(self._view[self._pos : self._pos + 5])
+        for chunk in self._more:
+            if len(head) >= 5:
+                break
+            head += chunk[: 5 - len(head)]
+        return head
+
+    def _gather(self, total: int) -> bytes:
+        """Consume and return the next `total` bytes, which straddle chunks.
+
+        The one copy of the data path: only this frame is joined; the chunk it ends in
+        becomes the current chunk, read in place from where the frame ends.
+        """
+        parts: list[bytes | memoryview] = [self._view[self._pos :]]
+        need = total - (len(self._buf) - self._pos)
+        more = self._more
+        while need:
+            chunk = more.popleft()
+            if len(chunk) > need:
+                parts.append(memoryview(chunk)[:need])
+                self._buf, self._view, self._pos = chunk, memoryview(chunk), need
+                break
+            parts.append(chunk)
+            need -= len(chunk)
+            if not need:
+                nxt = more.popleft() if more else _EMPTY
+                self._buf, self._view, self._pos = nxt, memoryview(nxt), 0
+        self._avail -= total
+        self._need = 0
+        return b"".join(parts)
 
     def _next(self) -> Message | None:
         # Loops only to skip unknown messages; each pass consumes a frame or returns.
@@ -498,30 +527,42 @@ class FrameDecoder:
             avail = self._avail
             if avail < 4:
                 return self._incomplete(4)
-            if len(self._buf) - self._pos < min(5, avail):
-                self._merge()
             buf, pos = self._buf, self._pos
-            length: int = _U32.unpack_from(buf, pos)[0]
+            inbuf = len(buf) - pos
+            if inbuf >= 5:
+                length, msg_id = _LEN_ID.unpack_from(buf, pos)
+            else:
+                head = self._peek_header()
+                length = _U32.unpack_from(head)[0]
+                msg_id = head[4] if len(head) > 4 else -1
             if length == 0:
-                self._consume(4)
+                self._take(4, inbuf)
                 return _KEEP_ALIVE
             if length > self._max_any:
                 raise RemoteProtocolError(f"frame of {length} bytes exceeds every limit")
             if avail < 5:
                 return self._incomplete(5)
-            msg_id = buf[pos + 4]
             self._check_length(msg_id, length)
             total = 4 + length
             if avail < total:
                 return self._incomplete(total)
-            if len(buf) - pos < total:
-                self._merge()
-                buf, pos = self._buf, 0
-            self._consume(total)
-            msg = self._parse(msg_id, buf, pos + 5, pos + total)
+            if inbuf >= total:
+                view = self._view
+                self._consume(total)
+            else:
+                buf, pos = self._gather(total), 0
+                view = memoryview(buf)
+            msg = self._parse(msg_id, buf, view, pos + 5, pos + total)
             if msg is not None:
                 return msg
             self.unknown_messages += 1
+
+    def _take(self, n: int, inbuf: int) -> None:
+        """Consume `n` bytes whatever their layout (small frames only)."""
+        if inbuf >= n:
+            self._consume(n)
+        else:
+            self._gather(n)
 
     def _consume(self, n: int) -> None:
         self._need = 0
@@ -567,12 +608,16 @@ class FrameDecoder:
             raise RemoteProtocolError(f"piece index {index} out of range")
         return index
 
-    def _parse(self, msg_id: int, buf: bytes, start: int, end: int) -> Message | None:
-        """Build the message whose payload (after the id byte) is ``buf[start:end]``."""
+    def _parse(
+        self, msg_id: int, buf: bytes, view: memoryview, start: int, end: int
+    ) -> Message | None:
+        """Build the message whose payload (after the id byte) is ``buf[start:end]``;
+        `view` is a memoryview of `buf`, for blocks."""
         if msg_id == MessageId.PIECE:
-            index = self._index(buf, start)
-            (begin,) = _U32.unpack_from(buf, start + 4)
-            return Piece(index, begin, self._view[start + 8 : end])
+            index, begin = _U32X2.unpack_from(buf, start)
+            if self._num_pieces is not None and index >= self._num_pieces:
+                raise RemoteProtocolError(f"piece index {index} out of range")
+            return Piece(index, begin, view[start + 8 : end])
         single = _SINGLETONS.get(msg_id)
         if single is not None:
             return single

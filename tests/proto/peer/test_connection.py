@@ -133,10 +133,10 @@ def test_handshakes_then_piece_state_then_extended_handshake() -> None:
     assert hs.m == {"ut_metadata": 1, "ut_pex": 2}
     assert hs.v is not None
     assert hs.v.startswith("shoal ")
-    assert (hs.reqq, hs.p) == (250, 6881)
+    assert (hs.reqq, hs.p) == (2000, 6881)  # libtorrent's reqq; rtorrent's is 2,048
     assert b.peer_pieces == Bitfield.from_indices(NUM_PIECES, [0, 9])
     assert b.peer_extensions == {"ut_metadata": 1, "ut_pex": 2}
-    assert b.peer_reqq == 250
+    assert b.peer_reqq == 2000
     assert b.fast
     assert b.extensions
     assert b.state is ConnectionState.OPEN
@@ -177,15 +177,41 @@ def test_seed_and_leecher_exchange_blocks() -> None:
     assert p.events("a") == [ev.BlockRequested(3, 0, BLOCK), ev.BlockRequested(9, 0, 1000)]
     data = bytes(range(256)) * 64
     assert p.a.send_piece(3, 0, data)
-    out = p.a.data_to_send()
-    assert isinstance(out[-1], memoryview), "the block is not copied"
-    assert out[-1] == data
-    p.b.receive_data(b"".join(out), p.now)
+    (out,) = p.a.data_to_send()  # one buffer: header and block go out in one send
+    header = m.encode_piece_header(3, 0, BLOCK)
+    assert out.endswith(header + data)
+    assert p.a.data_to_send() == []
+    p.b.receive_data(out, p.now)
     (got,) = p.events("b")
     assert got == ev.BlockReceived(3, 0, data)
     assert p.b.outstanding == [(9, 0, 1000)]
     assert p.b.statistics()["downloaded"] == BLOCK
     assert p.a.statistics()["uploaded"] == BLOCK
+
+
+def test_a_flush_of_blocks_and_control_messages_is_one_buffer_in_wire_order() -> None:
+    p = pair()
+    p.a.set_choking(False)
+    p.transfer()
+    for index, begin in ((3, 0), (3, BLOCK), (4, 0)):
+        p.b.request(index, begin, BLOCK, p.now)
+    p.transfer()
+    p.events("a")
+    blocks = [bytes([n]) * BLOCK for n in range(3)]
+    data = bytearray(blocks[0])
+    assert p.a.send_piece(3, 0, data)
+    data[:] = bytes(BLOCK)  # the caller may reuse its buffer at once
+    p.a.send_have(9)
+    assert p.a.send_piece(3, BLOCK, memoryview(blocks[1]))
+    assert p.a.send_piece(4, 0, blocks[2])
+    out = p.a.data_to_send()
+    expected = [
+        m.Piece(3, 0, blocks[0]),
+        m.Have(9),
+        m.Piece(3, BLOCK, blocks[1]),
+        m.Piece(4, 0, blocks[2]),
+    ]
+    assert out == [b"".join(m.encode_message(x) for x in expected)]
 
 
 def test_cancel_withdraws_the_request_and_send_piece_reports_it() -> None:
@@ -334,6 +360,25 @@ def test_inbound_requests_are_validated() -> None:
     )
     with pytest.raises(RemoteProtocolError, match="past the end"):
         p.a.receive_data(m.encode_message(m.Request(9, 0, 1001)), 0)
+
+
+def test_a_peer_may_queue_our_advertised_reqq_of_2000_requests() -> None:
+    p = pair(n=2100)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("a")
+    reqq = p.a.config.max_inbound_requests
+    assert reqq >= 2000
+    blob = b"".join(m.encode_message(m.Request(i, 0, BLOCK)) for i in range(reqq + 1))
+    p.a.receive_data(blob, 0)
+    got = p.events("a")
+    assert got == [ev.BlockRequested(i, 0, BLOCK) for i in range(reqq)]
+    assert p.a.statistics()["inbound_queue"] == reqq
+    assert p.a.refused_requests == 1, "one over the reqq"
+    assert wire(p.a) == m.encode_message(m.Reject(reqq, 0, BLOCK))
+    assert p.a.send_piece(0, 0, bytes(BLOCK))
+    p.a.receive_data(m.encode_message(m.Request(reqq, 0, BLOCK)), 0)  # room again
+    assert p.events("a") == [ev.BlockRequested(reqq, 0, BLOCK)]
 
 
 def test_request_for_a_piece_we_lack_is_refused() -> None:

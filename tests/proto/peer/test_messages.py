@@ -119,6 +119,50 @@ def test_piece_block_is_a_zero_copy_view_that_outlives_later_reads() -> None:
     assert piece.block == block
 
 
+def test_only_the_frame_that_straddles_two_reads_is_copied() -> None:
+    # Two reads of 2.5 blocks each: blocks inside a read are views into that read's
+    # bytes; only the block cut by the read boundary is a copy (a fresh bytes object).
+    blocks = [bytes([i]) * BLOCK_SIZE for i in range(5)]
+    wire = b"".join(encode_message(Piece(0, i * BLOCK_SIZE, b)) for i, b in enumerate(blocks))
+    cut = len(wire) // 2  # inside the third frame's block
+    first, second = wire[:cut], wire[cut:]
+    dec = FrameDecoder()
+    dec.receive_data(first)
+    got = list(dec)
+    dec.receive_data(second)
+    got += list(dec)
+    assert [p.block for p in got if isinstance(p, Piece)] == blocks
+    owners = [p.block.obj for p in got if isinstance(p, Piece) and isinstance(p.block, memoryview)]
+    assert len(owners) == 5
+    assert all(owners[i] is first for i in (0, 1))
+    assert owners[2] not in (first, second)
+    assert len(owners[2]) == len(encode_message(Piece(0, 0, blocks[2])))  # just that frame
+    assert all(owners[i] is second for i in (3, 4))
+    assert dec.buffered == 0
+
+
+@given(cut=st.integers(1, 3 * (BLOCK_SIZE + 13) - 1))
+def test_a_header_or_block_cut_anywhere_copies_at_most_one_frame(cut: int) -> None:
+    blocks = [bytes([i]) * BLOCK_SIZE for i in range(3)]
+    wire = b"".join(encode_message(Piece(1, i * BLOCK_SIZE, b)) for i, b in enumerate(blocks))
+    first, second = wire[:cut], wire[cut:]
+    dec = FrameDecoder()
+    dec.receive_data(first)
+    got = list(dec)
+    dec.receive_data(second)
+    got += list(dec)
+    assert got == [Piece(1, i * BLOCK_SIZE, b) for i, b in enumerate(blocks)]
+    copied = [
+        p
+        for p in got
+        if isinstance(p, Piece)
+        and isinstance(p.block, memoryview)
+        and p.block.obj is not first
+        and p.block.obj is not second
+    ]
+    assert len(copied) == (0 if cut % (BLOCK_SIZE + 13) == 0 else 1)
+
+
 def test_mutable_input_is_copied_so_caller_can_reuse_its_buffer() -> None:
     buf = bytearray(encode_message(Piece(0, 0, b"hello")))
     dec = FrameDecoder()
