@@ -46,6 +46,18 @@ from .compact import (
     encode_peer,
     ip_packed,
 )
+from .krpc_ext import (
+    ExtQuery,
+    GetQuery,
+    PutQuery,
+    ResponseExt,
+    SampleInfohashesQuery,
+    decode_ext_query,
+    decode_response_ext,
+    encode_query_args,
+    encode_response_ext,
+    raw_dict,
+)
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -54,11 +66,15 @@ __all__ = [
     "ErrorCode",
     "FindNodeQuery",
     "GetPeersQuery",
+    "GetQuery",
     "KRPCDecodeError",
     "Message",
     "PingQuery",
+    "PutQuery",
     "Query",
     "Response",
+    "ResponseExt",
+    "SampleInfohashesQuery",
     "decode_message",
     "encode_message",
     "encode_response_capped",
@@ -119,6 +135,9 @@ class GetPeersQuery:
     want: tuple[bytes, ...] = ()
     read_only: bool = False
     version: bytes | None = None
+    #: BEP 33: ask for the ``BFsd``/``BFpe`` bloom filters; prefer non-seeds in ``values``.
+    scrape: bool = False
+    noseed: bool = False
 
     method = b"get_peers"
 
@@ -136,6 +155,7 @@ class AnnouncePeerQuery:
     implied_port: bool = False  # BEP 5: use the UDP source port instead of `port`
     read_only: bool = False
     version: bytes | None = None
+    seed: bool = False  # BEP 33: the announcer is seeding
 
     method = b"announce_peer"
 
@@ -153,6 +173,8 @@ class Response:
     token: bytes | None = None
     ip: Addr | None = None  # BEP 42: the requester's address as seen by the responder
     version: bytes | None = None
+    #: BEP 33/44/51 keys of ``r`` (see `dht/krpc_ext.py`).
+    ext: ResponseExt | None = None
 
 
 @final
@@ -166,7 +188,7 @@ class Error:
     version: bytes | None = None
 
 
-Query: TypeAlias = PingQuery | FindNodeQuery | GetPeersQuery | AnnouncePeerQuery
+Query: TypeAlias = PingQuery | FindNodeQuery | GetPeersQuery | AnnouncePeerQuery | ExtQuery
 Message: TypeAlias = Query | Response | Error
 
 
@@ -215,6 +237,10 @@ def _want(args: dict[bytes, Bencoded]) -> tuple[bytes, ...]:
     return tuple(w for w in items if isinstance(w, bytes))
 
 
+def _flag(args: dict[bytes, Bencoded], key: bytes) -> bool:
+    return key in args and get_int(args, key) != 0
+
+
 def _port(value: int) -> int:
     if not 0 <= value <= 0xFFFF:
         raise DecodeError(f"port {value} out of range")
@@ -234,15 +260,23 @@ def _decode_query(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> 
         return FindNodeQuery(t, node_id, target, _want(args), read_only, version)
     if method == b"get_peers":
         info_hash = _id20(args, b"info_hash", "get_peers")
-        return GetPeersQuery(t, node_id, info_hash, _want(args), read_only, version)
+        scrape = _flag(args, b"scrape")
+        noseed = _flag(args, b"noseed")
+        return GetPeersQuery(t, node_id, info_hash, _want(args), read_only, version, scrape, noseed)
     if method == b"announce_peer":
         info_hash = _id20(args, b"info_hash", "announce_peer")
         port = _port(get_int(args, b"port", what="announce_peer"))
         token = get_bytes(args, b"token", what="announce_peer")
-        implied = b"implied_port" in args and get_int(args, b"implied_port") != 0
+        implied = _flag(args, b"implied_port")
         if port == 0 and not implied:
             raise DecodeError("announce_peer: port 0 without implied_port")
-        return AnnouncePeerQuery(t, node_id, info_hash, port, token, implied, read_only, version)
+        seed = _flag(args, b"seed")
+        return AnnouncePeerQuery(
+            t, node_id, info_hash, port, token, implied, read_only, version, seed
+        )
+    ext = decode_ext_query(method, args, t, node_id, _want(args), read_only, version)
+    if ext is not None:
+        return ext
     raise KRPCDecodeError(
         f"Method Unknown: {method[:32]!r}", t=t, reply_code=ErrorCode.METHOD_UNKNOWN
     )
@@ -273,6 +307,7 @@ def _decode_response(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) 
         token=_opt_bytes(r, b"token", "response"),
         ip=None if ip is None else decode_peer(ip),
         version=version,
+        ext=decode_response_ext(r),
     )
 
 
@@ -417,7 +452,9 @@ def _decode_general(data: bytes) -> Message:
 # ---- encoding ---------------------------------------------------------------------------
 
 
-def _query_args(msg: Query) -> dict[bytes, Bencoded]:
+def _query_args(
+    msg: PingQuery | FindNodeQuery | GetPeersQuery | AnnouncePeerQuery,
+) -> dict[bytes, Bencoded]:
     args: dict[bytes, Bencoded] = {b"id": msg.node_id}
     if isinstance(msg, FindNodeQuery):
         args[b"target"] = msg.target
@@ -425,11 +462,18 @@ def _query_args(msg: Query) -> dict[bytes, Bencoded]:
         args[b"info_hash"] = msg.info_hash
     if isinstance(msg, (FindNodeQuery, GetPeersQuery)) and msg.want:
         args[b"want"] = list(msg.want)
+    if isinstance(msg, GetPeersQuery):
+        if msg.scrape:
+            args[b"scrape"] = 1
+        if msg.noseed:
+            args[b"noseed"] = 1
     if isinstance(msg, AnnouncePeerQuery):
         args[b"port"] = msg.port
         args[b"token"] = msg.token
         if msg.implied_port:
             args[b"implied_port"] = 1
+        if msg.seed:
+            args[b"seed"] = 1
     return args
 
 
@@ -490,6 +534,8 @@ def _encode_value(addr: Addr) -> bytes:
 
 
 def _encode_response(msg: Response) -> bytes:
+    if msg.ext is not None:
+        return _encode_response_ext(msg, list(map(_encode_value, msg.values)))
     head, tail = _response_halves(msg)
     if not msg.values:
         return head + tail
@@ -503,9 +549,13 @@ def encode_response_capped(msg: Response, max_size: int) -> bytes:
     to learn its size. Without room for any value the ``values`` key is left out; the
     rest of the reply is sent even if it alone exceeds `max_size`.
     """
-    head, tail = _response_halves(msg)
+    if msg.ext is not None:
+        base = len(_encode_response_ext(msg, []))
+    else:
+        head, tail = _response_halves(msg)
+        base = len(head) + len(tail)
     # 10 = len(b"6:values") + the list's "l" and "e".
-    room = max_size - len(head) - len(tail) - 10
+    room = max_size - base - 10
     encoded = list(map(_encode_value, msg.values))
     if sum(map(len, encoded)) > room:  # rare: only small queries with big swarms
         kept = 0
@@ -515,9 +565,26 @@ def encode_response_capped(msg: Response, max_size: int) -> bytes:
                 break
             kept += 1
         del encoded[kept:]
+    if msg.ext is not None:
+        return _encode_response_ext(msg, encoded)
     if not encoded:
         return head + tail
     return b"".join((head, b"6:valuesl", *encoded, b"e", tail))
+
+
+def _encode_response_ext(msg: Response, values: list[bytes]) -> bytes:
+    """A response with extension keys, built from encoded members (``v`` stays verbatim)."""
+    assert msg.ext is not None
+    r = {key: encode(value) for key, value in _response_body(msg).items() if key != b"values"}
+    if values:
+        r[b"values"] = b"".join((b"l", *values, b"e"))
+    r |= encode_response_ext(msg.ext)
+    top = {b"r": raw_dict(r), b"t": encode(msg.t), b"y": b"1:r"}
+    if msg.ip is not None:
+        top[b"ip"] = encode(encode_peer(msg.ip))
+    if msg.version is not None:
+        top[b"v"] = encode(msg.version)
+    return raw_dict(top)
 
 
 def encode_message(msg: Message) -> bytes:
@@ -542,6 +609,8 @@ def _encode_generic(msg: Message) -> bytes:
     elif isinstance(msg, Error):
         d[b"y"] = b"e"
         d[b"e"] = [msg.code, msg.message.encode()]
+    elif isinstance(msg, (GetQuery, PutQuery, SampleInfohashesQuery)):
+        return _encode_ext_query(msg)
     else:
         d[b"y"] = b"q"
         d[b"q"] = msg.method
@@ -551,3 +620,17 @@ def _encode_generic(msg: Message) -> bytes:
     if msg.version is not None:
         d[b"v"] = msg.version
     return encode(d)
+
+
+def _encode_ext_query(msg: ExtQuery) -> bytes:
+    top = {
+        b"a": raw_dict(encode_query_args(msg)),
+        b"q": encode(msg.method),
+        b"t": encode(msg.t),
+        b"y": b"1:q",
+    }
+    if msg.read_only:
+        top[b"ro"] = b"i1e"
+    if msg.version is not None:
+        top[b"v"] = encode(msg.version)
+    return raw_dict(top)

@@ -16,13 +16,9 @@ address we asked and with the rng-drawn id we sent; each query has a deadline,
 and on expiry the routing table hears ``failed(addr)``, by address, never by the
 id we expected (that id may be a third party's lie).
 
-Serving (BEP 5 "DHT Queries"): every reply carries our id, the requester's
-address as ``ip`` (BEP 42) and our version ``v``. find_node and get_peers return
-up to 8 closest nodes; get_peers adds a token and at most `MAX_VALUES` peers,
-fewer if the reply would exceed `amplification` times the query (so spoofed
-queries cannot turn us into a traffic amplifier). announce_peer is stored only
-with a valid token, at the UDP source IP (and source port with ``implied_port``).
-Malformed queries get a 203 (204 for unknown methods) when ``t`` was readable.
+Serving (BEP 5 "DHT Queries") lives in `serving.QueryServer`: the node counts a
+query, lets the routing table hear of its sender and hands it over. Malformed
+queries get a 203 (204 for unknown methods) when ``t`` was readable.
 
 Read-only mode (BEP 43): our queries carry ``ro=1`` and we answer nothing. Nodes
 whose queries carry ``ro=1`` are answered but never enter our table.
@@ -57,7 +53,6 @@ from typing import TYPE_CHECKING, Final
 
 from . import bep42
 from .events import (
-    AnnounceReceived,
     AnnounceSent,
     BootstrapFinished,
     DHTEvent,
@@ -70,7 +65,6 @@ from .events import (
 from .krpc import (
     AnnouncePeerQuery,
     Error,
-    ErrorCode,
     FindNodeQuery,
     GetPeersQuery,
     KRPCDecodeError,
@@ -79,7 +73,6 @@ from .krpc import (
     Response,
     decode_message,
     encode_message,
-    encode_response_capped,
 )
 from .lookup import (
     CandidateState,
@@ -90,22 +83,19 @@ from .lookup import (
     QueryNode,
     Wait,
 )
-from .peer_store import MAX_VALUES, PeerStore, PeerStoreConfig
-from .ratelimit import RateLimiter
+from .peer_store import PeerStoreConfig
 from .routing import Added, Pending, RoutingStats, RoutingTable
-from .tokens import TokenManager
+from .serving import CLOSEST, QueryServer, ServerConfig
 from .transactions import TransactionTable
 
 if TYPE_CHECKING:
     import random
 
-    from .compact import Addr, NodeInfo
+    from .compact import Addr
     from .routing import InsertResult
 
 __all__ = ["DHTConfig", "DHTNode", "DHTStats"]
 
-#: BEP 5: find_node/get_peers return "the K (8) closest good nodes".
-CLOSEST: Final = 8
 # Bound on the lookup-driving loop per call: each QueryNode occupies a slot, so a
 # lookup yields at most alpha in a row; the cap only guards against a buggy policy.
 _MAX_ACTIONS: Final = 64
@@ -234,11 +224,24 @@ class DHTNode:
         self.table = RoutingTable(
             self.node_id, k=cfg.k, now=now, restrict_ips=cfg.restrict_ips, rng=rng
         )
-        self.tokens = TokenManager(rng, now)
-        self.peer_store = PeerStore(cfg.peer_store)
-        self._limiter = RateLimiter(cfg.rate, cfg.burst)
         self._out: list[tuple[bytes, Addr]] = []
         self._events: collections.deque[DHTEvent] = collections.deque()
+        self._counts: collections.Counter[str] = collections.Counter()
+        self.server = QueryServer(
+            self.node_id,
+            self.table,
+            ServerConfig(cfg.read_only, cfg.amplification, cfg.ipv6, cfg.version),
+            rng,
+            now,
+            rate=cfg.rate,
+            burst=cfg.burst,
+            peer_store=cfg.peer_store,
+            out=self._out,
+            events=self._events,
+            counts=self._counts,
+        )
+        self.tokens = self.server.tokens
+        self.peer_store = self.server.peer_store
         self._txns: TransactionTable[_Txn] = TransactionTable(rng)
         self._pinging: set[Addr] = set()
         self._jobs: dict[int, _LookupJob] = {}
@@ -256,13 +259,13 @@ class DHTNode:
         self._maintenance_at = now + cfg.maintenance_interval
         self._votes: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.external_ip: str | None = None
-        self._counts: collections.Counter[str] = collections.Counter()
 
     # ---- driver verbs ---------------------------------------------------------------
 
     def datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
         """Drain the datagrams queued by earlier calls."""
-        out, self._out = self._out, []
+        out = self._out[:]
+        self._out.clear()  # the list is shared with the server: empty it in place
         return out
 
     def next_event(self) -> DHTEvent | None:
@@ -312,8 +315,8 @@ class DHTNode:
         except KRPCDecodeError as exc:
             self._counts["malformed"] += 1
             reply = exc.reply
-            if reply is not None and self._may_answer(addr, now):
-                self._send_error(reply.t, reply.code, reply.message, addr)
+            if reply is not None and self.server.may_answer(addr, now):
+                self.server.send_error(reply.t, reply.code, reply.message, addr)
             return
         if isinstance(msg, Response):
             self._on_response(msg, addr, now)
@@ -377,19 +380,12 @@ class DHTNode:
             retransmits=c["retransmits"],
         )
 
-    # ---- serving queries ------------------------------------------------------------
-
-    def _may_answer(self, addr: Addr, now: float) -> bool:
-        if self.config.read_only:
-            return False  # BEP 43: read-only nodes do not respond to queries
-        if not self._limiter.allow(addr[0], now):
-            self._counts["rate_limited"] += 1
-            return False
-        return True
+    # ---- serving queries (answers: serving.QueryServer) ------------------------------
 
     def _on_query(self, msg: Query, addr: Addr, size: int, now: float) -> None:
         self._counts["queries"] += 1
-        if not self._may_answer(addr, now):
+        server = self.server
+        if not server.may_answer(addr, now):
             return
         if not msg.read_only:  # BEP 43: read-only nodes must not enter routing tables
             verified = bep42.is_valid_node_id(addr[0], msg.node_id)
@@ -397,57 +393,7 @@ class DHTNode:
                 self.table.heard_from(msg.node_id, addr, now, responded=False, verified=verified),
                 now,
             )
-        if isinstance(msg, PingQuery):
-            self._reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
-        elif isinstance(msg, FindNodeQuery):
-            nodes, nodes6 = self._closest_nodes(msg.target, now)
-            resp = Response(
-                msg.t, self.node_id, nodes, nodes6, ip=addr, version=self.config.version
-            )
-            self._reply(resp, addr)
-        elif isinstance(msg, GetPeersQuery):
-            self._answer_get_peers(msg, addr, size, now)
-        else:
-            self._answer_announce(msg, addr, now)
-
-    def _closest_nodes(
-        self, target: bytes, now: float
-    ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
-        """(nodes, nodes6) for a reply: the closest entries of our address family."""
-        entries = self.table.closest(target, CLOSEST, now=now)
-        if self.config.ipv6:
-            return (), tuple([e.info for e in entries if ":" in e.addr[0]])
-        return tuple([e.info for e in entries if ":" not in e.addr[0]]), ()
-
-    def _answer_get_peers(self, msg: GetPeersQuery, addr: Addr, size: int, now: float) -> None:
-        token = self.tokens.issue(addr[0], msg.info_hash, now)
-        nodes, nodes6 = self._closest_nodes(msg.info_hash, now)
-        family_v6 = ":" in addr[0]
-        stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
-        peers = tuple([p for p in stored if (":" in p[0]) == family_v6])
-        version = self.config.version
-        resp = Response(msg.t, self.node_id, nodes, nodes6, peers, token, addr, version)
-        # Anti-amplification: values are cut so that the reply stays within
-        # `amplification` times the size of the query.
-        self._out.append((encode_response_capped(resp, self.config.amplification * size), addr))
-
-    def _answer_announce(self, msg: AnnouncePeerQuery, addr: Addr, now: float) -> None:
-        if not self.tokens.validate(msg.token, addr[0], msg.info_hash, now):
-            self._send_error(msg.t, ErrorCode.PROTOCOL, "Protocol Error: bad token", addr)
-            return
-        # BEP 5: with implied_port, "the source port of the UDP packet should be used".
-        peer = (addr[0], addr[1] if msg.implied_port else msg.port)
-        self.peer_store.add(msg.info_hash, peer, now)
-        self._events.append(AnnounceReceived(msg.info_hash, peer))
-        self._reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
-
-    def _reply(self, resp: Response, addr: Addr) -> None:
-        """Queue `resp`, which carries the requester's address (BEP 42) and our version."""
-        self._out.append((encode_message(resp), addr))
-
-    def _send_error(self, t: bytes, code: int, message: str, addr: Addr) -> None:
-        self._counts["errors_sent"] += 1
-        self._out.append((encode_message(Error(t, code, message, self.config.version)), addr))
+        server.answer(msg, addr, size, now)
 
     # ---- our queries and their outcomes ----------------------------------------------
 
@@ -581,6 +527,7 @@ class DHTNode:
         self.table = RoutingTable(
             self.node_id, k=cfg.k, now=now, restrict_ips=cfg.restrict_ips, rng=self._rng
         )
+        self.server.node_id, self.server.table = self.node_id, self.table
         for entry in known:
             self.ping(entry.addr, now, entry.node_id)
 

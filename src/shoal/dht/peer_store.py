@@ -13,6 +13,11 @@ minutes, so entries live `ttl` (30 min) after their last announce.
 Peers are keyed by (IP, port), as BEP 5 stores "the IP address of the querying
 node and the supplied port number". The IP always comes from the UDP source
 address (announce tokens prove it), so filling a swarm needs many real IPs.
+
+BEP 33: an announce may say ``seed=1``. Seeds are remembered in a per-swarm set
+beside the peers (pruned against the live peers whenever it is read or grows past
+them), and `scrape_ips` returns the seed and non-seed IPs for the bloom filters.
+BEP 51: `sample` draws random stored info-hashes.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ class PeerStore:
         self.config = config if config is not None else PeerStoreConfig()
         # info_hash -> {peer: last announce time}; both in last-announced order.
         self._swarms: dict[bytes, dict[Addr, float]] = {}
+        # info_hash -> peers whose last announce said seed=1 (may hold departed peers).
+        self._seeds: dict[bytes, set[Addr]] = {}
         self._total = 0
         self._evicted_swarms = 0
         self._evicted_peers = 0
@@ -66,8 +73,12 @@ class PeerStore:
     def peer_count(self) -> int:
         return self._total
 
-    def add(self, info_hash: bytes, peer: Addr, now: float) -> None:
-        """Record (or refresh) `peer` for `info_hash`, evicting the oldest on overflow."""
+    def add(self, info_hash: bytes, peer: Addr, now: float, seed: bool = False) -> None:
+        """Record (or refresh) `peer` for `info_hash`, evicting the oldest on overflow.
+
+        `seed` is the announce's BEP 33 flag; the latest announce decides.
+        """
+        self._mark_seed(info_hash, peer, seed)
         cfg = self.config
         swarm = self._swarms.pop(info_hash, None)
         if swarm is None:
@@ -100,6 +111,36 @@ class PeerStore:
             return peers
         return rng.sample(peers, max(0, count))
 
+    def _mark_seed(self, info_hash: bytes, peer: Addr, seed: bool) -> None:
+        seeds = self._seeds.get(info_hash)
+        if seed:
+            if seeds is None:
+                seeds = self._seeds[info_hash] = set()
+            seeds.add(peer)
+            swarm = self._swarms.get(info_hash)
+            if len(seeds) > 2 * len(swarm or ()) + 16:
+                seeds &= (swarm or {}).keys()  # drop departed peers; keeps the set bounded
+        elif seeds is not None:
+            seeds.discard(peer)
+
+    def scrape_ips(self, info_hash: bytes, now: float) -> tuple[set[str], set[str]] | None:
+        """(seed IPs, non-seed IPs) of the live peers, or None for an unknown swarm."""
+        swarm = self._swarms.get(info_hash)
+        if swarm is None:
+            return None
+        self._expire_swarm(info_hash, swarm, now)
+        if info_hash not in self._swarms:
+            return None
+        seeds = self._seeds.get(info_hash, set())
+        seeds &= swarm.keys()
+        seed_ips = {ip for ip, _ in seeds}
+        return seed_ips, {ip for ip, _ in swarm if ip not in seed_ips}
+
+    def sample(self, rng: random.Random, count: int) -> list[bytes]:
+        """Up to `count` stored info-hashes, drawn at random (BEP 51)."""
+        hashes = list(self._swarms)
+        return hashes if len(hashes) <= count else rng.sample(hashes, count)
+
     def expire(self, now: float) -> None:
         """Drop every entry older than the ttl (call periodically; `get` also expires)."""
         for info_hash, swarm in list(self._swarms.items()):
@@ -120,10 +161,12 @@ class PeerStore:
             self._total -= 1
         if not swarm:
             del self._swarms[info_hash]
+            self._seeds.pop(info_hash, None)
 
     def _evict_swarm(self) -> None:
         info_hash = next(iter(self._swarms))
         swarm = self._swarms.pop(info_hash)
+        self._seeds.pop(info_hash, None)
         self._total -= len(swarm)
         self._evicted_swarms += 1
         self._evicted_peers += len(swarm)

@@ -282,6 +282,19 @@ _arg_keys = st.sampled_from(
         b"nodes",
         b"nodes6",
         b"values",
+        b"scrape",
+        b"seed",
+        b"seq",
+        b"sig",
+        b"k",
+        b"v",
+        b"salt",
+        b"cas",
+        b"samples",
+        b"BFsd",
+        b"BFpe",
+        b"interval",
+        b"num",
     ]
 )
 
@@ -290,7 +303,17 @@ _arg_keys = st.sampled_from(
     st.fixed_dictionaries(
         {b"t": st.binary(max_size=4), b"y": st.sampled_from([b"q", b"r", b"e"])},
         optional={
-            b"q": st.sampled_from([b"ping", b"find_node", b"get_peers", b"announce_peer"]),
+            b"q": st.sampled_from(
+                [
+                    b"ping",
+                    b"find_node",
+                    b"get_peers",
+                    b"announce_peer",
+                    b"get",
+                    b"put",
+                    b"sample_infohashes",
+                ]
+            ),
             b"a": st.dictionaries(_arg_keys, _values | st.binary(min_size=20, max_size=20)),
             b"r": st.dictionaries(_arg_keys, _values | st.binary(min_size=26, max_size=26)),
             b"e": st.lists(_values, max_size=3),

@@ -255,7 +255,7 @@ def test_malformed_datagrams_dropped_or_answered_with_203_204() -> None:
     assert dst == addr(2)
     assert isinstance(err, Error)
     assert (err.t, err.code) == (b"xy", ErrorCode.PROTOCOL)
-    node.receive_datagram(b"d1:ad2:id20:abcdefghij0123456789e1:q3:put1:t2:zz1:y1:qe", addr(2), 0)
+    node.receive_datagram(b"d1:ad2:id20:abcdefghij0123456789e1:q4:vote1:t2:zz1:y1:qe", addr(2), 0)
     ((data, _),) = node.datagrams_to_send()
     err = decode_message(data)
     assert isinstance(err, Error)

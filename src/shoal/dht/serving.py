@@ -1,0 +1,245 @@
+"""`QueryServer`: the half of a DHT node that answers other nodes' queries.
+
+Theory of operation
+-------------------
+`DHTNode` receives every datagram; for a query it counts it, asks `may_answer`
+(read-only mode, per-IP rate limit), lets the routing table hear of the sender,
+and hands the query here. The server owns what only serving needs: announce
+tokens, the peer store and the rate limiter. Each query type is answered by a
+small method; the BEP extensions (44 items, 33 scrape, 51 samples) keep their
+logic in their own pure modules and are only dispatched from here.
+
+Every reply carries our id, the requester's address as ``ip`` (BEP 42) and our
+version ``v``. find_node and get_peers return up to 8 closest nodes; get_peers
+adds a token and at most `MAX_VALUES` peers, fewer if the reply would exceed
+`amplification` times the query (so spoofed queries cannot turn us into a traffic
+amplifier). announce_peer is stored only with a valid token, at the UDP source IP
+(and source port with ``implied_port``).
+
+Output goes to the node's datagram list and event deque (shared objects), so the
+node's ``datagrams_to_send``/``next_event`` drain both halves at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from .bep44 import Item, ItemError, check_item
+from .events import AnnounceReceived
+from .item_store import ItemStore, ItemStoreConfig
+from .krpc import (
+    AnnouncePeerQuery,
+    Error,
+    ErrorCode,
+    FindNodeQuery,
+    GetPeersQuery,
+    GetQuery,
+    PingQuery,
+    PutQuery,
+    Response,
+    ResponseExt,
+    SampleInfohashesQuery,
+    encode_message,
+    encode_response_capped,
+)
+from .peer_store import MAX_VALUES, PeerStore, PeerStoreConfig
+from .ratelimit import RateLimiter
+from .sampling import SampleCache
+from .scrape import Bloom
+from .tokens import TokenManager
+
+if TYPE_CHECKING:
+    import collections
+    import random
+
+    from .compact import Addr, NodeInfo
+    from .events import DHTEvent
+    from .krpc import Query
+    from .routing import RoutingTable
+
+__all__ = ["CLOSEST", "QueryServer", "ServerConfig"]
+
+#: BEP 5: find_node/get_peers return "the K (8) closest good nodes".
+CLOSEST: Final = 8
+_ITEM_ERRORS: Final = {
+    ItemError.BAD_TOKEN: "Protocol Error: bad token",
+    ItemError.VALUE_TOO_BIG: "message (v field) too big",
+    ItemError.INVALID_SIGNATURE: "invalid signature",
+    ItemError.SALT_TOO_BIG: "salt (salt field) too big",
+    ItemError.CAS_MISMATCH: "the CAS hash mismatched, re-read value and try again",
+    ItemError.SEQ_TOO_LOW: "sequence number less than current",
+}
+
+
+class ServerConfig:
+    """The serving policy, read from the node's `DHTConfig` (see there)."""
+
+    __slots__ = ("amplification", "ipv6", "read_only", "version")
+
+    def __init__(
+        self, read_only: bool, amplification: int, ipv6: bool, version: bytes | None
+    ) -> None:
+        self.read_only = read_only
+        self.amplification = amplification
+        self.ipv6 = ipv6
+        self.version = version
+
+
+class QueryServer:
+    """Answers queries for one node (see the module docstring).
+
+    Args:
+        node_id: our id; the node updates `node_id` and `table` when it changes id.
+        table: the routing table closest nodes are drawn from.
+        out: the node's outgoing datagram list (appended to).
+        events: the node's event deque (appended to).
+        counts: the node's counters (``rate_limited``, ``errors_sent``).
+    """
+
+    def __init__(
+        self,
+        node_id: bytes,
+        table: RoutingTable,
+        config: ServerConfig,
+        rng: random.Random,
+        now: float,
+        *,
+        rate: float,
+        burst: float,
+        peer_store: PeerStoreConfig,
+        items: ItemStoreConfig | None = None,
+        sample_interval: int | None = None,
+        out: list[tuple[bytes, Addr]],
+        events: collections.deque[DHTEvent],
+        counts: collections.Counter[str],
+    ) -> None:
+        self.node_id = node_id
+        self.table = table
+        self.config = config
+        self._rng = rng
+        self.tokens = TokenManager(rng, now)
+        self.peer_store = PeerStore(peer_store)
+        self.items = ItemStore(items)
+        self.samples = SampleCache() if sample_interval is None else SampleCache(sample_interval)
+        self._limiter = RateLimiter(rate, burst)
+        self._out = out
+        self._events = events
+        self._counts = counts
+
+    def may_answer(self, addr: Addr, now: float) -> bool:
+        """Whether `addr` gets an answer now (read-only mode, per-IP rate limit)."""
+        if self.config.read_only:
+            return False  # BEP 43: read-only nodes do not respond to queries
+        if not self._limiter.allow(addr[0], now):
+            self._counts["rate_limited"] += 1
+            return False
+        return True
+
+    def answer(self, msg: Query, addr: Addr, size: int, now: float) -> None:
+        """Queue the reply to `msg` (`size` is its datagram's length, for amplification caps)."""
+        if isinstance(msg, PingQuery):
+            self.reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
+        elif isinstance(msg, FindNodeQuery):
+            nodes, nodes6 = self.closest_nodes(msg.target, now)
+            resp = Response(
+                msg.t, self.node_id, nodes, nodes6, ip=addr, version=self.config.version
+            )
+            self.reply(resp, addr)
+        elif isinstance(msg, GetPeersQuery):
+            self._answer_get_peers(msg, addr, size, now)
+        elif isinstance(msg, AnnouncePeerQuery):
+            self._answer_announce(msg, addr, now)
+        elif isinstance(msg, GetQuery):
+            self._answer_get(msg, addr, now)
+        elif isinstance(msg, PutQuery):
+            self._answer_put(msg, addr, now)
+        else:
+            self._answer_sample(msg, addr, now)
+
+    def closest_nodes(
+        self, target: bytes, now: float
+    ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
+        """(nodes, nodes6) for a reply: the closest entries of our address family."""
+        entries = self.table.closest(target, CLOSEST, now=now)
+        if self.config.ipv6:
+            return (), tuple([e.info for e in entries if ":" in e.addr[0]])
+        return tuple([e.info for e in entries if ":" not in e.addr[0]]), ()
+
+    def _answer_get_peers(self, msg: GetPeersQuery, addr: Addr, size: int, now: float) -> None:
+        token = self.tokens.issue(addr[0], msg.info_hash, now)
+        nodes, nodes6 = self.closest_nodes(msg.info_hash, now)
+        family_v6 = ":" in addr[0]
+        stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
+        peers = tuple([p for p in stored if (":" in p[0]) == family_v6])
+        version = self.config.version
+        ext = self._scrape(msg.info_hash, now) if msg.scrape else None
+        resp = Response(msg.t, self.node_id, nodes, nodes6, peers, token, addr, version, ext)
+        # Anti-amplification: values are cut so that the reply stays within
+        # `amplification` times the size of the query.
+        self._out.append((encode_response_capped(resp, self.config.amplification * size), addr))
+
+    def _answer_announce(self, msg: AnnouncePeerQuery, addr: Addr, now: float) -> None:
+        if not self.tokens.validate(msg.token, addr[0], msg.info_hash, now):
+            self.send_error(msg.t, ErrorCode.PROTOCOL, "Protocol Error: bad token", addr)
+            return
+        # BEP 5: with implied_port, "the source port of the UDP packet should be used".
+        peer = (addr[0], addr[1] if msg.implied_port else msg.port)
+        self.peer_store.add(msg.info_hash, peer, now, seed=msg.seed)
+        self._events.append(AnnounceReceived(msg.info_hash, peer))
+        self.reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
+
+    def _scrape(self, info_hash: bytes, now: float) -> ResponseExt | None:
+        """BEP 33: the seed and peer filters, only when we store the swarm."""
+        ips = self.peer_store.scrape_ips(info_hash, now)
+        if ips is None:
+            return None
+        seeds, peers = ips
+        return ResponseExt(bf_seeds=bytes(Bloom.of(seeds)), bf_peers=bytes(Bloom.of(peers)))
+
+    def _answer_get(self, msg: GetQuery, addr: Addr, now: float) -> None:
+        """BEP 44 ``get``: a write token, closest nodes and the item if it is newer."""
+        token = self.tokens.issue(addr[0], msg.target, now)
+        nodes, nodes6 = self.closest_nodes(msg.target, now)
+        item = self.items.get(msg.target, now)
+        ext = None
+        if item is not None and item.key is None:
+            ext = ResponseExt(value=item.value)
+        elif item is not None and msg.seq is not None and item.seq <= msg.seq:
+            ext = ResponseExt(seq=item.seq)  # "k, v and sig SHOULD be omitted"
+        elif item is not None:
+            ext = ResponseExt(value=item.value, key=item.key, seq=item.seq, sig=item.sig)
+        version = self.config.version
+        self.reply(
+            Response(msg.t, self.node_id, nodes, nodes6, (), token, addr, version, ext), addr
+        )
+
+    def _answer_put(self, msg: PutQuery, addr: Addr, now: float) -> None:
+        """BEP 44 ``put``: token, sizes, signature, then seq/cas against what is stored."""
+        item = Item(msg.value, msg.key, msg.salt, msg.seq, msg.sig)
+        error = check_item(item)
+        if error is None and not self.tokens.validate(msg.token, addr[0], item.target, now):
+            error = ItemError.BAD_TOKEN
+        if error is None:
+            error = self.items.put(item, now, msg.cas)
+        if error is not None:
+            self.send_error(msg.t, error, _ITEM_ERRORS[error], addr)
+            return
+        self.reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
+
+    def _answer_sample(self, msg: SampleInfohashesQuery, addr: Addr, now: float) -> None:
+        """BEP 51: up to 20 stored info-hashes, how many we store, when to ask again."""
+        samples, num, interval = self.samples.samples(self.peer_store, now, self._rng)
+        nodes, nodes6 = self.closest_nodes(msg.target, now)
+        ext = ResponseExt(samples=samples, interval=interval, num=num)
+        version = self.config.version
+        self.reply(
+            Response(msg.t, self.node_id, nodes, nodes6, ip=addr, version=version, ext=ext), addr
+        )
+
+    def reply(self, resp: Response, addr: Addr) -> None:
+        """Queue `resp`, which carries the requester's address (BEP 42) and our version."""
+        self._out.append((encode_message(resp), addr))
+
+    def send_error(self, t: bytes, code: int, message: str, addr: Addr) -> None:
+        self._counts["errors_sent"] += 1
+        self._out.append((encode_message(Error(t, code, message, self.config.version)), addr))
