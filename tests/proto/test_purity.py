@@ -25,6 +25,7 @@ PURE_MODULES = [
     "metainfo.py",
     "magnet.py",
     "layout.py",
+    "ipfilter.py",
     "errors.py",
     "_version.py",
     "testing/__init__.py",
