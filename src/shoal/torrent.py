@@ -338,6 +338,17 @@ class Torrent:
             ratio=uploaded / downloaded if downloaded else 0.0,
         )
 
+    def verified_pieces(self) -> list[bool]:
+        """Per piece, whether it is verified (empty until the metadata is known).
+
+        For callers that show per-piece or per-file progress (the daemon's
+        ``pieceStates`` and ``files``); a copy, so holding it costs the engine nothing.
+        """
+        if self.data is None:
+            return []
+        have = self.data.storage.verified()
+        return [have.test(i) for i in range(self.data.info.num_pieces)]
+
     @property
     def state(self) -> TorrentState:
         """What the torrent is doing now."""

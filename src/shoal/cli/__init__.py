@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from .._version import __version__
 from ..errors import ShoalError
-from . import config_file, create, demo, dht, get, info, seed
+from . import config_file, create, daemon, demo, dht, get, info, remote, seed
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "build_parser", "command_names", "main"]
 
 #: Every subcommand, in the order ``shoal --help`` lists them.
-COMMANDS: Final[Sequence[Command]] = (create, info, get, seed, dht, demo)
+COMMANDS: Final[Sequence[Command]] = (create, info, get, seed, dht, demo, daemon, remote)
 
 _EPILOG = """\
 examples:
@@ -50,6 +50,9 @@ examples:
   shoal info photos.torrent                   show what a .torrent contains
   shoal info 'magnet:?xt=urn:btih:...'        decode a magnet link
   shoal dht get-peers INFOHASH                look up peers for an info-hash
+  shoal daemon --download-dir ~/Downloads     run a daemon with a qBittorrent-compatible API
+  shoal remote list --url http://127.0.0.1:8080
+                                              list a daemon's (or qBittorrent's) torrents
 
 settings: flags > SHOAL_* environment variables > config file > defaults (docs/cli.md).
 

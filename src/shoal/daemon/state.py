@@ -1,0 +1,489 @@
+"""The daemon's model: one `Client`, the database, and every operation the API offers.
+
+Theory of operation
+-------------------
+`Daemon` is the only place where the API's verbs meet the engine. Each torrent is a
+`TorrentRow` (database) plus the running `Torrent`. Every change is written to the
+database *before* it is applied to the engine, so a ``kill -9`` at any point leaves
+the database describing what the user asked for; the engine's resume files say which
+pieces are durable. On start, `restore` re-adds every row: completed torrents find
+their resume file and seed without a recheck, unfinished ones resume, paused ones
+are paused again, magnets whose metadata had arrived are re-added from the stored
+.torrent bytes (the watcher task stores them once verified).
+
+Settings the engine cannot apply yet (per-torrent rate limits, force start without
+a queue) are stored and reported as qBittorrent reports them. File priorities and
+``recheck`` are applied by restarting the torrent in place: file priority 0 leaves
+the file out of the selection; a recheck deletes the resume file first, so the
+restart hashes everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, final
+
+import trio
+
+from .. import torrent_events as tev
+from ..errors import DecodeError, MetadataError, ShoalError, StorageError
+from ..magnet import Magnet, parse_magnet
+from ..metainfo import Metainfo, build_metainfo, parse_metainfo
+from . import qbt
+from .db import Store, TorrentRow
+from .sync import MainData
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..torrent import Torrent
+
+__all__ = ["AddOptions", "ApiError", "Daemon", "DaemonConfig"]
+
+log = logging.getLogger(__name__)
+
+#: qBittorrent's file priorities: 0 skip, 1 normal, 6 high, 7 maximal.
+FILE_PRIORITIES: Final = frozenset({0, 1, 6, 7})
+_RESTART_BUDGET: Final = 5.0
+
+
+class ApiError(ShoalError):
+    """A request the API refuses: the HTTP status and one line saying why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """What ``shoal daemon`` was started with (see docs/daemon.md)."""
+
+    download_dir: Path
+    state_dir: Path
+    allow_any_savepath: bool = False
+    extra_roots: tuple[Path, ...] = ()
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        return (self.download_dir, *self.extra_roots)
+
+
+@final
+@dataclass(slots=True)
+class AddOptions:
+    """``torrents/add`` parameters that apply to every torrent of one request."""
+
+    save_path: Path
+    category: str = ""
+    tags: tuple[str, ...] = ()
+    paused: bool = False
+    sequential: bool = False
+    ratio_limit: float = -2.0
+    seeding_time_limit: int = -2
+    dl_limit: int = 0
+    up_limit: int = 0
+
+
+@dataclass(slots=True)
+class _Entry:
+    row: TorrentRow
+    torrent: Torrent
+    started: float
+
+
+def _now_wall() -> int:
+    return int(time.time())
+
+
+@final
+class Daemon:
+    """Owns the torrents of a `Client` and the database that remembers them."""
+
+    def __init__(
+        self, client: Client, store: Store, config: DaemonConfig, nursery: trio.Nursery
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.config = config
+        self._nursery = nursery
+        self._entries: dict[str, _Entry] = {}
+        self.categories: dict[str, str] = {}
+        self.tags: list[str] = []
+        self.prefs: dict[str, Any] = {}
+        self._lock = trio.Lock()  # one structural change (add/remove/restart) at a time
+        #: Session counters for /metrics (kept across torrent removal).
+        self.hash_failures = 0
+        self.peer_bans = 0
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    async def restore(self) -> int:
+        """Load the database and restart every torrent in it; returns how many."""
+        self.categories = await self.store.categories()
+        self.tags = await self.store.tags()
+        self.prefs = await self.store.prefs()
+        rows = await self.store.torrents()
+        for row in rows:
+            try:
+                await self._start(row)
+            except (ShoalError, ValueError, OSError) as exc:
+                log.error("cannot restore torrent %s: %s", row.hash, exc)
+        return len(rows)
+
+    async def _start(self, row: TorrentRow) -> None:
+        source: Magnet | Metainfo = (
+            parse_magnet(row.source.decode()) if row.is_magnet else parse_metainfo(row.source)
+        )
+        prio = row.file_prio
+        select = [i for i, p in enumerate(prio) if p > 0] if any(p == 0 for p in prio) else None
+        torrent = await self.client.add(
+            source, save_to=Path(row.save_path), select=select, sequential=row.sequential
+        )
+        if row.paused:
+            await torrent.pause()
+        self._entries[row.hash] = _Entry(row, torrent, trio.current_time())
+        self._nursery.start_soon(self._watch, row, torrent)
+        self._nursery.start_soon(self._count_events, torrent)
+
+    async def _count_events(self, torrent: Torrent) -> None:
+        """Hash failures and peer bans, for /metrics (the subscription ends with the torrent)."""
+        async with torrent.events() as events:
+            async for event in events:
+                if isinstance(event, tev.PieceFailed):
+                    self.hash_failures += 1
+                elif isinstance(event, tev.PeerBanned):
+                    self.peer_bans += 1
+
+    async def _watch(self, row: TorrentRow, torrent: Torrent) -> None:
+        """Store a magnet's verified metadata, then the completion time, as they happen."""
+        try:
+            meta = await torrent.wait_metadata()
+            if row.is_magnet and self._entries.get(row.hash, None) is not None:
+                row.source = build_metainfo(meta.info.raw)
+                row.is_magnet = False
+                row.name = meta.info.name
+                if not row.file_prio:
+                    row.file_prio = [1] * len(meta.info.files)
+                await self.store.put_torrent(row)
+            await torrent.wait_complete()
+        except (MetadataError, StorageError):
+            return  # removed or failed: nothing to record
+        if row.completion_on < 0 and self._entries.get(row.hash) is not None:
+            row.completion_on = _now_wall()
+            await self.store.put_torrent(row)
+
+    # ---- queries -------------------------------------------------------------------
+
+    def hashes(self) -> list[str]:
+        return list(self._entries)
+
+    def resolve(self, hashes: str) -> list[str]:
+        """``hashes`` parameter: ``all`` or ``|``-separated (unknown hashes are ignored)."""
+        if hashes.strip().lower() == "all":
+            return list(self._entries)
+        wanted = [h.strip().lower() for h in hashes.split("|") if h.strip()]
+        return [h for h in wanted if h in self._entries]
+
+    def view(self, info_hash: str) -> qbt.View:
+        entry = self._entries.get(info_hash.lower())
+        if entry is None:
+            raise ApiError(404, "Torrent hash was not found")
+        t = entry.torrent
+        return qbt.View(
+            row=entry.row,
+            stats=t.statistics(),
+            metainfo=t.metainfo,
+            verified=t.verified_pieces(),
+            time_active=int(trio.current_time() - entry.started),
+            dht=self.client.dht is not None,
+        )
+
+    def views(self) -> list[qbt.View]:
+        return [self.view(h) for h in self._entries]
+
+    def torrent(self, info_hash: str) -> Torrent:
+        return self._entries[info_hash].torrent
+
+    def infos(self) -> list[dict[str, Any]]:
+        return [qbt.torrent_info(v) for v in self.views()]
+
+    def category_dict(self) -> dict[str, dict[str, Any]]:
+        return {n: {"name": n, "savePath": p} for n, p in sorted(self.categories.items())}
+
+    def server_state(self) -> dict[str, Any]:
+        stats = self.client.statistics()
+        views = [e.torrent.statistics() for e in self._entries.values()]
+        nodes = 0
+        if self.client.dht is not None:
+            nodes = self.client.dht.statistics().node.routing.nodes
+        return {
+            "connection_status": "connected" if stats.peers else "disconnected",
+            "dht_nodes": nodes,
+            "dl_info_data": sum(v.downloaded_payload for v in views),
+            "dl_info_speed": round(stats.download_rate),
+            "dl_rate_limit": 0,
+            "up_info_data": sum(v.uploaded for v in views),
+            "up_info_speed": round(stats.upload_rate),
+            "up_rate_limit": 0,
+            "queueing": False,
+            "use_alt_speed_limits": False,
+            "refresh_interval": 1500,
+            "free_space_on_disk": _free_space(self.config.download_dir),
+        }
+
+    def maindata(self) -> MainData:
+        return MainData(
+            torrents={i["hash"]: i for i in self.infos()},
+            categories=self.category_dict(),
+            tags=tuple(self.tags),
+            server_state=self.server_state(),
+        )
+
+    # ---- save paths ----------------------------------------------------------------
+
+    def check_save_path(self, text: str) -> Path:
+        """An absolute save path inside the download roots (or anywhere, if allowed).
+
+        Raises:
+            ApiError: 400 for ``..`` components or a path outside every root.
+        """
+        if not text:
+            return self.config.download_dir
+        if "\x00" in text or ".." in Path(text).parts:
+            raise ApiError(400, "savepath must not contain '..'")
+        path = Path(text)
+        if not path.is_absolute():
+            path = self.config.download_dir / path
+        resolved = Path(os.path.realpath(path))
+        if self.config.allow_any_savepath:
+            return resolved
+        for root in self.config.roots:
+            real_root = Path(os.path.realpath(root))
+            if resolved == real_root or resolved.is_relative_to(real_root):
+                return resolved
+        raise ApiError(400, "savepath is outside the download directory")
+
+    # ---- torrents --------------------------------------------------------------------
+
+    async def add(self, source: str | bytes, options: AddOptions) -> bool:
+        """Add one magnet URI or .torrent; False if it is already there.
+
+        Raises:
+            ApiError: 415 for an unparseable .torrent, 400 for a bad magnet.
+        """
+        meta: Metainfo | None = None
+        if isinstance(source, bytes):
+            try:
+                meta = parse_metainfo(source)
+            except DecodeError as exc:
+                raise ApiError(415, f"Torrent file is not valid: {exc}") from None
+            info_hash, name, stored, is_magnet = meta.info_hash.hex(), meta.info.name, source, False
+        else:
+            try:
+                magnet = parse_magnet(source)
+            except DecodeError as exc:
+                raise ApiError(400, f"not a magnet link: {exc}") from None
+            info_hash = magnet.info_hash.hex()
+            name = magnet.display_name or info_hash
+            stored, is_magnet = source.encode(), True
+        async with self._lock:
+            if info_hash in self._entries:
+                return False
+            row = TorrentRow(
+                hash=info_hash,
+                source=stored,
+                is_magnet=is_magnet,
+                name=name,
+                save_path=str(options.save_path),
+                added_on=_now_wall(),
+                category=options.category,
+                tags=list(options.tags),
+                paused=options.paused,
+                sequential=options.sequential,
+                ratio_limit=options.ratio_limit,
+                seeding_time_limit=options.seeding_time_limit,
+                dl_limit=options.dl_limit,
+                up_limit=options.up_limit,
+                file_prio=[1] * len(meta.info.files) if meta is not None else [],
+            )
+            for tag in options.tags:
+                await self._ensure_tag(tag)
+            await self.store.put_torrent(row)
+            await self._start(row)
+        return True
+
+    async def delete(self, hashes: list[str], *, delete_files: bool) -> None:
+        async with self._lock:
+            for h in hashes:
+                entry = self._entries.pop(h, None)
+                if entry is None:
+                    continue
+                await self.store.delete_torrent(h)
+                await entry.torrent.remove(delete_files=delete_files)
+
+    async def pause(self, hashes: list[str]) -> None:
+        for h in hashes:
+            entry = self._entries[h]
+            entry.row.paused = True
+            await self.store.put_torrent(entry.row)
+            await entry.torrent.pause()
+
+    async def resume(self, hashes: list[str]) -> None:
+        for h in hashes:
+            entry = self._entries[h]
+            entry.row.paused = False
+            await self.store.put_torrent(entry.row)
+            await entry.torrent.resume()
+
+    async def restart(self, info_hash: str, *, recheck: bool = False) -> None:
+        """Stop the torrent (saving resume data) and start it again from its row."""
+        async with self._lock:
+            entry = self._entries.pop(info_hash, None)
+            if entry is None:
+                return
+            await entry.torrent.remove(delete_files=False)
+            if recheck:
+                resume = self.config.state_dir / "resume" / f"{info_hash}.resume"
+                await trio.to_thread.run_sync(lambda: resume.unlink(missing_ok=True))
+            await self._start(entry.row)
+
+    async def update(self, hashes: list[str], **fields: Any) -> None:
+        """Set row fields (limits, flags) and store them."""
+        for h in hashes:
+            row = self._entries[h].row
+            for key, value in fields.items():
+                setattr(row, key, value)
+            await self.store.put_torrent(row)
+
+    async def set_file_priority(self, info_hash: str, ids: list[int], priority: int) -> None:
+        """``torrents/filePrio``; priority 0 deselects the file (applied by a restart).
+
+        Raises:
+            ApiError: 404 unknown hash, 400 bad priority, 409 bad file id or no metadata.
+        """
+        entry = self._entries.get(info_hash)
+        if entry is None:
+            raise ApiError(404, "Torrent hash was not found")
+        if priority not in FILE_PRIORITIES:
+            raise ApiError(400, "Priority is invalid")
+        meta = entry.torrent.metainfo
+        if meta is None:
+            raise ApiError(409, "Torrent's metadata has not yet downloaded")
+        count = len(meta.info.files)
+        if any(not 0 <= i < count for i in ids):
+            raise ApiError(409, "File IDs are invalid")
+        prio = entry.row.file_prio or [1] * count
+        before = [p > 0 for p in prio]
+        for i in ids:
+            prio[i] = priority
+        entry.row.file_prio = prio
+        await self.store.put_torrent(entry.row)
+        if before != [p > 0 for p in prio]:
+            await self.restart(info_hash)
+
+    # ---- categories and tags -----------------------------------------------------------
+
+    async def set_category(self, hashes: list[str], category: str) -> None:
+        if category and category not in self.categories:
+            raise ApiError(409, "Category does not exist")
+        await self.update(hashes, category=category)
+
+    async def create_category(self, name: str, save_path: str) -> None:
+        if not _valid_category(name):
+            raise ApiError(400, "Invalid category name")
+        if name in self.categories:
+            raise ApiError(409, "Category already exists")
+        await self._put_category(name, save_path)
+
+    async def edit_category(self, name: str, save_path: str) -> None:
+        if name not in self.categories:
+            raise ApiError(409, "Category does not exist")
+        await self._put_category(name, save_path)
+
+    async def _put_category(self, name: str, save_path: str) -> None:
+        path = str(self.check_save_path(save_path)) if save_path else ""
+        self.categories[name] = path
+        await self.store.put_category(name, path)
+
+    async def remove_categories(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self.categories:
+                continue
+            del self.categories[name]
+            await self.store.delete_category(name)
+            users = [h for h, e in self._entries.items() if e.row.category == name]
+            await self.update(users, category="")
+
+    async def _ensure_tag(self, tag: str) -> None:
+        if tag not in self.tags:
+            self.tags.append(tag)
+            self.tags.sort()
+            await self.store.put_tag(tag)
+
+    async def add_tags(self, hashes: list[str], tags: list[str]) -> None:
+        for tag in tags:
+            await self._ensure_tag(tag)
+        for h in hashes:
+            row = self._entries[h].row
+            row.tags = sorted(set(row.tags) | set(tags))
+            await self.store.put_torrent(row)
+
+    async def remove_tags(self, hashes: list[str], tags: list[str]) -> None:
+        for h in hashes:
+            row = self._entries[h].row
+            row.tags = [t for t in row.tags if t not in tags] if tags else []
+            await self.store.put_torrent(row)
+
+    async def create_tags(self, tags: list[str]) -> None:
+        for tag in tags:
+            await self._ensure_tag(tag)
+
+    async def delete_tags(self, tags: list[str]) -> None:
+        for tag in tags:
+            if tag in self.tags:
+                self.tags.remove(tag)
+                await self.store.delete_tag(tag)
+        users = [h for h, e in self._entries.items() if set(e.row.tags) & set(tags)]
+        await self.remove_tags(users, tags)
+
+    # ---- share limits ---------------------------------------------------------------
+
+    async def enforce_share_limits(self) -> None:
+        """Pause seeding torrents past their ratio or seeding-time limit (qBittorrent's
+        default action). -2 means the global limit, which is unset here; -1 no limit."""
+        due = []
+        for h, entry in self._entries.items():
+            row = entry.row
+            if row.paused or entry.torrent.state.name != "SEEDING":
+                continue
+            ratio = entry.torrent.statistics().ratio
+            seeded = (_now_wall() - row.completion_on) / 60 if row.completion_on > 0 else 0
+            if (row.ratio_limit >= 0 and ratio >= row.ratio_limit) or (
+                row.seeding_time_limit >= 0 and seeded >= row.seeding_time_limit
+            ):
+                due.append(h)
+        if due:
+            await self.pause(due)
+
+
+def _valid_category(name: str) -> bool:
+    """qBittorrent: non-empty, no leading/trailing ``/``, no ``//``, no backslash."""
+    return (
+        bool(name)
+        and not (name.startswith("/") or name.endswith("/") or "//" in name or "\\" in name)
+        and ".." not in name.split("/")
+    )
+
+
+def _free_space(path: Path) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
