@@ -30,8 +30,10 @@ PURE_MODULES = [
     "testing/__init__.py",
     "testing/simnet.py",
     "testing/dhtsim.py",
+    "testing/utpsim.py",
+    "testing/renosim.py",
 ]
-PURE_PACKAGES = ["dht", "peer", "swarm"]
+PURE_PACKAGES = ["dht", "peer", "swarm", "utp"]
 # Trio, disk and terminal code. Packages are impure as a whole; single modules are listed
 # so that a new top-level module has to be classified on purpose.
 IMPURE_PACKAGES = ["net", "storage", "cli"]
