@@ -32,8 +32,10 @@ PURE_MODULES = [
     "testing/simnet.py",
     "testing/dhtsim.py",
     "daemon/sync.py",
+    "testing/utpsim.py",
+    "testing/renosim.py",
 ]
-PURE_PACKAGES = ["dht", "peer", "swarm", "session"]
+PURE_PACKAGES = ["dht", "peer", "swarm", "session", "utp"]
 # Trio, disk and terminal code. Packages are impure as a whole; single modules are listed
 # so that a new top-level module has to be classified on purpose.
 IMPURE_PACKAGES = ["net", "storage", "cli"]

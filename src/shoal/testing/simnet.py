@@ -17,6 +17,12 @@ the salt and the two addresses*, not drawn in event order, so the same network s
 gives every link the same RTT whatever the engines do. That makes A/B comparisons of
 two policies fair: both runs see exactly the same latencies.
 
+A `Bottleneck` models a slow link with a drop-tail FIFO (a home uplink and its modem
+buffer): every datagram *from* one of its source addresses is serialised at ``rate``
+bytes/s after those queued before it, and dropped when the queue already holds
+``buffer`` bytes. It is how congestion control (uTP's LEDBAT against a TCP-like flow)
+is tested; the queueing delay each datagram saw is recorded per source.
+
 Addresses with no engine are unresponsive: datagrams to them vanish, which is how a
 share of dead nodes (about half of the real Mainline DHT) is modelled for free.
 
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Addr",
+    "Bottleneck",
     "DatagramEngine",
     "NetConfig",
     "NetStats",
@@ -116,6 +123,47 @@ class NetStats:
     events: int
 
 
+class Bottleneck:
+    """A FIFO link of `rate` bytes/s with a drop-tail queue of `buffer` bytes (see the module).
+
+    ``bytes_by_source`` / ``delay_by_source`` accumulate, per source address, the bytes
+    that made it through and the sum of their queueing delays (``packets_by_source``
+    counts them); ``drops`` counts datagrams the full queue refused. `reset_counters`
+    starts a new measurement window.
+    """
+
+    def __init__(self, rate: float, buffer: int) -> None:
+        if rate <= 0 or buffer <= 0:
+            raise ValueError("rate and buffer must be positive")
+        self.rate = rate
+        self.buffer = buffer
+        self.free_at = 0.0
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
+        self.bytes_by_source: dict[Addr, int] = {}
+        self.delay_by_source: dict[Addr, float] = {}
+        self.packets_by_source: dict[Addr, int] = {}
+        self.drops = 0
+
+    def enqueue(self, now: float, src: Addr, size: int) -> float | None:
+        """When a datagram of `size` bytes entering now leaves the link, or None if dropped."""
+        backlog = max(0.0, self.free_at - now)
+        if backlog * self.rate + size > self.buffer:
+            self.drops += 1
+            return None
+        self.free_at = now + backlog + size / self.rate
+        self.bytes_by_source[src] = self.bytes_by_source.get(src, 0) + size
+        self.delay_by_source[src] = self.delay_by_source.get(src, 0.0) + backlog
+        self.packets_by_source[src] = self.packets_by_source.get(src, 0) + 1
+        return self.free_at
+
+    def mean_delay(self, src: Addr) -> float:
+        """Mean queueing delay of `src`'s datagrams since the last reset (0 if none)."""
+        n = self.packets_by_source.get(src, 0)
+        return self.delay_by_source.get(src, 0.0) / n if n else 0.0
+
+
 class SimNet:
     """A simulated network of datagram engines (see the module docstring).
 
@@ -139,6 +187,7 @@ class SimNet:
         self._timer_at: dict[Addr, float] = {}
         self._rtts: dict[tuple[Addr, Addr], float] = {}
         self._counts = dict.fromkeys(NetStats.__slots__, 0)
+        self._bottlenecks: dict[Addr, Bottleneck] = {}
 
     # -- topology -------------------------------------------------------------------------
 
@@ -152,6 +201,11 @@ class SimNet:
             raise ValueError(f"{addr} already has an engine")
         self._engines[addr] = engine
         self.poke(addr)
+
+    def add_bottleneck(self, link: Bottleneck, sources: Sequence[Addr]) -> None:
+        """Route every datagram sent by one of `sources` through `link` (a shared uplink)."""
+        for src in sources:
+            self._bottlenecks[src] = link
 
     def remove(self, addr: Addr) -> None:
         """Detach the engine: from now on datagrams to `addr` vanish (the node died)."""
@@ -200,8 +254,15 @@ class SimNet:
             counts["duplicated"] += 1
             copies = 2
         one_way = self.rtt(src, dst) / 2
+        link = self._bottlenecks.get(src)
         for _ in range(copies):
             delay = one_way
+            if link is not None:
+                leaves = link.enqueue(self._now, src, len(data))
+                if leaves is None:
+                    counts["lost"] += 1
+                    continue
+                delay += leaves - self._now
             if cfg.reorder and rng.random() < cfg.reorder:
                 counts["reordered"] += 1
                 delay += rng.uniform(0.0, cfg.reorder_delay * one_way)

@@ -1,0 +1,626 @@
+"""One uTP connection's engine: reliability, ordering, flow and congestion control.
+
+It is driven by its `UTPEndpoint` (which owns the socket-level demultiplexing): the
+endpoint hands it decoded packets and timer ticks, and collects the datagrams it queues.
+The application side is `send` / `read` / `close` / `abort` on this object; after any
+of them, drain the endpoint (``datagrams_to_send()``, ``next_event()``).
+
+Numbers, and why
+----------------
+* **Sequence numbers** count packets, 16-bit, wrapping (`seq_diff`). ST_STATE does not
+  consume one, SYN/DATA/FIN do. As libtorrent and libutp do, the initiator sets
+  ``ack_nr = seq_nr - 1`` from the acceptor's first packet (the SYN-ACK's ``seq_nr`` is
+  the acceptor's first DATA number).
+* **Packet size** is fixed at `MSS` = 1178 payload bytes: 1280 (the IPv6 minimum MTU,
+  also below every common IPv4 tunnel MTU such as PPPoE's 1492 or typical VPNs'
+  ~1400) - 40 (IPv6 header) - 8 (UDP) - 20 (uTP header) - 34 (the largest selective
+  ACK we attach). Such datagrams are never fragmented, so no MTU probing is needed; the
+  cost is ~10 % more packets than 1400-byte ones on plain Ethernet paths.
+* **Delayed ACKs**: in-order data is acknowledged every second packet, or after
+  `DELAYED_ACK` (20 ms); out-of-order, duplicate and FIN packets are acknowledged at
+  once (the sender needs those for fast retransmit). Any packet we send carries the
+  current ack, so acks also ride on data.
+* **Loss**: a packet is resent when three duplicate ACKs arrive, when a selective ACK
+  shows three later packets received (BEP 29 "packet loss"), or when the RTO (see
+  `rtt.RttEstimator`) fires with nothing acknowledged. A loss halves the window at most
+  once per window of data; a timeout resends from the oldest packet with a
+  one-packet window. After `UTPConfig.data_resends` consecutive timeouts
+  (`syn_resends` for the SYN) the connection fails.
+* **Flow control**: the receiver advertises ``wnd_size`` = receive buffer minus unread
+  and out-of-order bytes; the sender keeps ``in flight <= min(cwnd, wnd_size)``. Reading
+  reopens the window and sends a window update. When the window is zero a sender probes
+  with one packet after an RTO; the receiver always accepts the next in-order packet
+  (buffer overshoot of at most one packet), so a probe always makes progress.
+* **Close**: ``close()`` sends FIN after the queued data (graceful, like TCP's close);
+  data that arrives after our close and beyond what we had acknowledged is answered with
+  ST_RESET, as TCP does, so the remote sender learns nobody reads. ST_RESET ends the
+  connection at once.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from .ledbat import Ledbat
+from .packet import SACK_EXTENSION, SEQ_MASK, U32_MASK, Packet, PacketType, seq_diff, seq_less
+from .rtt import RttEstimator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["MSS", "CloseReason", "ConnState", "Signal", "UTPConfig", "UTPConnection"]
+
+MSS: Final = 1178
+DELAYED_ACK: Final = 0.020
+KEEPALIVE: Final = 29.0  # libtorrent's interval: keeps NAT mappings of idle connections
+#: How long a finished connection stays to re-acknowledge a retransmitted FIN.
+LINGER: Final = 2.0
+#: After our FIN is acknowledged, how long we wait for the remote's FIN.
+FIN_WAIT: Final = 30.0
+#: Farthest ahead of ``ack_nr`` an out-of-order packet is buffered.
+MAX_REORDER: Final = 2048
+_SACK_MAX_BYTES: Final = 32
+#: An incoming connection that hears nothing after its SYN-ACK is dropped after this.
+HALF_OPEN_TIMEOUT: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class UTPConfig:
+    """Tunables (defaults follow libtorrent where it has an equivalent)."""
+
+    recv_buffer: int = 1 << 20
+    send_buffer: int = 1 << 20
+    max_cwnd: int = 8 << 20
+    target_delay: float = 0.100
+    syn_resends: int = 2
+    data_resends: int = 6
+    #: Endpoint: most connections at all, and most half-open incoming ones (SYN flood).
+    max_connections: int = 1024
+    max_half_open_incoming: int = 64
+    #: Endpoint: accepted SYNs per second (token bucket of the same size).
+    syn_rate: float = 100.0
+
+
+class CloseReason(enum.Enum):
+    """Why a connection ended."""
+
+    FINISHED = "finished"  # both FINs exchanged, or our close completed
+    RESET = "reset"  # the remote sent ST_RESET
+    TIMED_OUT = "timed out"  # too many consecutive retransmission timeouts
+    REFUSED = "refused"  # our SYN was never answered, or answered with a RESET
+    ABORTED = "aborted"  # we called abort()
+
+
+class Signal(enum.Enum):
+    """What a connection tells its endpoint, which turns it into an event (events.py)."""
+
+    CONNECTED = "connected"
+    READABLE = "readable"
+    WRITABLE = "writable"
+    CLOSED = "closed"
+
+
+class ConnState(enum.Enum):
+    SYN_SENT = "syn-sent"
+    SYN_RECV = "syn-recv"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class _Sent:
+    seq: int
+    type: PacketType
+    payload: bytes
+    sent_at: float = 0.0
+    transmissions: int = 0
+    in_flight: bool = False
+    fast_resent: bool = False
+
+
+def _micros(now: float) -> int:
+    return int(now * 1_000_000) & U32_MASK
+
+
+class UTPConnection:
+    """One connection (see the module docstring). Created by `UTPEndpoint` only."""
+
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        *,
+        recv_id: int,
+        send_id: int,
+        seq_nr: int,
+        outgoing: bool,
+        config: UTPConfig,
+        emit: Callable[[UTPConnection, Signal], None],
+        transmit: Callable[[bytes, tuple[str, int]], None],
+        now: float,
+    ) -> None:
+        self.addr = addr
+        self.recv_id = recv_id
+        self.send_id = send_id
+        self.outgoing = outgoing
+        self.config = config
+        self.state = ConnState.SYN_SENT if outgoing else ConnState.SYN_RECV
+        self.close_reason: CloseReason | None = None
+        self._emit = emit
+        self._transmit = transmit
+        self.ledbat = Ledbat(MSS, max_cwnd=config.max_cwnd, target=config.target_delay)
+        self.rtt = RttEstimator()
+        # Send side.
+        self.seq_nr = seq_nr
+        self._acked_to = (seq_nr - 1) & SEQ_MASK
+        self._outbuf: dict[int, _Sent] = {}
+        self.cur_window = 0
+        self.peer_wnd = MSS
+        self._send_buffer = bytearray()
+        self._send_full = False
+        self._dup_acks = 0
+        self._loss_seq = self._acked_to
+        self._cwnd_full = False
+        self._timeouts = 0
+        self._rto_at: float | None = None
+        self._probe_at: float | None = None
+        self._close_requested = False
+        self._fin_seq: int | None = None
+        self.fin_acked = False
+        # Receive side.
+        self.ack_nr = 0
+        self._syn_seq = 0
+        self._inbuf: dict[int, _Sent] = {}
+        self._ooo_bytes = 0
+        self._read_buffer = bytearray()
+        self._eof_seq: int | None = None
+        self.eof = False
+        self._reply_micro = 0
+        self._ack_due = False
+        self._unacked_in = 0
+        self._delayed_ack_at: float | None = None
+        self._last_adv_wnd = config.recv_buffer
+        self._keepalive_at = now + KEEPALIVE
+        self._expire_at: float | None = None
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.retransmits = 0
+
+    # -- application side -----------------------------------------------------------------
+
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        """Queue up to the free send-buffer space; returns how many bytes were taken.
+
+        A short count means the buffer is full: wait for a `Writable` event.
+        """
+        if self._close_requested or self.state is ConnState.CLOSED:
+            return 0
+        room = max(0, self.config.send_buffer - len(self._send_buffer))
+        taken = min(room, len(data))
+        self._send_buffer += data[:taken]
+        if taken < len(data):
+            self._send_full = True
+        self._fill(now)
+        return taken
+
+    def read(self, max_bytes: int, now: float) -> bytes:
+        """Take up to `max_bytes` in-order bytes (b"" if none; check `eof`). Reopens the window."""
+        chunk = bytes(self._read_buffer[:max_bytes])
+        del self._read_buffer[:max_bytes]
+        if chunk and self.state is not ConnState.CLOSED:
+            wnd = self._window()
+            if wnd - self._last_adv_wnd >= max(self.config.recv_buffer // 4, 2 * MSS):
+                self._ack_due = True  # window update: the sender may be stalled on us
+                self._fill(now)
+        return chunk
+
+    @property
+    def readable_bytes(self) -> int:
+        return len(self._read_buffer)
+
+    @property
+    def send_buffer_free(self) -> int:
+        return max(0, self.config.send_buffer - len(self._send_buffer))
+
+    @property
+    def all_sent(self) -> bool:
+        """Everything queued so far has been acknowledged."""
+        return not self._send_buffer and not self._outbuf
+
+    def close(self, now: float) -> None:
+        """Graceful close: FIN after the queued data; unread and later bytes are dropped."""
+        if self._close_requested or self.state is ConnState.CLOSED:
+            return
+        self._close_requested = True
+        self._read_buffer.clear()
+        self._fill(now)
+
+    def abort(self, now: float) -> None:
+        """Send ST_RESET and forget the connection."""
+        if self.state is ConnState.CLOSED:
+            return
+        if self.state is not ConnState.SYN_SENT:
+            self._send_packet(PacketType.RESET, self.seq_nr, b"", now)
+        self._terminate(CloseReason.ABORTED, now)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        if self.state is ConnState.CLOSED:
+            return self._expire_at
+        times = (self._rto_at, self._probe_at, self._delayed_ack_at, self._expire_at)
+        return min([self._keepalive_at, *(t for t in times if t is not None)])
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is ConnState.CLOSED:
+            return
+        if self._expire_at is not None and now >= self._expire_at:
+            half_open = self.state is ConnState.SYN_RECV
+            self._terminate(CloseReason.TIMED_OUT if half_open else CloseReason.FINISHED, now)
+            return
+        if self._delayed_ack_at is not None and now >= self._delayed_ack_at:
+            self._ack_due = True
+        if now >= self._keepalive_at and self.state is ConnState.CONNECTED:
+            self._ack_due = True
+        if self._rto_at is not None and now >= self._rto_at and not self._on_timeout(now):
+            return
+        if self._probe_at is not None and now >= self._probe_at:
+            self._probe_at = None
+            self.peer_wnd = max(self.peer_wnd, MSS)  # zero-window probe: one packet
+        if now >= self._keepalive_at:
+            self._keepalive_at = now + KEEPALIVE
+        self._fill(now)
+
+    def _on_timeout(self, now: float) -> bool:
+        """Returns False if the connection failed."""
+        self._rto_at = None
+        if not self._outbuf:
+            return True
+        self._timeouts += 1
+        syn = self.state is ConnState.SYN_SENT
+        limit = self.config.syn_resends if syn else self.config.data_resends
+        if self._timeouts > limit:
+            refused = self.state is ConnState.SYN_SENT
+            self._terminate(CloseReason.REFUSED if refused else CloseReason.TIMED_OUT, now)
+            return False
+        self.rtt.back_off()
+        if self.peer_wnd >= MSS:  # a timed-out zero-window probe is not congestion
+            self.ledbat.on_timeout()
+        for sent in self._outbuf.values():
+            sent.in_flight = False
+            sent.fast_resent = False
+        self.cur_window = 0
+        self._loss_seq = (self.seq_nr - 1) & SEQ_MASK
+        return True
+
+    # -- packets in -----------------------------------------------------------------------
+
+    def start_outgoing(self, now: float) -> None:
+        """Queue our SYN (the endpoint calls this once)."""
+        self._queue(PacketType.SYN, b"", now)
+
+    def start_incoming(self, syn: Packet, now: float) -> None:
+        """Answer the SYN that created us (the endpoint calls this once)."""
+        self._syn_seq = self.ack_nr = syn.seq_nr
+        self._reply_micro = (_micros(now) - syn.timestamp) & U32_MASK
+        self.peer_wnd = max(syn.wnd_size, MSS)
+        self._ack_due = True
+        self._expire_at = now + HALF_OPEN_TIMEOUT
+        self._fill(now)
+
+    def receive_packet(self, pkt: Packet, now: float) -> None:
+        """Process one packet addressed to us. Never raises: a bad ack is just ignored."""
+        if self.state is ConnState.CLOSED:
+            return
+        if pkt.type is PacketType.RESET:
+            refused = self.state is ConnState.SYN_SENT
+            self._terminate(CloseReason.REFUSED if refused else CloseReason.RESET, now)
+            return
+        if pkt.type is PacketType.SYN:
+            if not self.outgoing and pkt.seq_nr == self._syn_seq:
+                self._ack_due = True  # our SYN-ACK was lost: say it again
+                self._fill(now)
+            return
+        if seq_less((self.seq_nr - 1) & SEQ_MASK, pkt.ack_nr):
+            return  # acknowledges packets we never sent: stale or forged
+        self._timeouts = 0
+        self._reply_micro = (_micros(now) - pkt.timestamp) & U32_MASK
+        if self.state is ConnState.SYN_SENT:
+            self.ack_nr = (pkt.seq_nr - 1) & SEQ_MASK
+            self.state = ConnState.CONNECTED
+            self._ack_due = True  # completes the handshake even if we have nothing to send
+            self._emit(self, Signal.CONNECTED)
+        elif self.state is ConnState.SYN_RECV:
+            self.state = ConnState.CONNECTED
+            self._expire_at = None
+        self._process_ack(pkt, now)
+        self.peer_wnd = pkt.wnd_size
+        if self.peer_wnd >= MSS:
+            self._probe_at = None
+        if pkt.type is not PacketType.STATE:
+            self._process_data(pkt, now)
+        self._check_finished(now)
+        if self.state is not ConnState.CLOSED:
+            self._fill(now)
+
+    def _process_ack(self, pkt: Packet, now: float) -> None:
+        acked = 0
+        progress = bool(pkt.sack)
+        ack = pkt.ack_nr
+        if seq_less(self._acked_to, ack):
+            seq = (self._acked_to + 1) & SEQ_MASK
+            while True:
+                sent = self._outbuf.pop(seq, None)
+                if sent is not None:
+                    acked += self._on_acked(sent, now)
+                if seq == ack:
+                    break
+                seq = (seq + 1) & SEQ_MASK
+            self._acked_to = ack
+            self._dup_acks = 0
+            progress = True
+        elif ack == self._acked_to and pkt.type is PacketType.STATE and self._outbuf:
+            self._dup_acks += 1
+        sacked = self._process_sack(pkt.sack, ack, now) if pkt.sack is not None else []
+        acked += sum(size for _, size in sacked)
+        if acked:
+            if pkt.timestamp_diff:
+                self.ledbat.add_delay_sample(pkt.timestamp_diff, now)
+            self.ledbat.on_ack(acked, cwnd_full=self._cwnd_full)
+        if progress:  # the timeout counts from the last sign of progress
+            self._rto_at = now + self.rtt.rto if self._outbuf else None
+        self._detect_loss([s for s, _ in sacked], pkt.sack, ack)
+
+    def _on_acked(self, sent: _Sent, now: float) -> int:
+        if sent.transmissions == 1:
+            self.rtt.sample(now - sent.sent_at)
+        if sent.type is PacketType.FIN:
+            self.fin_acked = True
+        if sent.in_flight:
+            self.cur_window -= len(sent.payload)
+            return len(sent.payload)
+        return 0
+
+    def _process_sack(self, mask: bytes | None, ack: int, now: float) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        if mask is None:
+            return out
+        for i, byte in enumerate(mask):
+            for bit in range(8):
+                if byte >> bit & 1:
+                    seq = (ack + 2 + 8 * i + bit) & SEQ_MASK
+                    sent = self._outbuf.pop(seq, None)
+                    if sent is not None:
+                        out.append((seq, self._on_acked(sent, now)))
+        return out
+
+    def _detect_loss(self, _newly: list[int], mask: bytes | None, ack: int) -> None:
+        lost: list[_Sent] = []
+        if self._dup_acks >= 3:
+            first = self._outbuf.get((ack + 1) & SEQ_MASK)
+            if first is not None:
+                lost.append(first)
+            self._dup_acks = 0
+        if mask is not None:
+            received = [
+                (ack + 2 + 8 * i + bit) & SEQ_MASK
+                for i, byte in enumerate(mask)
+                for bit in range(8)
+                if byte >> bit & 1
+            ]
+            if len(received) >= 3:
+                threshold = received[-3]
+                lost.extend(s for q, s in self._outbuf.items() if seq_less(q, threshold))
+        cut = False
+        for sent in lost:
+            if not sent.in_flight or sent.fast_resent:
+                continue
+            sent.in_flight = False
+            sent.fast_resent = True
+            self.cur_window -= len(sent.payload)
+            if seq_less(self._loss_seq, sent.seq) and not cut:
+                cut = True
+                self.ledbat.on_loss()
+                self._loss_seq = (self.seq_nr - 1) & SEQ_MASK
+
+    def _process_data(self, pkt: Packet, now: float) -> None:
+        seq = pkt.seq_nr
+        ahead = seq_diff(seq, self.ack_nr)
+        if ahead <= 0:
+            self._ack_due = True  # a retransmission of something we have: our ack was lost
+            return
+        if self._eof_seq is not None and seq_less(self._eof_seq, seq):
+            return  # beyond the end of the stream
+        if self._close_requested and pkt.type is PacketType.DATA:
+            # Nobody will read this: tell the sender, as TCP answers with RST.
+            self._send_packet(PacketType.RESET, self.seq_nr, b"", now)
+            self._terminate(CloseReason.FINISHED, now)
+            return
+        if ahead == 1:
+            self._accept_in_order(pkt, now)
+            return
+        size = len(pkt.payload)
+        if ahead > MAX_REORDER or seq in self._inbuf:
+            self._ack_due = True
+            return
+        if len(self._read_buffer) + self._ooo_bytes + size > self.config.recv_buffer:
+            self._ack_due = True
+            return
+        self._inbuf[seq] = _Sent(seq, pkt.type, pkt.payload)
+        self._ooo_bytes += size
+        if pkt.type is PacketType.FIN:
+            self._eof_seq = seq
+        self._ack_due = True  # tell the sender at once (selective ACK)
+
+    def _accept_in_order(self, pkt: Packet, now: float) -> None:
+        if pkt.type is PacketType.DATA and len(self._read_buffer) >= self.config.recv_buffer:
+            self._ack_due = True  # no room: drop it, the ack carries our (zero) window
+            return
+        readable = self._take(pkt.type, pkt.payload)
+        while self._inbuf and not self.eof:
+            nxt = self._inbuf.pop((self.ack_nr + 1) & SEQ_MASK, None)
+            if nxt is None:
+                break
+            self._ooo_bytes -= len(nxt.payload)
+            readable = self._take(nxt.type, nxt.payload) or readable
+        if readable:
+            self._emit(self, Signal.READABLE)
+        self._unacked_in += 1
+        if self.eof or self._inbuf or self._unacked_in >= 2:
+            self._ack_due = True
+        elif self._delayed_ack_at is None:
+            self._delayed_ack_at = now + DELAYED_ACK
+
+    def _take(self, kind: PacketType, payload: bytes) -> bool:
+        self.ack_nr = (self.ack_nr + 1) & SEQ_MASK
+        if kind is PacketType.FIN:
+            self._eof_seq = self.ack_nr
+        if self._eof_seq == self.ack_nr:
+            self.eof = True
+            self._inbuf.clear()
+            self._ooo_bytes = 0
+            return True
+        if self._close_requested:
+            return False
+        self._read_buffer += payload
+        self.bytes_received += len(payload)
+        return True
+
+    def _check_finished(self, now: float) -> None:
+        if not self._close_requested or not self.fin_acked:
+            return
+        # Both directions done: linger to re-ack a retransmitted FIN. Only ours done:
+        # give the remote FIN_WAIT to send its FIN (it may still be flushing).
+        expire = now + (LINGER if self.eof else FIN_WAIT)
+        if self._expire_at is None or expire < self._expire_at:
+            self._expire_at = expire
+
+    # -- packets out ----------------------------------------------------------------------
+
+    def _window(self) -> int:
+        return max(0, self.config.recv_buffer - len(self._read_buffer) - self._ooo_bytes)
+
+    def _fill(self, now: float) -> None:
+        """Send whatever the windows allow: resends first, then new data, FIN, a bare ACK."""
+        if self.state is ConnState.CLOSED:
+            return
+        limit = min(int(self.ledbat.cwnd), self.peer_wnd)
+        self._cwnd_full = False
+        for sent in self._outbuf.values():
+            if sent.in_flight:
+                continue
+            if self.cur_window and self.cur_window + len(sent.payload) > limit:
+                self._cwnd_full = True
+                break
+            self._resend(sent, now)
+        if self.state is ConnState.CONNECTED or (
+            self.state is ConnState.SYN_RECV and not self._outbuf
+        ):
+            self._send_new_data(limit, now)
+        if self._ack_due and self.state is not ConnState.SYN_SENT:
+            self._send_packet(PacketType.STATE, self.seq_nr, b"", now)
+
+    def _send_new_data(self, limit: int, now: float) -> None:
+        while self._send_buffer:
+            size = min(MSS, len(self._send_buffer))
+            if self.cur_window + size > limit:
+                self._cwnd_full = True
+                if self.cur_window or self.peer_wnd >= size:
+                    return
+                if self._probe_at is None:  # zero window, nothing in flight: probe later
+                    self._probe_at = now + self.rtt.rto
+                return
+            if len(self._outbuf) >= MAX_REORDER:
+                return
+            if self.state is ConnState.SYN_RECV and self._outbuf:
+                return  # one packet until the initiator shows it knows our seq_nr
+            chunk = bytes(self._send_buffer[:size])
+            del self._send_buffer[:size]
+            self._queue(PacketType.DATA, chunk, now)
+        if self._send_full:
+            self._send_full = False
+            self._emit(self, Signal.WRITABLE)
+        if self._close_requested and self._fin_seq is None:
+            self._fin_seq = self.seq_nr
+            self._queue(PacketType.FIN, b"", now)
+
+    def _queue(self, kind: PacketType, payload: bytes, now: float) -> None:
+        sent = _Sent(self.seq_nr, kind, payload)
+        self._outbuf[self.seq_nr] = sent
+        self.seq_nr = (self.seq_nr + 1) & SEQ_MASK
+        self._resend(sent, now)
+
+    def _resend(self, sent: _Sent, now: float) -> None:
+        if sent.transmissions:
+            self.retransmits += 1
+        else:
+            self.bytes_sent += len(sent.payload)
+        sent.transmissions += 1
+        sent.sent_at = now
+        sent.in_flight = True
+        self.cur_window += len(sent.payload)
+        if self._rto_at is None:
+            self._rto_at = now + self.rtt.rto
+        conn_id = self.recv_id if sent.type is PacketType.SYN else self.send_id
+        self._send_packet(sent.type, sent.seq, sent.payload, now, conn_id=conn_id)
+
+    def _send_packet(
+        self, kind: PacketType, seq: int, payload: bytes, now: float, *, conn_id: int | None = None
+    ) -> None:
+        wnd = self._window()
+        pkt = Packet(
+            kind,
+            self.send_id if conn_id is None else conn_id,
+            _micros(now),
+            self._reply_micro,
+            wnd,
+            seq,
+            self.ack_nr,
+            payload,
+            self._sack_extension(),
+        )
+        self._last_adv_wnd = wnd
+        self._ack_due = False
+        self._unacked_in = 0
+        self._delayed_ack_at = None
+        self._keepalive_at = now + KEEPALIVE
+        self._transmit(pkt.encode(), self.addr)
+
+    def _sack_extension(self) -> tuple[tuple[int, bytes], ...]:
+        if not self._inbuf or self.state is ConnState.SYN_SENT:
+            return ()
+        mask = bytearray(_SACK_MAX_BYTES)
+        top = -1
+        for seq in self._inbuf:
+            offset = seq_diff(seq, self.ack_nr) - 2
+            if 0 <= offset < 8 * _SACK_MAX_BYTES:
+                mask[offset >> 3] |= 1 << (offset & 7)
+                top = max(top, offset)
+        if top < 0:
+            return ()
+        length = (top // 32 + 1) * 4
+        return ((SACK_EXTENSION, bytes(mask[:length])),)
+
+    def _terminate(self, reason: CloseReason, now: float) -> None:
+        self.state = ConnState.CLOSED
+        self.close_reason = reason
+        self._outbuf.clear()
+        self._inbuf.clear()
+        self._send_buffer.clear()
+        self.cur_window = 0
+        self._expire_at = None
+        self._emit(self, Signal.CLOSED)
+
+    def statistics(self) -> dict[str, float]:
+        """Counters and congestion state, for tests and diagnostics."""
+        return {
+            "cwnd": self.ledbat.cwnd,
+            "cur_window": self.cur_window,
+            "rtt": self.rtt.rtt or 0.0,
+            "rto": self.rtt.rto,
+            "our_delay": self.ledbat.our_delay_us / 1e6,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "retransmits": self.retransmits,
+        }
