@@ -124,14 +124,18 @@ def test_bytes_that_hash_but_do_not_parse_are_invalid() -> None:
 
 
 def test_unanswered_requests_are_freed_by_the_timer() -> None:
-    peer = make_peer(0)
+    silent, other = make_peer(0), make_peer(1)
     fetch: MetadataFetch[Peer] = MetadataFetch(bytes(INFO_HASH), request_timeout=5.0)
-    assert fetch.request_more([peer], 100.0) == [peer]
+    assert fetch.request_more([silent], 100.0) == [silent]
     assert fetch.get_timer() == 105.0
-    assert fetch.request_more([peer], 101.0) == []  # its two slots are busy
+    assert fetch.request_more([silent], 101.0) == []  # its two slots are busy
     fetch.handle_timer(104.0)
-    assert fetch.request_more([peer], 104.0) == []
+    assert fetch.request_more([silent], 104.0) == []
     fetch.handle_timer(105.0)
-    assert fetch.request_more([peer], 105.0) == [peer]
-    fetch.peer_left(peer)
+    # Both of its requests timed out with nothing delivered: two strikes, so the
+    # assembler gives up on it (the driver disconnects it) and the pieces go elsewhere.
+    assert fetch.asm.take_banned() == [silent]
+    assert fetch.request_more([silent, other], 105.0) == [other]
+    fetch.peer_left(other)
+    fetch.peer_left(silent)
     assert fetch.get_timer() is None
