@@ -34,6 +34,10 @@ PURE_MODULES = [
     "daemon/sync.py",
     "testing/utpsim.py",
     "testing/renosim.py",
+    "testing/swarmsim.py",
+    # Plain data the pure torrent engine (session/) publishes.
+    "torrent_events.py",
+    "torrent_stats.py",
 ]
 PURE_PACKAGES = ["dht", "peer", "swarm", "session", "utp"]
 # Trio, disk and terminal code. Packages are impure as a whole; single modules are listed
@@ -49,8 +53,6 @@ IMPURE_MODULES = [
     "create.py",
     "dht_client.py",
     "torrent.py",
-    "torrent_events.py",
-    "torrent_stats.py",
     # shoal daemon: HTTP, SQLite and the client (only daemon/sync.py is pure).
     "daemon/__init__.py",
     "daemon/api_app.py",
