@@ -1,35 +1,30 @@
-"""Torrent: one torrent's engine room (metadata, peers, pieces, choking, seeding).
+"""Torrent: the Trio driver of one `TorrentEngine`, and the user's handle.
 
 Theory of operation
 -------------------
-`Torrent.run` owns one nursery (docs/style.md 4.3) with these tasks:
+Every swarm decision is made by the pure `shoal.session.engine.TorrentEngine`; this
+module is its thin driver, of the same shape as `PeerSession` and `DHTService`
+(aioquic's protocol/transport split). `Torrent.run` owns one nursery (docs/style.md
+4.3) with:
 
-* ``_connect_loop``: dials addresses from the `PeerPool` (DHT, PEX, ``x.pe``,
-  ``peers=``) while below ``max_peers_per_torrent``; inbound links arrive through
-  `accept` (called by the listener). Each peer runs a `PeerSession` in its own task;
-  whatever the peer does wrong ends that task with a `PeerDropped`, nothing more.
+* one `EngineSession` per connection (reader and writer; inbound links arrive
+  through `accept`, called by the listener; outgoing ones from `_dial`);
+* ``_timer_loop``: sleeps until the engine's `get_timer()` or the pool's next dial
+  time, then `handle_timer(now)` (rechoke, PEX, request deadlines, keep-alives,
+  metadata request timeouts, redials);
 * ``_discovery_loop``: DHT get_peers + announce (not for private torrents, BEP 27),
   after 1, 2, 4 ... s, then every 5 minutes; every `DRY_RELOOKUP` s while no peer is
-  connected and the pool has nobody left to dial.
-* ``_choke_loop``: the pure `Choker` every 10 s; ``_pex_loop``: BEP 11 every 60 s.
-* ``_stats_loop``: rate windows and `Progress` events once a second.
+  connected and the pool has nobody left to dial;
+* ``_stats_loop``: rate windows and `Progress` events once a second;
+* short tasks for the disk: one per piece to verify (SHA-1 in a thread) or to read
+  for uploads, the resume saver, the final flush.
 
-State changes happen in `on_peer_event`, called by the sessions' tasks. It never
-holds state across an ``await`` without re-checking it, so Trio's cooperative
-scheduling makes each event's bookkeeping atomic: no locks.
-
-Metadata phase (magnets, BEP 9): every peer advertising ut_metadata and a sane
-``metadata_size`` is asked for missing pieces (one peer per piece at a time). When
-all pieces are in, the SHA-1 must equal the info-hash; otherwise every peer that
-sent a piece is banned and the fetch restarts. Nothing touches the disk before the
-info dict is verified.
-
-Download: blocks go to the `Picker` (which peer gets which request, endgame) and to
-`Storage` piece buffers; a complete piece is hashed in a thread (`verify_piece`),
-written, and announced with ``have`` to every peer. A failed piece is re-fetched;
-its contributors are known per block with a block digest ("smart ban"): once the
-piece verifies, whoever sent a block that differs from the good one is banned, and a
-peer that alone supplied two failed pieces is banned too.
+After every input the driver calls `_pump`, which carries out the engine's commands
+(`shoal.session.commands`) and wakes the writers of connections with bytes queued. It
+is synchronous: a block goes from the socket through the engine into the storage's
+piece buffer (`write_block_now`) without an await, and a request for a piece not in
+the engine's read cache becomes a `ReadPiece` task, so a slow disk never stalls the
+reader.
 """
 
 from __future__ import annotations
@@ -45,22 +40,19 @@ from typing import TYPE_CHECKING, Final, final
 import trio
 
 from . import torrent_events as tev
-from ._torrent_data import DataPhase, is_seed
+from ._torrent_data import DataFiles
 from .errors import HandshakeError, MetadataError, StorageError
 from .net.dialer import SELF_CONNECTION
-from .net.peer_session import PEER_ERRORS, PeerSession
-from .peer import events as ev
-from .peer.connection import ConnectionConfig, ConnectionState
-from .peer.extension import UT_PEX, PexPeer
-from .peer.handshake import ReservedBits
-from .session.duplicates import ConnectionFacts, keeps_new_connection
-from .session.metadata_fetch import MetadataBadHash, MetadataDone, MetadataFetch, MetadataInvalid
-from .session.pex import PexTracker
-from .swarm.peer_pool import PeerPool, PeerSource
+from .net.peer_session import PEER_ERRORS, EngineSession
+from .peer.config import ConnectionConfig
+from .session import commands as cmd
+from .session.engine import EngineConfig, TorrentEngine
+from .storage.base import WriteResult
+from .swarm.peer_pool import PeerSource
 from .torrent_stats import TorrentState, TorrentStats
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
     from .config import ClientConfig
@@ -68,8 +60,11 @@ if TYPE_CHECKING:
     from .ids import InfoHash, PeerId
     from .metainfo import Metainfo
     from .net.dialer import Dialer, PeerLink
+    from .peer.connection import PeerConnection
     from .peer.handshake import Handshake
+    from .session.peer import EnginePeer
     from .storage.base import StorageFactory
+    from .swarm.peer_pool import PeerPool
 
 __all__ = ["Torrent", "TorrentState", "TorrentStats", "check_select"]
 
@@ -77,7 +72,7 @@ log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
 
-#: BEP 3, "Choking": "ten seconds"; BEP 11: PEX "no more than once a minute".
+#: BEP 11: PEX "no more than once a minute" (read when a torrent is created).
 PEX_INTERVAL: Final = 60.0
 #: DHT re-lookup (BEP 5 peers expire after about 30 minutes; announce well within).
 DHT_INTERVAL: Final = 300.0
@@ -122,6 +117,38 @@ class _Subscriptions:
 
 
 @final
+class _Session:
+    """A connection as the user (and tests) see it: the link and its engine state."""
+
+    def __init__(self, io: EngineSession, peer: EnginePeer) -> None:
+        self.io = io
+        self.peer = peer
+        self.link: Final = io.link
+        self.addr: Final = io.addr
+
+    @property
+    def conn(self) -> PeerConnection:
+        return self.peer.conn
+
+    @property
+    def client(self) -> str:
+        return self.peer.client
+
+    @property
+    def downloaded(self) -> int:
+        return self.peer.downloaded
+
+    @property
+    def uploaded(self) -> int:
+        return self.peer.uploaded
+
+
+def _is_seed(peer: EnginePeer) -> bool:
+    pieces = peer.conn.peer_pieces
+    return pieces is not None and pieces.has_all()
+
+
+@final
 class Torrent:
     """One torrent added to a `Client` (the task object and the user's handle)."""
 
@@ -145,7 +172,6 @@ class Torrent:
         storage: StorageFactory | None = None,
     ) -> None:
         self.info_hash: Final = info_hash
-        self.metainfo = metainfo
         self._name = name
         self.config = config
         self.peer_id = peer_id
@@ -156,35 +182,56 @@ class Torrent:
         #: Builds the torrent's `Storage` once the info dict is known; None: files
         #: under `save_to` (with resume data).
         self.storage_factory = storage
-        self._seed = seed
         self._rng = rng or random.SystemRandom()
-        self.pool = PeerPool()
+        private = metainfo is not None and metainfo.info.private
+        self.engine = TorrentEngine(
+            info_hash,
+            peer_id,
+            rng=self._rng,
+            now=trio.current_time(),
+            metainfo=metainfo,
+            config=EngineConfig(
+                max_peers=config.max_peers_per_torrent,
+                upload_slots=config.upload_slots,
+                listen_port=listen_port or None,
+                dht_port=dht.address[1] if dht is not None and not private else None,
+                private=private,
+                seed=seed,
+                connection=ConnectionConfig(listen_port=listen_port),
+                pex_interval=PEX_INTERVAL,
+            ),
+        )
         for addr in peers:
-            self.pool.add(addr, PeerSource.USER)  # before run(): nothing to wake yet
-        self.sessions: dict[Addr, PeerSession] = {}
-        self._by_peer_id: dict[bytes, PeerSession] = {}
-        self._dialing = 0
+            self.engine.pool.add(addr, PeerSource.USER)  # dialled once run() starts
+        self._conns: dict[int, _Session] = {}
+        self.sessions: dict[Addr, _Session] = {}
         self._state = TorrentState.FINDING_PEERS
         self._metadata_ready = trio.Event()
         self._complete = trio.Event()
         self._stopped = trio.Event()
-        self._pool_changed = trio.Event()
+        self._timer_moved = trio.Event()
+        self._timer_at = math.inf
         self._pool_dry = trio.Event()
         self._subs = _Subscriptions()
         self._nursery: trio.Nursery | None = None
         self._error: str | None = None
-        self.fetch: MetadataFetch[PeerSession] = MetadataFetch(bytes(info_hash))
-        self.data: DataPhase | None = None
+        self.data: DataFiles | None = None
         self._select = select
         self._sequential = sequential
         self._samples: deque[tuple[float, int, int]] = deque()
-        self._paused = False  # no dialling, no accepting
-        self._user_paused = False  # ...because of pause() (reported as PAUSED)
-        self._gone_down = 0  # payload counters of sessions that have ended
+        self._user_paused = False
         self._discovering = False
-        self._gone_up = 0
+        self._completing = False
 
     # ---- public API --------------------------------------------------------------
+
+    @property
+    def metainfo(self) -> Metainfo | None:
+        return self.engine.metainfo
+
+    @property
+    def pool(self) -> PeerPool:
+        return self.engine.pool
 
     @property
     def name(self) -> str | None:
@@ -192,7 +239,7 @@ class Torrent:
 
     @property
     def private(self) -> bool:
-        return self.metainfo is not None and self.metainfo.info.private
+        return self.engine.private
 
     async def wait_metadata(self) -> Metainfo:
         """Wait until the info dict is known (at once for .torrent sources).
@@ -200,7 +247,7 @@ class Torrent:
         Raises:
             MetadataError: the torrent stopped first (removed, or an error).
         """
-        if not await self._wait_unless_stopped(self._metadata_ready):
+        if self.metainfo is None and not await self._wait_unless_stopped(self._metadata_ready):
             raise MetadataError(self._error or "torrent stopped before its metadata arrived")
         assert self.metainfo is not None
         return self.metainfo
@@ -246,53 +293,24 @@ class Torrent:
 
     def peers_found(self, addrs: Iterable[Addr], source: PeerSource) -> int:
         """The one entry point for every peer source: DHT, PEX, the user (``--peer``),
-        a magnet's ``x.pe``, incoming connections. Returns how many were new.
-
-        PEX is ignored for private torrents (BEP 27); an incoming address is marked
-        busy (connected) rather than queued for dialling.
-        """
-        new = 0
-        for addr in addrs:
-            if source is PeerSource.INCOMING:
-                self.pool.mark_busy(addr, source)
-            elif source is PeerSource.PEX and self.private:
-                return 0
-            elif self.pool.add(addr, source):
-                new += 1
-        if new:
-            self._pool_changed.set()
+        a magnet's ``x.pe``. Returns how many were new (PEX is ignored for private
+        torrents, BEP 27)."""
+        new = self.engine.peers_found(list(addrs), source, trio.current_time())
+        self._pump()
         return new
-
-    def _use_torrent_nodes(self) -> None:
-        """BEP 5: a .torrent's ``nodes`` are DHT bootstrap contacts (not peers).
-
-        Only IP literals: a name would need a DNS lookup chosen by an untrusted file.
-        """
-        if self._dht is None or self.metainfo is None or self.private:
-            return
-        contacts = []
-        for host, port in self.metainfo.nodes:
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                continue
-            if 0 < port < 65536:
-                contacts.append((host, port))
-        if contacts:
-            self._dht.add_nodes(contacts)
 
     async def pause(self) -> None:
         """Disconnect every peer and stop dialling until `resume`."""
         self._user_paused = True
-        self._paused = True
-        for session in list(self.sessions.values()):
-            session.close("paused")
+        self.engine.pause(trio.current_time())
+        self._pump()
         await trio.lowlevel.checkpoint()
 
     async def resume(self) -> None:
         """Undo `pause`: dial and accept peers again."""
-        self._paused = self._user_paused = False
-        self._pool_changed.set()
+        self._user_paused = False
+        self.engine.resume(trio.current_time())
+        self._pump()
         await trio.lowlevel.checkpoint()
 
     async def remove(self, delete_files: bool = False) -> None:
@@ -306,16 +324,17 @@ class Torrent:
 
     def statistics(self) -> TorrentStats:
         data = self.data
-        now = trio.current_time()
-        down_rate, up_rate = self._rates(now)
+        engine = self.engine
+        down_rate, up_rate = self._rates()
         downloaded = data.verified_bytes() if data else 0
-        payload = sum(s.downloaded for s in self.sessions.values()) + self._gone_down
-        uploaded = sum(s.uploaded for s in self.sessions.values()) + self._gone_up
-        left = data.wanted_left() if data else None
+        payload, uploaded = engine.payload_totals()
+        plane = engine.data
+        left = plane.picker.wanted_left() if plane is not None else None
         eta = left / down_rate if left and down_rate > 0 else (0.0 if left == 0 else None)
         dht_nodes = 0
         if self._dht is not None:
             dht_nodes = self._dht.statistics().node.routing.nodes
+        peers = list(engine.peers.values())
         return TorrentStats(
             state=self.state,
             name=self.name,
@@ -328,11 +347,11 @@ class Torrent:
             upload_rate=up_rate,
             pieces_done=data.storage.verified().count() if data else 0,
             pieces_total=data.info.num_pieces if data else 0,
-            peers=len(self.sessions),
-            seeds=sum(1 for s in self.sessions.values() if is_seed(s)),
-            encrypted_peers=sum(1 for s in self.sessions.values() if s.link.encrypted),
-            known_peers=self.pool.statistics().known,
-            metadata_peers=self.fetch.peer_count(self.sessions.values()),
+            peers=len(peers),
+            seeds=sum(1 for p in peers if _is_seed(p)),
+            encrypted_peers=sum(1 for p in peers if p.encrypted),
+            known_peers=engine.pool.statistics().known,
+            metadata_peers=engine.metadata_peers(),
             dht_nodes=dht_nodes,
             eta=eta,
             ratio=uploaded / downloaded if downloaded else 0.0,
@@ -356,13 +375,11 @@ class Torrent:
             return self._state  # STOPPED or ERROR
         if self._user_paused:
             return TorrentState.PAUSED
-        if self._state is TorrentState.FETCHING_METADATA and not self.fetch.peer_count(
-            self.sessions.values()
-        ):
+        if self._state is TorrentState.FETCHING_METADATA and not self.engine.metadata_peers():
             return TorrentState.FINDING_PEERS  # nobody to ask for the metadata yet
         return self._state
 
-    def _rates(self, now: float) -> tuple[float, float]:
+    def _rates(self) -> tuple[float, float]:
         if len(self._samples) < 2:
             return 0.0, 0.0
         t0, d0, u0 = self._samples[0]
@@ -378,22 +395,17 @@ class Torrent:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._use_torrent_nodes()
+                self._pump()  # what was queued before we ran (e.g. a magnet's peers)
                 task_status.started()
                 nursery.start_soon(self._stats_loop)
+                nursery.start_soon(self._timer_loop)
                 if self.metainfo is None:
                     self._state = TorrentState.FETCHING_METADATA
-                    nursery.start_soon(self._connect_loop)
+                    self.engine.dial_more(trio.current_time())
+                    self._pump()
                     await self._metadata_ready.wait()
-                    await self._start_data()
-                else:
-                    # Peers only once our pieces are known: the first messages on a
-                    # connection (bitfield, metadata_size) describe what we have.
-                    await self._start_data()
-                    nursery.start_soon(self._connect_loop)
+                await self._start_data()
                 self._start_discovery()
-                if not self.private:
-                    nursery.start_soon(self._pex_loop)
-                nursery.start_soon(self._choke_loop)
         except* StorageError as group:
             self.fail(f"storage error: {group.exceptions[0]}")
         finally:
@@ -418,6 +430,24 @@ class Torrent:
             return
         self._discovering = True
         self._nursery.start_soon(self._discovery_loop)
+
+    def _use_torrent_nodes(self) -> None:
+        """BEP 5: a .torrent's ``nodes`` are DHT bootstrap contacts (not peers).
+
+        Only IP literals: a name would need a DNS lookup chosen by an untrusted file.
+        """
+        if self._dht is None or self.metainfo is None or self.private:
+            return
+        contacts = []
+        for host, port in self.metainfo.nodes:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                continue
+            if 0 < port < 65536:
+                contacts.append((host, port))
+        if contacts:
+            self._dht.add_nodes(contacts)
 
     def fail(self, message: str) -> None:
         """Stop the torrent on an error it cannot recover from."""
@@ -447,250 +477,201 @@ class Torrent:
                 self.fail(str(exc))
                 await trio.sleep_forever()
         self._state = TorrentState.CHECKING
-        self.data = await DataPhase.open(self, self.metainfo.info, self._select, self._sequential)
-        for session in list(self.sessions.values()):
-            self.data.peer_joined_late(session)
-        self._state = TorrentState.SEEDING if self.data.complete() else TorrentState.DOWNLOADING
-        if self.data.complete():
-            self.mark_complete()
+        info = self.metainfo.info
+        self.data = data = await DataFiles.open(self, info, self._select)
+        have = data.storage.verified()
+        self._state = TorrentState.DOWNLOADING
+        self.engine.start_data(
+            info, have, data.priorities, sequential=self._sequential, now=trio.current_time()
+        )
         assert self._nursery is not None
-        self._nursery.start_soon(self.data.run_saver)
+        self._nursery.start_soon(data.run_saver)
+        self._pump()
 
-    def mark_complete(self) -> None:
-        if not self._complete.is_set():
-            self._complete.set()
-            self._state = TorrentState.SEEDING
-            self._subs.publish(tev.Completed())
-            if self.data is not None and self.data.have_all:
-                for session in list(self.sessions.values()):
-                    if is_seed(session):
-                        session.close("both peers are seeds")
-            if not self._seed:
-                # Download-only: drop every peer and stop dialling (files stay open
-                # for the caller, who removes the torrent when it likes).
-                self._paused = True
-                for session in list(self.sessions.values()):
-                    session.close("download complete, not seeding")
+    # ---- the engine's inputs and outputs ---------------------------------------------
 
-    def metadata_verified(self, metainfo: Metainfo) -> None:
-        """The fetch produced a verified info dict (called by `MetadataFetch`)."""
-        self.metainfo = metainfo
-        info = metainfo.info
-        self._subs.publish(tev.MetadataReceived(info.name, info.total_length, info.num_pieces))
-        self._metadata_ready.set()
+    def _pump(self) -> None:
+        """Carry out the engine's commands and wake writers (never awaits)."""
+        engine = self.engine
+        if self._nursery is None:
+            return  # not running yet: the commands wait in the engine until `run`
+        while commands := engine.commands():
+            for command in commands:
+                self._do(command)
+        for key in engine.dirty_peers():
+            session = self._conns.get(key)
+            if session is not None:
+                session.io.wake()
+        timer = engine.get_timer()
+        if timer is not None and timer < self._timer_at:
+            self._timer_moved.set()
+        if engine.pool_dry():
+            self._pool_dry.set()
 
-    def publish(self, event: tev.TorrentEvent) -> None:
-        self._subs.publish(event)
+    def _do(self, command: cmd.Command) -> None:
+        nursery = self._nursery
+        match command:
+            case cmd.WriteBlock(index=index, begin=begin, data=block):
+                assert self.data is not None
+                if self.data.storage.write_block_now(index, begin, block) is WriteResult.NO_ROOM:
+                    self.data.storage.discard_piece(index)
+                    self.engine.write_refused(index)
+            case cmd.Publish(event=event):
+                self._subs.publish(event)
+                if isinstance(event, tev.PieceVerified) and self.data and self.data.saver:
+                    self.data.saver.piece_verified()
+            case cmd.Dial(addr=addr):
+                assert nursery is not None
+                nursery.start_soon(self._dial, addr)
+            case cmd.ClosePeer(peer=key, reason=reason):
+                session = self._conns.pop(key, None)
+                if session is not None:
+                    if self.sessions.get(session.addr) is session:
+                        del self.sessions[session.addr]
+                    session.io.close(reason)
+            case cmd.VerifyPiece(index=index):
+                assert nursery is not None
+                nursery.start_soon(self._verify, index)
+            case cmd.ReadPiece(index=index):
+                assert nursery is not None
+                nursery.start_soon(self._read, index)
+            case cmd.MetadataReady():
+                self._metadata_ready.set()
+            case cmd.PiecesComplete():
+                if not self._completing:
+                    self._completing = True
+                    assert nursery is not None
+                    nursery.start_soon(self._flush_complete)
+            case cmd.AddDhtNodes(nodes=nodes):
+                if self._dht is not None:
+                    self._dht.add_nodes(list(nodes))
+            case cmd.Fail(message=message):
+                self.fail(message)
 
-    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
-        """Run `fn` in the torrent's nursery (piece verification)."""
-        assert self._nursery is not None
-        self._nursery.start_soon(fn)
+    async def _verify(self, index: int) -> None:
+        assert self.data is not None
+        storage = self.data.storage
+        ok = await storage.verify_piece(index)
+        if ok:
+            good = None
+            if self.engine.needs_good_copy(index):
+                good = await storage.read_block(index, 0, self.data.info.piece_size(index))
+            self.engine.piece_checked(index, True, good, trio.current_time())
+        else:
+            rejected = storage.pop_rejected(index)
+            storage.discard_piece(index)
+            self.engine.piece_checked(index, False, rejected, trio.current_time())
+        self._pump()
 
-    # ---- peers -------------------------------------------------------------------
+    async def _read(self, index: int) -> None:
+        assert self.data is not None
+        piece = await self.data.storage.read_block(index, 0, self.data.info.piece_size(index))
+        self.engine.piece_read(index, piece, trio.current_time())
+        self._pump()
+
+    async def _flush_complete(self) -> None:
+        assert self.data is not None
+        await self.data.storage.flush()
+        await self.data.save_resume()
+        self._state = TorrentState.SEEDING
+        self.engine.completion_flushed(trio.current_time())
+        self._complete.set()
+        self._pump()
+
+    # ---- connections ---------------------------------------------------------------
+
+    def session_data(self, key: int, data: bytes) -> None:
+        self.engine.peer_data(key, data, trio.current_time())
+        self._pump()
+
+    def session_output(self, key: int) -> list[bytes | memoryview]:
+        return self.engine.data_to_send(key)
+
+    def session_ended(self, key: int, reason: str) -> None:
+        self.engine.peer_closed(key, reason, trio.current_time())
+        self._pump()
 
     def would_accept(self, remote: Handshake, addr: Addr) -> bool:
         """Would `accept` take this inbound peer now? (Asked before we answer it.)"""
-        return not (
-            self._nursery is None
-            or self._paused
-            or (self.metainfo is not None and self.data is None)  # still checking
-            or len(self.sessions) + self._dialing >= self.config.max_peers_per_torrent
-            or not self._wins_duplicate(bytes(remote.peer_id), incoming=True, dialer_end=addr)
-            or self.pool.is_banned(addr)
-            or addr in self.sessions
+        return self._nursery is not None and self.engine.would_accept(
+            bytes(remote.peer_id), addr, addr
         )
 
     def accept(self, link: PeerLink) -> bool:
         """An inbound link from the listener; False makes the listener close it."""
-        if self._nursery is None or not self.would_accept(link.remote, link.addr):
+        if self._nursery is None:
             return False
-        session = self._new_session(link)
-        self._register(session)  # now, not in the task: a racing dial must see it
-        self._nursery.start_soon(self._serve_session, session)
+        session = self._connected(link)
+        if session is None:
+            return False
+        self._nursery.start_soon(session.io.run)
         return True
 
-    def _wins_duplicate(self, peer_id: bytes, *, incoming: bool, dialer_end: Addr | None) -> bool:
-        """Should a new connection to `peer_id` be kept (one connection per peer)?
-
-        Both ends must pick the same one: the rules are `session.duplicates`.
-        """
-        existing = self._by_peer_id.get(peer_id)
-        facts = None
-        if existing is not None:
-            facts = ConnectionFacts(existing.link.incoming, existing.link.dialer_end)
-        return keeps_new_connection(
-            bytes(self.peer_id), peer_id, facts, ConnectionFacts(incoming, dialer_end)
+    def _connected(self, link: PeerLink) -> _Session | None:
+        """Hand a handshaken link to the engine; None if it refused it."""
+        key = self.engine.peer_connected(
+            link.addr,
+            link.remote,
+            link.trailing_data,
+            incoming=link.incoming,
+            encrypted=link.encrypted,
+            dialer_end=link.dialer_end,
+            now=trio.current_time(),
         )
-
-    def _drop_duplicate(self, peer_id: bytes) -> None:
-        existing = self._by_peer_id.pop(peer_id, None)
-        if existing is not None:
-            existing.close("duplicate connection (the other one won)")
+        session = None
+        if key is not None:
+            session = _Session(EngineSession(link, key, self), self.engine.peers[key])
+            self._conns[key] = session
+            self.sessions[link.addr] = session
+        self._pump()
+        return session
 
     def ban(self, addr: Addr, reason: str) -> None:
         """Disconnect `addr` and never talk to it again (for this torrent)."""
-        if self.pool.is_banned(addr):
-            return
-        self.pool.ban(addr)
-        self._subs.publish(tev.PeerBanned(addr, reason))
-        session = self.sessions.get(addr)
-        if session is not None:
-            session.close(f"banned: {reason}")
+        self.engine.ban(addr, reason, trio.current_time())
+        self._pump()
 
-    async def _connect_loop(self) -> None:
-        while True:
-            free = self.config.max_peers_per_torrent - len(self.sessions) - self._dialing
-            now = trio.current_time()
-            if not self._paused and free > 0:
-                for addr in self.pool.pop_candidates(now, free):
-                    self._dialing += 1
-                    assert self._nursery is not None
-                    self._nursery.start_soon(self._dial, addr)
-            at = self.pool.next_ready_time(now)
-            if at is None and not self.sessions and not self._dialing:
-                self._pool_dry.set()
-            with trio.move_on_at(math.inf if at is None or at <= now else at):
-                await self._pool_changed.wait()
-            self._pool_changed = trio.Event()
-            await trio.sleep(0.05)  # coalesce bursts of PEX/DHT additions
+    def publish(self, event: tev.TorrentEvent) -> None:
+        self._subs.publish(event)
 
     async def _dial(self, addr: Addr) -> None:
         try:
             link = await self._dialer.dial(addr, self.info_hash)
         except (*PEER_ERRORS, OSError) as exc:
             log.debug("dial %s failed: %s", addr, exc)
-            if isinstance(exc, HandshakeError) and exc.hint == SELF_CONNECTION:
-                self.pool.ban(addr)  # ourselves: never again, and not a live candidate
-            else:
-                self.pool.failed(addr, trio.current_time())
+            itself = isinstance(exc, HandshakeError) and exc.hint == SELF_CONNECTION
+            self.engine.dial_failed(addr, trio.current_time(), self_connection=itself)
+            self._pump()
             return
-        finally:
-            self._dialing -= 1
-        peer_id = bytes(link.remote.peer_id)
-        if self._paused or not self._wins_duplicate(
-            peer_id, incoming=False, dialer_end=link.dialer_end
-        ):
-            await trio.aclose_forcefully(link.stream)
-            self.pool.closed(addr, trio.current_time())
-            return
-        self.pool.connected(addr)
         try:
-            session = self._new_session(link)
+            session = self._connected(link)
         except BaseException:
             await trio.aclose_forcefully(link.stream)
             raise
-        self._register(session)
-        await self._serve_session(session)
-
-    def _register(self, session: PeerSession) -> None:
-        """Make `session` the connection to its peer (closing a losing duplicate)."""
-        link = session.link
-        self._drop_duplicate(bytes(link.remote.peer_id))
-        self.sessions[link.addr] = session
-        self._by_peer_id[bytes(link.remote.peer_id)] = session
-
-    def _new_session(self, link: PeerLink) -> PeerSession:
-        data = self.data
-        info = data.info if data is not None else None
-        return PeerSession(
-            link,
-            self.info_hash,
-            self.peer_id,
-            self,
-            num_pieces=info.num_pieces if info else None,
-            our_pieces=data.storage.verified() if data else None,
-            piece_length=info.piece_length if info else None,
-            total_length=info.total_length if info else None,
-            metadata_size=len(info.raw) if info else None,
-            config=ConnectionConfig(listen_port=self._listen_port, enable_pex=not self.private),
-            rng=self._rng,
-        )
-
-    async def _serve_session(self, session: PeerSession) -> None:
-        link = session.link
-        if link.incoming:
-            self.peers_found([link.addr], PeerSource.INCOMING)
-        self._subs.publish(tev.PeerConnected(link.addr, "", link.encrypted, link.incoming))
-        try:
-            dropped = await session.run()
-        finally:
-            if self.sessions.get(link.addr) is session:
-                del self.sessions[link.addr]
-            if self._by_peer_id.get(bytes(link.remote.peer_id)) is session:
-                del self._by_peer_id[bytes(link.remote.peer_id)]
-            self._gone_down += session.downloaded
-            self._gone_up += session.uploaded
-            self.fetch.peer_left(session)
-            if self.data is not None:
-                self.data.peer_left(session)
-            self.pool.closed(link.addr, trio.current_time())
-            if session.listen_addr is not None and session.listen_addr != link.addr:
-                self.pool.closed(session.listen_addr, trio.current_time())
-            self._pool_changed.set()
-        self._subs.publish(tev.PeerDisconnected(dropped.addr, dropped.reason))
-
-    async def on_peer_event(self, session: PeerSession, event: ev.PeerEvent) -> None:
-        """Everything a session's engine reports (see the module docstring)."""
-        conn = session.conn
-        if isinstance(event, ev.ExtendedHandshakeReceived):
-            hs = event.handshake
-            if hs.p and session.link.incoming:
-                # BEP 10 ``p``: where the peer listens, for PEX and later redials.
-                session.listen_addr = (session.addr[0], hs.p)
-                self.peers_found([session.listen_addr], PeerSource.INCOMING)  # no redial
-            if self.metainfo is None:
-                self._request_metadata()
-        elif isinstance(event, ev.MetadataPieceReceived):
-            self._metadata_piece(session, event.piece, event.data)
-        elif isinstance(event, ev.MetadataRejected):
-            self.fetch.rejected(session, event.piece)
-            self._request_metadata()
-        elif isinstance(event, ev.MetadataRequested):
-            self._serve_metadata(session, event.piece)
-        elif isinstance(event, ev.HandshakeReceived):
-            # BEP 5: tell DHT-capable peers our node's UDP port (not for BEP 27).
-            if self._dht is not None and not self.private and event.reserved & ReservedBits.DHT:
-                conn.send_port(self._dht.address[1])
-        elif isinstance(event, ev.PortReceived):
-            if self._dht is not None and not self.private and event.port:
-                self._dht.add_nodes([(session.addr[0], event.port)])
-        elif isinstance(event, ev.PexReceived):
-            self.peers_found([peer.addr for peer in event.added[:50]], PeerSource.PEX)
-        elif self.data is not None:
-            await self.data.on_peer_event(session, event)
-        if conn.state is ConnectionState.OPEN:
-            session.wake()
-
-    def _request_metadata(self) -> None:
-        for session in self.fetch.request_more(self.sessions.values(), trio.current_time()):
-            session.wake()
-
-    def _metadata_piece(self, session: PeerSession, piece: int, data: bytes) -> None:
-        outcome = self.fetch.piece_received(session, piece, data)
-        if isinstance(outcome, MetadataBadHash):
-            # One SHA-1 over the whole dict: every contributor is suspect.
-            for culprit in outcome.blamed:
-                self.ban(culprit.addr, "sent metadata that does not match the info-hash")
-        elif isinstance(outcome, MetadataInvalid):
-            self.fail(outcome.message)
+        if session is None:
+            await trio.aclose_forcefully(link.stream)
             return
-        elif isinstance(outcome, MetadataDone):
-            self.metadata_verified(outcome.metainfo)
-            return
-        self._request_metadata()
-
-    def _serve_metadata(self, session: PeerSession, piece: int) -> None:
-        if session.conn.state is not ConnectionState.OPEN:
-            return
-        info = self.metainfo.info if self.metainfo is not None else None
-        if info is None or not 0 <= piece * 16384 < len(info.raw):
-            session.conn.send_metadata_reject(piece)
-            return
-        chunk = info.raw[piece * 16384 : (piece + 1) * 16384]
-        session.conn.send_metadata_data(piece, len(info.raw), chunk)
+        await session.io.run()
 
     # ---- background loops ------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        """Fire the engine's timers; dial when the pool's back-off allows."""
+        engine = self.engine
+        while True:
+            now = trio.current_time()
+            at = engine.get_timer()
+            dial = engine.next_dial_time(now)
+            if dial is not None and dial > now and (at is None or dial < at):
+                at = dial
+            self._timer_at = math.inf if at is None else at
+            self._timer_moved = trio.Event()
+            with trio.move_on_at(self._timer_at):
+                await self._timer_moved.wait()
+            now = trio.current_time()
+            engine.handle_timer(now)
+            self._pump()
+            await trio.sleep(0.01)  # coalesce: timers of many peers fire in one pass
 
     async def _discovery_loop(self) -> None:
         assert self._dht is not None
@@ -704,44 +685,18 @@ class Torrent:
                 await self._dht.announce(self.info_hash, self._listen_port)
             looked_up = trio.current_time()
             self._pool_dry = trio.Event()
-            self._pool_changed.set()  # the connect loop re-checks, and says if still dry
+            self._pump()  # says whether the pool is still dry
             with trio.move_on_after(retry):
                 await self._pool_dry.wait()
                 await trio.sleep_until(looked_up + DRY_RELOOKUP)
             retry = min(DHT_INTERVAL, retry * 2)
 
-    async def _choke_loop(self) -> None:
-        while True:
-            if self.data is not None:
-                self.data.rechoke(self.sessions.values())
-            await trio.sleep(10.0)
-
-    async def _pex_loop(self) -> None:
-        """BEP 11: tell each peer which peers we are connected to, as deltas."""
-        tracker: PexTracker[PeerSession] = PexTracker()
-        while True:
-            await trio.sleep(PEX_INTERVAL)
-            live = {s.listen_addr for s in self.sessions.values() if s.listen_addr is not None}
-            for session in list(self.sessions.values()):
-                conn = session.conn
-                if conn.state is not ConnectionState.OPEN or not conn.peer_supports(UT_PEX):
-                    continue
-                added, dropped = tracker.delta(session, live, session.listen_addr)
-                if added or dropped:
-                    conn.send_pex([PexPeer(a) for a in added], dropped)
-                    session.wake()
-            tracker.retain(set(self.sessions.values()))
-
     async def _stats_loop(self) -> None:
         while True:
             now = trio.current_time()
-            down = self._gone_down + sum(s.downloaded for s in self.sessions.values())
-            up = self._gone_up + sum(s.uploaded for s in self.sessions.values())
+            down, up = self.engine.payload_totals()
             self._samples.append((now, down, up))
             while self._samples and self._samples[0][0] < now - RATE_WINDOW:
                 self._samples.popleft()
-            if self.metainfo is None and self.sessions:
-                self.fetch.handle_timer(now)
-                self._request_metadata()
             self._subs.publish(tev.Progress(self.statistics()))
             await trio.sleep(1.0)

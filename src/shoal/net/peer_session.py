@@ -42,7 +42,14 @@ if TYPE_CHECKING:
     from ..swarm.bitfield import Bitfield
     from .dialer import PeerLink
 
-__all__ = ["PEER_ERRORS", "PeerDropped", "PeerSession", "SessionHandler"]
+__all__ = [
+    "PEER_ERRORS",
+    "EngineHost",
+    "EngineSession",
+    "PeerDropped",
+    "PeerSession",
+    "SessionHandler",
+]
 
 Addr = tuple[str, int]
 
@@ -203,3 +210,85 @@ class PeerSession:
                 self.conn.handle_timer(trio.current_time())
             # Events queued by a timer, or replayed by set_num_pieces (metadata arrived).
             await self._dispatch()
+
+
+class EngineHost(Protocol):
+    """What an `EngineSession` reports to (the torrent driving a `TorrentEngine`).
+
+    Every method is synchronous: the engine's handlers never await.
+    """
+
+    def session_data(self, key: int, data: bytes) -> None: ...
+    def session_output(self, key: int) -> list[bytes | memoryview]: ...
+    def session_ended(self, key: int, reason: str) -> None: ...
+
+
+@final
+class EngineSession:
+    """The I/O of one connection whose protocol state lives in a `TorrentEngine`.
+
+    Two tasks: the reader hands every read (up to 256 KiB) to the engine through the
+    host, synchronously; the writer sleeps until `wake()` and then sends what the
+    engine queued for this connection. Neither awaits anything but the socket, so a
+    slow disk never stalls a peer. The engine closes a connection by the host calling
+    `close`; a transport failure is reported with `session_ended`.
+    """
+
+    def __init__(self, link: PeerLink, key: int, host: EngineHost) -> None:
+        self.link: Final = link
+        self.addr: Final = link.addr
+        self.key: Final = key
+        self._host = host
+        self._wake = trio.Event()
+        self._cancel = trio.CancelScope()
+        self._close_reason: str | None = None
+
+    def wake(self) -> None:
+        """The engine queued bytes for this connection."""
+        self._wake.set()
+
+    def close(self, reason: str) -> None:
+        """The engine (or the torrent) ended the connection; `run` returns."""
+        if self._close_reason is None:
+            self._close_reason = reason
+        self._cancel.cancel()
+
+    async def run(self) -> None:
+        """Serve the connection until either side ends it; always closes the stream."""
+        reason = "closed"
+        try:
+            with self._cancel:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer)
+                    await self._reader()
+                    nursery.cancel_scope.cancel()
+        except* _Closed as group:
+            reason = str(group.exceptions[0])
+        except* PEER_ERRORS as group:
+            exc = group.exceptions[0]
+            reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.link.stream)
+        if self._close_reason is None:
+            self._close_reason = reason
+            self._host.session_ended(self.key, reason)
+
+    async def _reader(self) -> None:
+        stream = self.link.stream
+        while True:
+            data = await stream.receive_some(_RECEIVE_SIZE)
+            self._host.session_data(self.key, bytes(data) if type(data) is not bytes else data)
+            if not data:
+                raise _Closed("peer closed the connection")
+
+    async def _writer(self) -> None:
+        stream = self.link.stream
+        while True:
+            buffers = self._host.session_output(self.key)
+            if not buffers:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            for buf in buffers:
+                await stream.send_all(buf)

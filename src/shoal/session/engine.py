@@ -84,6 +84,7 @@ class EngineConfig:
     #: Keep serving after completing (False: drop every peer once complete).
     seed: bool = True
     connection: ConnectionConfig | None = None
+    pex_interval: float = PEX_INTERVAL
 
 
 @final
@@ -116,7 +117,7 @@ class TorrentEngine:
         self._commands: list[cmd.Command] = []
         self._dirty: dict[int, None] = {}
         self._pex: PexTracker[EnginePeer] = PexTracker()
-        self._next_pex = now + PEX_INTERVAL
+        self._next_pex = now + self.config.pex_interval
         self.paused = False
         self.complete = False
         #: Payload counters of peers that have left.
@@ -168,8 +169,17 @@ class TorrentEngine:
             self._dial_more(now)
         return new
 
+    def _connectable(self) -> bool:
+        """Peers only once our pieces are known (the first messages on a connection
+        describe what we have), or while fetching a magnet's metadata."""
+        return (
+            not self.paused
+            and not (self.complete and not self.config.seed)
+            and (self.metainfo is None or self.data is not None)
+        )
+
     def _dial_more(self, now: float) -> None:
-        if self.paused or (self.complete and not self.config.seed):
+        if not self._connectable():
             return
         free = self.config.max_peers - len(self.peers) - len(self._dialing)
         if free <= 0:
@@ -206,8 +216,7 @@ class TorrentEngine:
     def would_accept(self, peer_id: bytes, addr: Addr, dialer_end: Addr | None) -> bool:
         """Would an inbound connection from `addr` be kept (asked before we answer)?"""
         return not (
-            self.paused
-            or (self.complete and not self.config.seed)
+            not self._connectable()
             or len(self.peers) + len(self._dialing) >= self.config.max_peers
             or self.pool.is_banned(addr)
             or any(p.addr == addr for p in self.peers.values())
@@ -560,7 +569,7 @@ class TorrentEngine:
         if self.data is not None and now >= self.data.next_rechoke:
             self.data.rechoke(now)
         if now >= self._next_pex:
-            self._next_pex = now + PEX_INTERVAL
+            self._next_pex = now + self.config.pex_interval
             self._send_pex()
         self._dial_more(now)
 
