@@ -41,6 +41,7 @@ import trio
 
 from . import torrent_events as tev
 from ._torrent_data import DataFiles
+from .config import EncryptionMode
 from .errors import HandshakeError, MetadataError, StorageError
 from .net.dialer import SELF_CONNECTION
 from .net.peer_session import PEER_ERRORS, EngineSession
@@ -199,6 +200,7 @@ class Torrent:
                 seed=seed,
                 connection=ConnectionConfig(listen_port=listen_port),
                 pex_interval=PEX_INTERVAL,
+                retry_plaintext=config.encryption is EncryptionMode.PREFER,
             ),
         )
         for addr in peers:
@@ -480,10 +482,13 @@ class Torrent:
         info = self.metainfo.info
         self.data = data = await DataFiles.open(self, info, self._select)
         have = data.storage.verified()
-        self._state = TorrentState.DOWNLOADING
         self.engine.start_data(
             info, have, data.priorities, sequential=self._sequential, now=trio.current_time()
         )
+        plane = self.engine.data
+        assert plane is not None
+        done = plane.picker.is_complete()
+        self._state = TorrentState.SEEDING if done else TorrentState.DOWNLOADING
         assert self._nursery is not None
         self._nursery.start_soon(data.run_saver)
         self._pump()
@@ -520,9 +525,9 @@ class Torrent:
                 self._subs.publish(event)
                 if isinstance(event, tev.PieceVerified) and self.data and self.data.saver:
                     self.data.saver.piece_verified()
-            case cmd.Dial(addr=addr):
+            case cmd.Dial(addr=addr, plaintext=plaintext):
                 assert nursery is not None
-                nursery.start_soon(self._dial, addr)
+                nursery.start_soon(self._dial, addr, plaintext)
             case cmd.ClosePeer(peer=key, reason=reason):
                 session = self._conns.pop(key, None)
                 if session is not None:
@@ -634,9 +639,12 @@ class Torrent:
     def publish(self, event: tev.TorrentEvent) -> None:
         self._subs.publish(event)
 
-    async def _dial(self, addr: Addr) -> None:
+    async def _dial(self, addr: Addr, plaintext: bool = False) -> None:
         try:
-            link = await self._dialer.dial(addr, self.info_hash)
+            if plaintext:
+                link = await self._dialer.dial(addr, self.info_hash, plaintext=True)
+            else:
+                link = await self._dialer.dial(addr, self.info_hash)
         except (*PEER_ERRORS, OSError) as exc:
             log.debug("dial %s failed: %s", addr, exc)
             itself = isinstance(exc, HandshakeError) and exc.hint == SELF_CONNECTION

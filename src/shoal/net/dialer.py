@@ -129,8 +129,9 @@ class Dialer:
         self.transport: Transport = transport if transport is not None else TcpTransport(bind_host)
         self._rng = rng or random.SystemRandom()
 
-    async def dial(self, addr: Addr, info_hash: InfoHash) -> PeerLink:
-        """Connect to `addr` for torrent `info_hash`.
+    async def dial(self, addr: Addr, info_hash: InfoHash, *, plaintext: bool = False) -> PeerLink:
+        """Connect to `addr` for torrent `info_hash` (`plaintext`: skip MSE, unless
+        encryption is required; for a peer that dropped our encrypted connection).
 
         Raises:
             HandshakeError: the peer failed MSE or the BitTorrent handshake, or is us.
@@ -140,7 +141,9 @@ class Dialer:
         """
         if addr in self.local_addrs:
             raise HandshakeError("refusing to dial our own listen address", hint=SELF_CONNECTION)
-        if self.encryption is EncryptionMode.DISABLE:
+        if self.encryption is EncryptionMode.DISABLE or (
+            plaintext and self.encryption is EncryptionMode.PREFER
+        ):
             return await self._attempt(addr, info_hash, encrypt=False)
         if self.encryption is EncryptionMode.REQUIRE:
             return await self._attempt(addr, info_hash, encrypt=True)

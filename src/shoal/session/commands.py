@@ -35,9 +35,13 @@ Addr: TypeAlias = tuple[str, int]
 @final
 @dataclass(frozen=True, slots=True)
 class Dial:
-    """Open a connection to `addr`; report `peer_connected` or `dial_failed`."""
+    """Open a connection to `addr`; report `peer_connected` or `dial_failed`.
+
+    `plaintext`: skip MSE (a retry after the peer dropped our encrypted connection).
+    """
 
     addr: Addr
+    plaintext: bool = False
 
 
 @final

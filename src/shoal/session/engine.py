@@ -85,6 +85,9 @@ class EngineConfig:
     seed: bool = True
     connection: ConnectionConfig | None = None
     pex_interval: float = PEX_INTERVAL
+    #: Encryption is preferred, not required: a peer that drops our encrypted
+    #: connection before its BEP 10 handshake is redialled once in plaintext.
+    retry_plaintext: bool = False
 
 
 @final
@@ -359,8 +362,22 @@ class TorrentEngine:
         self._pex.forget(peer)
         if self.data is not None:
             self.data.peer_left(peer)
+        # Some clients reset an RC4 connection right after the handshake (while they
+        # fetch metadata); rtorrent's ``enable_retry`` redials those in plaintext.
+        plain = (
+            self.config.retry_plaintext
+            and not peer.incoming
+            and peer.encrypted
+            and not peer.extended_seen
+            and peer.conn.extensions
+            and self._connectable()
+        )
         for addr in {peer.addr, peer.listen_addr}:
             if addr is not None:
+                if plain and addr == peer.addr:
+                    self._dialing.add(addr)  # its pool entry stays busy
+                    self._commands.append(cmd.Dial(addr, plaintext=True))
+                    continue
                 self.pool.closed(addr, now)
                 if clean and peer.took_metadata and addr == peer.listen_addr:
                     # PeerPool.closed allows a redial after BASE_BACKOFF; date it back
