@@ -523,6 +523,8 @@ class Torrent:
                     self.engine.write_refused(index)
             case cmd.Publish(event=event):
                 self._subs.publish(event)
+                if isinstance(event, tev.PeerDisconnected):  # shown at ``-v``
+                    log.info("peer %s:%d left: %s", *event.addr, event.reason)
                 if isinstance(event, tev.PieceVerified) and self.data and self.data.saver:
                     self.data.saver.piece_verified()
             case cmd.Dial(addr=addr, plaintext=plaintext):

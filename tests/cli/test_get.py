@@ -245,7 +245,13 @@ def test_event_records() -> None:
         "port": 1,
         "reason": "sent 2 bad pieces",
     }
-    for quiet in (Completed(), PieceVerified(3), PeerDisconnected(("h", 1), "eof")):
+    assert get.event_record(PeerDisconnected(("127.0.0.5", 1), "peer idle")) == {
+        "event": "peer_left",
+        "host": "127.0.0.5",
+        "port": 1,
+        "reason": "peer idle",
+    }
+    for quiet in (Completed(), PieceVerified(3)):
         assert get.event_record(quiet) is None
 
 
@@ -429,7 +435,8 @@ def test_docs_list_every_progress_key_and_record() -> None:
     events, keys = section.split("`progress` keys:", 1)
     documented_events = set(re.findall(r"^\| `([a-z_]+)` ", events, re.MULTILINE)) - {"event"}
     assert documented_events == {
-        "listening", "metadata", "peer", "piece_failed", "banned", "progress", "resuming",
+        "listening", "metadata", "peer", "peer_left", "piece_failed", "banned", "progress",
+        "resuming",
         "complete", "error",
     }  # fmt: skip
     documented_keys = set(re.findall(r"^\| `([a-z_]+)` ", keys, re.MULTILINE))

@@ -160,6 +160,30 @@ async def test_shoal_to_shoal_through_the_dht(
 
 
 @pytest.mark.integration
+async def test_seed_dials_a_peer_given_with_peer(
+    tmp_path: Path, album: tuple[Path, Path, str]
+) -> None:
+    """``seed --peer``: a leecher that no DHT names (both bootstrap from a dead port) is
+    dialled by the seed and downloads from it."""
+    data, torrent, magnet = album
+    out = tmp_path / "out"
+    dead = ["--bootstrap", "127.0.0.1:9", "--timeout", str(DEADLINE - 10), "--no-seed"]
+    get_args = ["get", magnet, "-o", str(out), "--bind", SHOAL_IP, "--port", "0", *dead]
+    async with shoal_process(get_args, tmp_path / "g") as get:
+        listening = await get.wait_record("listening")
+        leecher = f"{listening['host']}:{listening['port']}"
+        seed_args = [*_offline_seed_args(torrent, data), "--peer", leecher]
+        async with shoal_process(seed_args, tmp_path / "s") as seed:
+            assert await get.wait() == 0, get.stderr
+            dialled = await seed.wait_record("peer")
+        assert not dialled["incoming"]
+        assert (dialled["host"], dialled["port"]) == (listening["host"], listening["port"])
+        assert any(p["incoming"] for p in get.events("peer"))
+    for rel, content in FILES.items():
+        assert (out / rel).read_bytes() == content
+
+
+@pytest.mark.integration
 async def test_metadata_only_writes_the_torrent(
     tmp_path: Path, album: tuple[Path, Path, str]
 ) -> None:

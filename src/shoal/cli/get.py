@@ -34,6 +34,7 @@ from ..torrent_events import (
     MetadataReceived,
     PeerBanned,
     PeerConnected,
+    PeerDisconnected,
     PieceFailed,
     TorrentError,
     TorrentEvent,
@@ -277,6 +278,8 @@ def event_record(event: TorrentEvent) -> dict[str, Any] | None:
                 "encrypted": enc,
                 "incoming": inc,
             }
+        case PeerDisconnected(addr=(host, port), reason=reason):
+            return {"event": "peer_left", "host": host, "port": port, "reason": reason}
         case PieceFailed(index=index, peers=peers):
             return {"event": "piece_failed", "index": index, "peers": [list(p) for p in peers]}
         case PeerBanned(addr=(host, port), reason=reason):

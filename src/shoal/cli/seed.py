@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .common import EXIT_INTERRUPTED, CommandError, add_command
+from .common import EXIT_INTERRUPTED, CommandError, add_command, parse_hostport
 from .get import (
     add_client_options,
     client_config,
@@ -41,6 +41,7 @@ _EXAMPLES = """\
   shoal seed photos.torrent --data ~/Pictures             serve ~/Pictures/photos
   shoal seed photos.torrent --data . --port 51413 --json  JSON lines (peers, progress)
   shoal seed photos.torrent --data . --encryption require only MSE/RC4 peers
+  shoal seed photos.torrent --data . --peer 127.0.0.1:6881 also dial this peer
 """
 
 
@@ -62,6 +63,15 @@ def add_parser(subparsers: Subparsers) -> None:
         "--data", metavar="DIR", required=True, type=Path, help="directory holding the data"
     )
     add_client_options(parser)
+    parser.add_argument(
+        "--peer",
+        metavar="HOST:PORT",
+        type=parse_hostport,
+        action="append",
+        default=[],
+        help="also connect to this peer (repeatable): for clients that learn no "
+        "loopback or LAN peers from the DHT",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -79,14 +89,20 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, meta: Metainfo, data: Path, renderer: Renderer) -> int:
     config = client_config(args)
-    await run_interruptible(_session, meta, data, renderer, config)
+    await run_interruptible(_session, meta, data, renderer, config, args.peer)
     # Seeding has no natural end: reaching here means Ctrl-C (or SIGINT from a script).
     renderer.close()
     print("shoal: interrupted", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
-async def _session(meta: Metainfo, data: Path, renderer: Renderer, config: ClientConfig) -> None:
+async def _session(
+    meta: Metainfo,
+    data: Path,
+    renderer: Renderer,
+    config: ClientConfig,
+    peers: list[tuple[str, int]],
+) -> None:
     from ..client import open_client
 
     start = trio.current_time()
@@ -94,7 +110,7 @@ async def _session(meta: Metainfo, data: Path, renderer: Renderer, config: Clien
         host, port = client.listen_address
         renderer.record({"event": "listening", "host": host, "port": port})
         renderer.record(metadata_record(meta))
-        torrent = await client.add(meta, save_to=data, seed=True)
+        torrent = await client.add(meta, save_to=data, seed=True, peers=peers)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pump_events, torrent, renderer, None)
             await _require_complete(torrent, data)
