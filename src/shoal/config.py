@@ -21,7 +21,9 @@ __all__ = ["ClientConfig", "EncryptionMode"]
 class EncryptionMode(enum.Enum):
     """How we treat BEP 8 / MSE encryption on peer connections.
 
-    PREFER: dial with MSE RC4 and fall back to plaintext; accept both.
+    PREFER: dial with MSE (offering RC4 and header obfuscation) and fall back to
+    plaintext; accept everything; as the responder, pick header obfuscation when the
+    dialer offers both (as libtorrent does).
     REQUIRE: MSE RC4 only, both ways (header obfuscation alone is refused too).
     DISABLE: plain BitTorrent only; inbound MSE is refused.
     """
@@ -36,7 +38,11 @@ class EncryptionMode(enum.Enum):
             return EncryptionPolicy(
                 methods=CryptoMethod.RC4, prefer=CryptoMethod.RC4, allow_unencrypted=False
             )
-        return EncryptionPolicy(allow_unencrypted=True)
+        # As the responder under PREFER, when the dialer offers both methods, pick the
+        # plaintext one (header obfuscation only), as libtorrent does with its default
+        # ``prefer_rc4 = false``: the dialer asked for obfuscation, and RC4 over the
+        # payload costs CPU on both ends (docs/encryption.md, "Methods and policy").
+        return EncryptionPolicy(prefer=CryptoMethod.PLAINTEXT, allow_unencrypted=True)
 
 
 @final

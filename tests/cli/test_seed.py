@@ -152,8 +152,9 @@ async def test_shoal_to_shoal_through_the_dht(
         assert (out / rel).read_bytes() == content
     peers = get.events("peer")
     assert peers
-    # "prefer" dials with MSE first, and shoal accepts it, so only "disable" is plaintext.
-    assert all(p["encrypted"] is (encryption != "disable") for p in peers), peers
+    # "prefer" dials with MSE offering both methods and the "prefer" seed picks header
+    # obfuscation (as libtorrent does), so only "require" carries RC4.
+    assert all(p["encrypted"] is (encryption == "require") for p in peers), peers
     assert next(r["event"] for r in get.records) == "listening"
     assert get.events("metadata")[0]["name"] == "album"
     assert get.events("complete")[0]["size"] == sum(map(len, FILES.values()))

@@ -40,7 +40,9 @@ async def _echo(link: PeerLink) -> None:
 
 
 MODES = [
-    (EncryptionMode.PREFER, EncryptionMode.PREFER, True),
+    # A PREFER listener offered both methods picks header obfuscation, as libtorrent
+    # does (docs/encryption.md): MSE, but no RC4 over the payload.
+    (EncryptionMode.PREFER, EncryptionMode.PREFER, False),
     (EncryptionMode.REQUIRE, EncryptionMode.PREFER, True),
     (EncryptionMode.PREFER, EncryptionMode.REQUIRE, True),
     (EncryptionMode.REQUIRE, EncryptionMode.REQUIRE, True),

@@ -149,3 +149,13 @@ async def test_dialer_fallback_only_when_preferred(mode: EncryptionMode, connect
             mode is not EncryptionMode.REQUIRE,
         ]
         nursery.cancel_scope.cancel()
+
+
+def test_responder_choice_when_both_methods_are_offered() -> None:
+    """As libtorrent (``prefer_rc4 = false``): PREFER picks header obfuscation, REQUIRE
+    RC4; a dialer offering one method gets that one if we accept it."""
+    both = int(CryptoMethod.PLAINTEXT | CryptoMethod.RC4)
+    assert EncryptionMode.PREFER.policy().select(both) is CryptoMethod.PLAINTEXT
+    assert EncryptionMode.PREFER.policy().select(int(CryptoMethod.RC4)) is CryptoMethod.RC4
+    assert EncryptionMode.REQUIRE.policy().select(both) is CryptoMethod.RC4
+    assert EncryptionMode.REQUIRE.policy().select(int(CryptoMethod.PLAINTEXT)) is None

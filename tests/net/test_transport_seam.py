@@ -42,7 +42,7 @@ class PipeTransport:
         return FAR_END
 
 
-@pytest.mark.parametrize("mode", [EncryptionMode.PREFER, EncryptionMode.DISABLE])
+@pytest.mark.parametrize("mode", [EncryptionMode.REQUIRE, EncryptionMode.DISABLE])
 async def test_dial_and_accept_over_another_transport(mode: EncryptionMode) -> None:
     got: list[PeerLink] = []
     listener = Listener(SERVER_ID, encryption=mode, rng=random.Random(1))
@@ -54,7 +54,7 @@ async def test_dial_and_accept_over_another_transport(mode: EncryptionMode) -> N
             link = await dialer.dial(("127.0.0.5", 6881), IH)
             await trio.testing.wait_all_tasks_blocked()
         assert link.remote.peer_id == SERVER_ID
-        assert link.encrypted is (mode is EncryptionMode.PREFER)
+        assert link.encrypted is (mode is EncryptionMode.REQUIRE)
         assert link.dialer_end == FAR_END
         (inbound,) = got
         assert inbound.remote.peer_id == CLIENT_ID
