@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import random
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,6 +48,8 @@ __all__ = ["LinkConfig", "SimNode", "SimStorage", "SwarmSim", "make_torrent"]
 
 Addr = tuple[str, int]
 _RESERVED: Final = ReservedBits.DHT | ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL
+#: How late a node's timer may fire (see `SwarmSim._after_input`).
+_TIMER_SLACK: Final = 0.05
 #: Largest chunk one delivery carries (a socket read's worth).
 _SEGMENT: Final = 256 * 1024
 
@@ -153,6 +156,7 @@ class SwarmSim:
         self._timers: dict[int, float] = {}
         self._ports = 40000
         self._last_arrival: dict[tuple[int, int], float] = {}
+        self._rearmed: dict[int, float] = {}
         self.delivered_bytes = 0
 
     # ---- building ------------------------------------------------------------------
@@ -243,6 +247,17 @@ class SwarmSim:
             data = b"".join(engine.data_to_send(key))
             if data:
                 self._send(node, key, data)
+        # Re-arming costs a pass over every connection, so it is done at most every
+        # `_TIMER_SLACK` of virtual time per node (a deadline fires at most that late).
+        if not node.alive or self._timers.get(id(node), math.inf) <= self.now + _TIMER_SLACK:
+            return
+        recheck = self._rearmed.get(id(node), -math.inf) + _TIMER_SLACK
+        if self.now < recheck:
+            # Re-armed a moment ago: look again (an early `handle_timer` is harmless).
+            self._timers[id(node)] = recheck
+            self.at(recheck, partial(self._fire, node, recheck))
+            return
+        self._rearmed[id(node)] = self.now
         timer = engine.get_timer()
         dial = engine.next_dial_time(self.now)
         if dial is not None and (timer is None or dial < timer):
@@ -251,12 +266,13 @@ class SwarmSim:
             scheduled = self._timers.get(id(node))
             if scheduled is None or timer < scheduled:
                 self._timers[id(node)] = timer
-                self.at(timer, lambda: self._fire(node, timer))
+                self.at(timer, partial(self._fire, node, timer))
 
     def _fire(self, node: SimNode, timer: float) -> None:
         if not node.alive or self._timers.get(id(node)) != timer:
             return
         del self._timers[id(node)]
+        self._rearmed.pop(id(node), None)
         node.engine.handle_timer(self.now)
         node.engine.dial_more(self.now)
         self._after_input(node)
