@@ -1,7 +1,12 @@
-"""PeerSession: drives one `PeerConnection` engine over one handshaken stream.
+"""The I/O of one handshaken peer connection: `EngineSession` and `PeerSession`.
 
-Theory of operation
--------------------
+`EngineSession` is what a `Torrent` runs per connection: the connection's protocol
+state lives in the torrent's pure `TorrentEngine`, so the session only moves bytes
+(see its docstring). `PeerSession` drives a stand-alone `PeerConnection` with an async
+event handler, for tools and tests that script one peer.
+
+Theory of operation (`PeerSession`)
+-----------------------------------
 The dialer or listener has already exchanged both BitTorrent handshakes (the
 listener must read the info-hash before it knows which torrent to hand the stream
 to). The engine is built from the parsed remote handshake and starts OPEN (like
