@@ -29,12 +29,10 @@ reader.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, final
 
 import trio
@@ -50,6 +48,7 @@ from .session import commands as cmd
 from .session.engine import EngineConfig, TorrentEngine
 from .storage.base import WriteResult
 from .swarm.peer_pool import PeerSource
+from .torrent_parts import Session, Subscriptions, check_select, dht_contacts, is_seed
 from .torrent_stats import TorrentState, TorrentStats
 
 if TYPE_CHECKING:
@@ -61,9 +60,7 @@ if TYPE_CHECKING:
     from .ids import InfoHash, PeerId
     from .metainfo import Metainfo
     from .net.dialer import Dialer, PeerLink
-    from .peer.connection import PeerConnection
     from .peer.handshake import Handshake
-    from .session.peer import EnginePeer
     from .storage.base import StorageFactory
     from .swarm.peer_pool import PeerPool
 
@@ -83,70 +80,6 @@ DHT_INTERVAL: Final = 300.0
 DRY_RELOOKUP: Final = 15.0
 RATE_WINDOW: Final = 5.0
 _EVENT_BUFFER: Final = 256
-
-
-def check_select(select: Sequence[int], num_files: int) -> None:
-    """Reject file indexes outside the torrent (a silent no-op would download nothing).
-
-    Raises:
-        ValueError: an index is negative or not below `num_files`.
-    """
-    bad = sorted({i for i in select if not 0 <= i < num_files})
-    if bad:
-        shown = ", ".join(map(str, bad[:10]))
-        last = num_files - 1
-        raise ValueError(f"file index {shown} out of range: the torrent has files 0..{last}")
-
-
-@dataclass
-class _Subscriptions:
-    channels: list[trio.MemorySendChannel[tev.TorrentEvent]] = field(default_factory=list)
-
-    def publish(self, event: tev.TorrentEvent) -> None:
-        for ch in list(self.channels):
-            try:
-                ch.send_nowait(event)
-            except trio.WouldBlock:
-                pass  # a slow subscriber loses events rather than stalling the torrent
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.channels.remove(ch)
-
-    def close(self) -> None:
-        for ch in self.channels:
-            ch.close()
-        self.channels.clear()
-
-
-@final
-class _Session:
-    """A connection as the user (and tests) see it: the link and its engine state."""
-
-    def __init__(self, io: EngineSession, peer: EnginePeer) -> None:
-        self.io = io
-        self.peer = peer
-        self.link: Final = io.link
-        self.addr: Final = io.addr
-
-    @property
-    def conn(self) -> PeerConnection:
-        return self.peer.conn
-
-    @property
-    def client(self) -> str:
-        return self.peer.client
-
-    @property
-    def downloaded(self) -> int:
-        return self.peer.downloaded
-
-    @property
-    def uploaded(self) -> int:
-        return self.peer.uploaded
-
-
-def _is_seed(peer: EnginePeer) -> bool:
-    pieces = peer.conn.peer_pieces
-    return pieces is not None and pieces.has_all()
 
 
 @final
@@ -205,8 +138,8 @@ class Torrent:
         )
         for addr in peers:
             self.engine.pool.add(addr, PeerSource.USER)  # dialled once run() starts
-        self._conns: dict[int, _Session] = {}
-        self.sessions: dict[Addr, _Session] = {}
+        self._conns: dict[int, Session] = {}
+        self.sessions: dict[Addr, Session] = {}
         self._state = TorrentState.FINDING_PEERS
         self._metadata_ready = trio.Event()
         self._complete = trio.Event()
@@ -214,7 +147,7 @@ class Torrent:
         self._timer_moved = trio.Event()
         self._timer_at = math.inf
         self._pool_dry = trio.Event()
-        self._subs = _Subscriptions()
+        self._subs = Subscriptions()
         self._nursery: trio.Nursery | None = None
         self._error: str | None = None
         self.data: DataFiles | None = None
@@ -350,7 +283,7 @@ class Torrent:
             pieces_done=data.storage.verified().count() if data else 0,
             pieces_total=data.info.num_pieces if data else 0,
             peers=len(peers),
-            seeds=sum(1 for p in peers if _is_seed(p)),
+            seeds=sum(1 for p in peers if is_seed(p)),
             encrypted_peers=sum(1 for p in peers if p.encrypted),
             known_peers=engine.pool.statistics().known,
             metadata_peers=engine.metadata_peers(),
@@ -440,14 +373,7 @@ class Torrent:
         """
         if self._dht is None or self.metainfo is None or self.private:
             return
-        contacts = []
-        for host, port in self.metainfo.nodes:
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                continue
-            if 0 < port < 65536:
-                contacts.append((host, port))
+        contacts = dht_contacts(self.metainfo.nodes)
         if contacts:
             self._dht.add_nodes(contacts)
 
@@ -614,7 +540,7 @@ class Torrent:
         self._nursery.start_soon(session.io.run)
         return True
 
-    def _connected(self, link: PeerLink) -> _Session | None:
+    def _connected(self, link: PeerLink) -> Session | None:
         """Hand a handshaken link to the engine; None if it refused it."""
         key = self.engine.peer_connected(
             link.addr,
@@ -627,7 +553,7 @@ class Torrent:
         )
         session = None
         if key is not None:
-            session = _Session(EngineSession(link, key, self), self.engine.peers[key])
+            session = Session(EngineSession(link, key, self), self.engine.peers[key])
             self._conns[key] = session
             self.sessions[link.addr] = session
         self._pump()

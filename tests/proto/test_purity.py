@@ -64,6 +64,7 @@ IMPURE_MODULES = [
     "daemon/qbt.py",
     "daemon/server.py",
     "daemon/state.py",
+    "torrent_parts.py",
 ]
 FORBIDDEN = {
     "trio",
