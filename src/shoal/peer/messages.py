@@ -78,6 +78,7 @@ __all__ = [
     "Unchoke",
     "encode_message",
     "encode_piece_header",
+    "encode_request",
 ]
 
 # BEP 3: "All current implementations use 2^14 (16 kiB), and close connections which
@@ -303,6 +304,15 @@ def encode_piece_header(index: int, begin: int, block_length: int) -> bytes:
         return _LEN_ID_U32X2.pack(9 + block_length, MessageId.PIECE, index, begin)
     except struct.error as exc:
         raise ValueError(f"piece header field out of range: {exc}") from exc
+
+
+def encode_request(index: int, begin: int, length: int) -> bytes:
+    """``encode_message(Request(index, begin, length))`` without building the message
+    (once per block on the download path)."""
+    try:
+        return _LEN_ID_U32X3.pack(13, MessageId.REQUEST, index, begin, length)
+    except struct.error as exc:
+        raise ValueError(f"request field out of range: {exc}") from exc
 
 
 def encode_message(msg: Message) -> bytes:
