@@ -155,10 +155,15 @@ class PieceBlocks(Generic[P]):
         """Block `n` arrived from `peer`: the other owners to cancel, or None if a duplicate."""
         if self.received >> n & 1:
             return None
-        self.received |= 1 << n
-        self.requested &= ~(1 << n)
+        bit = 1 << n
+        self.received |= bit
         self.senders[n] = peer
-        owners = self.owners.pop(n, [])
+        owners = self.owners.pop(n, None)
+        if owners is None:
+            return []
+        self.requested &= ~bit
+        if len(owners) == 1 and owners[0] == peer:
+            return []  # the common case: the one peer we asked delivered
         return [p for p in owners if p != peer]
 
     def reset(self) -> set[P]:
