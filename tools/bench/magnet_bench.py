@@ -146,10 +146,19 @@ def lt_leech_main(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     deadline = time.monotonic() + DEADLINE
     done = False
+    # libtorrent looks the torrent up once when it is added, and again only every 15
+    # minutes; if its DHT had not bootstrapped yet, that first lookup finds nothing. Ask
+    # again every second until the metadata arrives (shoal retries by itself).
+    has_metadata = handle.status().has_metadata
+    next_lookup = time.monotonic() + 1.0
     while not stop.is_set() and time.monotonic() < deadline:
-        ses.wait_for_alert(500)
+        if not has_metadata and nodes and time.monotonic() >= next_lookup:
+            handle.force_dht_announce()
+            next_lookup = time.monotonic() + 1.0
+        ses.wait_for_alert(200 if not has_metadata else 500)
         for alert in ses.pop_alerts():
             if isinstance(alert, lt.metadata_received_alert):
+                has_metadata = True
                 _emit("metadata")
             elif isinstance(alert, lt.torrent_finished_alert) and not done:
                 done = True
