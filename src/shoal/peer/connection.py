@@ -359,9 +359,9 @@ class PeerConnection:
             if not data:
                 return
         self._decoder.receive_data(data)
-        while (msg := self._decoder.next_message()) is not None:
-            if type(msg) is m.Piece:  # the hot path: skip the dispatch below
-                self._on_block(msg.index, msg.begin, msg.block, now)
+        while (msg := self._decoder.next_item()) is not None:
+            if isinstance(msg, tuple):  # a block, the hot path: no Piece, no dispatch below
+                self._on_block(*msg, now)
             else:
                 self._on_message(msg, now)
         if not data:

@@ -72,6 +72,7 @@ __all__ = [
     "NotInterested",
     "Piece",
     "Port",
+    "RawBlock",
     "Reject",
     "Request",
     "Suggest",
@@ -271,6 +272,9 @@ Message: TypeAlias = (
     | AllowedFast
     | Extended
 )
+
+#: A decoded block without its `Piece` wrapper: (index, begin, read-only view).
+RawBlock: TypeAlias = tuple[int, int, memoryview]
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -488,6 +492,13 @@ class FrameDecoder:
             RemoteProtocolError: the peer broke a framing rule or a limit; the decoder
                 stays broken afterwards. Anything else is a bug.
         """
+        item = self.next_item()
+        return Piece(*item) if isinstance(item, tuple) else item
+
+    def next_item(self) -> Message | RawBlock | None:
+        """`next_message`, except that a block comes as a plain ``(index, begin, data)``
+        tuple instead of a `Piece`: the peer engine's per-block path, which needs no
+        message object for it (same errors as `next_message`)."""
         if self._avail < self._need and not self._eof:
             return None  # hot path while a large frame trickles in
         if self._error is not None:
@@ -531,7 +542,7 @@ class FrameDecoder:
         self._need = 0
         return b"".join(parts)
 
-    def _next(self) -> Message | None:
+    def _next(self) -> Message | RawBlock | None:
         # Loops only to skip unknown messages; each pass consumes a frame or returns.
         while True:
             avail = self._avail
@@ -620,14 +631,14 @@ class FrameDecoder:
 
     def _parse(
         self, msg_id: int, buf: bytes, view: memoryview, start: int, end: int
-    ) -> Message | None:
+    ) -> Message | RawBlock | None:
         """Build the message whose payload (after the id byte) is ``buf[start:end]``;
         `view` is a memoryview of `buf`, for blocks."""
         if msg_id == MessageId.PIECE:
             index, begin = _U32X2.unpack_from(buf, start)
             if self._num_pieces is not None and index >= self._num_pieces:
                 raise RemoteProtocolError(f"piece index {index} out of range")
-            return Piece(index, begin, view[start + 8 : end])
+            return (index, begin, view[start + 8 : end])
         single = _SINGLETONS.get(msg_id)
         if single is not None:
             return single
