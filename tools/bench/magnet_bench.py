@@ -108,6 +108,7 @@ def lt_settings(ip: str, *, port: int = 0, rc4: bool = False, dht: bool = True) 
         settings |= {
             "out_enc_policy": int(lt.enc_policy.pe_disabled),
             "in_enc_policy": int(lt.enc_policy.pe_enabled),
+            "allowed_enc_level": int(lt.enc_level.pe_both),
         }
     return settings
 
@@ -402,7 +403,12 @@ class Bench:
         raise SystemExit("the seed never showed up in the DHT")
 
     def set_rc4(self, rc4: bool) -> None:
-        self.seed.apply_settings(lt_settings(SEED_IP, port=self.seed.listen_port(), rc4=rc4))
+        # Only the encryption keys: re-applying listen_interfaces makes libtorrent
+        # reopen its listen socket, which can fail to rebind the same port, leaving
+        # the seed announced on the DHT but not listening.
+        enc = ("out_enc_policy", "in_enc_policy", "allowed_enc_level")
+        settings = lt_settings(SEED_IP, rc4=rc4)
+        self.seed.apply_settings({k: v for k, v in settings.items() if k in enc})
 
     def _out(self, label: str) -> Path:
         self.count += 1
