@@ -198,6 +198,7 @@ class PeerConnection:
         self.metadata_size = metadata_size
         self._remote_ip = remote_ip
         self._events: deque[ev.PeerEvent] = deque()
+        self._blocks_queued = 0  # BlockReceived events not yet taken by next_event()
         self._out = bytearray()
         self._clock = now
         self._last_send = now
@@ -264,7 +265,23 @@ class PeerConnection:
 
     def next_event(self) -> ev.PeerEvent | None:
         """The next event in arrival order, or ``None``."""
-        return self._events.popleft() if self._events else None
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if type(event) is ev.BlockReceived:
+            self._blocks_queued -= 1
+        return event
+
+    def drain_events(self) -> list[ev.PeerEvent]:
+        """Every queued event at once, in arrival order: a whole read's worth in one call.
+
+        A driver that takes a read's events this way and handles them in one synchronous
+        pass should call `request_slots` after the pass (it is 0 until then).
+        """
+        events = list(self._events)
+        self._events.clear()
+        self._blocks_queued = 0
+        return events
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called, or ``None`` (closed or failed)."""
@@ -360,8 +377,11 @@ class PeerConnection:
             if not data:
                 return
         self._decoder.receive_data(data)
-        while (msg := self._decoder.next_message()) is not None:
-            self._on_message(msg, now)
+        while (msg := self._decoder.next_item()) is not None:
+            if isinstance(msg, tuple):  # a block, the hot path: no Piece, no dispatch below
+                self._on_block(*msg, now)
+            else:
+                self._on_message(msg, now)
         if not data:
             self.state = ConnectionState.CLOSED
             self._events.append(ev.ConnectionClosed())
@@ -403,7 +423,7 @@ class PeerConnection:
     def _on_message(self, msg: m.Message, now: float) -> None:
         match msg:
             case m.Piece(index, begin, block):
-                self._on_block((index, begin, len(block)), block, now)
+                self._on_block(index, begin, block, now)
             case m.Have(index):
                 self._events += self._avail.have(index)
             case m.Request(index, begin, length):
@@ -457,10 +477,12 @@ class PeerConnection:
 
     # ---- blocks we asked for ---------------------------------------------------------
 
-    def _on_block(self, block: Block, data: bytes | memoryview, now: float) -> None:
+    def _on_block(self, index: int, begin: int, data: bytes | memoryview, now: float) -> None:
+        block = (index, begin, len(data))
         if self.pipeline.block_received(block, now):
             self.downloaded += block[2]
-            self._events.append(ev.BlockReceived(block[0], block[1], data))
+            self._events.append(ev.BlockReceived(index, begin, data))
+            self._blocks_queued += 1
         elif self._cancelled.pop(block, 0) is None:
             pass  # we cancelled or timed it out; the peer sent it anyway (a race)
         elif self.fast:
@@ -593,7 +615,14 @@ class PeerConnection:
             self._queue(m.Interested() if interested else m.NotInterested())
 
     def request_slots(self, now: float) -> int:
-        """How many more requests to send now to keep the pipeline full."""
+        """How many more requests to send now to keep the pipeline full.
+
+        0 while blocks of the current read are still queued as events: a driver that
+        refills after each `BlockReceived` then picks once per read (after its last
+        block), for all the slots the read freed, instead of once per block.
+        """
+        if self._blocks_queued:
+            return 0
         return max(0, self.pipeline_depth(now) - len(self.pipeline))
 
     def pipeline_depth(self, now: float) -> int:
@@ -625,7 +654,7 @@ class PeerConnection:
             raise LocalProtocolError(f"piece {index} out of range")
         self._cancelled.pop(block, None)
         self.pipeline.add(block, now)
-        self._queue(m.Request(*block))
+        self._queue_bytes(m.encode_request(index, begin, length))
 
     @property
     def outstanding(self) -> list[Block]:

@@ -72,12 +72,14 @@ __all__ = [
     "NotInterested",
     "Piece",
     "Port",
+    "RawBlock",
     "Reject",
     "Request",
     "Suggest",
     "Unchoke",
     "encode_message",
     "encode_piece_header",
+    "encode_request",
 ]
 
 # BEP 3: "All current implementations use 2^14 (16 kiB), and close connections which
@@ -271,6 +273,9 @@ Message: TypeAlias = (
     | Extended
 )
 
+#: A decoded block without its `Piece` wrapper: (index, begin, read-only view).
+RawBlock: TypeAlias = tuple[int, int, memoryview]
+
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U32X2 = struct.Struct(">II")
@@ -303,6 +308,15 @@ def encode_piece_header(index: int, begin: int, block_length: int) -> bytes:
         return _LEN_ID_U32X2.pack(9 + block_length, MessageId.PIECE, index, begin)
     except struct.error as exc:
         raise ValueError(f"piece header field out of range: {exc}") from exc
+
+
+def encode_request(index: int, begin: int, length: int) -> bytes:
+    """``encode_message(Request(index, begin, length))`` without building the message
+    (once per block on the download path)."""
+    try:
+        return _LEN_ID_U32X3.pack(13, MessageId.REQUEST, index, begin, length)
+    except struct.error as exc:
+        raise ValueError(f"request field out of range: {exc}") from exc
 
 
 def encode_message(msg: Message) -> bytes:
@@ -478,6 +492,13 @@ class FrameDecoder:
             RemoteProtocolError: the peer broke a framing rule or a limit; the decoder
                 stays broken afterwards. Anything else is a bug.
         """
+        item = self.next_item()
+        return Piece(*item) if isinstance(item, tuple) else item
+
+    def next_item(self) -> Message | RawBlock | None:
+        """`next_message`, except that a block comes as a plain ``(index, begin, data)``
+        tuple instead of a `Piece`: the peer engine's per-block path, which needs no
+        message object for it (same errors as `next_message`)."""
         if self._avail < self._need and not self._eof:
             return None  # hot path while a large frame trickles in
         if self._error is not None:
@@ -521,7 +542,7 @@ class FrameDecoder:
         self._need = 0
         return b"".join(parts)
 
-    def _next(self) -> Message | None:
+    def _next(self) -> Message | RawBlock | None:
         # Loops only to skip unknown messages; each pass consumes a frame or returns.
         while True:
             avail = self._avail
@@ -610,14 +631,14 @@ class FrameDecoder:
 
     def _parse(
         self, msg_id: int, buf: bytes, view: memoryview, start: int, end: int
-    ) -> Message | None:
+    ) -> Message | RawBlock | None:
         """Build the message whose payload (after the id byte) is ``buf[start:end]``;
         `view` is a memoryview of `buf`, for blocks."""
         if msg_id == MessageId.PIECE:
             index, begin = _U32X2.unpack_from(buf, start)
             if self._num_pieces is not None and index >= self._num_pieces:
                 raise RemoteProtocolError(f"piece index {index} out of range")
-            return Piece(index, begin, view[start + 8 : end])
+            return (index, begin, view[start + 8 : end])
         single = _SINGLETONS.get(msg_id)
         if single is not None:
             return single

@@ -85,8 +85,9 @@ class RequestPipeline:
         self._min_depth = min_depth
         self._max_depth = max_depth
         self._rate_window = rate_window
-        #: Block → (deadline, time sent), in the order requested (= deadline order).
-        self.outstanding: dict[Block, tuple[float, float]] = {}
+        #: Block → time sent, in the order requested (= deadline order: the deadline
+        #: is the time sent + ``request_timeout``; no tuple per request).
+        self.outstanding: dict[Block, float] = {}
         self._probe: Block | None = None  # the request that may give an RTT sample
         self._buckets: deque[list[float]] = deque()  # [bucket start, bytes]
         self._window_bytes = 0.0
@@ -111,7 +112,7 @@ class RequestPipeline:
             self._snub_since = now
         if self._rate_start is None:
             self._rate_start = now
-        self.outstanding[block] = (now + self._request_timeout, now)
+        self.outstanding[block] = now
 
     def remove(self, block: Block) -> bool:
         """Forget a request (cancelled or rejected). False if it was not outstanding."""
@@ -131,15 +132,25 @@ class RequestPipeline:
         return blocks
 
     def block_received(self, block: Block, now: float) -> bool:
-        """A block arrived. Returns whether it was outstanding (else nothing changes)."""
-        entry = self.outstanding.get(block)
-        if entry is None:
+        """A block arrived. Returns whether it was outstanding (else nothing changes).
+
+        Once per block: written out (no `remove`, no new bucket unless the 0.25 s
+        bucket changed, no allocation otherwise).
+        """
+        sent = self.outstanding.pop(block, None)
+        if sent is None:
             return False
         if block == self._probe:
-            sample = max(now - entry[1], 0.0)
+            self._probe = None
+            sample = max(now - sent, 0.0)
             self.srtt = sample if self.srtt is None else 0.875 * self.srtt + 0.125 * sample
-        self.remove(block)
-        self._count_bytes(block[2], now)
+        n = block[2]
+        buckets = self._buckets
+        if buckets and buckets[-1][0] > now - _BUCKET:
+            buckets[-1][1] += n
+            self._window_bytes += n
+        else:
+            self._count_bytes(n, now)
         self.snubbed = False
         self._snub_since = now if self.outstanding else None
         return True
@@ -150,7 +161,7 @@ class RequestPipeline:
         """The earliest request deadline or snub deadline."""
         times = []
         if self.outstanding:
-            times.append(next(iter(self.outstanding.values()))[0])
+            times.append(next(iter(self.outstanding.values())) + self._request_timeout)
         if self._snub_since is not None and not self.snubbed:
             times.append(self._snub_since + self._snub_timeout)
         return min(times, default=None)
@@ -158,8 +169,8 @@ class RequestPipeline:
     def expire(self, now: float) -> list[Block]:
         """Remove and return every request whose deadline is ``<= now``."""
         expired = []
-        for block, (deadline, _) in self.outstanding.items():
-            if deadline > now:
+        for block, sent in self.outstanding.items():
+            if sent + self._request_timeout > now:
                 break
             expired.append(block)
         for block in expired:

@@ -23,8 +23,7 @@ adds more, and the first arrival cancels the rest (`receive` returns them).
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import Final, Generic, TypeVar, final
+from typing import Final, Generic, NamedTuple, TypeVar, final
 
 __all__ = ["BLOCK_SIZE", "Block", "PieceBlocks", "block_count"]
 
@@ -35,12 +34,17 @@ BLOCK_SIZE: Final = 16 * 1024
 P = TypeVar("P", bound=Hashable)
 
 
-@final
-@dataclass(frozen=True, slots=True, order=True)
-class Block:
-    """A request unit: `length` bytes at offset `begin` of piece `index` (BEP 3 fields)."""
+class Block(NamedTuple):
+    """A request unit: `length` bytes at offset `begin` of piece `index` (BEP 3 fields).
 
-    index: int
+    A named tuple, not a frozen dataclass: the picker makes one per request and the
+    torrent one per received block, and a tuple is built several times faster (a
+    frozen dataclass sets each field through ``object.__setattr__``). It equals, and
+    hashes as, the plain ``(index, begin, length)`` tuple the peer engine uses.
+    The field ``index`` hides ``tuple.index``, which nothing here needs.
+    """
+
+    index: int  # type: ignore[assignment]
     begin: int
     length: int
 
@@ -155,10 +159,15 @@ class PieceBlocks(Generic[P]):
         """Block `n` arrived from `peer`: the other owners to cancel, or None if a duplicate."""
         if self.received >> n & 1:
             return None
-        self.received |= 1 << n
-        self.requested &= ~(1 << n)
+        bit = 1 << n
+        self.received |= bit
         self.senders[n] = peer
-        owners = self.owners.pop(n, [])
+        owners = self.owners.pop(n, None)
+        if owners is None:
+            return []
+        self.requested &= ~bit
+        if len(owners) == 1 and owners[0] == peer:
+            return []  # the common case: the one peer we asked delivered
         return [p for p in owners if p != peer]
 
     def reset(self) -> set[P]:

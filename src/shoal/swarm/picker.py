@@ -525,30 +525,38 @@ class Picker(Generic[P]):
         index, begin, length = block.index, block.begin, block.length
         if not 0 <= index < self.num_pieces:
             raise RemoteProtocolError(f"block for piece {index} of {self.num_pieces}")
-        size = self.piece_size(index)
-        if begin % BLOCK_SIZE or not 0 <= begin < size or length != min(BLOCK_SIZE, size - begin):
+        # Once per block, so written out: one dict lookup finds the piece, and the
+        # common case (a block we asked for, of a wanted partial piece) changes none of
+        # the piece's fresh/open/partial memberships, so `_refresh` is skipped.
+        pb = self._partials.get(index)
+        size = self.piece_size(index) if pb is None else pb.size
+        n, rem = divmod(begin, BLOCK_SIZE)
+        if rem or not 0 <= begin < size or length != min(BLOCK_SIZE, size - begin):
             raise RemoteProtocolError(f"block {begin}+{length} not on the grid of piece {index}")
         info = self._peers.get(peer)
-        n = begin // BLOCK_SIZE
         if info is not None:
             info.requests.discard((index, n))
         if not self._wanted(index):
-            pb = self._partials.get(index)
             if pb is not None:  # wanted no more, but requests were out: just unbook this one
                 pb.release(n, peer)
                 self._refresh(index)
             return []
-        pb = self._partial(index)
+        requested = pb is not None and pb.requested >> n & 1
+        if pb is None:
+            pb = self._partial(index)
         others = pb.receive(n, peer)
         if others is None:
             pb.release(n, peer)
             self._refresh(index)
             return []
+        if not requested:
+            self._refresh(index)  # an unrequested block: the piece may have left "open"
+        if not others:
+            return []
         for other in others:
             other_info = self._peers.get(other)
             if other_info is not None:
                 other_info.requests.discard((index, n))
-        self._refresh(index)
         return [(other, block) for other in others]
 
     def piece_complete(self, index: int) -> bool:

@@ -214,6 +214,52 @@ def test_a_flush_of_blocks_and_control_messages_is_one_buffer_in_wire_order() ->
     assert out == [b"".join(m.encode_message(x) for x in expected)]
 
 
+def test_a_read_of_blocks_is_refilled_once_after_its_last_block() -> None:
+    p = pair(n=600, **NO_TIMEOUTS)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("a")
+    p.events("b")
+    for index in range(4):
+        p.b.request(index, 0, BLOCK, p.now)
+    p.transfer()
+    for e in p.events("a"):
+        assert isinstance(e, ev.BlockRequested)
+        assert p.a.send_piece(e.index, e.begin, bytes(BLOCK))
+    p.b.receive_data(wire(p.a), p.now)  # one read, four blocks
+    free = p.b.pipeline_depth(p.now) - len(p.b.pipeline)
+    assert free > 0
+    seen = []
+    while (e := p.b.next_event()) is not None:
+        seen.append(e)
+        # a driver refilling after each block is told to wait until the read's last one
+        assert p.b.request_slots(p.now) == (free if len(seen) == 4 else 0)
+    assert [type(e) for e in seen] == [ev.BlockReceived] * 4
+
+
+def test_drain_events_takes_a_whole_read_in_one_call() -> None:
+    p = pair(n=600, **NO_TIMEOUTS)
+    p.a.set_choking(False)
+    p.transfer()
+    p.events("a")
+    p.events("b")
+    for index in range(3):
+        p.b.request(index, 0, BLOCK, p.now)
+    p.transfer()
+    for e in p.events("a"):
+        assert isinstance(e, ev.BlockRequested)
+        assert p.a.send_piece(e.index, e.begin, bytes([e.index]) * BLOCK)
+    p.a.send_have(7)
+    p.b.receive_data(wire(p.a), p.now)
+    assert p.b.request_slots(p.now) == 0
+    got = p.b.drain_events()
+    assert got == [ev.BlockReceived(i, 0, bytes([i]) * BLOCK) for i in range(3)] + [
+        ev.HaveReceived(7)
+    ]
+    assert p.b.next_event() is None
+    assert p.b.request_slots(p.now) > 0
+
+
 def test_cancel_withdraws_the_request_and_send_piece_reports_it() -> None:
     p = pair()
     p.a.set_choking(False)

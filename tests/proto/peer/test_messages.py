@@ -184,6 +184,21 @@ def test_decoder_is_split_invariant(msgs: list[Message], cuts: list[int]) -> Non
     assert decode_chunks(split_at(blob, cuts)) == msgs
 
 
+@given(msgs=st.lists(wire_messages(), max_size=12), cuts=st.lists(st.integers(0, 30_000)))
+def test_next_item_is_next_message_with_blocks_as_plain_tuples(
+    msgs: list[Message], cuts: list[int]
+) -> None:
+    blob = b"".join(encode_message(m) for m in msgs)
+    dec = FrameDecoder()
+    items: list[object] = []
+    for chunk in split_at(blob, cuts):
+        dec.receive_data(chunk)
+        items += iter(dec.next_item, None)
+    want = [(m.index, m.begin, m.block) if isinstance(m, Piece) else m for m in msgs]
+    assert items == want
+    assert all(type(i) is not Piece for i in items)
+
+
 @given(msgs=st.lists(wire_messages(), max_size=6))
 def test_decoder_byte_by_byte(msgs: list[Message]) -> None:
     blob = b"".join(encode_message(m) for m in msgs)

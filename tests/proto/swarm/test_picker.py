@@ -646,3 +646,59 @@ def test_remote_inputs_raise_only_remote_protocol_error(
                 p.piece_verified(i)
         pending = []
     assert p.is_complete()
+
+
+# ---- derived sets stay what a full refresh would make them -----------------------------
+
+
+def check_memberships(p: Picker[str]) -> None:
+    """`_partials`/`_is_fresh`/`_fresh`/`_open` equal what `_refresh` derives from scratch
+    (`block_received` skips `_refresh` when a requested block arrives)."""
+    for i in range(p.num_pieces):
+        pb = p._partials.get(i)
+        assert pb is None or not pb.is_idle(), f"idle piece {i} still partial"
+        fresh = pb is None and p._wanted(i)
+        assert p._is_fresh[i] == fresh, i
+        assert bool(p._fresh & p._bit(i)) == fresh, i
+        assert (i in p._open) == (pb is not None and bool(p._prio[i]) and pb.has_free()), i
+
+
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["pick", "recv", "recv_any", "reject", "verify", "fail"]),
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(0, 1000),
+        ),
+        max_size=60,
+    )
+)
+def test_block_outcomes_keep_the_derived_sets_exact(ops: list[tuple[str, str, int]]) -> None:
+    n = 5
+    p = make(n, total=4 * PL + 1000, endgame_max_owners=2)
+    p.peer_have_all("a")
+    p.peer_bitfield("b", bf(n, 0, 2, 4))
+    p.peer_has("c", 1)
+    booked: list[tuple[str, Block]] = []
+    for op, peer, x in ops:
+        if op == "pick":
+            booked += [(peer, b) for b in p.pick_blocks(peer, 1 + x % 4)]
+        elif op in ("recv", "reject") and booked:
+            owner, block = booked.pop(x % len(booked))
+            if op == "recv":
+                p.block_received(owner, block)
+            else:
+                p.block_rejected(owner, block)
+        elif op == "recv_any":  # unrequested (or duplicate) but valid
+            index = x % n
+            size = p.piece_size(index)
+            begin = (x // n) % (-(-size // BLOCK_SIZE)) * BLOCK_SIZE
+            p.block_received(peer, Block(index, begin, min(BLOCK_SIZE, size - begin)))
+        elif op in ("verify", "fail"):
+            index = x % n
+            if p.piece_complete(index):
+                if op == "verify":
+                    p.piece_verified(index)
+                else:
+                    p.piece_failed(index)
+        check_memberships(p)
