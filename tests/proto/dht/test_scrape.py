@@ -42,7 +42,7 @@ def test_empty_and_full_filters() -> None:
     # c is clamped to m - 1 zero bits: an empty filter reads as half an entry.
     assert estimate(bytes(BLOOM_BYTES)) < 1
     # Full: c is clamped to m - 1, so the estimate is finite.
-    assert 15_000 < estimate(b"\xff" * BLOOM_BYTES) < 16_000
+    assert 7_000 < estimate(b"\xff" * BLOOM_BYTES) < 8_000  # the BEP: breaks down near 8,000
 
 
 @given(st.lists(ipv4s | ipv6s, max_size=40), st.lists(ipv4s | ipv6s, max_size=40))
