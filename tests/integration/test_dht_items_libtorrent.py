@@ -17,7 +17,7 @@ from shoal.bencoding import encode
 from shoal.dht import bep44
 from shoal.dht_client import open_dht_node
 
-from .test_dht_libtorrent import lt, lt_session  # libtorrent or a CI failure / skip
+from .test_dht_libtorrent import dht_port, lt, lt_session  # libtorrent or a CI failure / skip
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -131,3 +131,54 @@ async def lt_get_mutable(ses: Any, public: bytes, salt: bytes, seq: int) -> Any:
                 alert = await wait_alert(ses, lt.dht_mutable_item_alert)
                 if alert.seq == seq:
                     return alert
+
+
+async def test_libtorrent_samples_a_shoal_node() -> None:
+    hashes = {bytes([i]) * 20 for i in range(1, 6)}
+    async with (
+        open_dht_node(("127.0.0.1", 0)) as node,
+        lt_session("127.0.0.2", [node.address]) as ses,
+    ):
+        for i, h in enumerate(hashes):
+            node.service.node.peer_store.add(h, (f"10.0.0.{i}", 6881), trio.current_time())
+        with trio.fail_after(DEADLINE):
+            while True:
+                ses.dht_sample_infohashes(node.address, lt.sha1_hash(bytes(20)))
+                with trio.move_on_after(3):
+                    alert = await wait_alert(ses, lt.dht_sample_infohashes_alert)
+                    break
+        assert {bytes(h.to_bytes()) for h in alert.samples} == hashes
+        assert alert.num_infohashes == 5
+        assert alert.interval.total_seconds() == 300
+
+
+async def test_shoal_dht_sample_finds_every_torrent_libtorrent_nodes_announced() -> None:
+    hashes = [bytes([0xC0 + i]) * 20 for i in range(3)]
+    async with (
+        open_dht_node(("127.0.0.1", 0)) as router,
+        lt_session("127.0.0.2", [router.address]) as a,
+        lt_session("127.0.0.3", [router.address]) as b,
+        lt_session("127.0.0.4", [router.address]) as c,
+    ):
+        sessions = (a, b, c)
+        for ses in sessions:
+            # Answer samples from the live store (libtorrent caches them for 6 h).
+            ses.apply_settings({"dht_sample_infohashes_interval": 0})
+        await warm(router, 3)
+        store = router.service.node.peer_store
+        with trio.fail_after(DEADLINE):
+            # With four nodes every announce reaches every node, the router included:
+            # once it holds all three, the libtorrent nodes do too.
+            while len(store) < 3:
+                for ses, h in zip(sessions, hashes, strict=True):
+                    ses.dht_announce(lt.sha1_hash(h), 6881, 0)
+                await trio.sleep(1)
+        # Join through a libtorrent node: the walk asks its bootstrap node first.
+        lt_node = ("127.0.0.2", dht_port(a))
+        code, lines = await shoal("dht", "sample", "--max-rate", "20", *node_args(lt_node))
+        assert code == 0
+        found = {bytes.fromhex(line["info_hash"]) for line in lines}
+        assert found == set(hashes)
+        assert len(lines) == 3  # each once
+        givers = {line["node"][0] for line in lines}
+        assert givers & {"127.0.0.2", "127.0.0.3", "127.0.0.4"}  # libtorrent nodes sampled

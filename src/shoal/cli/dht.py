@@ -17,7 +17,7 @@ import trio
 
 from ..errors import DecodeError
 from ..ids import InfoHash
-from . import dht_items
+from . import dht_items, dht_sample
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -79,6 +79,7 @@ def add_parser(subparsers: Subparsers) -> None:
     _add_node_options(get, suppress=True)
     get.set_defaults(run=run_get_peers)
     dht_items.add_parsers(sub, lambda p: _add_node_options(p, suppress=True))
+    dht_sample.add_parser(sub, lambda p: _add_node_options(p, suppress=True))
 
 
 def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
