@@ -7,7 +7,9 @@ own 127.0.0.x addresses (see ``test_dht_libtorrent.py`` for the settings). The
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ import trio
 from shoal.bencoding import encode
 from shoal.dht import bep44
 from shoal.dht_client import open_dht_node
+from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 
 from .test_dht_libtorrent import dht_port, lt, lt_session  # libtorrent or a CI failure / skip
 
@@ -182,3 +185,29 @@ async def test_shoal_dht_sample_finds_every_torrent_libtorrent_nodes_announced()
         assert len(lines) == 3  # each once
         givers = {line["node"][0] for line in lines}
         assert givers & {"127.0.0.2", "127.0.0.3", "127.0.0.4"}  # libtorrent nodes sampled
+
+
+async def test_shoal_dht_sample_metadata_names_a_libtorrent_torrent(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 300
+    (tmp_path / "f.bin").write_bytes(data)
+    info = single_file_info(data, 16384)
+    info_hash = hashlib.sha1(info).digest()
+    settings = loopback_settings("127.0.0.2", dht=True) | {
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+    }
+    async with open_dht_node(("127.0.0.1", 0)) as router:
+        with lt_torrent_session(lt, info, tmp_path, settings) as (ses, handle):
+            ses.add_dht_node(router.address)
+            store = router.service.node.peer_store
+            with trio.fail_after(DEADLINE):
+                while info_hash not in store.sample(random.Random(0), 100):
+                    handle.force_dht_announce()
+                    await trio.sleep(1)
+            code, lines = await shoal(
+                "dht", "sample", "--metadata", "--limit", "1", *node_args(router.address)
+            )
+            assert code == 0, lines
+            (line,) = lines
+            assert line["info_hash"] == info_hash.hex()
+            assert (line["name"], line["size"], line["files"]) == ("f.bin", len(data), 1)
