@@ -127,15 +127,15 @@ class DHT:
         return PeerSearch(self._service, info_hash)
 
     async def announce(
-        self, info_hash: bytes, port: int, *, implied_port: bool = False
+        self, info_hash: bytes, port: int, *, implied_port: bool = False, seed: bool = False
     ) -> LookupStats | None:
         """Announce that we have peers for `info_hash` on TCP `port` to the closest nodes.
 
         Returns when the announce is done (the get_peers lookup plus the announce_peer
-        queries), with the lookup's statistics.
+        queries), with the lookup's statistics. `seed`: we have the whole torrent (BEP 33).
         """
         lookup_id = self._service.node.announce(
-            info_hash, port, trio.current_time(), implied_port=implied_port
+            info_hash, port, trio.current_time(), implied_port=implied_port, seed=seed
         )
         waiter = self._service.register(lookup_id, announce=True)
         await waiter.wait_done()

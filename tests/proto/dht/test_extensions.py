@@ -192,3 +192,12 @@ def test_sample_cache_redraws_only_after_interval_unless_short() -> None:
     first = samples(2.0)
     assert len(first) == 20
     assert samples(50.0) == first  # cached within the interval
+
+
+def test_announce_with_seed_flag_is_stored_as_a_seed() -> None:
+    net = swarm(4)
+    net.nodes[addr(2)].announce(IH, 7000, net.now, seed=True)
+    net.nodes[addr(3)].announce(IH, 7001, net.now)
+    net.advance(net.now + 10)
+    ips = net.nodes[addr(1)].peer_store.scrape_ips(IH, net.now)
+    assert ips == ({"127.0.0.2"}, {"127.0.0.3"})
