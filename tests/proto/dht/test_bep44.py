@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -159,6 +159,7 @@ class ItemStoreMachine(RuleBasedStateMachine):
         assert len(self.store) <= self.config.max_items
 
 
+ItemStoreMachine.TestCase.settings = settings(stateful_step_count=25)  # CI time: 25 steps suffice
 TestItemStore = ItemStoreMachine.TestCase
 
 

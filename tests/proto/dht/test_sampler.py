@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -91,6 +91,7 @@ class WalkMachine(RuleBasedStateMachine):
         assert self.walk.known <= self.cfg.max_nodes
 
 
+WalkMachine.TestCase.settings = settings(stateful_step_count=25)  # CI time: 25 steps suffice
 TestWalk = WalkMachine.TestCase
 
 
