@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, final
 
 import trio
 
+from .dht.events import ItemFound, ItemStored, SampleReceived, ScrapeEstimate
 from .dht.node import DHTConfig, DHTNode
 from .ids import random_id
 from .net.dht_service import DHTService, DHTServiceStats, load_state
@@ -27,7 +28,9 @@ from .net.dht_service import DHTService, DHTServiceStats, load_state
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
+    from .dht.bep44 import Item
     from .dht.compact import Addr
+    from .dht.events import LookupResult
     from .dht.lookup import LookupStats
     from .dht.node import DHTStats as NodeStats
     from .net.dht_service import _Waiter
@@ -124,19 +127,54 @@ class DHT:
         return PeerSearch(self._service, info_hash)
 
     async def announce(
-        self, info_hash: bytes, port: int, *, implied_port: bool = False
+        self, info_hash: bytes, port: int, *, implied_port: bool = False, seed: bool = False
     ) -> LookupStats | None:
         """Announce that we have peers for `info_hash` on TCP `port` to the closest nodes.
 
         Returns when the announce is done (the get_peers lookup plus the announce_peer
-        queries), with the lookup's statistics.
+        queries), with the lookup's statistics. `seed`: we have the whole torrent (BEP 33).
         """
         lookup_id = self._service.node.announce(
-            info_hash, port, trio.current_time(), implied_port=implied_port
+            info_hash, port, trio.current_time(), implied_port=implied_port, seed=seed
         )
         waiter = self._service.register(lookup_id, announce=True)
         await waiter.wait_done()
         return waiter.finished.stats if waiter.finished else None
+
+    async def get_item(self, target: bytes, *, salt: bytes = b"") -> ItemFound:
+        """BEP 44 get: the valid item with the highest seq among the closest nodes.
+
+        `salt` is needed for a mutable item: replies are verified against it.
+        """
+        result = await self._run(self._service.node.get_item(target, trio.current_time(), salt))
+        assert isinstance(result, ItemFound)
+        return result
+
+    async def put_item(self, item: Item) -> ItemStored:
+        """BEP 44 put to the closest nodes; returns when each has answered or timed out."""
+        result = await self._run(self._service.node.put_item(item, trio.current_time()))
+        assert isinstance(result, ItemStored)
+        return result
+
+    async def scrape(self, info_hash: bytes) -> ScrapeEstimate:
+        """BEP 33 scrape: estimated seeds and peers from the closest nodes' filters."""
+        result = await self._run(self._service.node.scrape(info_hash, trio.current_time()))
+        assert isinstance(result, ScrapeEstimate)
+        return result
+
+    async def sample(
+        self, addr: Addr, target: bytes, node_id: bytes | None = None
+    ) -> SampleReceived:
+        """One BEP 51 sample_infohashes query (``samples`` is None without an answer)."""
+        lookup_id = self._service.node.sample(addr, target, trio.current_time(), node_id)
+        result = await self._run(lookup_id)
+        assert isinstance(result, SampleReceived)
+        return result
+
+    async def _run(self, lookup_id: int) -> LookupResult | None:
+        waiter = self._service.register(lookup_id)
+        await waiter.wait_done()
+        return waiter.finished.result if waiter.finished else None
 
     async def wait_bootstrapped(self) -> None:
         """Wait until joining the network succeeded (lookups queue until then anyway)."""

@@ -618,7 +618,8 @@ class Torrent:
             async for addr in self._dht.get_peers(self.info_hash):
                 self.peers_found([addr], PeerSource.DHT)
             if self._listen_port:
-                await self._dht.announce(self.info_hash, self._listen_port)
+                seeding = self.state is TorrentState.SEEDING  # BEP 33 scrapes count seeds
+                await self._dht.announce(self.info_hash, self._listen_port, seed=seeding)
             looked_up = trio.current_time()
             self._pool_dry = trio.Event()
             self._pump()  # says whether the pool is still dry

@@ -267,9 +267,9 @@ async def test_private_torrent_uses_neither_dht_nor_pex(
         lookups.append(bytes(info_hash))
         return real_get_peers(self, info_hash)
 
-    async def announce(self: DHT, info_hash: bytes, port: int) -> None:
+    async def announce(self: DHT, info_hash: bytes, port: int, *, seed: bool = False) -> None:
         announces.append(bytes(info_hash))
-        await real_announce(self, info_hash, port)
+        await real_announce(self, info_hash, port, seed=seed)
 
     monkeypatch.setattr(DHT, "get_peers", get_peers)
     monkeypatch.setattr(DHT, "announce", announce)

@@ -12,8 +12,11 @@ generator: plain `socket` + `selectors`, many non-blocking sockets each bound to
 own 127.x.y.z address, so the node's per-IP rate limit (10 queries/s, burst 20) is
 respected, not switched off: sends go round-robin over the sockets and the total rate
 is capped at `--per-ip` x sockets. At most `--window` queries are in flight. The mix
-is 60% get_peers, 30% find_node, 10% announce_peer over 1,000 info-hashes; an
-announce reuses the token of its socket's last get_peers reply. Replies are matched
+is 50% get_peers, 25% find_node, 10% announce_peer over 1,000 info-hashes, plus the
+extension queries: 4% get_peers with BEP 33 ``scrape=1``, 4% BEP 44 ``get`` and 2%
+immutable ``put`` (over 100 small values), 5% BEP 51 ``sample_infohashes``
+(``--mix bep5`` restores the old 60/30/10). An announce reuses the token of its
+socket's last get_peers reply, a put the token of its last get reply. Replies are matched
 by ``t``; a query unanswered after `--timeout` counts as dropped. `--node-cpu` and
 `--gen-cpu` pin the two processes (off by default: on a shared machine a fixed core
 may be the busy one).
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import random
 import re
@@ -47,7 +51,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _GET_PEERS, _FIND_NODE, _ANNOUNCE, _PING = 0, 1, 2, 3
-_KIND_NAMES = ("get_peers", "find_node", "announce_peer", "ping")
+_SCRAPE, _GET, _PUT, _SAMPLE = 4, 5, 6, 7
+_KIND_NAMES = (
+    "get_peers",
+    "find_node",
+    "announce_peer",
+    "ping",
+    "get_peers_scrape",
+    "get",
+    "put",
+    "sample_infohashes",
+)
+# (kind, cumulative probability)
+_MIXES = {
+    "bep5": ((_GET_PEERS, 0.6), (_FIND_NODE, 0.9), (_ANNOUNCE, 1.0)),
+    "all": (
+        (_GET_PEERS, 0.50),
+        (_FIND_NODE, 0.75),
+        (_ANNOUNCE, 0.85),
+        (_SCRAPE, 0.89),
+        (_GET, 0.93),
+        (_PUT, 0.95),
+        (_SAMPLE, 1.0),
+    ),
+}
 _TOKEN = re.compile(rb"5:token(\d{1,2}):")
 _QUERY_T = re.compile(rb"1:t(\d{1,2}):")
 _LOOP_CAP = 10_000_000  # no loop in this file runs more often than this
@@ -150,12 +177,13 @@ class _Source:
     sock: socket.socket
     node_id: bytes
     token: tuple[bytes, bytes] | None = None  # (info_hash, token) from the last reply
+    item_token: tuple[bytes, bytes] | None = None  # (value, token) from the last get reply
 
 
 @dataclass
 class _Results:
-    sent: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
-    answered: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    sent: list[int] = field(default_factory=lambda: [0] * len(_KIND_NAMES))
+    answered: list[int] = field(default_factory=lambda: [0] * len(_KIND_NAMES))
     errors: int = 0
     dropped: int = 0
     latencies: list[float] = field(default_factory=list)
@@ -178,6 +206,9 @@ class LoadGen:
             self.sel.register(s, selectors.EVENT_READ, i)
             self.sources.append(_Source(s, self.rng.randbytes(20)))
         self.info_hashes = [self.rng.randbytes(20) for _ in range(1000)]
+        # BEP 44 immutable values (bencoded strings) and their targets.
+        self.values = [b"%d:%s" % (n, self.rng.randbytes(n)) for n in range(20, 120)]
+        self.targets = {hashlib.sha1(v).digest(): v for v in self.values}
         self.pending: dict[bytes, tuple[float, int, int, bytes]] = {}  # t -> sent, kind, src, ih
         self._next_t = 0
         self._rr = 0
@@ -216,7 +247,20 @@ class LoadGen:
                 token,
             )
             return self._query(b"announce_peer", args, t), ih
+        if kind == _PUT and src.item_token is not None:
+            value, token = src.item_token
+            args = b"%s5:token%d:%s1:v%s" % (ident, len(token), token, value)
+            return self._query(b"put", args, t), b""
+        if kind in (_GET, _PUT):
+            target = self.rng.choice(list(self.targets))
+            return self._query(b"get", ident + b"6:target20:" + target, t), target
+        if kind == _SAMPLE:
+            target = self.rng.randbytes(20)
+            return self._query(b"sample_infohashes", ident + b"6:target20:" + target, t), b""
         ih = self.rng.choice(self.info_hashes)
+        if kind == _SCRAPE:
+            args = ident + b"9:info_hash20:" + ih + b"6:scrapei1e"
+            return self._query(b"get_peers", args, t), ih
         return self._query(b"get_peers", ident + b"9:info_hash20:" + ih, t), ih
 
     def send_one(
@@ -230,6 +274,8 @@ class LoadGen:
         src = self.sources[src_index]
         if kind == _ANNOUNCE and src.token is None:
             kind = _GET_PEERS  # no token yet: fetch one
+        if kind == _PUT and src.item_token is None:
+            kind = _GET
         t = self._t()
         if info_hash is not None and kind == _GET_PEERS:
             data = self._query(
@@ -273,12 +319,16 @@ class LoadGen:
                     continue
                 self.res.answered[kind] += 1
                 self.res.latencies.append(now_fn() - sent_at)
-                if kind == _GET_PEERS:
+                if kind in (_GET_PEERS, _GET):
                     m = _TOKEN.search(data)
                     if m is not None:
                         start = m.end()
-                        src.token = (ih, data[start : start + int(m.group(1))])
-                        done.append(key.data)
+                        token = data[start : start + int(m.group(1))]
+                        if kind == _GET:
+                            src.item_token = (self.targets[ih], token)
+                        else:
+                            src.token = (ih, token)
+                            done.append(key.data)
         return done
 
     def _answer(self, src: _Source, data: bytes, addr: tuple[str, int]) -> None:
@@ -303,9 +353,15 @@ class LoadGen:
             self.res.dropped += 1
 
 
+_MIX = _MIXES["all"]
+
+
 def _pick_kind(rng: random.Random) -> int:
     r = rng.random()
-    return _GET_PEERS if r < 0.6 else _FIND_NODE if r < 0.9 else _ANNOUNCE
+    for kind, upto in _MIX:
+        if r < upto:
+            return kind
+    return _MIX[-1][0]
 
 
 def warm_up(gen: LoadGen, count: int) -> int:
@@ -475,7 +531,9 @@ def bench(args: argparse.Namespace) -> None:
     )
     print(
         "by kind: "
-        + " ".join(f"{_KIND_NAMES[k]}={r.answered[k]}/{r.sent[k]}" for k in range(4) if r.sent[k])
+        + " ".join(
+            f"{name}={r.answered[k]}/{r.sent[k]}" for k, name in enumerate(_KIND_NAMES) if r.sent[k]
+        )
     )
     print(
         f"answered_per_s={answered / elapsed:,.0f} "
@@ -523,7 +581,11 @@ def main() -> None:
         help="load a node already listening on 127.0.0.1:PORT (e.g. `shoal dht`) instead",
     )
     parser.add_argument("--seed", type=int, default=0)
-    bench(parser.parse_args())
+    parser.add_argument("--mix", choices=sorted(_MIXES), default="all", help="query mix")
+    args = parser.parse_args()
+    global _MIX
+    _MIX = _MIXES[args.mix]
+    bench(args)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import trio
 
 from ..errors import DecodeError
 from ..ids import InfoHash
+from . import dht_items, dht_sample
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -71,9 +72,14 @@ def add_parser(subparsers: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     get.add_argument("info_hash", metavar="INFOHASH", help="40 hex digits or 32 base32 characters")
+    get.add_argument(
+        "--scrape", action="store_true", help="print estimated seeds and peers (BEP 33) instead"
+    )
     add_global_options(get, top_level=False)
     _add_node_options(get, suppress=True)
     get.set_defaults(run=run_get_peers)
+    dht_items.add_parsers(sub, lambda p: _add_node_options(p, suppress=True))
+    dht_sample.add_parser(sub, lambda p: _add_node_options(p, suppress=True))
 
 
 def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -123,6 +129,8 @@ def run_get_peers(args: argparse.Namespace) -> int:
         info_hash = _parse_info_hash(args.info_hash)
     except DecodeError as exc:
         raise CommandError(f"invalid info-hash: {exc}") from exc
+    if args.scrape:
+        return dht_items.run_scrape(args, info_hash)
     return trio.run(_get_peers, args, info_hash)
 
 

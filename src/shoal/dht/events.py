@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias, final
 
 if TYPE_CHECKING:
-    from .compact import Addr
+    from .bep44 import Item
+    from .compact import Addr, NodeInfo
     from .lookup import LookupStats
 
 __all__ = [
@@ -15,10 +16,15 @@ __all__ = [
     "BootstrapFinished",
     "DHTEvent",
     "ExternalAddressVoted",
+    "ItemFound",
+    "ItemStored",
     "LookupFinished",
+    "LookupResult",
     "NodeAdded",
     "PeersFound",
     "QueryTimedOut",
+    "SampleReceived",
+    "ScrapeEstimate",
 ]
 
 
@@ -37,14 +43,66 @@ class PeersFound:
 
 @final
 @dataclass(frozen=True, slots=True)
+class ItemFound:
+    """Result of a BEP 44 get: the valid item with the highest seq, if any."""
+
+    item: Item | None
+    #: How many nodes returned that item (at that seq).
+    nodes: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ItemStored:
+    """Result of a BEP 44 put: how many of the closest token holders accepted it."""
+
+    stored: int
+    #: Error codes of the nodes that refused it (e.g. 302 when they hold a higher seq).
+    errors: tuple[int, ...]
+    #: Nodes that never answered the put.
+    timeouts: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ScrapeEstimate:
+    """Result of a BEP 33 scrape: the combined filters' estimates."""
+
+    seeds: float
+    peers: float
+    #: Nodes whose filters (or legacy ``values``) went into the estimate.
+    responders: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SampleReceived:
+    """Result of one BEP 51 sample_infohashes query; `samples` is None on no answer."""
+
+    addr: Addr
+    node_id: bytes | None
+    samples: tuple[bytes, ...] | None
+    interval: int | None = None
+    num: int | None = None
+    nodes: tuple[NodeInfo, ...] = ()
+
+
+LookupResult: TypeAlias = ItemFound | ItemStored | ScrapeEstimate | SampleReceived
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class LookupFinished:
-    """A lookup (get_peers, find_node, announce, bootstrap or refresh) has ended."""
+    """A lookup (get_peers, find_node, announce, bootstrap, refresh, BEP 44 get/put,
+    BEP 33 scrape) or a single BEP 51 sample query has ended."""
 
     lookup_id: int
     target: bytes
     #: The closest nodes that answered, nearest first.
     closest: tuple[tuple[bytes, Addr], ...]
     stats: LookupStats
+    #: What the lookup was for, beyond `closest` (None for the BEP 5 lookups).
+    result: LookupResult | None = None
 
 
 @final

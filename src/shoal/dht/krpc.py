@@ -57,6 +57,7 @@ from .krpc_ext import (
     encode_query_args,
     encode_response_ext,
     raw_dict,
+    response_ext_dict,
 )
 
 __all__ = [
@@ -603,7 +604,10 @@ def _encode_generic(msg: Message) -> bytes:
     d: dict[bytes, Bencoded] = {b"t": msg.t}
     if isinstance(msg, Response):
         d[b"y"] = b"r"
-        d[b"r"] = _response_body(msg)
+        body = _response_body(msg)
+        if msg.ext is not None:
+            body |= response_ext_dict(msg.ext)
+        d[b"r"] = body
         if msg.ip is not None:
             d[b"ip"] = encode_peer(msg.ip)
     elif isinstance(msg, Error):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, TypeAlias, final
 
-from ..bencoding import Bencoded, encode, get_bytes, get_int
+from ..bencoding import Bencoded, decode, encode, get_bytes, get_int
 from ..errors import DecodeError
 from .compact import NODE_ID_LENGTH
 
@@ -38,6 +38,7 @@ __all__ = [
     "encode_query_args",
     "encode_response_ext",
     "raw_dict",
+    "response_ext_dict",
 ]
 
 #: BEP 33: "Each field must be 256 bytes in size".
@@ -255,3 +256,8 @@ def encode_response_ext(ext: ResponseExt) -> dict[bytes, bytes]:
     if ext.samples is not None:
         out[b"samples"] = encode(b"".join(ext.samples))
     return out
+
+
+def response_ext_dict(ext: ResponseExt) -> dict[bytes, Bencoded]:
+    """The extension members as plain values: the reference encoder's input (tests)."""
+    return {key: decode(value) for key, value in encode_response_ext(ext).items()}

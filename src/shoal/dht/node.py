@@ -47,11 +47,11 @@ unexpected datagrams are counted in ``statistics()`` and dropped.
 from __future__ import annotations
 
 import collections
-import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from . import bep42
+from .config import DHTConfig, DHTStats
 from .events import (
     AnnounceSent,
     BootstrapFinished,
@@ -62,11 +62,22 @@ from .events import (
     PeersFound,
     QueryTimedOut,
 )
+from .extensions import ExtensionCommands
+from .jobs import (
+    GET_PEERS_KINDS,
+    ITEM_KINDS,
+    JobKind,
+    LookupJob,
+    Purpose,
+    PutProgress,
+    Txn,
+)
 from .krpc import (
     AnnouncePeerQuery,
     Error,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     KRPCDecodeError,
     PingQuery,
     Query,
@@ -77,14 +88,12 @@ from .krpc import (
 from .lookup import (
     CandidateState,
     Lookup,
-    LookupConfig,
     LookupDone,
     LookupKind,
     QueryNode,
     Wait,
 )
-from .peer_store import PeerStoreConfig
-from .routing import Added, Pending, RoutingStats, RoutingTable
+from .routing import Added, Pending, RoutingTable
 from .serving import CLOSEST, QueryServer, ServerConfig
 from .transactions import TransactionTable
 
@@ -101,107 +110,7 @@ __all__ = ["DHTConfig", "DHTNode", "DHTStats"]
 _MAX_ACTIONS: Final = 64
 
 
-@dataclass(frozen=True, slots=True)
-class DHTConfig:
-    """Node policy. Rates are per source IP; times are seconds."""
-
-    read_only: bool = False
-    k: int = 8
-    lookup: LookupConfig = field(default_factory=LookupConfig)
-    #: Lookups running at once; more wait in a queue (bounds traffic and memory).
-    max_lookups: int = 16
-    #: Deadline for pings and announces (lookups use ``lookup.hard_timeout``).
-    query_timeout: float = 5.0
-    rate: float = 10.0
-    burst: float = 20.0
-    #: A reply may be at most this many times the size of the query (anti-amplification).
-    amplification: int = 8
-    peer_store: PeerStoreConfig = field(default_factory=PeerStoreConfig)
-    #: First bootstrap retry when nobody answered: short, because a cold start whose
-    #: only bootstrap datagram (and its retransmission) was lost waits this long.
-    bootstrap_first_retry: float = 1.0
-    bootstrap_backoff: float = 5.0
-    bootstrap_backoff_max: float = 300.0
-    #: How often buckets are checked for refresh and the peer store for expiry.
-    maintenance_interval: float = 60.0
-    #: Client version sent as ``v`` (BEP 20-style two letters and a version).
-    version: bytes | None = b"SH\x00\x01"
-    restrict_ips: bool = True
-    #: Use IPv6 (``nodes6``, BEP 32) instead of IPv4 contacts.
-    ipv6: bool = False
-    #: BEP 42 enforcement: ignore tokens from nodes whose id does not match their IP.
-    enforce_bep42: bool = False
-    #: Distinct responders that must agree on our external IP (BEP 42 ``ip``).
-    ip_votes: int = 10
-    #: BEP 42: "consider restarting ... with a new node ID" once the IP is voted in.
-    regenerate_id: bool = False
-    #: Resend an unanswered query once (see the module docstring); 0 disables.
-    retransmit_factor: float = 3.0
-    retransmit_min: float = 0.2
-    retransmit_max: float = 1.0
-    #: Retransmission delay for a bootstrap address or pinged address with no RTT yet.
-    retransmit_unknown: float = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class DHTStats:
-    """A snapshot of counters for `DHTNode.statistics()` (trio naming)."""
-
-    routing: RoutingStats
-    lookups: int
-    queued_lookups: int
-    transactions: int
-    bootstrapped: bool
-    queries_received: int
-    responses_received: int
-    malformed: int
-    rate_limited: int
-    unsolicited: int
-    errors_sent: int
-    timeouts: int
-    peers_stored: int
-    info_hashes_stored: int
-    external_ip: str | None
-    #: Queries sent a second time (see "Retransmission" in the module docstring).
-    retransmits: int = 0
-
-
-class _Purpose(enum.Enum):
-    PING = "ping"
-    LOOKUP = "lookup"
-    ANNOUNCE = "announce"
-
-
-@dataclass(slots=True)
-class _Txn:
-    method: bytes
-    purpose: _Purpose
-    sent_at: float
-    node_id: bytes | None = None
-    lookup_id: int | None = None
-    #: Sent a second time (then the reply gives no RTT sample).
-    resent: bool = False
-
-
-class _Job(enum.Enum):
-    FIND_NODE = "find_node"
-    GET_PEERS = "get_peers"
-    ANNOUNCE = "announce"
-    BOOTSTRAP = "bootstrap"
-    REFRESH = "refresh"
-
-
-@dataclass(slots=True)
-class _LookupJob:
-    job: _Job
-    target: bytes
-    lookup: Lookup | None = None  # None while queued (bootstrap or max_lookups)
-    wake: float | None = None
-    port: int = 0
-    implied_port: bool = False
-
-
-class DHTNode:
+class DHTNode(ExtensionCommands):
     """A Mainline DHT node engine (see the module docstring).
 
     Args:
@@ -236,15 +145,19 @@ class DHTNode:
             rate=cfg.rate,
             burst=cfg.burst,
             peer_store=cfg.peer_store,
+            items=cfg.items,
+            sample_interval=cfg.sample_interval,
             out=self._out,
             events=self._events,
             counts=self._counts,
         )
         self.tokens = self.server.tokens
         self.peer_store = self.server.peer_store
-        self._txns: TransactionTable[_Txn] = TransactionTable(rng)
+        self._txns: TransactionTable[Txn] = TransactionTable(rng)
         self._pinging: set[Addr] = set()
-        self._jobs: dict[int, _LookupJob] = {}
+        self._jobs: dict[int, LookupJob] = {}
+        self._puts: dict[int, tuple[PutProgress, LookupFinished]] = {}
+        self._samples: dict[int, tuple[bytes, float]] = {}  # lookup id -> (target, sent)
         self._next_lookup_id = 1
         self._bootstrap_addrs: list[Addr] = []
         self._bootstrapping = False  # a bootstrap runs or waits to retry: queue lookups
@@ -300,9 +213,10 @@ class DHTNode:
         if self._maintenance_at <= now:
             self._maintenance_at = now + self.config.maintenance_interval
             self.peer_store.expire(now)
+            self.server.items.expire(now)
             if self._bootstrapped and len(self.table):
                 for target in self.table.buckets_to_refresh(now):
-                    self._new_job(_Job.REFRESH, target, now)
+                    self._new_job(JobKind.REFRESH, target, now)
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         """Handle one datagram from `addr`. Call `datagrams_to_send()` afterwards.
@@ -343,21 +257,34 @@ class DHTNode:
             return
         self._pinging.add(addr)
         msg = PingQuery(b"", self.node_id, self.config.read_only, self.config.version)
-        self._send_query(msg, addr, now, _Purpose.PING, node_id)
+        self._send_query(msg, addr, now, Purpose.PING, node_id)
 
     def find_node(self, target: bytes, now: float) -> int:
         """Start a find_node lookup; returns its id (see `LookupFinished`)."""
-        return self._new_job(_Job.FIND_NODE, bytes(target), now)
+        return self._new_job(JobKind.FIND_NODE, bytes(target), now)
 
     def get_peers(self, info_hash: bytes, now: float) -> int:
         """Start a get_peers lookup; peers arrive as `PeersFound` events."""
-        return self._new_job(_Job.GET_PEERS, bytes(info_hash), now)
+        return self._new_job(JobKind.GET_PEERS, bytes(info_hash), now)
 
-    def announce(self, info_hash: bytes, port: int, now: float, implied_port: bool = False) -> int:
-        """get_peers, then announce_peer to the closest token holders (`AnnounceSent`)."""
+    def announce(
+        self,
+        info_hash: bytes,
+        port: int,
+        now: float,
+        implied_port: bool = False,
+        *,
+        seed: bool = False,
+    ) -> int:
+        """get_peers, then announce_peer to the closest token holders (`AnnounceSent`).
+
+        `seed` sets BEP 33's flag: we have the whole torrent.
+        """
         if not 0 <= port <= 0xFFFF or (port == 0 and not implied_port):
             raise ValueError(f"bad port {port}")
-        return self._new_job(_Job.ANNOUNCE, bytes(info_hash), now, port, implied_port)
+        job = LookupJob(JobKind.ANNOUNCE, bytes(info_hash), port=port, implied_port=implied_port)
+        job.seed = seed
+        return self._add_job(job, now)
 
     def statistics(self, now: float | None = None) -> DHTStats:
         c = self._counts
@@ -378,6 +305,7 @@ class DHTNode:
             info_hashes_stored=len(self.peer_store),
             external_ip=self.external_ip,
             retransmits=c["retransmits"],
+            items_stored=len(self.server.items),
         )
 
     # ---- serving queries (answers: serving.QueryServer) ------------------------------
@@ -402,14 +330,14 @@ class DHTNode:
         msg: Query,
         addr: Addr,
         now: float,
-        purpose: _Purpose,
+        purpose: Purpose,
         node_id: bytes | None = None,
         lookup_id: int | None = None,
     ) -> None:
         """Send `msg` with a fresh transaction id (its own ``t`` is a placeholder)."""
         cfg = self.config
-        timeout = cfg.lookup.hard_timeout if purpose is _Purpose.LOOKUP else cfg.query_timeout
-        txn = _Txn(msg.method, purpose, now, node_id, lookup_id)
+        timeout = cfg.lookup.hard_timeout if purpose is Purpose.LOOKUP else cfg.query_timeout
+        txn = Txn(msg.method, purpose, now, node_id, lookup_id)
         t = self._txns.add(addr, txn, now + timeout)
         data = encode_message(replace(msg, t=t))
         self._out.append((data, addr))
@@ -440,8 +368,12 @@ class DHTNode:
             self._counts["unsolicited"] += 1
             return
         self._counts["responses"] += 1
-        if txn.purpose is _Purpose.PING:
+        if txn.purpose is Purpose.PING:
             self._pinging.discard(addr)
+        elif txn.purpose is Purpose.PUT and txn.lookup_id is not None:
+            self._put_outcome(txn.lookup_id, addr)
+        elif txn.purpose is Purpose.SAMPLE and txn.lookup_id is not None:
+            self._sample_outcome(txn.lookup_id, addr, now, msg)
         known = self.table.get_by_addr(addr)
         if known is not None and known.node_id != msg.node_id:
             # Another id answers at that address now: the node we knew there is gone.
@@ -465,7 +397,7 @@ class DHTNode:
     def _lookup_response(
         self,
         lookup_id: int,
-        job: _LookupJob,
+        job: LookupJob,
         lookup: Lookup,
         msg: Response,
         addr: Addr,
@@ -477,7 +409,8 @@ class DHTNode:
         if self.config.enforce_bep42 and not verified:
             token = None  # BEP 42 "Enforcement": not eligible as a storage target
         fresh = lookup.on_response(addr, msg.node_id, nodes, msg.values, token, now)
-        if fresh and job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
+        self._fold_reply(job, msg)
+        if fresh and job.job in (JobKind.GET_PEERS, JobKind.ANNOUNCE):
             hops = lookup.hops_of(addr)
             self._events.append(PeersFound(lookup_id, job.target, tuple(fresh), hops))
         self._drive(lookup_id, now)
@@ -488,12 +421,14 @@ class DHTNode:
             self._counts["unsolicited"] += 1
             return
         self._pinging.discard(addr)
+        if txn.lookup_id is not None:
+            self._query_failed(txn, addr, now, msg.code)
         job = self._jobs.get(txn.lookup_id) if txn.lookup_id is not None else None
         if job is not None and job.lookup is not None and txn.lookup_id is not None:
             job.lookup.on_failure(addr, now)
             self._drive(txn.lookup_id, now)
 
-    def _on_timeout(self, addr: Addr, txn: _Txn, now: float) -> None:
+    def _on_timeout(self, addr: Addr, txn: Txn, now: float) -> None:
         self._counts["timeouts"] += 1
         self._pinging.discard(addr)
         # By address, never by the id we expected: lookup candidates' ids come from
@@ -501,6 +436,8 @@ class DHTNode:
         # not be able to get that id's real entry marked as failed.
         self.table.failed(addr, now)
         self._events.append(QueryTimedOut(addr, txn.method, txn.node_id))
+        if txn.lookup_id is not None:
+            self._query_failed(txn, addr, now, None)
         # Lookups expire their own deadlines in next(now); wake them to notice.
         if txn.lookup_id is not None and txn.lookup_id in self._jobs:
             self._drive(txn.lookup_id, now)
@@ -548,15 +485,16 @@ class DHTNode:
 
     # ---- lookups --------------------------------------------------------------------
 
-    def _new_job(
-        self, kind: _Job, target: bytes, now: float, port: int = 0, implied_port: bool = False
-    ) -> int:
-        if len(target) != 20:
+    def _new_job(self, kind: JobKind, target: bytes, now: float) -> int:
+        return self._add_job(LookupJob(kind, target), now)
+
+    def _add_job(self, job: LookupJob, now: float) -> int:
+        if len(job.target) != 20:
             raise ValueError("target must be 20 bytes")
         lookup_id = self._next_lookup_id
         self._next_lookup_id += 1
-        self._jobs[lookup_id] = _LookupJob(kind, target, port=port, implied_port=implied_port)
-        if kind is _Job.BOOTSTRAP:
+        self._jobs[lookup_id] = job
+        if job.job is JobKind.BOOTSTRAP:
             self._launch(lookup_id, now)  # bootstrap never waits in the queue
         else:
             self._queue.append(lookup_id)
@@ -587,14 +525,14 @@ class DHTNode:
         seeds: list[tuple[bytes | None, Addr]] = [
             (e.node_id, e.addr) for e in self.table.closest(job.target, 2 * CLOSEST, now=now)
         ]
-        if job.job is _Job.BOOTSTRAP:
+        if job.job is JobKind.BOOTSTRAP:
             seeds.extend((None, a) for a in self._bootstrap_addrs)
         learned: list[tuple[bytes | None, Addr, int]] = []
-        if job.job is not _Job.BOOTSTRAP and self._bootstrapping:
+        if job.job is not JobKind.BOOTSTRAP and self._bootstrapping:
             learned = self._bootstrap_contacts({a for _, a in seeds})
         kind = LookupKind.FIND_NODE
-        if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE):
-            kind = LookupKind.GET_PEERS
+        if job.job in GET_PEERS_KINDS or job.job in ITEM_KINDS:
+            kind = LookupKind.GET_PEERS  # collects tokens
         self._active += 1
         job.lookup = Lookup(
             job.target,
@@ -636,7 +574,7 @@ class DHTNode:
             action = lookup.next(now)
             if isinstance(action, QueryNode):
                 msg = self._lookup_query(job)
-                self._send_query(msg, action.addr, now, _Purpose.LOOKUP, action.node_id, lookup_id)
+                self._send_query(msg, action.addr, now, Purpose.LOOKUP, action.node_id, lookup_id)
                 continue
             if isinstance(action, Wait):
                 job.wake = action.until
@@ -645,34 +583,42 @@ class DHTNode:
             return
         job.wake = now  # bounded loop exhausted: continue on the next timer tick
 
-    def _lookup_query(self, job: _LookupJob) -> Query:
+    def _lookup_query(self, job: LookupJob) -> Query:
         cfg = self.config
         want = (b"n6",) if cfg.ipv6 else ()  # BEP 32: ask for IPv6 contacts
-        cls = GetPeersQuery if job.job in (_Job.GET_PEERS, _Job.ANNOUNCE) else FindNodeQuery
-        return cls(b"", self.node_id, job.target, want, cfg.read_only, cfg.version)
+        if job.job in ITEM_KINDS:
+            return GetQuery(b"", self.node_id, job.target, None, want, cfg.read_only, cfg.version)
+        if job.job in GET_PEERS_KINDS:
+            scrape = job.job is JobKind.SCRAPE
+            return GetPeersQuery(
+                b"", self.node_id, job.target, want, cfg.read_only, cfg.version, scrape
+            )
+        return FindNodeQuery(b"", self.node_id, job.target, want, cfg.read_only, cfg.version)
 
-    def _finish(self, lookup_id: int, job: _LookupJob, lookup: Lookup, now: float) -> None:
+    def _finish(self, lookup_id: int, job: LookupJob, lookup: Lookup, now: float) -> None:
         del self._jobs[lookup_id]
         self._active -= 1
         closest = lookup.closest_responded()
-        self._events.append(
-            LookupFinished(
-                lookup_id, job.target, tuple((n, a) for n, a, _ in closest), lookup.statistics()
-            )
-        )
-        if job.job is _Job.ANNOUNCE:
+        result = self._job_result(job)
+        pairs = tuple((n, a) for n, a, _ in closest)
+        finished = LookupFinished(lookup_id, job.target, pairs, lookup.statistics(), result)
+        if job.item is not None:
+            self._start_puts(lookup_id, job.item, closest, finished, now)
+        else:
+            self._events.append(finished)
+        if job.job is JobKind.ANNOUNCE:
             sent = 0
             for node_id, addr, token in closest:
                 if token is not None:
                     self._send_announce(job, node_id, addr, token, now)
                     sent += 1
             self._events.append(AnnounceSent(lookup_id, job.target, sent))
-        elif job.job is _Job.BOOTSTRAP:
+        elif job.job is JobKind.BOOTSTRAP:
             self._bootstrap_done(lookup, now)
         self._launch_queued(now)
 
     def _send_announce(
-        self, job: _LookupJob, node_id: bytes, addr: Addr, token: bytes, now: float
+        self, job: LookupJob, node_id: bytes, addr: Addr, token: bytes, now: float
     ) -> None:
         cfg = self.config
         msg = AnnouncePeerQuery(
@@ -684,15 +630,16 @@ class DHTNode:
             job.implied_port,
             cfg.read_only,
             cfg.version,
+            job.seed,
         )
-        self._send_query(msg, addr, now, _Purpose.ANNOUNCE, node_id)
+        self._send_query(msg, addr, now, Purpose.ANNOUNCE, node_id)
 
     # ---- bootstrap ------------------------------------------------------------------
 
     def _start_bootstrap(self, now: float) -> int:
         self._bootstrapping = True
         self._bootstrap_id = self._next_lookup_id
-        return self._new_job(_Job.BOOTSTRAP, self.node_id, now)
+        return self._new_job(JobKind.BOOTSTRAP, self.node_id, now)
 
     def _bootstrap_done(self, lookup: Lookup, now: float) -> None:
         if lookup.statistics().responses == 0 and not len(self.table):

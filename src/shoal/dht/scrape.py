@@ -91,7 +91,9 @@ class Bloom:
 def estimate(data: bytes) -> float:
     """The BEP 33 estimate of how many distinct IPs filter `data` holds."""
     ones = int.from_bytes(data, "big").bit_count()
-    zeros = min(_M - 1, _M - ones)
+    # The BEP clamps to m - 1; a full filter (no zero bit) is clamped to 1 as well,
+    # where the formula would take log(0): its estimate is the largest there is.
+    zeros = max(1, min(_M - 1, _M - ones))
     return math.log(zeros / _M) / (_K * math.log(1 - 1 / _M))
 
 

@@ -101,10 +101,12 @@ def _check_fast_decode(data: bytes) -> None:
 def _is_common(msg: Message) -> bool:
     if isinstance(msg, PingQuery):
         return not msg.read_only
-    if isinstance(msg, (FindNodeQuery, GetPeersQuery)):
+    if isinstance(msg, GetPeersQuery):
+        return not msg.read_only and not msg.want and not msg.scrape and not msg.noseed
+    if isinstance(msg, FindNodeQuery):
         return not msg.read_only and not msg.want
     if isinstance(msg, AnnouncePeerQuery):
-        return not msg.read_only
+        return not msg.read_only and not msg.seed  # BEP 33's flag takes the general path
     return False
 
 

@@ -1,0 +1,221 @@
+"""``shoal dht put|get|keygen`` (BEP 44 items) and ``shoal dht get-peers --scrape`` (BEP 33).
+
+Each command runs a short-lived DHT node (the same ``--bind``/``--bootstrap`` options
+as ``shoal dht``), does one lookup and exits. Registered by `shoal.cli.dht`, which
+passes in its node-option helper so that this module does not import it back.
+
+Values: ``put VALUE`` stores VALUE as a bencoded string (its UTF-8 bytes). ``get``
+prints the value decoded to JSON: byte strings as text when they are UTF-8, else as
+``{"hex": ...}``; integers, lists and dicts as themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..bencoding import Bencoded, decode, encode
+from ..dht import bep44
+from ..errors import DecodeError
+from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from ..dht_client import DHT
+    from ..ids import InfoHash
+    from .common import Subparsers
+
+__all__ = ["add_parsers", "json_value", "run_scrape"]
+
+NodeOptions = "Callable[[argparse.ArgumentParser], None]"
+
+
+def add_parsers(
+    sub: Subparsers, add_node_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """Register ``put``, ``get`` and ``keygen`` under ``shoal dht``."""
+    put = _subparser(sub, "put", "store a BEP 44 item (immutable, or mutable with --key)")
+    put.add_argument("value", metavar="VALUE", help="the value (stored as a bencoded string)")
+    put.add_argument("--key", metavar="KEYFILE", help="ed25519 key file: store a mutable item")
+    put.add_argument("--salt", default="", help="mutable items: salt (up to 64 bytes)")
+    put.add_argument("--seq", type=int, help="mutable items: sequence number (default: next)")
+    add_node_options(put)
+    put.set_defaults(run=_run(_put))
+    get = _subparser(sub, "get", "fetch a BEP 44 item by target (40 hex) or public key (64 hex)")
+    get.add_argument("target", metavar="TARGET", help="40 hex: immutable; 64 hex: public key")
+    get.add_argument("--salt", default="", help="mutable items: the salt it was stored with")
+    add_node_options(get)
+    get.set_defaults(run=_run(_get))
+    keygen = _subparser(sub, "keygen", "write a new ed25519 private key for mutable items")
+    keygen.add_argument("keyfile", metavar="KEYFILE", help="file to create (not overwritten)")
+    keygen.set_defaults(run=_keygen)
+
+
+def _subparser(sub: Subparsers, name: str, text: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=text, description=text + ".")
+    add_global_options(parser, top_level=False)
+    return parser
+
+
+def _run(
+    fn: Callable[[argparse.Namespace, DHT], Any],
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        async def main() -> int:
+            async with open_node(args) as dht:
+                result: int = await fn(args, dht)
+                return result
+
+        return trio.run(main)
+
+    return run
+
+
+def open_node(args: argparse.Namespace) -> AbstractAsyncContextManager[DHT]:
+    """A node for one command, from the ``shoal dht`` options."""
+    from ..dht_client import DEFAULT_BOOTSTRAP, open_dht_node
+
+    given: list[tuple[str, int]] | None = args.bootstrap
+    return open_dht_node(
+        bind=(args.bind, args.port),
+        bootstrap=list(given) if given else list(DEFAULT_BOOTSTRAP),
+        state_file=args.state_file,
+        read_only=args.read_only,
+    )
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    print(json.dumps(obj) if args.json else text, flush=True)
+
+
+# ---- keys -------------------------------------------------------------------------------
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    path = Path(args.keyfile)
+    seed = os.urandom(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    except FileExistsError:
+        raise CommandError(f"{str(path)!r} already exists; choose another KEYFILE") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(seed.hex() + "\n")
+    print(bep44.public_key_of(seed).hex())
+    return EXIT_OK
+
+
+def _read_key(path: str) -> bytes:
+    try:
+        text = Path(path).read_text().strip()
+        seed = bytes.fromhex(text)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot read key file {path!r}: {exc}") from None
+    if len(seed) != 32:
+        raise CommandError(f"{path!r} is not a key file (expected 64 hex digits)")
+    return seed
+
+
+# ---- put / get --------------------------------------------------------------------------
+
+
+async def _put(args: argparse.Namespace, dht: DHT) -> int:
+    value = encode(args.value.encode())
+    salt = args.salt.encode()
+    if args.key is None:
+        item = bep44.Item(value)
+    else:
+        seed = _read_key(args.key)
+        seq = args.seq
+        if seq is None:  # the next seq after what the network holds
+            found = await dht.get_item(
+                bep44.mutable_target(bep44.public_key_of(seed), salt), salt=salt
+            )
+            seq = 1 if found.item is None else found.item.seq + 1
+        item = bep44.make_mutable(seed, value, seq, salt)
+    error = bep44.check_item(item)
+    if error is not None:
+        raise CommandError(f"cannot store this item: {error.name.lower().replace('_', ' ')}")
+    stored = await dht.put_item(item)
+    obj: dict[str, Any] = {
+        "event": "put",
+        "target": item.target.hex(),
+        "stored": stored.stored,
+        "errors": list(stored.errors),
+    }
+    if item.key is not None:
+        obj |= {"public_key": item.key.hex(), "seq": item.seq, "salt": args.salt}
+        text = f"public key {item.key.hex()} seq {item.seq}"
+    else:
+        text = item.target.hex()
+    _emit(args, obj, f"{text}\t(stored on {stored.stored} nodes)")
+    return EXIT_OK if stored.stored else EXIT_FAILURE
+
+
+async def _get(args: argparse.Namespace, dht: DHT) -> int:
+    try:
+        raw = bytes.fromhex(args.target)
+    except ValueError:
+        raw = b""
+    if len(raw) not in (20, 32):
+        raise CommandError("TARGET must be 40 hex digits (immutable) or 64 (public key)")
+    salt = args.salt.encode()
+    target = raw if len(raw) == 20 else bep44.mutable_target(raw, salt)
+    found = await dht.get_item(target, salt=salt)
+    item = found.item
+    if item is None or (len(raw) == 32 and item.key != raw):
+        _emit(args, {"event": "not_found", "target": target.hex()}, "not found")
+        return EXIT_FAILURE
+    value = json_value(decode(item.value))
+    obj: dict[str, Any] = {"event": "item", "target": target.hex(), "value": value}
+    obj |= {"seq": item.seq if item.key is not None else None, "nodes": found.nodes}
+    seq_text = f"\tseq {item.seq}" if item.key is not None else ""
+    _emit(args, obj, f"{json.dumps(value)}{seq_text}\t({found.nodes} nodes)")
+    return EXIT_OK
+
+
+def json_value(value: Bencoded) -> Any:
+    """A decoded bencoded value as JSON (see the module docstring)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return {"hex": value.hex()}
+    if isinstance(value, list):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {json.dumps(json_value(k)).strip('"'): json_value(v) for k, v in value.items()}
+    return value
+
+
+# ---- scrape -----------------------------------------------------------------------------
+
+
+def run_scrape(args: argparse.Namespace, info_hash: InfoHash) -> int:
+    """``shoal dht get-peers INFOHASH --scrape``: estimated seeds and peers (BEP 33)."""
+
+    async def main() -> int:
+        async with open_node(args) as dht:
+            est = await dht.scrape(info_hash)
+        obj = {
+            "event": "scrape",
+            "info_hash": info_hash.hex(),
+            "seeds": round(est.seeds, 1),
+            "peers": round(est.peers, 1),
+            "responders": est.responders,
+        }
+        text = f"seeds ~{est.seeds:.0f}\tpeers ~{est.peers:.0f}\t({est.responders} nodes)"
+        _emit(args, obj, text)
+        return EXIT_OK
+
+    try:
+        return trio.run(main)
+    except DecodeError as exc:  # pragma: no cover - state file errors surface as usual
+        raise CommandError(str(exc)) from exc
