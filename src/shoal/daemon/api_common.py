@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from .state import Daemon
 
 __all__ = [
+    "MAX_BODY",
     "MAX_FORM_FIELDS",
     "MAX_TORRENT_FILE",
+    "BodyTooLarge",
     "Params",
     "daemon_of",
     "json",
@@ -33,7 +35,14 @@ __all__ = [
 #: Largest .torrent accepted in a multipart upload (qBittorrent: 100 MiB; ours is smaller,
 #: matching the metainfo parser's own limits).
 MAX_TORRENT_FILE: Final = 10 * 1024 * 1024
+#: Largest request body accepted (a multipart .torrent upload plus its fields); the
+#: server's guard enforces it before parsing, so a form part never needs its own cap.
+MAX_BODY: Final = 16 * 1024 * 1024
 MAX_FORM_FIELDS: Final = 200
+
+
+class BodyTooLarge(Exception):
+    """Raised by the guard's ``receive`` once a body passes `MAX_BODY` (becomes 413)."""
 
 
 class Params:
@@ -95,10 +104,12 @@ async def params(request: Request) -> Params:
                 form = await request.form(
                     max_files=MAX_FORM_FIELDS,
                     max_fields=MAX_FORM_FIELDS,
-                    max_part_size=MAX_TORRENT_FILE,
+                    max_part_size=MAX_BODY,
                 )
             except ApiError:
                 raise
+            except BodyTooLarge:
+                raise ApiError(413, f"Payload Too Large: the limit is {MAX_BODY} bytes") from None
             except Exception as exc:  # multipart's and starlette's own parse errors
                 raise ApiError(400, f"malformed form body: {exc}") from None
             values |= {k: v for k, v in form.multi_items() if isinstance(v, str)}
