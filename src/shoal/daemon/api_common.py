@@ -14,7 +14,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from .state import ApiError
 
 if TYPE_CHECKING:
-    from starlette.datastructures import FormData
     from starlette.requests import Request
 
     from .state import Daemon
@@ -48,9 +47,9 @@ class BodyTooLarge(Exception):
 class Params:
     """Merged query + form parameters with typed getters that raise `ApiError` 400."""
 
-    def __init__(self, values: dict[str, str], form: FormData | None) -> None:
+    def __init__(self, values: dict[str, str], files: list[tuple[str, bytes]]) -> None:
         self.values = values
-        self.form = form
+        self.files = files  # (field name, content) of each uploaded file part
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.values.get(name, default)
@@ -96,7 +95,7 @@ class Params:
 async def params(request: Request) -> Params:
     """Query string and form fields (form wins), plus the parsed form for file parts."""
     values = dict(request.query_params)
-    form = None
+    files: list[tuple[str, bytes]] = []
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -112,8 +111,15 @@ async def params(request: Request) -> Params:
                 raise ApiError(413, f"Payload Too Large: the limit is {MAX_BODY} bytes") from None
             except Exception as exc:  # multipart's and starlette's own parse errors
                 raise ApiError(400, f"malformed form body: {exc}") from None
-            values |= {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    return Params(values, form)
+            try:
+                for key, value in form.multi_items():
+                    if isinstance(value, str):
+                        values[key] = value
+                    else:  # bounded by MAX_BODY already; read now so the temp file closes
+                        files.append((key, await value.read()))
+            finally:
+                await form.close()
+    return Params(values, files)
 
 
 def daemon_of(request: Request) -> Daemon:

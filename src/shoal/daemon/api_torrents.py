@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from starlette.datastructures import UploadFile
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -115,13 +114,11 @@ async def add(request: Request) -> Response:
     if len(urls) > MAX_URLS:
         raise ApiError(400, f"at most {MAX_URLS} urls per request")
     sources.extend(urls)
-    if p.form is not None:
-        for key, value in p.form.multi_items():
-            if key == "torrents" and isinstance(value, UploadFile):
-                data = await value.read(MAX_TORRENT_FILE + 1)
-                if len(data) > MAX_TORRENT_FILE:
-                    raise ApiError(413, "torrent file is too large")
-                sources.append(data)
+    for key, data in p.files:
+        if key == "torrents":
+            if len(data) > MAX_TORRENT_FILE:
+                raise ApiError(413, "torrent file is too large")
+            sources.append(data)
     if not sources:
         raise ApiError(400, "give magnet links in 'urls' or .torrent files in 'torrents'")
     added = 0
