@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+# Starlette's form parser needs python-multipart; importing it here makes a missing
+# install fail when the daemon starts, not at the first upload.
+import python_multipart  # noqa: F401
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from .state import ApiError
