@@ -48,10 +48,10 @@ async def info(request: Request) -> Response:
     return json(rows)
 
 
-async def _one(request: Request) -> tuple[Daemon, qbt.View]:
+async def _one(request: Request, *, pieces: bool = False) -> tuple[Daemon, qbt.View]:
     p = await params(request)
     daemon = daemon_of(request)
-    return daemon, daemon.view(p.require("hash"))
+    return daemon, daemon.view(p.require("hash"), pieces=pieces)
 
 
 async def properties(request: Request) -> Response:
@@ -60,7 +60,7 @@ async def properties(request: Request) -> Response:
 
 
 async def files(request: Request) -> Response:
-    _, view = await _one(request)
+    _, view = await _one(request, pieces=True)
     return json(qbt.file_rows(view))
 
 
@@ -70,7 +70,7 @@ async def trackers(request: Request) -> Response:
 
 
 async def piece_states(request: Request) -> Response:
-    _, view = await _one(request)
+    _, view = await _one(request, pieces=True)
     return json(qbt.piece_states(view))
 
 

@@ -51,7 +51,7 @@ class View:
     row: TorrentRow
     stats: TorrentStats
     metainfo: Metainfo | None
-    verified: list[bool]
+    verified: list[bool]  # per piece; empty unless asked for (files, pieceStates)
     time_active: int  # seconds since the torrent was (re)started in this daemon
     dht: bool
 
