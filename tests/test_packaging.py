@@ -24,8 +24,27 @@ from shoal._version import __version__
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "shoal"
 # Import name -> distribution name for everything shoal may import at runtime.
-RUNTIME_DISTRIBUTIONS = {"trio": "trio", "cryptography": "cryptography", "rich": "rich"}
-TEST_ONLY = ["hypothesis", "bencodepy", "bencode", "pytest", "_pytest", "pytest_trio", "libtorrent"]
+RUNTIME_DISTRIBUTIONS = {
+    "trio": "trio",
+    "cryptography": "cryptography",
+    "rich": "rich",
+    # shoal daemon
+    "hypercorn": "hypercorn",
+    "starlette": "starlette",
+    "prometheus_client": "prometheus-client",
+    "python_multipart": "python-multipart",
+}
+TEST_ONLY = [
+    "hypothesis",
+    "bencodepy",
+    "bencode",
+    "pytest",
+    "_pytest",
+    "pytest_trio",
+    "libtorrent",
+    "qbittorrentapi",
+    "selenium",
+]
 
 # Runs in a child: make the test-only packages unimportable, then import every module.
 _IMPORT_ALL = """

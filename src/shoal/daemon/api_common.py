@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+# Starlette's form parser needs python-multipart; importing it here makes a missing
+# install fail when the daemon starts, not at the first upload.
+import python_multipart  # noqa: F401
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from .state import ApiError
 
 if TYPE_CHECKING:
-    from starlette.datastructures import FormData
     from starlette.requests import Request
 
     from .state import Daemon
 
 __all__ = [
+    "MAX_BODY",
     "MAX_FORM_FIELDS",
     "MAX_TORRENT_FILE",
+    "BodyTooLarge",
     "Params",
     "daemon_of",
     "json",
@@ -33,15 +37,22 @@ __all__ = [
 #: Largest .torrent accepted in a multipart upload (qBittorrent: 100 MiB; ours is smaller,
 #: matching the metainfo parser's own limits).
 MAX_TORRENT_FILE: Final = 10 * 1024 * 1024
+#: Largest request body accepted (a multipart .torrent upload plus its fields); the
+#: server's guard enforces it before parsing, so a form part never needs its own cap.
+MAX_BODY: Final = 16 * 1024 * 1024
 MAX_FORM_FIELDS: Final = 200
+
+
+class BodyTooLarge(Exception):
+    """Raised by the guard's ``receive`` once a body passes `MAX_BODY` (becomes 413)."""
 
 
 class Params:
     """Merged query + form parameters with typed getters that raise `ApiError` 400."""
 
-    def __init__(self, values: dict[str, str], form: FormData | None) -> None:
+    def __init__(self, values: dict[str, str], files: list[tuple[str, bytes]]) -> None:
         self.values = values
-        self.form = form
+        self.files = files  # (field name, content) of each uploaded file part
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.values.get(name, default)
@@ -87,7 +98,7 @@ class Params:
 async def params(request: Request) -> Params:
     """Query string and form fields (form wins), plus the parsed form for file parts."""
     values = dict(request.query_params)
-    form = None
+    files: list[tuple[str, bytes]] = []
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -95,14 +106,23 @@ async def params(request: Request) -> Params:
                 form = await request.form(
                     max_files=MAX_FORM_FIELDS,
                     max_fields=MAX_FORM_FIELDS,
-                    max_part_size=MAX_TORRENT_FILE,
+                    max_part_size=MAX_BODY,
                 )
             except ApiError:
                 raise
+            except BodyTooLarge:
+                raise ApiError(413, f"Payload Too Large: the limit is {MAX_BODY} bytes") from None
             except Exception as exc:  # multipart's and starlette's own parse errors
                 raise ApiError(400, f"malformed form body: {exc}") from None
-            values |= {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    return Params(values, form)
+            try:
+                for key, value in form.multi_items():
+                    if isinstance(value, str):
+                        values[key] = value
+                    else:  # bounded by MAX_BODY already; read now so the temp file closes
+                        files.append((key, await value.read()))
+            finally:
+                await form.close()
+    return Params(values, files)
 
 
 def daemon_of(request: Request) -> Daemon:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from starlette.datastructures import UploadFile
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -49,10 +48,10 @@ async def info(request: Request) -> Response:
     return json(rows)
 
 
-async def _one(request: Request) -> tuple[Daemon, qbt.View]:
+async def _one(request: Request, *, pieces: bool = False) -> tuple[Daemon, qbt.View]:
     p = await params(request)
     daemon = daemon_of(request)
-    return daemon, daemon.view(p.require("hash"))
+    return daemon, daemon.view(p.require("hash"), pieces=pieces)
 
 
 async def properties(request: Request) -> Response:
@@ -61,7 +60,7 @@ async def properties(request: Request) -> Response:
 
 
 async def files(request: Request) -> Response:
-    _, view = await _one(request)
+    _, view = await _one(request, pieces=True)
     return json(qbt.file_rows(view))
 
 
@@ -71,7 +70,7 @@ async def trackers(request: Request) -> Response:
 
 
 async def piece_states(request: Request) -> Response:
-    _, view = await _one(request)
+    _, view = await _one(request, pieces=True)
     return json(qbt.piece_states(view))
 
 
@@ -115,13 +114,11 @@ async def add(request: Request) -> Response:
     if len(urls) > MAX_URLS:
         raise ApiError(400, f"at most {MAX_URLS} urls per request")
     sources.extend(urls)
-    if p.form is not None:
-        for key, value in p.form.multi_items():
-            if key == "torrents" and isinstance(value, UploadFile):
-                data = await value.read(MAX_TORRENT_FILE + 1)
-                if len(data) > MAX_TORRENT_FILE:
-                    raise ApiError(413, "torrent file is too large")
-                sources.append(data)
+    for key, data in p.files:
+        if key == "torrents":
+            if len(data) > MAX_TORRENT_FILE:
+                raise ApiError(413, "torrent file is too large")
+            sources.append(data)
     if not sources:
         raise ApiError(400, "give magnet links in 'urls' or .torrent files in 'torrents'")
     added = 0

@@ -51,7 +51,7 @@ class View:
     row: TorrentRow
     stats: TorrentStats
     metainfo: Metainfo | None
-    verified: list[bool]
+    verified: list[bool]  # per piece; empty unless asked for (files, pieceStates)
     time_active: int  # seconds since the torrent was (re)started in this daemon
     dht: bool
 
@@ -104,7 +104,7 @@ def _content_path(view: View) -> str:
     if meta is None:
         return view.row.save_path
     if meta.info.multi_file:
-        return posixpath.join(view.row.save_path, meta.info.name)
+        return posixpath.join(view.row.save_path, meta.info.files[0].path[0])
     return posixpath.join(view.row.save_path, *meta.info.files[0].path)
 
 
@@ -238,7 +238,7 @@ def file_rows(view: View) -> list[dict[str, Any]]:
         pieces = file_pieces(info, index)
         done = sum(1 for p in pieces if view.verified and view.verified[p])
         progress = 1.0 if not pieces else done / len(pieces)
-        name = "/".join((info.name, *f.path)) if info.multi_file else "/".join(f.path)
+        name = "/".join(f.path)  # relative to the save path, top directory included
         rows.append(
             {
                 "index": index,

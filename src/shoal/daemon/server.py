@@ -40,7 +40,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from . import api_app, api_torrents, metrics
-from .api_common import daemon_of, json, params
+from .api_common import MAX_BODY, BodyTooLarge, daemon_of, json, params
 from .auth import Authenticator, host_allowed, same_origin, verify_password
 from .state import ApiError, Daemon, DaemonConfig
 from .sync import SyncTracker
@@ -63,8 +63,6 @@ __all__ = ["MAX_BODY", "Guard", "RunningDaemon", "build_app", "serve_web"]
 
 log = logging.getLogger(__name__)
 
-#: Largest request body accepted (a multipart .torrent upload plus its fields).
-MAX_BODY: Final = 16 * 1024 * 1024
 SHARE_LIMIT_INTERVAL: Final = 5.0
 _STATIC: Final = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -72,10 +70,6 @@ _STATIC: Final = {
     "/app.css": ("app.css", "text/css; charset=utf-8"),
 }
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 async def _plain(send: Send, status: int, body: str) -> None:
@@ -102,6 +96,7 @@ class Guard:
         self, app: ASGIApp, auth: Authenticator, names: frozenset[str], max_body: int = MAX_BODY
     ) -> None:
         self.app = app
+        self.starlette: Any = None  # set by `build_app`, for tests and statistics
         self.auth = auth
         self.names = names
         self.max_body = max_body
@@ -173,7 +168,7 @@ class Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
-                    raise _TooLarge
+                    raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -184,7 +179,7 @@ class Guard:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
                 await _plain(send, 413, f"Payload Too Large: the limit is {self.max_body} bytes")
 
@@ -241,7 +236,9 @@ def build_app(
     app.state.sync = SyncTracker()
     app.state.registry = metrics.make_registry(daemon, auth)
     app.state.web_address = web_address
-    return Guard(app, auth, names)
+    guard = Guard(app, auth, names)
+    guard.starlette = app
+    return guard
 
 
 async def serve_web(
@@ -280,6 +277,12 @@ class RunningDaemon:
     daemon: Daemon
     auth: Authenticator
     web_address: tuple[str, int]
+    app: Guard
+
+    def sync_snapshots(self) -> int:
+        """How many ``sync/maindata`` snapshots are held (bounded by `sync.KEEP`)."""
+        tracker: SyncTracker = self.app.starlette.state.sync
+        return tracker.statistics()
 
     @property
     def url(self) -> str:
@@ -317,8 +320,8 @@ async def open_daemon(
         # The app needs the bound port (app/preferences reports it): build, then bind.
         holder["app"] = build_app(daemon, auth, web_address=web, names=names)
         address: tuple[str, int] = await nursery.start(run_web)
-        holder["app"].app.state.web_address = address  # type: ignore[attr-defined]
+        holder["app"].starlette.state.web_address = address
         try:
-            yield RunningDaemon(daemon, auth, address)
+            yield RunningDaemon(daemon, auth, address, holder["app"])
         finally:
             nursery.cancel_scope.cancel()

@@ -190,7 +190,12 @@ class Daemon:
         wanted = [h.strip().lower() for h in hashes.split("|") if h.strip()]
         return [h for h in wanted if h in self._entries]
 
-    def view(self, info_hash: str) -> qbt.View:
+    def view(self, info_hash: str, *, pieces: bool = False) -> qbt.View:
+        """A snapshot of one torrent; `pieces` adds per-piece state (files, pieceStates).
+
+        Raises:
+            ApiError: 404 for an unknown hash.
+        """
         entry = self._entries.get(info_hash.lower())
         if entry is None:
             raise ApiError(404, "Torrent hash was not found")
@@ -199,7 +204,7 @@ class Daemon:
             row=entry.row,
             stats=t.statistics(),
             metainfo=t.metainfo,
-            verified=t.verified_pieces(),
+            verified=t.verified_pieces() if pieces else [],
             time_active=int(trio.current_time() - entry.started),
             dht=self.client.dht is not None,
         )
