@@ -26,6 +26,7 @@ PURE_MODULES = [
     "magnet.py",
     "layout.py",
     "ipfilter.py",
+    "ratelimit.py",
     "errors.py",
     "_version.py",
     "testing/__init__.py",

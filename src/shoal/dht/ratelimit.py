@@ -5,11 +5,16 @@ unbounded work (and, through our replies, amplify traffic at a spoofed victim).
 Each source IP gets a bucket of `burst` tokens refilled at `rate` per second.
 The table of buckets is itself bounded: when it is full the least recently
 seen IP is forgotten, which only ever makes us *more* permissive to it.
+
+The bucket arithmetic is `shoal.ratelimit.TokenBucket`, shared with the peer
+bandwidth limits, so both are tested once (a clock that goes back mints nothing).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+
+from ..ratelimit import TokenBucket
 
 __all__ = ["RateLimiter"]
 
@@ -23,16 +28,15 @@ class RateLimiter:
         self.rate = rate
         self.burst = burst
         self.max_tracked = max_tracked
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def allow(self, key: str, now: float) -> bool:
         """Spend one token for `key`; False means drop the request."""
-        tokens, at = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
-        allowed = tokens >= 1.0
-        if allowed:
-            tokens -= 1.0
-        self._buckets[key] = (tokens, now)
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = TokenBucket(self.rate, self.burst, now)
+        allowed = bucket.try_take(1.0, now)
+        self._buckets[key] = bucket  # most recently seen last
         if len(self._buckets) > self.max_tracked:
             self._buckets.popitem(last=False)
         return allowed
