@@ -88,8 +88,8 @@ class CloseReason(enum.Enum):
 
     FINISHED = "finished"  # both FINs exchanged, or our close completed
     RESET = "reset"  # the remote sent ST_RESET
-    TIMED_OUT = "timed out"  # too many consecutive retransmission timeouts
-    REFUSED = "refused"  # our SYN was never answered, or answered with a RESET
+    TIMED_OUT = "timed out"  # too many consecutive retransmission timeouts (SYN included)
+    REFUSED = "refused"  # our SYN was answered with a RESET
     ABORTED = "aborted"  # we called abort()
 
 
@@ -307,8 +307,7 @@ class UTPConnection:
         syn = self.state is ConnState.SYN_SENT
         limit = self.config.syn_resends if syn else self.config.data_resends
         if self._timeouts > limit:
-            refused = self.state is ConnState.SYN_SENT
-            self._terminate(CloseReason.REFUSED if refused else CloseReason.TIMED_OUT, now)
+            self._terminate(CloseReason.TIMED_OUT, now)
             return False
         self.rtt.back_off()
         if self.peer_wnd >= MSS:  # a timed-out zero-window probe is not congestion
