@@ -20,17 +20,23 @@ Semantics follow trio's TCP ``SocketStream``:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, Protocol, final
 
 import trio
 
 from ..utp import CloseReason, ConnState, UTPConnection
 from ._conflict import ConflictDetector
 
-if TYPE_CHECKING:
-    from .utp_socket import UTPSocket
+__all__ = ["UTPDriver", "UTPStream"]
 
-__all__ = ["UTPStream"]
+
+class UTPDriver(Protocol):
+    """What a stream needs from its `shoal.net.utp_socket.UTPSocket`."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def poke(self) -> None: ...
 
 DEFAULT_RECEIVE_SIZE: Final = 65536
 
@@ -39,7 +45,7 @@ DEFAULT_RECEIVE_SIZE: Final = 65536
 class UTPStream(trio.abc.HalfCloseableStream):
     """A byte stream over uTP; create with `UTPSocket.connect` / `UTPSocket.accept`."""
 
-    def __init__(self, socket: UTPSocket, conn: UTPConnection) -> None:
+    def __init__(self, socket: UTPDriver, conn: UTPConnection) -> None:
         self._socket = socket
         self.conn = conn
         self._changed = trio.Event()
