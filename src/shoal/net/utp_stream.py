@@ -38,6 +38,7 @@ class UTPDriver(Protocol):
 
     def poke(self) -> None: ...
 
+
 DEFAULT_RECEIVE_SIZE: Final = 65536
 
 

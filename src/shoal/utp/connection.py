@@ -170,6 +170,8 @@ class UTPConnection:
         self.seq_nr = seq_nr
         self._acked_to = (seq_nr - 1) & SEQ_MASK
         self._outbuf: dict[int, _Sent] = {}
+        #: Packets declared lost (not in flight), waiting for window to be resent.
+        self._resend_queue: dict[int, _Sent] = {}
         self.cur_window = 0
         self.peer_wnd = MSS
         self._send_buffer = bytearray()
@@ -204,6 +206,7 @@ class UTPConnection:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.retransmits = 0
+        self.timeouts = 0
 
     # -- application side -----------------------------------------------------------------
 
@@ -304,6 +307,7 @@ class UTPConnection:
         if not self._outbuf:
             return True
         self._timeouts += 1
+        self.timeouts += 1
         syn = self.state is ConnState.SYN_SENT
         limit = self.config.syn_resends if syn else self.config.data_resends
         if self._timeouts > limit:
@@ -315,6 +319,7 @@ class UTPConnection:
         for sent in self._outbuf.values():
             sent.in_flight = False
             sent.fast_resent = False
+        self._resend_queue = dict(self._outbuf)
         self.cur_window = 0
         self._loss_seq = (self.seq_nr - 1) & SEQ_MASK
         return True
@@ -404,6 +409,7 @@ class UTPConnection:
             self.rtt.sample(now - sent.sent_at)
         if sent.type is PacketType.FIN:
             self.fin_acked = True
+        self._resend_queue.pop(sent.seq, None)
         if sent.in_flight:
             self.cur_window -= len(sent.payload)
             return len(sent.payload)
@@ -439,6 +445,7 @@ class UTPConnection:
                 continue
             sent.in_flight = False
             sent.fast_resent = True
+            self._resend_queue[sent.seq] = sent
             self.cur_window -= len(sent.payload)
             if seq_less(self._loss_seq, sent.seq) and not cut:
                 cut = True
@@ -531,9 +538,12 @@ class UTPConnection:
             return
         limit = min(int(self.ledbat.cwnd), self.peer_wnd)
         self._cwnd_full = False
-        for sent in self._outbuf.values():
-            if sent.in_flight:
-                continue
+        queue = self._resend_queue
+        order = (
+            sorted(queue, key=lambda q: seq_diff(q, self._acked_to)) if len(queue) > 1 else queue
+        )
+        for seq in list(order):
+            sent = queue[seq]
             if self.cur_window and self.cur_window + len(sent.payload) > limit:
                 self._cwnd_full = True
                 break
@@ -583,6 +593,7 @@ class UTPConnection:
         sent.transmissions += 1
         sent.sent_at = now
         sent.in_flight = True
+        self._resend_queue.pop(sent.seq, None)
         self.cur_window += len(sent.payload)
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
@@ -622,6 +633,7 @@ class UTPConnection:
         self.state = ConnState.CLOSED
         self.close_reason = reason
         self._outbuf.clear()
+        self._resend_queue.clear()
         self._inbuf.clear()
         self._send_buffer.clear()
         self.cur_window = 0
@@ -639,4 +651,5 @@ class UTPConnection:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "retransmits": self.retransmits,
+            "timeouts": self.timeouts,
         }
