@@ -101,9 +101,11 @@ class UTPStream(trio.abc.HalfCloseableStream):
                 taken = self.conn.send(view, trio.current_time())
                 view = view[taken:]
                 self._socket.poke()
-                if view:
+                # Level-triggered: the Writable event may already have fired inside
+                # send() (the engine drained the buffer at once), so look, then wait.
+                if view and not self.conn.send_buffer_free:
                     await self._wait()
-                    self._check_send()
+                self._check_send()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
