@@ -7,54 +7,22 @@ a whole torrent (plain and with MSE RC4 forced), and libtorrent dials us.
 
 from __future__ import annotations
 
-import hashlib
-import random
 import struct
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
 
 from shoal.net.mse_stream import MSEStream
 from shoal.net.utp_socket import open_utp_socket
-from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
+from tests.net.lt_utp import PIECE, info_hash_of, utp_only_seed, wait_seeding
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
-
-lt: Any = pytest.importorskip("libtorrent")
 
 pytestmark = pytest.mark.integration
 
-PIECE = 65536
 BLOCK = 16384
-PE_FORCED, PE_DISABLED = 0, 2
-PE_RC4 = 2
-
-
-@contextmanager
-def utp_only_seed(tmp_path: Path, size: int, *, rc4: bool) -> Iterator[tuple[Any, bytes, bytes]]:
-    data = random.Random(size).randbytes(size)
-    (tmp_path / "f.bin").write_bytes(data)
-    info = single_file_info(data, PIECE)
-    settings = loopback_settings(utp=True) | {
-        "enable_incoming_tcp": False,
-        "enable_outgoing_tcp": False,
-    }
-    if rc4:
-        settings |= {"in_enc_policy": PE_FORCED, "out_enc_policy": PE_FORCED}
-        settings |= {"allowed_enc_level": PE_RC4}
-    else:
-        settings |= {"in_enc_policy": PE_DISABLED, "out_enc_policy": PE_DISABLED}
-    with lt_torrent_session(lt, info, tmp_path, settings) as (session, handle):
-        yield (session, handle), hashlib.sha1(info).digest(), data
-
-
-async def _wait_seeding(handle: Any) -> None:
-    while not handle.status().is_seeding:  # noqa: ASYNC110 - libtorrent has its own threads
-        await trio.sleep(0.05)
 
 
 def handshake(info_hash: bytes) -> bytes:
@@ -116,10 +84,11 @@ async def leech(stream: trio.abc.Stream, info_hash: bytes, size: int) -> bytes:
 @pytest.mark.parametrize("rc4", [False, True], ids=["plain", "rc4"])
 async def test_download_a_torrent_from_utp_only_libtorrent(tmp_path: Path, rc4: bool) -> None:
     size = 2 << 20
-    with utp_only_seed(tmp_path, size, rc4=rc4) as ((session, handle), info_hash, data):
+    with utp_only_seed(tmp_path, size, rc4=rc4) as (session, handle, info, data):
+        info_hash = info_hash_of(info)
         async with open_utp_socket() as sock:
             with trio.fail_after(60):
-                await _wait_seeding(handle)
+                await wait_seeding(handle)
                 stream: trio.abc.Stream = await sock.connect(("127.0.0.1", session.listen_port()))
                 if rc4:
                     stream = MSEStream.initiator(stream, info_hash)
@@ -131,11 +100,12 @@ async def test_download_a_torrent_from_utp_only_libtorrent(tmp_path: Path, rc4: 
 
 
 async def test_utp_only_libtorrent_dials_us(tmp_path: Path) -> None:
-    with utp_only_seed(tmp_path, 1 << 16, rc4=False) as ((_session, handle), info_hash, _):
+    with utp_only_seed(tmp_path, 1 << 16, rc4=False) as (_session, handle, info, _):
+        info_hash = info_hash_of(info)
         async with open_utp_socket() as sock:
             assert sock.local_address is not None
             with trio.fail_after(30):
-                await _wait_seeding(handle)
+                await wait_seeding(handle)
                 handle.connect_peer(sock.local_address)
                 stream = await sock.accept()
                 reader = _Reader(stream)
