@@ -31,6 +31,9 @@ from .magnet import Magnet, parse_magnet
 from .metainfo import Metainfo, parse_metainfo
 from .net.dialer import Dialer
 from .net.listener import Listener
+from .net.transport import TcpTransport, Transport
+from .net.utp_socket import UTPSocket, open_utp_socket
+from .net.utp_transport import FallbackTransport, UTPTransport, serve_utp
 from .swarm.peer_pool import PeerSource
 from .torrent import Torrent, check_select
 
@@ -80,6 +83,7 @@ class Client:
         dialer: Dialer,
         dht: DHT | None,
         peer_id: PeerId,
+        utp: UTPSocket | None = None,
     ) -> None:
         self.config = config
         self._nursery = nursery
@@ -89,6 +93,8 @@ class Client:
         self.peer_id = peer_id
         assert listener.address is not None
         self.listen_address: tuple[str, int] = listener.address
+        #: The uTP socket when `ClientConfig.transports` has "utp" (its ``local_address``).
+        self.utp = utp
         self._torrents: dict[InfoHash, Torrent] = {}
 
     async def add(
@@ -253,20 +259,28 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
     try:
         # The DHT is entered outside the nursery so it is closed (and saves its state)
         # after the torrents have stopped, not while being cancelled with them.
-        async with _open_dht(config, address[1]) as dht, trio.open_nursery() as nursery:
+        async with (
+            _open_dht(config, address[1]) as dht,
+            _open_utp(config, address[1]) as utp,
+            trio.open_nursery() as nursery,
+        ):
             await nursery.start(listener.serve)
+            if utp is not None:
+                await nursery.start(serve_utp, utp, listener.handle_stream)
             local = {address}
             wildcard = config.bind_host in ("0.0.0.0", "::", "")
             if wildcard:
                 local.add(("127.0.0.1", address[1]))
+            bind_host = None if wildcard else config.bind_host
             dialer = Dialer(
                 peer_id,
                 encryption=config.encryption,
                 max_half_open=config.max_half_open,
                 local_addrs=frozenset(local),
-                bind_host=None if wildcard else config.bind_host,
+                bind_host=bind_host,
+                transport=_dial_transport(config, utp, bind_host),
             )
-            client = Client(config, nursery, listener, dialer, dht, peer_id)
+            client = Client(config, nursery, listener, dialer, dht, peer_id, utp)
             try:
                 yield client
             finally:
@@ -275,6 +289,32 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
                 nursery.cancel_scope.cancel()
     finally:
         await listener.aclose()
+
+
+def _dial_transport(
+    config: ClientConfig, utp: UTPSocket | None, bind_host: str | None
+) -> Transport:
+    tcp = TcpTransport(bind_host)
+    if utp is None:
+        return tcp
+    if "tcp" not in config.transports:
+        return UTPTransport(utp)
+    return FallbackTransport(UTPTransport(utp), tcp)
+
+
+@asynccontextmanager
+async def _open_utp(config: ClientConfig, port: int) -> AsyncIterator[UTPSocket | None]:
+    """The uTP socket: the TCP port number on UDP when free (after the DHT), else any."""
+    if "utp" not in config.transports:
+        yield None
+        return
+    async with AsyncExitStack() as stack:
+        try:
+            utp = await stack.enter_async_context(open_utp_socket(config.bind_host, port))
+        except OSError:
+            log.info("UDP port %d is taken; uTP uses another one", port)
+            utp = await stack.enter_async_context(open_utp_socket(config.bind_host, 0))
+        yield utp
 
 
 @asynccontextmanager

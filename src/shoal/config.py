@@ -15,7 +15,10 @@ from .peer.mse import CryptoMethod, EncryptionPolicy
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ClientConfig", "EncryptionMode"]
+__all__ = ["TRANSPORTS", "ClientConfig", "EncryptionMode"]
+
+#: Peer transports a client can use (`ClientConfig.transports`).
+TRANSPORTS = ("tcp", "utp")
 
 
 class EncryptionMode(enum.Enum):
@@ -61,6 +64,12 @@ class ClientConfig:
         max_peers_per_torrent: connected peers per torrent, inbound and outbound.
         max_half_open: outgoing connection attempts in flight, client-wide.
         upload_slots: peers unchoked at once per torrent (the choker's regular slots).
+        transports: how we dial: ``("tcp",)``, ``("utp",)`` or both (uTP first, TCP
+            after 3 s without an answer, as libtorrent does). With "utp" a uTP socket
+            also accepts connections: on `port` when its UDP side is free (the DHT
+            takes it first), else on any port. TCP is always accepted. The default stays
+            TCP until the DHT socket carries uTP too (docs/utp.md): until then a uTP
+            dial to another shoal would wait out the 3 s on its DHT port.
     """
 
     bind_host: str = "0.0.0.0"
@@ -72,9 +81,12 @@ class ClientConfig:
     max_peers_per_torrent: int = 50
     max_half_open: int = 16
     upload_slots: int = 4
+    transports: tuple[str, ...] = ("tcp",)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 0xFFFF:
             raise ValueError(f"port {self.port} is out of range")
         if self.max_peers_per_torrent < 1 or self.max_half_open < 1 or self.upload_slots < 1:
             raise ValueError("peer, half-open and upload-slot limits must be at least 1")
+        if not self.transports or not set(self.transports) <= set(TRANSPORTS):
+            raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")

@@ -170,6 +170,13 @@ def add_client_options(parser: Parser) -> None:
         default=EncryptionMode.PREFER.value,
         help="peer encryption (MSE/PE): prefer, require or disable (default: %(default)s)",
     )
+    parser.add_argument(
+        "--transport",
+        choices=["tcp", "utp", "both"],
+        default="tcp",
+        help="peer transport to dial: tcp, utp (BEP 29) or both (uTP first, then TCP);"
+        " with utp or both, uTP connections are accepted too (default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--interval", type=_positive_float, help=argparse.SUPPRESS)
 
@@ -212,6 +219,9 @@ def parse_select(text: str) -> tuple[int, ...]:
     return tuple(sorted(indexes))
 
 
+_TRANSPORTS: Final = {"tcp": ("tcp",), "utp": ("utp",), "both": ("utp", "tcp")}
+
+
 def client_config(args: argparse.Namespace, *, state_dir: Path | None = None) -> ClientConfig:
     """The `ClientConfig` for ``get``/``seed`` options; public routers only if none given."""
     from ..dht_client import DEFAULT_BOOTSTRAP
@@ -223,6 +233,7 @@ def client_config(args: argparse.Namespace, *, state_dir: Path | None = None) ->
         bootstrap=tuple(bootstrap) if bootstrap else DEFAULT_BOOTSTRAP,
         state_dir=state_dir,
         encryption=EncryptionMode(args.encryption),
+        transports=_TRANSPORTS[args.transport],
     )
 
 

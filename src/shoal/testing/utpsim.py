@@ -37,7 +37,8 @@ class UTPApp:
 
     Args:
         send_bytes: how many pattern bytes to send on each connection (0: only read).
-        close_when_done: close each connection once all its bytes are queued.
+        close_when_done: half-close each connection once all its bytes are queued, and
+            close it once the remote's end of stream was read.
     """
 
     def __init__(
@@ -115,5 +116,8 @@ class UTPApp:
             left -= taken
             if taken < room:
                 return
-        if self.close_when_done and self.send_bytes:
-            conn.close(now)
+        if self.close_when_done:
+            if self.send_bytes:
+                conn.send_eof(now)
+            if conn.eof:
+                conn.close(now)

@@ -88,8 +88,8 @@ class CloseReason(enum.Enum):
 
     FINISHED = "finished"  # both FINs exchanged, or our close completed
     RESET = "reset"  # the remote sent ST_RESET
-    TIMED_OUT = "timed out"  # too many consecutive retransmission timeouts
-    REFUSED = "refused"  # our SYN was never answered, or answered with a RESET
+    TIMED_OUT = "timed out"  # too many consecutive retransmission timeouts (SYN included)
+    REFUSED = "refused"  # our SYN was answered with a RESET
     ABORTED = "aborted"  # we called abort()
 
 
@@ -118,6 +118,21 @@ class _Sent:
     transmissions: int = 0
     in_flight: bool = False
     fast_resent: bool = False
+
+
+def _third_highest(mask: bytes, ack: int) -> int | None:
+    """The sequence number with two more received after it, or None (fewer than three).
+
+    BEP 29: bit ``i`` (least significant first) of byte ``j`` reports ``ack + 2 + 8*j +
+    i``, which is exactly the little-endian reading of the mask as one integer. Every
+    unacknowledged packet before this one has three later packets received: lost.
+    """
+    bits = int.from_bytes(mask, "little")
+    for _ in range(2):
+        if not bits:
+            return None
+        bits ^= 1 << (bits.bit_length() - 1)
+    return (ack + 1 + bits.bit_length()) & SEQ_MASK if bits else None
 
 
 def _micros(now: float) -> int:
@@ -155,6 +170,8 @@ class UTPConnection:
         self.seq_nr = seq_nr
         self._acked_to = (seq_nr - 1) & SEQ_MASK
         self._outbuf: dict[int, _Sent] = {}
+        #: Packets declared lost (not in flight), waiting for window to be resent.
+        self._resend_queue: dict[int, _Sent] = {}
         self.cur_window = 0
         self.peer_wnd = MSS
         self._send_buffer = bytearray()
@@ -166,12 +183,15 @@ class UTPConnection:
         self._rto_at: float | None = None
         self._probe_at: float | None = None
         self._close_requested = False
+        self._fin_requested = False
         self._fin_seq: int | None = None
         self.fin_acked = False
         # Receive side.
         self.ack_nr = 0
         self._syn_seq = 0
         self._inbuf: dict[int, _Sent] = {}
+        # Bit i: packet ack_nr + 2 + i is buffered out of order (the selective ACK to send).
+        self._sack_bits = 0
         self._ooo_bytes = 0
         self._read_buffer = bytearray()
         self._eof_seq: int | None = None
@@ -186,6 +206,7 @@ class UTPConnection:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.retransmits = 0
+        self.timeouts = 0
 
     # -- application side -----------------------------------------------------------------
 
@@ -194,7 +215,7 @@ class UTPConnection:
 
         A short count means the buffer is full: wait for a `Writable` event.
         """
-        if self._close_requested or self.state is ConnState.CLOSED:
+        if self._fin_requested or self.state is ConnState.CLOSED:
             return 0
         room = max(0, self.config.send_buffer - len(self._send_buffer))
         taken = min(room, len(data))
@@ -228,12 +249,20 @@ class UTPConnection:
         """Everything queued so far has been acknowledged."""
         return not self._send_buffer and not self._outbuf
 
+    def send_eof(self, now: float) -> None:
+        """Half close: FIN after the queued data; we keep receiving (TCP's shutdown(WR))."""
+        if self._fin_requested or self.state is ConnState.CLOSED:
+            return
+        self._fin_requested = True
+        self._fill(now)
+
     def close(self, now: float) -> None:
-        """Graceful close: FIN after the queued data; unread and later bytes are dropped."""
+        """Full close: FIN after the queued data; unread and later bytes are dropped."""
         if self._close_requested or self.state is ConnState.CLOSED:
             return
-        self._close_requested = True
+        self._close_requested = self._fin_requested = True
         self._read_buffer.clear()
+        self._check_finished(now)
         self._fill(now)
 
     def abort(self, now: float) -> None:
@@ -278,11 +307,11 @@ class UTPConnection:
         if not self._outbuf:
             return True
         self._timeouts += 1
+        self.timeouts += 1
         syn = self.state is ConnState.SYN_SENT
         limit = self.config.syn_resends if syn else self.config.data_resends
         if self._timeouts > limit:
-            refused = self.state is ConnState.SYN_SENT
-            self._terminate(CloseReason.REFUSED if refused else CloseReason.TIMED_OUT, now)
+            self._terminate(CloseReason.TIMED_OUT, now)
             return False
         self.rtt.back_off()
         if self.peer_wnd >= MSS:  # a timed-out zero-window probe is not congestion
@@ -290,6 +319,7 @@ class UTPConnection:
         for sent in self._outbuf.values():
             sent.in_flight = False
             sent.fast_resent = False
+        self._resend_queue = dict(self._outbuf)
         self.cur_window = 0
         self._loss_seq = (self.seq_nr - 1) & SEQ_MASK
         return True
@@ -362,62 +392,60 @@ class UTPConnection:
             progress = True
         elif ack == self._acked_to and pkt.type is PacketType.STATE and self._outbuf:
             self._dup_acks += 1
-        sacked = self._process_sack(pkt.sack, ack, now) if pkt.sack is not None else []
-        acked += sum(size for _, size in sacked)
+        threshold = None
+        if pkt.sack is not None:
+            acked += self._process_sack(pkt.sack, ack, now)
+            threshold = _third_highest(pkt.sack, ack)
         if acked:
             if pkt.timestamp_diff:
                 self.ledbat.add_delay_sample(pkt.timestamp_diff, now)
             self.ledbat.on_ack(acked, cwnd_full=self._cwnd_full)
         if progress:  # the timeout counts from the last sign of progress
             self._rto_at = now + self.rtt.rto if self._outbuf else None
-        self._detect_loss([s for s, _ in sacked], pkt.sack, ack)
+        self._detect_loss(threshold, ack)
 
     def _on_acked(self, sent: _Sent, now: float) -> int:
         if sent.transmissions == 1:
             self.rtt.sample(now - sent.sent_at)
         if sent.type is PacketType.FIN:
             self.fin_acked = True
+        self._resend_queue.pop(sent.seq, None)
         if sent.in_flight:
             self.cur_window -= len(sent.payload)
             return len(sent.payload)
         return 0
 
-    def _process_sack(self, mask: bytes | None, ack: int, now: float) -> list[tuple[int, int]]:
-        out: list[tuple[int, int]] = []
-        if mask is None:
-            return out
-        for i, byte in enumerate(mask):
-            for bit in range(8):
-                if byte >> bit & 1:
-                    seq = (ack + 2 + 8 * i + bit) & SEQ_MASK
-                    sent = self._outbuf.pop(seq, None)
-                    if sent is not None:
-                        out.append((seq, self._on_acked(sent, now)))
-        return out
+    def _process_sack(self, mask: bytes, ack: int, now: float) -> int:
+        """Acknowledge what the mask reports received (bit order: see `_third_highest`)."""
+        bits, base, acked = int.from_bytes(mask, "little"), ack + 2, 0
+        nbits = 8 * len(mask)
+        for q in list(self._outbuf):  # oldest first: stop past the mask
+            d = seq_diff(q, base)
+            if d >= nbits:
+                break
+            if d >= 0 and bits >> d & 1:
+                acked += self._on_acked(self._outbuf.pop(q), now)
+        return acked
 
-    def _detect_loss(self, _newly: list[int], mask: bytes | None, ack: int) -> None:
+    def _detect_loss(self, threshold: int | None, ack: int) -> None:
         lost: list[_Sent] = []
         if self._dup_acks >= 3:
             first = self._outbuf.get((ack + 1) & SEQ_MASK)
             if first is not None:
                 lost.append(first)
             self._dup_acks = 0
-        if mask is not None:
-            received = [
-                (ack + 2 + 8 * i + bit) & SEQ_MASK
-                for i, byte in enumerate(mask)
-                for bit in range(8)
-                if byte >> bit & 1
-            ]
-            if len(received) >= 3:
-                threshold = received[-3]
-                lost.extend(s for q, s in self._outbuf.items() if seq_less(q, threshold))
+        if threshold is not None:
+            for q, sent in self._outbuf.items():  # oldest first: stop at the threshold
+                if not seq_less(q, threshold):
+                    break
+                lost.append(sent)
         cut = False
         for sent in lost:
             if not sent.in_flight or sent.fast_resent:
                 continue
             sent.in_flight = False
             sent.fast_resent = True
+            self._resend_queue[sent.seq] = sent
             self.cur_window -= len(sent.payload)
             if seq_less(self._loss_seq, sent.seq) and not cut:
                 cut = True
@@ -448,6 +476,7 @@ class UTPConnection:
             self._ack_due = True
             return
         self._inbuf[seq] = _Sent(seq, pkt.type, pkt.payload)
+        self._sack_bits |= 1 << (ahead - 2)
         self._ooo_bytes += size
         if pkt.type is PacketType.FIN:
             self._eof_seq = seq
@@ -474,10 +503,12 @@ class UTPConnection:
 
     def _take(self, kind: PacketType, payload: bytes) -> bool:
         self.ack_nr = (self.ack_nr + 1) & SEQ_MASK
+        self._sack_bits >>= 1
         if kind is PacketType.FIN:
             self._eof_seq = self.ack_nr
         if self._eof_seq == self.ack_nr:
             self.eof = True
+            self._sack_bits = 0
             self._inbuf.clear()
             self._ooo_bytes = 0
             return True
@@ -488,7 +519,7 @@ class UTPConnection:
         return True
 
     def _check_finished(self, now: float) -> None:
-        if not self._close_requested or not self.fin_acked:
+        if not self.fin_acked or not (self._close_requested or self.eof):
             return
         # Both directions done: linger to re-ack a retransmitted FIN. Only ours done:
         # give the remote FIN_WAIT to send its FIN (it may still be flushing).
@@ -507,9 +538,12 @@ class UTPConnection:
             return
         limit = min(int(self.ledbat.cwnd), self.peer_wnd)
         self._cwnd_full = False
-        for sent in self._outbuf.values():
-            if sent.in_flight:
-                continue
+        queue = self._resend_queue
+        order = (
+            sorted(queue, key=lambda q: seq_diff(q, self._acked_to)) if len(queue) > 1 else queue
+        )
+        for seq in list(order):
+            sent = queue[seq]
             if self.cur_window and self.cur_window + len(sent.payload) > limit:
                 self._cwnd_full = True
                 break
@@ -541,7 +575,7 @@ class UTPConnection:
         if self._send_full:
             self._send_full = False
             self._emit(self, Signal.WRITABLE)
-        if self._close_requested and self._fin_seq is None:
+        if self._fin_requested and self._fin_seq is None:
             self._fin_seq = self.seq_nr
             self._queue(PacketType.FIN, b"", now)
 
@@ -559,6 +593,7 @@ class UTPConnection:
         sent.transmissions += 1
         sent.sent_at = now
         sent.in_flight = True
+        self._resend_queue.pop(sent.seq, None)
         self.cur_window += len(sent.payload)
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
@@ -588,24 +623,17 @@ class UTPConnection:
         self._transmit(pkt.encode(), self.addr)
 
     def _sack_extension(self) -> tuple[tuple[int, bytes], ...]:
-        if not self._inbuf or self.state is ConnState.SYN_SENT:
+        bits = self._sack_bits & ((1 << 8 * _SACK_MAX_BYTES) - 1)
+        if not bits or self.state is ConnState.SYN_SENT:
             return ()
-        mask = bytearray(_SACK_MAX_BYTES)
-        top = -1
-        for seq in self._inbuf:
-            offset = seq_diff(seq, self.ack_nr) - 2
-            if 0 <= offset < 8 * _SACK_MAX_BYTES:
-                mask[offset >> 3] |= 1 << (offset & 7)
-                top = max(top, offset)
-        if top < 0:
-            return ()
-        length = (top // 32 + 1) * 4
-        return ((SACK_EXTENSION, bytes(mask[:length])),)
+        length = ((bits.bit_length() - 1) // 32 + 1) * 4
+        return ((SACK_EXTENSION, bits.to_bytes(length, "little")),)
 
     def _terminate(self, reason: CloseReason, now: float) -> None:
         self.state = ConnState.CLOSED
         self.close_reason = reason
         self._outbuf.clear()
+        self._resend_queue.clear()
         self._inbuf.clear()
         self._send_buffer.clear()
         self.cur_window = 0
@@ -623,4 +651,5 @@ class UTPConnection:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "retransmits": self.retransmits,
+            "timeouts": self.timeouts,
         }

@@ -1,9 +1,11 @@
 """The BEP 29 packet: a 20-byte header, a chain of extensions, then the payload.
 
 Strict decoding: anything BEP 29 does not allow (another version, an unknown type, an
-extension chain that runs past the datagram, a selective-ACK mask that is not a
-non-empty multiple of 4 bytes, a payload on a packet type that carries none) raises
-`DecodeError`, so the connection engine only ever sees well-formed packets. Unknown
+extension chain that runs past the datagram, two selective-ACK masks, a payload on a
+packet type that carries none, an empty DATA) raises
+`DecodeError`, so the connection engine only ever sees well-formed packets. One
+leniency: masks of any length are read (BEP 29 wants multiples of 4 bytes; libtorrent
+2.1 sends 1-byte ones). Unknown
 extension types are kept (BEP 29: "unknown extensions can be skipped"), which also
 makes ``encode(decode(b)) == b`` hold for every accepted datagram.
 
@@ -147,11 +149,10 @@ def _decode_extensions(data: bytes, kind: int) -> tuple[tuple[tuple[int, bytes],
         body = data[offset + 2 : offset + 2 + length]
         if len(body) != length:
             raise DecodeError("uTP extension runs past the datagram")
-        if kind == SACK_EXTENSION:
-            if length == 0 or length % 4:
-                raise DecodeError(f"selective ACK mask of {length} bytes is not a multiple of 4")
-            if any(k == SACK_EXTENSION for k, _ in out):
-                raise DecodeError("two selective ACK extensions in one packet")
+        # BEP 29 wants SACK masks of "at least 4, and in multiples of 4" bytes, but
+        # libtorrent 2.1 sends 1-byte ones (seen on the wire): any length is read.
+        if kind == SACK_EXTENSION and any(k == SACK_EXTENSION for k, _ in out):
+            raise DecodeError("two selective ACK extensions in one packet")
         out.append((kind, bytes(body)))
         offset += 2 + length
         kind = following

@@ -70,7 +70,7 @@ def test_duplicate_syn_is_reacknowledged_not_a_second_connection() -> None:
     assert sum(isinstance(e, IncomingConnection) for e in pair.events["b"]) == 1
 
 
-def test_syn_is_retransmitted_with_backoff_then_refused() -> None:
+def test_syn_is_retransmitted_with_backoff_then_times_out() -> None:
     pair = Pair.create(UTPConfig(syn_resends=2))
     ca = pair.a.connect(B, 0.0)
     times = []
@@ -80,7 +80,7 @@ def test_syn_is_retransmitted_with_backoff_then_refused() -> None:
         pair.advance(0.125)  # exact in binary: no drift
     assert [round(t, 1) for t in times] == [0.0, 1.0, 3.0]  # 1 s initial RTO, doubled
     assert ca.state is ConnState.CLOSED
-    assert ca.close_reason is CloseReason.REFUSED
+    assert ca.close_reason is CloseReason.TIMED_OUT
     assert pair.a.statistics().connections == 0
 
 

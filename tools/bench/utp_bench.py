@@ -1,0 +1,263 @@
+"""uTP throughput and CPU cost on 127.0.0.1: shoal's UTPStream vs libtorrent's uTP.
+
+Method
+------
+A uTP-only libtorrent 2.1 seeder (TCP off both ways, DHT/LSD/UPnP/NAT-PMP off, bound
+to 127.0.0.1) runs in a child process and seeds one file of ``--size`` bytes. Then,
+alternating for ``--repeat`` rounds:
+
+* **shoal**: a minimal BEP 3 leecher over `shoal.net.utp_socket` / `UTPStream` in this
+  process (handshake, interested, 64 pipelined 16 KiB requests, blocks into one
+  buffer; SHA-1 of the whole file checked at the end, outside the timing). It does not
+  write to disk.
+* **libtorrent**: a uTP-only libtorrent session in this process downloads the same
+  torrent from the same seeder into a temporary directory (it writes and hashes).
+
+For each run: wall time, MB/s, CPU seconds of this process (the leecher; nothing else
+runs here during a run) and of the seeder process (it reports its own CPU time before
+and after), both per GiB. ``--loopback`` instead measures shoal to shoal: two
+`UTPSocket`s in this process, one ``send_all`` loop and one reader.
+
+The numbers depend on the machine's load: run on an idle machine, and look at CPU per
+GiB, which load does not change much.
+
+    python tools/bench/utp_bench.py --size 64M --repeat 2
+    python tools/bench/utp_bench.py --loopback --size 64M
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from shoal import bencoding
+from shoal.net.utp_socket import open_utp_socket
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+PIECE = 1 << 20
+BLOCK = 16384
+PIPELINE = 64
+
+SEEDER = r"""
+import sys, time, libtorrent as lt
+size, path, info_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+settings = {
+    "listen_interfaces": "127.0.0.1:0", "outgoing_interfaces": "127.0.0.1",
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_ip_notifier": False, "dht_bootstrap_nodes": "",
+    "enable_incoming_tcp": False, "enable_outgoing_tcp": False,
+    "enable_incoming_utp": True, "enable_outgoing_utp": True,
+}
+ses = lt.session(settings)
+params = lt.load_torrent_buffer(open(info_path, "rb").read())
+params.save_path = path
+h = ses.add_torrent(params)
+deadline = time.monotonic() + 120
+while not h.status().is_seeding and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(ses.listen_port(), flush=True)
+for line in sys.stdin:
+    print(time.process_time(), flush=True)
+"""
+
+
+def _settings() -> dict[str, object]:
+    return {
+        "listen_interfaces": "127.0.0.1:0",
+        "outgoing_interfaces": "127.0.0.1",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_ip_notifier": False,
+        "dht_bootstrap_nodes": "",
+        "enable_incoming_tcp": False,
+        "enable_outgoing_tcp": False,
+    }
+
+
+def _make_torrent(root: Path, size: int) -> tuple[bytes, bytes, bytes]:
+    """Data file under root/seed, the .torrent bytes, the info-hash, the data."""
+    data = random.Random(1).randbytes(size)
+    (root / "seed").mkdir()
+    (root / "seed" / "f.bin").write_bytes(data)
+    pieces = b"".join(hashlib.sha1(data[i : i + PIECE]).digest() for i in range(0, size, PIECE))
+    info = bencoding.encode(
+        {b"name": b"f.bin", b"length": size, b"piece length": PIECE, b"pieces": pieces}
+    )
+    torrent = b"d4:info" + info + b"e"
+    (root / "t.torrent").write_bytes(torrent)
+    return torrent, hashlib.sha1(info).digest(), data
+
+
+async def _exactly(stream: trio.abc.Stream, buf: bytearray, n: int) -> bytes:
+    while len(buf) < n:
+        chunk = await stream.receive_some(1 << 20)
+        if not chunk:
+            raise ConnectionError("seeder hung up")
+        buf += chunk
+    out = bytes(buf[:n])
+    del buf[:n]
+    return out
+
+
+async def shoal_leech(port: int, info_hash: bytes, size: int) -> bytes:
+    async with open_utp_socket() as sock:
+        stream = await sock.connect(("127.0.0.1", port))
+        buf = bytearray()
+        await stream.send_all(
+            b"\x13BitTorrent protocol" + bytes(8) + info_hash + b"-SH0001-benchbenchben"[:20]
+        )
+        await _exactly(stream, buf, 68)
+        await stream.send_all(struct.pack(">IB", 1, 2))
+        out = bytearray(size)
+        blocks = [(i, min(BLOCK, size - i)) for i in range(0, size, BLOCK)]
+        blocks.reverse()
+        pending, got, unchoked = 0, 0, False
+        while got < size:
+            (length,) = struct.unpack(">I", await _exactly(stream, buf, 4))
+            if length:
+                body = await _exactly(stream, buf, length)
+                if body[0] == 1:
+                    unchoked = True
+                elif body[0] == 7:
+                    index, begin = struct.unpack_from(">II", body, 1)
+                    offset = index * PIECE + begin
+                    out[offset : offset + length - 9] = body[9:]
+                    got += length - 9
+                    pending -= 1
+            requests = []
+            while unchoked and blocks and pending < PIPELINE:
+                offset, blen = blocks.pop()
+                index, begin = divmod(offset, PIECE)
+                requests.append(struct.pack(">IBIII", 13, 6, index, begin, blen))
+                pending += 1
+            if requests:
+                await stream.send_all(b"".join(requests))
+        await stream.aclose()
+        return bytes(out)
+
+
+def lt_leech(lt: object, torrent: bytes, port: int, save: Path) -> None:
+    ses = lt.session(_settings())  # type: ignore[attr-defined]
+    params = lt.load_torrent_buffer(torrent)  # type: ignore[attr-defined]
+    params.save_path = str(save)
+    handle = ses.add_torrent(params)
+    handle.connect_peer(("127.0.0.1", port))
+    deadline = time.monotonic() + 600
+    while not handle.status().is_seeding:
+        if time.monotonic() > deadline:
+            raise TimeoutError("libtorrent leecher did not finish in 600 s")
+        time.sleep(0.01)
+    ses.remove_torrent(handle)
+
+
+def _parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else int(text)
+
+
+def _report(name: str, size: int, wall: float, cpu: float, seeder_cpu: float | None) -> None:
+    gib = size / (1 << 30)
+    extra = f", seeder CPU {seeder_cpu / gib:6.1f} s/GiB" if seeder_cpu is not None else ""
+    print(
+        f"{name:10s} {size / wall / 1e6:7.1f} MB/s  wall {wall:6.2f} s  "
+        f"leecher CPU {cpu / gib:6.1f} s/GiB{extra}",
+        flush=True,
+    )
+
+
+def run_loopback(size: int) -> None:
+    async def main() -> None:
+        async with open_utp_socket() as a, open_utp_socket() as b:
+            assert b.local_address is not None
+            client = await a.connect(b.local_address)
+            server = await b.accept()
+            blob = bytes(1 << 20)
+            got = 0
+            t0, c0 = time.perf_counter(), time.process_time()
+
+            async def send() -> None:
+                for _ in range(size >> 20):
+                    await client.send_all(blob)
+                await client.send_eof()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send)
+                while chunk := await server.receive_some(1 << 20):
+                    got += len(chunk)
+            _report("loopback", got, time.perf_counter() - t0, time.process_time() - c0, None)
+
+    trio.run(main)
+
+
+def run_versus(size: int, repeat: int) -> None:
+    import libtorrent as lt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        torrent, info_hash, data = _make_torrent(root, size)
+        seeder = subprocess.Popen(
+            [sys.executable, "-c", SEEDER, str(size), str(root / "seed"), str(root / "t.torrent")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert seeder.stdin is not None
+            assert seeder.stdout is not None
+            port = int(seeder.stdout.readline())
+
+            def seeder_cpu() -> float:
+                seeder.stdin.write("cpu\n")  # type: ignore[union-attr]
+                seeder.stdin.flush()  # type: ignore[union-attr]
+                return float(seeder.stdout.readline())  # type: ignore[union-attr]
+
+            def timed(name: str, run: Callable[[], object]) -> object:
+                s0, t0, c0 = seeder_cpu(), time.perf_counter(), time.process_time()
+                result = run()
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                _report(name, size, wall, cpu, seeder_cpu() - s0)
+                return result
+
+            for rnd in range(repeat):
+                got = timed(
+                    f"shoal #{rnd + 1}", lambda: trio.run(shoal_leech, port, info_hash, size)
+                )
+                if got != data:
+                    raise SystemExit("shoal leecher: data mismatch")
+                save = root / f"lt{rnd}"
+                save.mkdir()
+                timed(f"lt #{rnd + 1}", lambda save=save: lt_leech(lt, torrent, port, save))
+                (save / "f.bin").unlink()
+        finally:
+            seeder.kill()
+            seeder.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=_parse_size, default=64 << 20, help="e.g. 64M, 1G")
+    parser.add_argument("--repeat", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--loopback", action="store_true", help="shoal to shoal only")
+    args = parser.parse_args()
+    if args.loopback:
+        run_loopback(args.size)
+    else:
+        run_versus(args.size, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
