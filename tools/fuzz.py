@@ -47,6 +47,11 @@ TARGETS: dict[str, str] = {
     "dht-node": "tests.proto.dht.test_node:test_receive_datagram_is_total",
     "metainfo": "tests.proto.test_metainfo:test_arbitrary_bytes_only_decode_error",
     "ids": "tests.proto.test_ids:test_text_parsers_are_total",
+    "peer-connection": "tests.test_fuzz_targets:test_peer_connection_is_total",
+    "mse-initiator": "tests.test_fuzz_targets:test_mse_initiator_is_total",
+    "mse-receiver": "tests.test_fuzz_targets:test_mse_receiver_is_total",
+    "resume": "tests.test_fuzz_targets:test_resume_file_is_total",
+    "dht-state": "tests.test_fuzz_targets:test_dht_state_file_is_total",
 }
 
 #: Upper bound on one random buffer; hypothesis reads its choices from it, and inputs

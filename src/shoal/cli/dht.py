@@ -75,11 +75,33 @@ def add_parser(subparsers: Subparsers) -> None:
     get.add_argument(
         "--scrape", action="store_true", help="print estimated seeds and peers (BEP 33) instead"
     )
+    get.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=GET_PEERS_TIMEOUT,
+        help=f"give up after SECONDS; exit 1 if no peer was found (default {GET_PEERS_TIMEOUT:g})",
+    )
     add_global_options(get, top_level=False)
     _add_node_options(get, suppress=True)
     get.set_defaults(run=run_get_peers)
     dht_items.add_parsers(sub, lambda p: _add_node_options(p, suppress=True))
     dht_sample.add_parser(sub, lambda p: _add_node_options(p, suppress=True))
+
+
+#: A lookup that has heard nothing in this long will not: its bootstrap node is silent,
+#: answers with the wrong transaction id, or sends replies too big to parse.
+GET_PEERS_TIMEOUT: Final = 30.0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1e6 seconds: {text!r}")
+    return value
 
 
 def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -218,6 +240,30 @@ def _stats_line(obj: dict[str, Any]) -> str:
 
 
 async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
+    """One lookup, bounded by ``--timeout`` (the whole command, bootstrap included)."""
+    found = [0]
+    start = trio.current_time()
+    with trio.move_on_after(args.timeout) as scope:
+        await _lookup(args, info_hash, found, start)
+    if not scope.cancelled_caught:
+        return EXIT_OK
+    elapsed = trio.current_time() - start
+    if found[0]:
+        _emit(
+            args,
+            {"event": "timeout", "peers": found[0], "elapsed": round(elapsed, 3)},
+            f"{found[0]} peers; lookup stopped by --timeout after {elapsed:.3f}s",
+        )
+        return EXIT_OK
+    raise CommandError(
+        f"no peers found within {args.timeout:g}s: no DHT node answered usefully "
+        "(check --bootstrap and your network, or raise --timeout)"
+    )
+
+
+async def _lookup(
+    args: argparse.Namespace, info_hash: InfoHash, found: list[int], start: float
+) -> None:
     from ..dht_client import open_dht_node
 
     async with open_dht_node(
@@ -226,11 +272,9 @@ async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
         state_file=args.state_file,
         read_only=args.read_only,
     ) as dht:
-        start = trio.current_time()
         search = dht.get_peers(info_hash)
-        count = 0
         async for peer in search:
-            count += 1
+            found[0] += 1
             elapsed = trio.current_time() - start
             hops = search.hops.get(peer)
             obj = {
@@ -242,6 +286,7 @@ async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
             }
             hop_text = "?" if hops is None else str(hops)
             _emit(args, obj, f"{peer[0]}:{peer[1]}\t{elapsed:.3f}s\thop {hop_text}")
+        count = found[0]
         stats = search.statistics
         summary: dict[str, Any] = {
             "event": "done",
@@ -261,4 +306,3 @@ async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
             f"{count} peers in {summary['elapsed']:.3f}s"
             + (f", {stats.hops} hops, {stats.queries_sent} queries" if stats else ""),
         )
-    return EXIT_OK

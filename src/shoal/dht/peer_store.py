@@ -3,16 +3,28 @@
 Theory of operation
 -------------------
 Anyone can announce, so everything here is capped: at most `max_info_hashes`
-swarms (least recently *announced* swarm evicted first), `max_peers` per swarm
-(oldest announcement evicted first) and `max_total_peers` overall. Both levels
-are insertion-ordered dicts kept in "last announced" order, so the oldest entry
-is always at the front and expiry pops from the front until it meets a live
-entry. BEP 5 says nothing about lifetimes; clients re-announce every 15–30
-minutes, so entries live `ttl` (30 min) after their last announce.
+swarms, `max_peers` per swarm (oldest announcement evicted first) and
+`max_total_peers` overall. BEP 5 says nothing about lifetimes; clients re-announce
+every 15–30 minutes, so entries live `ttl` (30 min) after their last announce.
 
 Peers are keyed by (IP, port), as BEP 5 stores "the IP address of the querying
 node and the supplied port number". The IP always comes from the UDP source
-address (announce tokens prove it), so filling a swarm needs many real IPs.
+address (announce tokens prove it), so each announcer is a real IP we can count.
+
+Resisting a flush. Valid-token announces for thousands of new info-hashes must not
+push the real swarms out:
+
+* **Per-source-IP caps.** One IP may appear in at most `max_swarms_per_ip` swarms
+  and with at most `max_ports_per_ip` ports in one swarm (NAT'd neighbours share an
+  IP); announces past that are refused, so one host cannot flood alone.
+* **Strength-ordered eviction.** A swarm's *strength* is its number of distinct
+  announcing IPs. When the swarm table is full, a new swarm (strength 1) evicts the
+  least recently announced swarm of the lowest strength, and only if that strength
+  is 1: swarms that many hosts announce are never flushed by single-announcer ones.
+  The total-peers cap likewise trims the weakest swarm first.
+
+Swarms are kept in buckets by strength, each in last-announced order, so finding
+the victim costs O(1) in the common case.
 
 BEP 33: an announce may say ``seed=1``. Seeds are remembered in a per-swarm set
 beside the peers (pruned against the live peers whenever it is read or grows past
@@ -43,6 +55,10 @@ class PeerStoreConfig:
     #: Bounds memory even when many swarms are near `max_peers` (2000 x 500 would be 1M).
     max_total_peers: int = 100_000
     ttl: float = 30 * 60.0
+    #: Swarms one source IP may be stored in.
+    max_swarms_per_ip: int = 50
+    #: Ports one source IP may have in one swarm.
+    max_ports_per_ip: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +67,8 @@ class PeerStoreStats:
     peers: int
     evicted_swarms: int
     evicted_peers: int
+    #: Announces refused by a per-IP cap or because only stronger swarms were stored.
+    refused: int = 0
 
 
 class PeerStore:
@@ -58,13 +76,19 @@ class PeerStore:
 
     def __init__(self, config: PeerStoreConfig | None = None) -> None:
         self.config = config if config is not None else PeerStoreConfig()
-        # info_hash -> {peer: last announce time}; both in last-announced order.
+        # info_hash -> {peer: last announce time}, in last-announced order.
         self._swarms: dict[bytes, dict[Addr, float]] = {}
+        # info_hash -> {ip: ports of that ip in the swarm}; len() is the strength.
+        self._ips: dict[bytes, dict[str, int]] = {}
+        # strength -> {info_hash: None}, each in last-announced order.
+        self._by_strength: dict[int, dict[bytes, None]] = {}
+        self._ip_swarms: dict[str, int] = {}  # ip -> swarms it is stored in
         # info_hash -> peers whose last announce said seed=1 (may hold departed peers).
         self._seeds: dict[bytes, set[Addr]] = {}
         self._total = 0
         self._evicted_swarms = 0
         self._evicted_peers = 0
+        self._refused = 0
 
     def __len__(self) -> int:
         return len(self._swarms)
@@ -73,30 +97,39 @@ class PeerStore:
     def peer_count(self) -> int:
         return self._total
 
-    def add(self, info_hash: bytes, peer: Addr, now: float, seed: bool = False) -> None:
-        """Record (or refresh) `peer` for `info_hash`, evicting the oldest on overflow.
+    def add(self, info_hash: bytes, peer: Addr, now: float, seed: bool = False) -> bool:
+        """Record (or refresh) `peer` for `info_hash`; False if a cap refused it.
 
         `seed` is the announce's BEP 33 flag; the latest announce decides.
         """
-        self._mark_seed(info_hash, peer, seed)
         cfg = self.config
-        swarm = self._swarms.pop(info_hash, None)
+        ip = peer[0]
+        swarm = self._swarms.get(info_hash)
+        ips = self._ips.get(info_hash, {})
+        if swarm is None or peer not in swarm:
+            if ip not in ips and self._ip_swarms.get(ip, 0) >= cfg.max_swarms_per_ip:
+                return self._refuse()
+            if ips.get(ip, 0) >= cfg.max_ports_per_ip:
+                return self._refuse()
         if swarm is None:
-            if len(self._swarms) >= cfg.max_info_hashes:
-                self._evict_swarm()
-            swarm = {}
-        self._swarms[info_hash] = swarm  # (re)insert at the back: most recently announced
+            if len(self._swarms) >= cfg.max_info_hashes and not self._evict_weak_swarm():
+                return self._refuse()
+            swarm = self._swarms[info_hash] = {}
+            ips = self._ips[info_hash] = {}  # strength 0: in no bucket until the peer lands
+        moved = False
         if swarm.pop(peer, None) is None:
-            self._total += 1
             if len(swarm) >= cfg.max_peers:
-                self._evict_peer(swarm)
+                self._evict_peer(info_hash, next(iter(swarm)), drop_empty=False)
+            self._total += 1
+            moved = self._count_ip(info_hash, ip, +1)
         swarm[peer] = now
+        self._mark_seed(info_hash, peer, seed)
+        if not moved:
+            self._touch(info_hash)
         while self._total > cfg.max_total_peers:
-            oldest = next(iter(self._swarms))
-            if oldest == info_hash and len(self._swarms) == 1:
-                self._evict_peer(swarm)
-            else:
-                self._evict_swarm()
+            victim = self._weakest(exclude=info_hash) or info_hash
+            self._evict_peer(victim, next(iter(self._swarms[victim])))
+        return True
 
     def get(
         self, info_hash: bytes, now: float, rng: random.Random, count: int = MAX_VALUES
@@ -146,32 +179,98 @@ class PeerStore:
         for info_hash, swarm in list(self._swarms.items()):
             self._expire_swarm(info_hash, swarm, now)
 
+    def strength(self, info_hash: bytes) -> int:
+        """Distinct IPs announcing `info_hash` (0 if not stored)."""
+        return len(self._ips.get(info_hash, ()))
+
     def statistics(self) -> PeerStoreStats:
         return PeerStoreStats(
-            len(self._swarms), self._total, self._evicted_swarms, self._evicted_peers
+            len(self._swarms), self._total, self._evicted_swarms, self._evicted_peers, self._refused
         )
+
+    # ---- bookkeeping -----------------------------------------------------------------
+
+    def _refuse(self) -> bool:
+        self._refused += 1
+        return False
+
+    def _bucket(self, strength: int) -> dict[bytes, None]:
+        return self._by_strength.setdefault(strength, {})
+
+    def _touch(self, info_hash: bytes) -> None:
+        """Move `info_hash` to the back of its strength bucket (most recently announced)."""
+        bucket = self._bucket(self.strength(info_hash))
+        bucket.pop(info_hash, None)
+        bucket[info_hash] = None
+
+    def _count_ip(self, info_hash: bytes, ip: str, delta: int) -> bool:
+        """Add `delta` ports of `ip` to the swarm; True if it moved to another bucket."""
+        ips = self._ips[info_hash]
+        before = len(ips)
+        ports = ips.get(ip, 0) + delta
+        if ports > 0:
+            ips[ip] = ports
+        else:
+            ips.pop(ip, None)
+        if ports == 1 and delta > 0:
+            self._ip_swarms[ip] = self._ip_swarms.get(ip, 0) + 1
+        elif ports == 0:
+            left = self._ip_swarms.get(ip, 0) - 1
+            if left > 0:
+                self._ip_swarms[ip] = left
+            else:
+                self._ip_swarms.pop(ip, None)
+        if len(ips) == before:
+            return False
+        if before:
+            old = self._by_strength[before]
+            del old[info_hash]
+            if not old:
+                del self._by_strength[before]
+        if ips:
+            self._bucket(len(ips))[info_hash] = None
+        return True
+
+    def _weakest(self, exclude: bytes | None = None) -> bytes | None:
+        for strength in sorted(self._by_strength):
+            for info_hash in self._by_strength[strength]:
+                if info_hash != exclude:
+                    return info_hash
+        return None
+
+    def _evict_weak_swarm(self) -> bool:
+        """Evict a swarm to make room for a new one, if one is no stronger than it."""
+        victim = self._weakest()
+        if victim is None or self.strength(victim) > 1:
+            return False
+        self._evicted_swarms += 1
+        self._evicted_peers += len(self._swarms[victim])
+        self._drop_swarm(victim)
+        return True
+
+    def _drop_swarm(self, info_hash: bytes) -> None:
+        swarm = self._swarms.pop(info_hash)
+        self._total -= len(swarm)
+        for ip in list(self._ips[info_hash]):
+            self._count_ip(info_hash, ip, -self._ips[info_hash][ip])
+        del self._ips[info_hash]  # strength 0 now: in no bucket
+        self._seeds.pop(info_hash, None)
+
+    def _remove_peer(self, info_hash: bytes, peer: Addr, *, drop_empty: bool = True) -> None:
+        del self._swarms[info_hash][peer]
+        self._total -= 1
+        self._count_ip(info_hash, peer[0], -1)
+        if drop_empty and not self._swarms[info_hash]:
+            self._drop_swarm(info_hash)
+
+    def _evict_peer(self, info_hash: bytes, peer: Addr, *, drop_empty: bool = True) -> None:
+        self._evicted_peers += 1
+        self._remove_peer(info_hash, peer, drop_empty=drop_empty)
 
     def _expire_swarm(self, info_hash: bytes, swarm: dict[Addr, float], now: float) -> None:
         cutoff = now - self.config.ttl
-        while swarm:
+        while info_hash in self._swarms and swarm:
             peer, at = next(iter(swarm.items()))
             if at > cutoff:
                 break
-            del swarm[peer]
-            self._total -= 1
-        if not swarm:
-            del self._swarms[info_hash]
-            self._seeds.pop(info_hash, None)
-
-    def _evict_swarm(self) -> None:
-        info_hash = next(iter(self._swarms))
-        swarm = self._swarms.pop(info_hash)
-        self._seeds.pop(info_hash, None)
-        self._total -= len(swarm)
-        self._evicted_swarms += 1
-        self._evicted_peers += len(swarm)
-
-    def _evict_peer(self, swarm: dict[Addr, float]) -> None:
-        del swarm[next(iter(swarm))]
-        self._total -= 1
-        self._evicted_peers += 1
+            self._remove_peer(info_hash, peer)

@@ -141,6 +141,19 @@ class ConnectionState(enum.Enum):
     ERROR = "error"
 
 
+#: Most allowed-fast / suggest indices kept per peer. Before the metadata the piece
+#: count is unknown, so indices are unchecked claims; BEP 6 sets are ~10 pieces.
+MAX_PEER_PIECE_SET: Final = 256
+
+
+def _capped_add(pieces: set[int], index: int) -> bool:
+    """Add `index` unless the set is full; True if it is (now) in the set."""
+    if index not in pieces and len(pieces) >= MAX_PEER_PIECE_SET:
+        return False
+    pieces.add(index)
+    return True
+
+
 @final
 class PeerConnection:
     """One peer-wire connection, sans-IO (see the module docstring for the contract).
@@ -457,12 +470,12 @@ class PeerConnection:
                 self._on_reject((index, begin, length))
             case m.AllowedFast(index):
                 self._require_fast("allowed_fast")
-                self.peer_allowed_fast.add(index)
-                self._events.append(ev.AllowedFastReceived(index))
+                if _capped_add(self.peer_allowed_fast, index):
+                    self._events.append(ev.AllowedFastReceived(index))
             case m.Suggest(index):
                 self._require_fast("suggest")
-                self.suggested.add(index)
-                self._events.append(ev.Suggested(index))
+                if _capped_add(self.suggested, index):
+                    self._events.append(ev.Suggested(index))
             case m.Extended(ext_id, payload):
                 self._on_extended(ext_id, payload)
             case m.Port(port):

@@ -1,0 +1,198 @@
+"""Resource exhaustion by one remote party, against a real ``shoal seed`` process.
+
+These need Trio-side fixes in files the engine rewrite owns (net/listener.py,
+net/peer_session.py, torrent.py): EMFILE on accept, caps on half-open/handshaking
+connections per IP and globally, RLIMIT_NOFILE headroom, a per-peer send-queue cap
+that does not pin whole pieces, and wiring `shoal.swarm.turnover.TurnoverPolicy` into
+the connection manager. Until then they are strict xfails: each one fails today, and
+the day a fix lands it turns into an XPASS that CI reports, so the marker goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+import shoal
+from shoal.create import create_torrent
+from shoal.metainfo import Metainfo, parse_metainfo
+from shoal.testing.hostile import (
+    AttackStats,
+    connect_storm,
+    keepalive_idlers,
+    request_and_never_read,
+)
+from tests.integration.peers import dht_router, hostport
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+pytestmark = pytest.mark.integration
+
+SEED_IP = "127.0.0.7"
+ATTACKER = "127.0.0.66"
+
+
+def make(root: Path, size: int, piece_length: int) -> tuple[Path, Metainfo]:
+    data = root / "data"
+    data.mkdir(parents=True)
+    (data / "x.bin").write_bytes(random.Random(3).randbytes(size))
+    raw = create_torrent(data / "x.bin", piece_length=piece_length)
+    torrent = root / "x.torrent"
+    torrent.write_bytes(raw)
+    return torrent, parse_metainfo(raw)
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@asynccontextmanager
+async def seed_process(
+    torrent: Path, data: Path, workdir: Path, *, nofile: int | None = None
+) -> AsyncIterator[tuple[trio.Process, tuple[str, int]]]:
+    """``shoal seed`` on SEED_IP (optionally under a low fd limit); yields (process, addr)."""
+
+    def limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    async with dht_router() as router:
+        args = [sys.executable, "-m", "shoal", "seed", str(torrent), "--data", str(data)]
+        args += ["--bind", SEED_IP, "--port", "0", "--bootstrap", hostport(router), "--json"]
+        proc = await trio.lowlevel.open_process(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=workdir,
+            preexec_fn=limit,
+        )
+        try:
+            addr = await _listening(proc)
+            yield proc, addr
+        finally:
+            with trio.CancelScope(shield=True):
+                if proc.returncode is None:
+                    proc.kill()
+                await proc.wait()
+                if proc.stdout is not None:
+                    await proc.stdout.aclose()
+
+
+async def _listening(proc: trio.Process) -> tuple[str, int]:
+    """The listen address, once the seeder has checked its data and is seeding."""
+    assert proc.stdout is not None
+    buf = b""
+    addr: tuple[str, int] | None = None
+    with trio.fail_after(60):
+        while True:
+            chunk = await proc.stdout.receive_some(65536)
+            assert chunk, "shoal seed exited early"
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                record: dict[str, Any] = json.loads(line) if line.startswith(b"{") else {}
+                if record.get("event") == "listening":
+                    addr = (record["host"], record["port"])
+                if record.get("event") == "progress" and record.get("state") == "seeding":
+                    assert addr is not None
+                    return addr
+
+
+async def honest_download(metainfo: Metainfo, addr: tuple[str, int], where: Path) -> None:
+    cfg = shoal.ClientConfig(bind_host="127.0.0.1", port=0, dht=False)
+    async with shoal.open_client(cfg) as leecher:
+        t = await leecher.add(metainfo, save_to=where, peers=[addr])
+        with trio.fail_after(30):
+            await t.wait_complete()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="EMFILE on accept escapes net/listener.py and nothing caps handshaking "
+    "connections (engine-owned files; fix after the engine rewrite lands)",
+)
+async def test_a_connect_storm_cannot_exhaust_the_seeders_fds(tmp_path: Path) -> None:
+    torrent, metainfo = make(tmp_path, 300_000, 16384)
+    async with seed_process(torrent, tmp_path / "data", tmp_path, nofile=160) as (proc, addr):
+        stats = AttackStats(source_host=ATTACKER)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connect_storm, addr, 300, stats)
+            with trio.fail_after(30):
+                while stats.connected + stats.refused < 300:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            await trio.sleep(1.0)
+            assert proc.returncode is None, "the seeder died (Too many open files)"
+            assert _fds(proc.pid) < 160
+            await honest_download(metainfo, addr, tmp_path / "leech")
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="no per-peer send-queue cap, and a queued block pins its whole piece "
+    "(net/peer_session.py, torrent.py: engine-owned; fix after the rewrite lands)",
+)
+async def test_a_peer_that_never_reads_cannot_grow_the_seeders_memory(tmp_path: Path) -> None:
+    torrent, metainfo = make(tmp_path, 64 * 1024 * 1024, 1024 * 1024)
+    async with seed_process(torrent, tmp_path / "data", tmp_path) as (proc, addr):
+        base = _rss(proc.pid)
+        stats = AttackStats(source_host=ATTACKER)
+        grown = 0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                lambda: request_and_never_read(
+                    addr, metainfo.info_hash, stats, pieces=64, piece_length=1 << 20, rounds=200
+                )
+            )
+            for _ in range(40):  # 20 s; stop early rather than eat the machine's memory
+                await trio.sleep(0.5)
+                grown = max(grown, _rss(proc.pid) - base)
+                if grown > 96 * 1024 * 1024:
+                    break
+            nursery.cancel_scope.cancel()
+        # Today: > 96 MiB within seconds (queued 16 KiB slices keep 1 MiB pieces alive).
+        assert "unchoked" in stats.notes
+        assert grown < 24 * 1024 * 1024, f"seeder RSS grew by {grown >> 20} MiB"
+        await honest_download(metainfo, addr, tmp_path / "leech")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TurnoverPolicy (swarm/turnover.py) is not wired into the connection manager "
+    "yet (torrent.py: engine-owned), and its idle_after is not configurable",
+)
+async def test_keepalive_idlers_cannot_lock_out_an_honest_leecher(tmp_path: Path) -> None:
+    data = tmp_path / "seed"
+    data.mkdir()
+    (data / "x.bin").write_bytes(random.Random(4).randbytes(100_000))
+    metainfo = parse_metainfo(create_torrent(data / "x.bin", piece_length=16384))
+    cfg = shoal.ClientConfig(bind_host="127.0.0.1", port=0, dht=False, max_peers_per_torrent=4)
+    async with shoal.open_client(cfg) as seeder:
+        await (await seeder.add(metainfo, save_to=data)).wait_complete()
+        stats = AttackStats(source_host=ATTACKER)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                keepalive_idlers, seeder.listen_address, metainfo.info_hash, 8, stats
+            )
+            await trio.sleep(1.0)
+            with trio.fail_after(20):
+                await honest_download(metainfo, seeder.listen_address, tmp_path / "leech")
+            nursery.cancel_scope.cancel()
