@@ -517,7 +517,7 @@ class Torrent:
         self.engine.peer_data(key, data, trio.current_time())
         self._pump()
 
-    def session_output(self, key: int) -> list[bytes | memoryview]:
+    def session_output(self, key: int) -> list[bytes | bytearray | memoryview]:
         return self.engine.data_to_send(key)
 
     def session_ended(self, key: int, reason: str) -> None:

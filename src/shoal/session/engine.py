@@ -140,7 +140,7 @@ class TorrentEngine:
         self._dirty.clear()
         return out
 
-    def data_to_send(self, key: int) -> list[bytes | memoryview]:
+    def data_to_send(self, key: int) -> list[bytes | bytearray | memoryview]:
         """Drain connection `key`'s bytes (empty if it is gone)."""
         peer = self.peers.get(key)
         return peer.conn.data_to_send() if peer is not None else []
