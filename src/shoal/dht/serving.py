@@ -22,7 +22,7 @@ node's ``datagrams_to_send``/``next_event`` drain both halves at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from .bep44 import Item, ItemError, check_item
 from .events import AnnounceReceived
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .krpc import Query
     from .routing import RoutingTable
 
-__all__ = ["CLOSEST", "QueryServer", "ServerConfig"]
+__all__ = ["CLOSEST", "HasTable", "QueryServer", "ServerConfig"]
 
 #: BEP 5: find_node/get_peers return "the K (8) closest good nodes".
 CLOSEST: Final = 8
@@ -69,6 +69,13 @@ _ITEM_ERRORS: Final = {
     ItemError.CAS_MISMATCH: "the CAS hash mismatched, re-read value and try again",
     ItemError.SEQ_TOO_LOW: "sequence number less than current",
 }
+
+
+class HasTable(Protocol):
+    """What `QueryServer.sibling` must offer: the other family's routing table."""
+
+    @property
+    def table(self) -> RoutingTable: ...
 
 
 class ServerConfig:
@@ -125,6 +132,8 @@ class QueryServer:
         self._out = out
         self._events = events
         self._counts = counts
+        #: BEP 32 dual stack: the other family's engine (anything with a ``table``).
+        self.sibling: HasTable | None = None
 
     def may_answer(self, addr: Addr, now: float) -> bool:
         """Whether `addr` gets an answer now (read-only mode, per-IP rate limit)."""
@@ -140,7 +149,7 @@ class QueryServer:
         if isinstance(msg, PingQuery):
             self.reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
         elif isinstance(msg, FindNodeQuery):
-            nodes, nodes6 = self.closest_nodes(msg.target, now)
+            nodes, nodes6 = self.closest_nodes(msg.target, msg.want, now)
             resp = Response(
                 msg.t, self.node_id, nodes, nodes6, ip=addr, version=self.config.version
             )
@@ -157,17 +166,35 @@ class QueryServer:
             self._answer_sample(msg, addr, now)
 
     def closest_nodes(
-        self, target: bytes, now: float
+        self, target: bytes, want: tuple[bytes, ...], now: float
     ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
-        """(nodes, nodes6) for a reply: the closest entries of our address family."""
-        entries = self.table.closest(target, CLOSEST, now=now)
-        if self.config.ipv6:
-            return (), tuple([e.info for e in entries if ":" in e.addr[0]])
-        return tuple([e.info for e in entries if ":" not in e.addr[0]]), ()
+        """(nodes, nodes6) for a reply: the families `want` asks for (BEP 32).
+
+        Without ``want`` (or with one naming no family we serve) the reply carries our
+        own family. The other family's nodes come from `sibling`'s table: the engine
+        of the other family in a dual-stack node, if one is linked.
+        """
+        v6 = self.config.ipv6
+        dual = self.sibling is not None
+        wants_v4 = b"n4" in want and (dual or not v6)
+        wants_v6 = b"n6" in want and (dual or v6)
+        if not (wants_v4 or wants_v6):
+            wants_v4, wants_v6 = not v6, v6
+        nodes = self._family_closest(target, False, now) if wants_v4 else ()
+        nodes6 = self._family_closest(target, True, now) if wants_v6 else ()
+        return nodes, nodes6
+
+    def _family_closest(self, target: bytes, ipv6: bool, now: float) -> tuple[NodeInfo, ...]:
+        owner = self if ipv6 == self.config.ipv6 else self.sibling
+        if owner is None:
+            return ()
+        entries = owner.table.closest(target, CLOSEST, now=now)
+        # Filtered anyway: a table could hold a contact of the other family (add_node).
+        return tuple([e.info for e in entries if (":" in e.addr[0]) == ipv6])
 
     def _answer_get_peers(self, msg: GetPeersQuery, addr: Addr, size: int, now: float) -> None:
         token = self.tokens.issue(addr[0], msg.info_hash, now)
-        nodes, nodes6 = self.closest_nodes(msg.info_hash, now)
+        nodes, nodes6 = self.closest_nodes(msg.info_hash, msg.want, now)
         family_v6 = ":" in addr[0]
         stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
         peers = tuple([p for p in stored if (":" in p[0]) == family_v6])
@@ -199,7 +226,7 @@ class QueryServer:
     def _answer_get(self, msg: GetQuery, addr: Addr, now: float) -> None:
         """BEP 44 ``get``: a write token, closest nodes and the item if it is newer."""
         token = self.tokens.issue(addr[0], msg.target, now)
-        nodes, nodes6 = self.closest_nodes(msg.target, now)
+        nodes, nodes6 = self.closest_nodes(msg.target, msg.want, now)
         item = self.items.get(msg.target, now)
         ext = None
         if item is not None and item.key is None:
@@ -229,7 +256,7 @@ class QueryServer:
     def _answer_sample(self, msg: SampleInfohashesQuery, addr: Addr, now: float) -> None:
         """BEP 51: up to 20 stored info-hashes, how many we store, when to ask again."""
         samples, num, interval = self.samples.samples(self.peer_store, now, self._rng)
-        nodes, nodes6 = self.closest_nodes(msg.target, now)
+        nodes, nodes6 = self.closest_nodes(msg.target, msg.want, now)
         ext = ResponseExt(samples=samples, interval=interval, num=num)
         version = self.config.version
         self.reply(

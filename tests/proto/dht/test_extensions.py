@@ -201,3 +201,26 @@ def test_announce_with_seed_flag_is_stored_as_a_seed() -> None:
     net.advance(net.now + 10)
     ips = net.nodes[addr(1)].peer_store.scrape_ips(IH, net.now)
     assert ips == ({"127.0.0.2"}, {"127.0.0.3"})
+
+
+def test_want_picks_families_and_reads_the_sibling_table() -> None:
+    import random
+
+    from shoal.dht.krpc import FindNodeQuery
+
+    v4 = DHTNode(nid(1), random.Random(1), 0.0)
+    v6 = DHTNode(nid(2), random.Random(2), 0.0, DHTConfig(ipv6=True))
+    v4.table.heard_from(nid(3), ("127.0.0.3", 3), 0.0, responded=True)
+    v6.table.heard_from(nid(4), ("::1", 4), 0.0, responded=True)
+
+    def ask(want: tuple[bytes, ...]) -> tuple[int, int]:
+        query = FindNodeQuery(b"f", nid(50), nid(9), want, read_only=True)  # not tabled
+        (reply,) = exchange(v4, query, SRC)
+        assert isinstance(reply, Response)
+        return len(reply.nodes), len(reply.nodes6)
+
+    assert ask(()) == (1, 0)
+    assert ask((b"n6",)) == (1, 0)  # no IPv6 table: our own family rather than nothing
+    v4.server.sibling = v6  # BEP 32 dual stack
+    assert ask((b"n6",)) == (0, 1)
+    assert ask((b"n4", b"n6")) == (1, 1)
