@@ -43,22 +43,8 @@ def test_walk_finds_every_stored_info_hash_politely() -> None:
                 addr = pending.pop(event.lookup_id)
                 result = event.result
                 assert isinstance(result, SampleReceived)
-                now = swarm.net.now
-                if result.samples is None:
-                    walk.on_failure(addr, now)
-                else:
-                    nodes = [(n.node_id, n.addr) for n in result.nodes]
-                    found.update(
-                        walk.on_reply(
-                            addr,
-                            result.node_id,
-                            result.samples,
-                            result.interval,
-                            result.num,
-                            nodes,
-                            now,
-                        )
-                    )
+                assert result.addr == addr
+                found.update(walk.on_result(result, swarm.net.now))
                 progressed = True
         return progressed
 

@@ -120,16 +120,8 @@ class _Walk:
 
     async def _ask(self, action: SampleNode) -> None:
         result = await self.dht.sample(action.addr, action.target, action.node_id)
-        now = trio.current_time()
-        if result.samples is None:
-            self.walk.on_failure(action.addr, now)
-        else:
-            nodes = [(n.node_id, n.addr) for n in result.nodes]
-            fresh = self.walk.on_reply(
-                action.addr, result.node_id, result.samples, result.interval, result.num, nodes, now
-            )
-            for info_hash in fresh:
-                self._found(info_hash, action.addr)
+        for info_hash in self.walk.on_result(result, trio.current_time()):
+            self._found(info_hash, action.addr)
         self.changed.set()
 
     def _found(self, info_hash: bytes, addr: Addr) -> None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .compact import Addr
+    from .events import SampleReceived
 
 __all__ = ["SampleNode", "SamplingWalk", "WaitUntil", "WalkConfig", "WalkDone"]
 
@@ -160,6 +161,18 @@ class SamplingWalk:
         if len(self._seen) < _MAX_SEEN:
             self._seen.update(fresh)
         return fresh
+
+    def on_result(self, result: SampleReceived, now: float) -> list[bytes]:
+        """Feed `DHTNode.sample`'s result: a reply (even one without ``samples``, from a
+        node that does not support BEP 51 but still lists nodes) or a failure."""
+        if result.node_id is None:  # no answer (timeout or error)
+            self.on_failure(result.addr, now)
+            return []
+        nodes = [(n.node_id, n.addr) for n in result.nodes]
+        samples = result.samples or ()
+        return self.on_reply(
+            result.addr, result.node_id, samples, result.interval, result.num, nodes, now
+        )
 
     def on_failure(self, addr: Addr, now: float) -> None:
         """No answer (or no BEP 51 support): the node is not asked again."""

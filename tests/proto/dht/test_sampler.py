@@ -124,3 +124,21 @@ def test_node_with_more_samples_is_asked_again_after_its_interval() -> None:
     assert isinstance(walk.next(61.0), SampleNode)
     walk.on_reply(addr(1), None, [b"b" * 20], 60, 1, [], 62.0)
     assert walk.next(62.0) == WalkDone()  # everything it stores has been seen
+
+
+def test_result_without_samples_still_yields_its_nodes() -> None:
+    """A node without BEP 51 may answer like find_node: no samples, but nodes to walk."""
+    from shoal.dht.compact import NodeInfo
+    from shoal.dht.events import SampleReceived
+
+    walk = SamplingWalk(random.Random(1), 0.0)
+    walk.add_nodes([(None, addr(1))], 0.0)
+    assert isinstance(walk.next(0.0), SampleNode)
+    legacy = SampleReceived(addr(1), bytes(20), None, nodes=(NodeInfo(b"n" * 20, addr(2)),))
+    assert walk.on_result(legacy, 0.1) == []
+    assert walk.known == 2
+    assert walk.ready_at(addr(1)) == 0.1 + walk.config.default_interval
+    dead = SampleReceived(addr(2), None, None)
+    walk.next(1.0)
+    walk.on_result(dead, 1.5)
+    assert walk.ready_at(addr(2)) is None  # no answer: never asked again
