@@ -6,7 +6,7 @@ passes in its node-option helper so that this module does not import it back.
 
 Values: ``put VALUE`` stores VALUE as a bencoded string (its UTF-8 bytes). ``get``
 prints the value decoded to JSON: byte strings as text when they are UTF-8, else as
-``{"hex": ...}``; integers, lists and dicts as themselves.
+``{"hex": ...}``; integers, lists and dicts as themselves (non-UTF-8 dict keys as hex).
 """
 
 from __future__ import annotations
@@ -191,8 +191,16 @@ def json_value(value: Bencoded) -> Any:
     if isinstance(value, list):
         return [json_value(v) for v in value]
     if isinstance(value, dict):
-        return {json.dumps(json_value(k)).strip('"'): json_value(v) for k, v in value.items()}
+        return {_json_key(k): json_value(v) for k, v in value.items()}
     return value
+
+
+def _json_key(key: bytes) -> str:
+    """A dict key as JSON text: UTF-8 as is, anything else as hex."""
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return key.hex()
 
 
 # ---- scrape -----------------------------------------------------------------------------
