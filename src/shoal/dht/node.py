@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 Inputs are datagrams (``receive_datagram``), commands (``bootstrap``, ``get_peers``,
-``announce``, ``find_node``, ``ping``, ``add_node``) and time (``handle_timer``).
+``announce``, ``find_node``, ``ping``, ``add_node``; BEP 44/33/51 ``get_item``,
+``put_item``, ``scrape``, ``sample`` from `dht/extensions.py`) and time (``handle_timer``).
 Outputs are datagrams (``datagrams_to_send``), events (``next_event``) and one
 deadline (``get_timer``). Every input method may queue datagrams: the driver calls
 ``datagrams_to_send()`` after each one, and ``handle_timer`` at ``get_timer()``.
