@@ -61,6 +61,9 @@ __all__ = ["CLOSEST", "HasTable", "QueryServer", "ServerConfig"]
 
 #: BEP 5: find_node/get_peers return "the K (8) closest good nodes".
 CLOSEST: Final = 8
+#: BEP 33 filters are reused this long (seconds), for this many swarms (see `_scrape`).
+SCRAPE_CACHE_TTL: Final = 60.0
+SCRAPE_CACHE_SIZE: Final = 256
 _ITEM_ERRORS: Final = {
     ItemError.BAD_TOKEN: "Protocol Error: bad token",
     ItemError.VALUE_TOO_BIG: "message (v field) too big",
@@ -128,6 +131,7 @@ class QueryServer:
         self.peer_store = PeerStore(peer_store)
         self.items = ItemStore(items)
         self.samples = SampleCache() if sample_interval is None else SampleCache(sample_interval)
+        self._scrapes: dict[bytes, tuple[float, ResponseExt]] = {}  # LRU, oldest first
         self._limiter = RateLimiter(rate, burst)
         self._out = out
         self._events = events
@@ -216,12 +220,27 @@ class QueryServer:
         self.reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
 
     def _scrape(self, info_hash: bytes, now: float) -> ResponseExt | None:
-        """BEP 33: the seed and peer filters, only when we store the swarm."""
+        """BEP 33: the seed and peer filters, only when we store the swarm.
+
+        Building them costs two SHA-1 per stored IP, so they are kept for
+        `SCRAPE_CACHE_TTL` seconds (a scrape is an estimate; a minute-old one is as
+        good; a swarm that expired meanwhile is reported until then) in a small LRU of
+        `SCRAPE_CACHE_SIZE` swarms.
+        """
+        cache = self._scrapes
+        hit = cache.pop(info_hash, None)
+        if hit is not None and hit[0] > now:
+            cache[info_hash] = hit
+            return hit[1]
         ips = self.peer_store.scrape_ips(info_hash, now)
         if ips is None:
             return None
         seeds, peers = ips
-        return ResponseExt(bf_seeds=bytes(Bloom.of(seeds)), bf_peers=bytes(Bloom.of(peers)))
+        ext = ResponseExt(bf_seeds=bytes(Bloom.of(seeds)), bf_peers=bytes(Bloom.of(peers)))
+        cache[info_hash] = (now + SCRAPE_CACHE_TTL, ext)
+        if len(cache) > SCRAPE_CACHE_SIZE:
+            del cache[next(iter(cache))]
+        return ext
 
     def _answer_get(self, msg: GetQuery, addr: Addr, now: float) -> None:
         """BEP 44 ``get``: a write token, closest nodes and the item if it is newer."""

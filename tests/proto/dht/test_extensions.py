@@ -224,3 +224,19 @@ def test_want_picks_families_and_reads_the_sibling_table() -> None:
     v4.server.sibling = v6  # BEP 32 dual stack
     assert ask((b"n6",)) == (0, 1)
     assert ask((b"n4", b"n6")) == (1, 1)
+
+
+def test_scrape_filters_are_reused_for_a_minute() -> None:
+    node = DHTNode(nid(1), __import__("random").Random(1), 0.0)
+    node.peer_store.add(IH, ("10.0.0.1", 1), 0.0)
+
+    def peers_filter(now: float) -> bytes | None:
+        (reply,) = exchange(node, GetPeersQuery(b"s", nid(50), IH, scrape=True), SRC, now)
+        assert isinstance(reply, Response)
+        assert reply.ext is not None
+        return reply.ext.bf_peers
+
+    first = peers_filter(0.0)
+    node.peer_store.add(IH, ("10.0.0.2", 1), 1.0)
+    assert peers_filter(30.0) == first  # cached: two SHA-1 per IP are not paid per query
+    assert peers_filter(61.0) != first
