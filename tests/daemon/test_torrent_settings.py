@@ -16,6 +16,8 @@ from .helpers import PASSWORD, poll, web_daemon
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import requests
+
     from .helpers import Web
 
 
@@ -82,3 +84,29 @@ async def test_file_priority_recheck_pieces_and_preferences(tmp_path: Path) -> N
         assert old.text == "Fails."
         fresh = await web.post("auth/login", data={"username": "admin", "password": "another one"})
         assert fresh.text == "Ok."
+
+
+async def test_a_seed_past_its_ratio_limit_is_paused(tmp_path: Path) -> None:
+    async with web_daemon(tmp_path) as web:
+        data = web.download_dir / "done"
+        data.mkdir()
+        (data / "x.bin").write_bytes(random.Random(5).randbytes(20_000))
+        raw = create_torrent(data, piece_length=16384)
+        h = parse_metainfo(raw).info_hash.hex()
+        upload = {"torrents": ("done.torrent", raw, "application/x-bittorrent")}
+        assert (await web.post("torrents/add", files=upload)).text == "Ok."
+        await poll("seeding", lambda: _info(web)["progress"] == 1.0)
+        assert _state(await web.get("torrents/info")) == "stalledUP"
+        # -1 (no limit) keeps it seeding; a ratio limit of 0 is reached at once.
+        limits = {"hashes": h, "ratioLimit": "-1", "seedingTimeLimit": "-1"}
+        assert (await web.post("torrents/setShareLimits", data=limits)).status_code == 200
+        assert _state(await web.get("torrents/info")) == "stalledUP"
+        limits["ratioLimit"] = "0"
+        assert (await web.post("torrents/setShareLimits", data=limits)).status_code == 200
+        assert _state(await web.get("torrents/info")) == "pausedUP"
+        (row,) = await web.running.daemon.store.torrents()
+        assert (row.paused, row.ratio_limit) == (True, 0.0)
+
+
+def _state(answer: requests.Response) -> str:
+    return str(answer.json()[0]["state"])
