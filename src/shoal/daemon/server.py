@@ -254,7 +254,6 @@ async def serve_web(
     config.graceful_timeout = 0.5
     config.errorlog = logging.getLogger("shoal.daemon.http")
     config.accesslog = None
-    config.h2_max_inbound_frame_size = 2**14
 
     async def started(
         *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
