@@ -45,6 +45,10 @@ __all__ = ["AddOptions", "ApiError", "Daemon", "DaemonConfig"]
 
 log = logging.getLogger(__name__)
 
+#: How long one set of `torrents/info` rows serves every poller. Building a row reads
+#: the engine's statistics (rates over 5 s anyway); web UIs poll every 1-2 s and a
+#: request flood must not cost 100 snapshots per request. Any change clears it.
+INFO_TTL: Final = 0.5
 #: qBittorrent's file priorities: 0 skip, 1 normal, 6 high, 7 maximal.
 FILE_PRIORITIES: Final = frozenset({0, 1, 6, 7})
 _RESTART_BUDGET: Final = 5.0
@@ -117,6 +121,7 @@ class Daemon:
         self.tags: list[str] = []
         self.prefs: dict[str, Any] = {}
         self._lock = trio.Lock()  # one structural change (add/remove/restart) at a time
+        self._infos: tuple[float, list[dict[str, Any]]] | None = None
         #: Session counters for /metrics (kept across torrent removal).
         self.hash_failures = 0
         self.peer_bans = 0
@@ -148,6 +153,7 @@ class Daemon:
         if row.paused:
             await torrent.pause()
         self._entries[row.hash] = _Entry(row, torrent, trio.current_time())
+        self._infos = None
         self._nursery.start_soon(self._watch, row, torrent)
         self._nursery.start_soon(self._count_events, torrent)
 
@@ -170,13 +176,13 @@ class Daemon:
                 row.name = meta.info.name
                 if not row.file_prio:
                     row.file_prio = [1] * len(meta.info.files)
-                await self.store.put_torrent(row)
+                await self._save(row)
             await torrent.wait_complete()
         except (MetadataError, StorageError):
             return  # removed or failed: nothing to record
         if row.completion_on < 0 and self._entries.get(row.hash) is not None:
             row.completion_on = _now_wall()
-            await self.store.put_torrent(row)
+            await self._save(row)
 
     # ---- queries -------------------------------------------------------------------
 
@@ -216,7 +222,15 @@ class Daemon:
         return self._entries[info_hash].torrent
 
     def infos(self) -> list[dict[str, Any]]:
-        return [qbt.torrent_info(v) for v in self.views()]
+        """Every ``torrents/info`` row (shared for `INFO_TTL` s; treat as read-only)."""
+        now = trio.current_time()
+        if self._infos is None or now - self._infos[0] > INFO_TTL:
+            self._infos = (now, [qbt.torrent_info(v) for v in self.views()])
+        return self._infos[1]
+
+    async def _save(self, row: TorrentRow) -> None:
+        self._infos = None
+        await self.store.put_torrent(row)
 
     def category_dict(self) -> dict[str, dict[str, Any]]:
         return {n: {"name": n, "savePath": p} for n, p in sorted(self.categories.items())}
@@ -319,7 +333,7 @@ class Daemon:
             )
             for tag in options.tags:
                 await self._ensure_tag(tag)
-            await self.store.put_torrent(row)
+            await self._save(row)
             await self._start(row)
         return True
 
@@ -329,6 +343,7 @@ class Daemon:
                 entry = self._entries.pop(h, None)
                 if entry is None:
                     continue
+                self._infos = None
                 await self.store.delete_torrent(h)
                 await entry.torrent.remove(delete_files=delete_files)
 
@@ -336,14 +351,14 @@ class Daemon:
         for h in hashes:
             entry = self._entries[h]
             entry.row.paused = True
-            await self.store.put_torrent(entry.row)
+            await self._save(entry.row)
             await entry.torrent.pause()
 
     async def resume(self, hashes: list[str]) -> None:
         for h in hashes:
             entry = self._entries[h]
             entry.row.paused = False
-            await self.store.put_torrent(entry.row)
+            await self._save(entry.row)
             await entry.torrent.resume()
 
     async def restart(self, info_hash: str, *, recheck: bool = False) -> None:
@@ -352,6 +367,7 @@ class Daemon:
             entry = self._entries.pop(info_hash, None)
             if entry is None:
                 return
+            self._infos = None
             await entry.torrent.remove(delete_files=False)
             if recheck:
                 resume = self.config.state_dir / "resume" / f"{info_hash}.resume"
@@ -364,7 +380,7 @@ class Daemon:
             row = self._entries[h].row
             for key, value in fields.items():
                 setattr(row, key, value)
-            await self.store.put_torrent(row)
+            await self._save(row)
 
     async def set_file_priority(self, info_hash: str, ids: list[int], priority: int) -> None:
         """``torrents/filePrio``; priority 0 deselects the file (applied by a restart).
@@ -388,7 +404,7 @@ class Daemon:
         for i in ids:
             prio[i] = priority
         entry.row.file_prio = prio
-        await self.store.put_torrent(entry.row)
+        await self._save(entry.row)
         if before != [p > 0 for p in prio]:
             await self.restart(info_hash)
 
@@ -437,13 +453,13 @@ class Daemon:
         for h in hashes:
             row = self._entries[h].row
             row.tags = sorted(set(row.tags) | set(tags))
-            await self.store.put_torrent(row)
+            await self._save(row)
 
     async def remove_tags(self, hashes: list[str], tags: list[str]) -> None:
         for h in hashes:
             row = self._entries[h].row
             row.tags = [t for t in row.tags if t not in tags] if tags else []
-            await self.store.put_torrent(row)
+            await self._save(row)
 
     async def create_tags(self, tags: list[str]) -> None:
         for tag in tags:
