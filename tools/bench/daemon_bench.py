@@ -8,7 +8,8 @@ the download directory (they check, then seed idle), the rest magnets nobody ser
 (/proc/PID/status VmRSS) and its CPU time (/proc/PID/stat utime+stime) over
 ``--idle`` seconds; then time ``--requests`` sequential ``torrents/info`` calls on one
 keep-alive connection (``requests.Session``), and the same number spread over
-``--clients`` threads. The daemon is stopped with SIGTERM and its exit time reported.
+``--clients`` threads; ``app/version`` gives the HTTP stack's own floor for comparison.
+The daemon is stopped with SIGTERM and its exit time reported.
 
     python tools/bench/daemon_bench.py                      # 100 torrents (95 seeds)
     python tools/bench/daemon_bench.py --torrents 20 --idle 5
@@ -118,6 +119,8 @@ def main() -> None:
                 f" over {args.idle:.0f} s"
             )
             info_url = url + "/api/v2/torrents/info"
+            floor = _rate(s, url + "/api/v2/app/version", args.requests)
+            print(f"app/version (the HTTP stack alone), 1 client: {floor:.0f} req/s")
             print(f"torrents/info, 1 client: {_rate(s, info_url, args.requests):.0f} req/s")
             rates: list[float] = []
             per = args.requests // args.clients
