@@ -121,6 +121,7 @@ class DaemonProcess:
     proc: subprocess.Popen[bytes]
     url: str
     log: Path
+    record: dict[str, Any]  # the "listening" JSON record
 
 
 def start_daemon_process(workdir: Path, web_port: int, extra: list[str]) -> DaemonProcess:
@@ -154,7 +155,7 @@ def start_daemon_process(workdir: Path, web_port: int, extra: list[str]) -> Daem
 
     record = json.loads(line)
     assert record["event"] == "listening", record
-    return DaemonProcess(proc, record["url"].rstrip("/"), log)
+    return DaemonProcess(proc, record["url"].rstrip("/"), log, record)
 
 
 def stop_daemon_process(daemon: DaemonProcess, sig: int = signal.SIGTERM) -> int:

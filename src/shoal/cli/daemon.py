@@ -125,8 +125,27 @@ def _read_password(path: Path) -> str:
     return password
 
 
+def _check_web_address(host: str, port: int) -> None:
+    """Fail early, naming --web, if the web address cannot be bound (the generic
+    port-in-use message would point at the peer --port instead)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, addr = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CommandError(
+            f"cannot listen on {host}:{port} for the web UI: {reason}; choose another with --web"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     password = _read_password(args.password_file) if args.password_file else None
+    _check_web_address(*args.web)
     return trio.run(_main, args, password)
 
 
