@@ -54,6 +54,7 @@ def _require_chromedriver() -> str:
 def _browse(url: str, magnet: str, info_hash: str, profile: str, driver_path: str) -> None:
     """The whole browser session (blocking: runs in a worker thread)."""
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -66,7 +67,9 @@ def _browse(url: str, magnet: str, info_hash: str, profile: str, driver_path: st
     options.binary_location = shutil.which("chromium") or "chromium"
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
     try:
-        wait = WebDriverWait(driver, DEADLINE)
+        # The list re-renders when a torrent changes: an element found just before a
+        # refresh can be gone a moment later; the wait then simply looks again.
+        wait = WebDriverWait(driver, DEADLINE, ignored_exceptions=[StaleElementReferenceException])
         driver.get(url)
         wait.until(ec.visibility_of_element_located((By.ID, "login")))
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
@@ -81,9 +84,14 @@ def _browse(url: str, magnet: str, info_hash: str, profile: str, driver_path: st
             return bool(cells) and "100.0%" in cells[0].text and cells[0].text
 
         assert "100.0%" in wait.until(progress_text)
-        name = driver.find_element(By.CSS_SELECTOR, row + " td.name").text
+        name = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, row + " td.name").text)
         assert name == "holiday"
-        driver.find_element(By.CSS_SELECTOR, row + " button.remove").click()
+
+        def click_remove(d: Any) -> bool:
+            d.find_element(By.CSS_SELECTOR, row + " button.remove").click()
+            return True
+
+        wait.until(click_remove)
         wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, row))
     finally:
         driver.quit()

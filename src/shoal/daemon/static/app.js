@@ -43,15 +43,17 @@ async function refresh() {
   try {
     data = await (await post("sync/maindata", { rid: String(rid) })).json();
   } catch (e) { return; }
+  const changed = data.full_update || data.torrents || data.torrents_removed;
   if (data.full_update) torrents.clear();
   for (const [hash, fields] of Object.entries(data.torrents || {})) {
     torrents.set(hash, Object.assign(torrents.get(hash) || {}, fields));
   }
   for (const hash of data.torrents_removed || []) torrents.delete(hash);
   rid = data.rid;
+  if (!changed) return; // keep the rows (and the button under the pointer) as they are
   if (data.server_state) {
     const s = data.server_state;
-    if (s.dl_info_speed !== undefined)
+    if (s.dl_info_speed !== undefined && s.up_info_speed !== undefined)
       $("totals").textContent = "↓ " + size(s.dl_info_speed) + "/s  ↑ " + size(s.up_info_speed) +
         "/s  DHT nodes: " + s.dht_nodes;
   }
