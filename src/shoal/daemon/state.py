@@ -218,9 +218,6 @@ class Daemon:
     def views(self) -> list[qbt.View]:
         return [self.view(h) for h in self._entries]
 
-    def torrent(self, info_hash: str) -> Torrent:
-        return self._entries[info_hash].torrent
-
     def infos(self) -> list[dict[str, Any]]:
         """Every ``torrents/info`` row (shared for `INFO_TTL` s; treat as read-only)."""
         now = trio.current_time()
@@ -349,14 +346,18 @@ class Daemon:
 
     async def pause(self, hashes: list[str]) -> None:
         for h in hashes:
-            entry = self._entries[h]
+            entry = self._entries.get(h)
+            if entry is None:  # removed by another request meanwhile
+                continue
             entry.row.paused = True
             await self._save(entry.row)
             await entry.torrent.pause()
 
     async def resume(self, hashes: list[str]) -> None:
         for h in hashes:
-            entry = self._entries[h]
+            entry = self._entries.get(h)
+            if entry is None:  # removed by another request meanwhile
+                continue
             entry.row.paused = False
             await self._save(entry.row)
             await entry.torrent.resume()
@@ -377,6 +378,8 @@ class Daemon:
     async def update(self, hashes: list[str], **fields: Any) -> None:
         """Set row fields (limits, flags) and store them."""
         for h in hashes:
+            if h not in self._entries:  # removed by another request meanwhile
+                continue
             row = self._entries[h].row
             for key, value in fields.items():
                 setattr(row, key, value)
@@ -451,12 +454,16 @@ class Daemon:
         for tag in tags:
             await self._ensure_tag(tag)
         for h in hashes:
+            if h not in self._entries:  # removed by another request meanwhile
+                continue
             row = self._entries[h].row
             row.tags = sorted(set(row.tags) | set(tags))
             await self._save(row)
 
     async def remove_tags(self, hashes: list[str], tags: list[str]) -> None:
         for h in hashes:
+            if h not in self._entries:  # removed by another request meanwhile
+                continue
             row = self._entries[h].row
             row.tags = [t for t in row.tags if t not in tags] if tags else []
             await self._save(row)
