@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 import python_multipart  # noqa: F401
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from ..errors import ShoalError
 from .state import ApiError
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ MAX_BODY: Final = 16 * 1024 * 1024
 MAX_FORM_FIELDS: Final = 200
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(ShoalError):
     """Raised by the guard's ``receive`` once a body passes `MAX_BODY` (becomes 413)."""
 
 
