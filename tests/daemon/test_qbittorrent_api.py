@@ -150,6 +150,9 @@ async def test_qbittorrent_api_drives_the_daemon(tmp_path: Path) -> None:
                 t = info[0]
                 assert (t.category, t.tags, t.state) == ("music", "keep, lossless", "pausedUP")
                 assert t.progress == 1.0
+                # All-time statistics survived the restart; this run's start at zero.
+                assert t.downloaded >= 500_000
+                assert t.downloaded_session == 0
                 props = await _call(qbt.torrents_properties, torrent_hash=h)
                 assert props.pieces_have == props.pieces_num
                 await _call(qbt.torrents_resume, torrent_hashes=h)

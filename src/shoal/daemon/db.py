@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS torrents (
     up_limit INTEGER NOT NULL DEFAULT 0,
     file_prio TEXT NOT NULL DEFAULT '[]',
     added_on INTEGER NOT NULL,
-    completion_on INTEGER NOT NULL DEFAULT -1
+    completion_on INTEGER NOT NULL DEFAULT -1,
+    downloaded_total INTEGER NOT NULL DEFAULT 0,  -- all-time payload bytes, saved every few s
+    uploaded_total INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS categories (name TEXT PRIMARY KEY, save_path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY);
@@ -78,6 +80,8 @@ _COLUMNS: Final = (
     "file_prio",
     "added_on",
     "completion_on",
+    "downloaded_total",
+    "uploaded_total",
 )
 
 
@@ -104,6 +108,8 @@ class TorrentRow:
     up_limit: int = 0
     file_prio: list[int] = field(default_factory=list)  # empty: every file priority 1
     completion_on: int = -1
+    downloaded_total: int = 0  # all-time payload bytes, as of the last statistics save
+    uploaded_total: int = 0
 
     def to_db(self) -> tuple[Any, ...]:
         values = [getattr(self, c) for c in _COLUMNS]

@@ -54,11 +54,20 @@ class View:
     verified: list[bool]  # per piece; empty unless asked for (files, pieceStates)
     time_active: int  # seconds since the torrent was (re)started in this daemon
     dht: bool
+    all_time: tuple[int, int] = (0, 0)  # payload (down, up) over every run
 
     @property
     def complete(self) -> bool:
         s = self.stats
         return s.pieces_total > 0 and s.downloaded >= s.selected_size
+
+
+def all_time_ratio(view: View) -> float:
+    """Uploaded over downloaded, all time; a seed that downloaded nothing divides by
+    what it has verified (qBittorrent does the same), so seeding still counts."""
+    down, up = view.all_time
+    base = max(down, view.stats.downloaded)
+    return up / base if base else 0.0
 
 
 def qbt_state(view: View) -> str:
@@ -129,7 +138,7 @@ def torrent_info(view: View) -> dict[str, Any]:
         "dl_limit": row.dl_limit or -1,
         "dlspeed": round(s.download_rate),
         "download_path": "",
-        "downloaded": s.downloaded_payload,
+        "downloaded": view.all_time[0],
         "downloaded_session": s.downloaded_payload,
         "eta": eta if not view.complete else INFINITE_ETA,
         "f_l_piece_prio": False,
@@ -151,7 +160,7 @@ def torrent_info(view: View) -> dict[str, Any]:
         "popularity": 0,
         "priority": 0,  # queueing is disabled: qBittorrent reports 0 then
         "progress": progress,
-        "ratio": s.ratio,
+        "ratio": all_time_ratio(view),
         "ratio_limit": row.ratio_limit,
         "reannounce": 0,
         "save_path": row.save_path,
@@ -169,7 +178,7 @@ def torrent_info(view: View) -> dict[str, Any]:
         "tracker": "",
         "trackers_count": 0,
         "up_limit": row.up_limit or -1,
-        "uploaded": s.uploaded,
+        "uploaded": view.all_time[1],
         "uploaded_session": s.uploaded,
         "upspeed": round(s.upload_rate),
     }
@@ -210,12 +219,12 @@ def properties(view: View) -> dict[str, Any]:
         "seeding_time": info["seeding_time"],
         "seeds": s.seeds,
         "seeds_total": s.seeds,
-        "share_ratio": s.ratio,
+        "share_ratio": info["ratio"],
         "time_elapsed": view.time_active,
-        "total_downloaded": s.downloaded_payload,
+        "total_downloaded": view.all_time[0],
         "total_downloaded_session": s.downloaded_payload,
         "total_size": s.total_size,
-        "total_uploaded": s.uploaded,
+        "total_uploaded": view.all_time[1],
         "total_uploaded_session": s.uploaded,
         "total_wasted": 0,
         "up_limit": info["up_limit"],

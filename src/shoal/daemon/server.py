@@ -63,7 +63,9 @@ __all__ = ["MAX_BODY", "Guard", "RunningDaemon", "build_app", "serve_web"]
 
 log = logging.getLogger(__name__)
 
-SHARE_LIMIT_INTERVAL: Final = 5.0
+HOUSEKEEPING_INTERVAL: Final = 5.0
+#: Part of the 2 s shutdown for the last statistics save (the client's resume saves follow).
+STATISTICS_BUDGET: Final = 0.3
 _STATIC: Final = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -290,9 +292,11 @@ class RunningDaemon:
         return f"http://{shown}:{port}/"
 
 
-async def _share_limit_loop(daemon: Daemon) -> None:
+async def _housekeeping_loop(daemon: Daemon) -> None:
+    """Every few seconds: save all-time statistics, pause seeds past their limits."""
     while True:
-        await trio.sleep(SHARE_LIMIT_INTERVAL)
+        await trio.sleep(HOUSEKEEPING_INTERVAL)
+        await daemon.save_statistics()
         await daemon.enforce_share_limits()
 
 
@@ -310,7 +314,7 @@ async def open_daemon(
     async with trio.open_nursery() as nursery:
         daemon = Daemon(client, store, config, nursery)
         await daemon.restore()
-        nursery.start_soon(_share_limit_loop, daemon)
+        nursery.start_soon(_housekeeping_loop, daemon)
         holder: dict[str, Guard] = {}
 
         async def run_web(*, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
@@ -324,3 +328,5 @@ async def open_daemon(
             yield RunningDaemon(daemon, auth, address, holder["app"])
         finally:
             nursery.cancel_scope.cancel()
+            with trio.CancelScope(shield=True), trio.move_on_after(STATISTICS_BUDGET):
+                await daemon.save_statistics()

@@ -11,6 +11,9 @@ their resume file and seed without a recheck, unfinished ones resume, paused one
 are paused again, magnets whose metadata had arrived are re-added from the stored
 .torrent bytes (the watcher task stores them once verified).
 
+All-time downloaded/uploaded bytes are the row's saved totals plus the running
+torrent's counters; `save_statistics` stores them every few seconds and at shutdown.
+
 Settings the engine cannot apply yet (per-torrent rate limits, force start without
 a queue) are stored and reported as qBittorrent reports them. File priorities and
 ``recheck`` are applied by restarting the torrent in place: file priority 0 leaves
@@ -99,6 +102,13 @@ class _Entry:
     row: TorrentRow
     torrent: Torrent
     started: float
+    #: The row's all-time totals when this run of the torrent started.
+    base: tuple[int, int] = (0, 0)
+
+    def totals(self) -> tuple[int, int]:
+        """All-time payload (down, up): saved totals plus this run's counters."""
+        s = self.torrent.statistics()
+        return self.base[0] + s.downloaded_payload, self.base[1] + s.uploaded
 
 
 def _now_wall() -> int:
@@ -152,7 +162,8 @@ class Daemon:
         )
         if row.paused:
             await torrent.pause()
-        self._entries[row.hash] = _Entry(row, torrent, trio.current_time())
+        base = (row.downloaded_total, row.uploaded_total)
+        self._entries[row.hash] = _Entry(row, torrent, trio.current_time(), base)
         self._infos = None
         self._nursery.start_soon(self._watch, row, torrent)
         self._nursery.start_soon(self._count_events, torrent)
@@ -211,6 +222,7 @@ class Daemon:
             stats=t.statistics(),
             metainfo=t.metainfo,
             verified=t.verified_pieces() if pieces else [],
+            all_time=entry.totals(),
             time_active=int(trio.current_time() - entry.started),
             dht=self.client.dht is not None,
         )
@@ -370,6 +382,7 @@ class Daemon:
                 return
             self._infos = None
             await entry.torrent.remove(delete_files=False)
+            entry.row.downloaded_total, entry.row.uploaded_total = entry.totals()
             if recheck:
                 resume = self.config.state_dir / "resume" / f"{info_hash}.resume"
                 await trio.to_thread.run_sync(lambda: resume.unlink(missing_ok=True))
@@ -480,7 +493,17 @@ class Daemon:
         users = [h for h, e in self._entries.items() if set(e.row.tags) & set(tags)]
         await self.remove_tags(users, tags)
 
-    # ---- share limits ---------------------------------------------------------------
+    # ---- statistics and share limits -------------------------------------------------
+
+    async def save_statistics(self) -> None:
+        """Store every torrent's all-time totals that changed (every few seconds and at
+        shutdown, so a ``kill -9`` loses only the last few seconds of them)."""
+        for entry in list(self._entries.values()):
+            down, up = entry.totals()
+            row = entry.row
+            if (down, up) != (row.downloaded_total, row.uploaded_total):
+                row.downloaded_total, row.uploaded_total = down, up
+                await self.store.put_torrent(row)
 
     async def enforce_share_limits(self) -> None:
         """Pause seeding torrents past their ratio or seeding-time limit (qBittorrent's
@@ -490,7 +513,7 @@ class Daemon:
             row = entry.row
             if row.paused or entry.torrent.state.name != "SEEDING":
                 continue
-            ratio = entry.torrent.statistics().ratio
+            ratio = qbt.all_time_ratio(self.view(h))
             seeded = (_now_wall() - row.completion_on) / 60 if row.completion_on > 0 else 0
             if (row.ratio_limit >= 0 and ratio >= row.ratio_limit) or (
                 row.seeding_time_limit >= 0 and seeded >= row.seeding_time_limit
