@@ -3,6 +3,7 @@ exit statuses, and the URL printed once it listens."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 from typing import TYPE_CHECKING
@@ -15,7 +16,18 @@ from tests.integration.peers import free_port
 from .helpers import start_daemon_process, stop_daemon_process
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
+
+
+@pytest.fixture(autouse=True)
+def _restore_shoal_logger() -> Iterator[None]:
+    """`main` configures the ``shoal`` logger; undo it so other tests stay independent."""
+    logger = logging.getLogger("shoal")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
 
 
 def test_usage_errors_and_one_line_failures(
