@@ -3,7 +3,7 @@
 Usage::
 
     python tools/bench/magnet_bench.py [--size 256M] [--repeat 3] [--swarm-size 64M]
-        [--only download,rc4,upload,swarm] [--dir DIR]
+        [--only download,rc4,upload,swarm] [--dir DIR] [--ref OTHER_CHECKOUT/src]
 
 Everything is on loopback (127.0.0.0/8) and every process this script starts is stopped
 by it. The coordinator (this process) hosts, with libtorrent at default settings except
@@ -12,8 +12,9 @@ for the networking (`loopback` below):
 * a DHT of 8 libtorrent nodes on 127.0.1.1 .. 127.0.8.1 that know each other;
 * one libtorrent seeder on 127.0.0.2, which announces the torrent on that DHT.
 
-Measured, alternating the two implementations within each repetition (and flipping
-which one goes first every repetition), each leecher a separate process:
+Measured, alternating the implementations within each repetition (and rotating which
+one goes first every repetition), each leecher a separate process; ``--ref SRC`` adds
+a third, ``shoal-ref``: shoal imported from another checkout (before/after a change):
 
 * **download / rc4**: one leecher process given only the magnet link and the 8 DHT
   nodes: ``shoal get MAGNET --no-seed`` or a libtorrent session (this script in
@@ -209,9 +210,9 @@ class Child:
     ended: float | None = None
 
     @classmethod
-    def spawn(cls, label: str, argv: list[str], log: Path) -> Child:
+    def spawn(cls, label: str, argv: list[str], log: Path, *, src: str | None = None) -> Child:
         with log.open("wb") as err:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=child_env())
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=child_env(src))
         child = cls(label, proc, time.monotonic())
         threading.Thread(target=child._read, daemon=True).start()
         return child
@@ -263,21 +264,26 @@ class Child:
                 self.proc.wait()
 
 
-def child_env() -> dict[str, str]:
-    """The environment of every child: no colour, and bytecode caching on.
+def child_env(src: str | None = None) -> dict[str, str]:
+    """The environment of every child: no colour, and bytecode caching on; `src` (the
+    ``shoal-ref`` implementation) goes first on ``PYTHONPATH``.
 
     With ``PYTHONDONTWRITEBYTECODE`` set (as in some CI shells) every ``shoal`` process
     would compile all its modules again, about 0.5 CPU s per start, which no installed
     copy pays; `warm_up` writes the caches once before anything is timed.
     """
     drop = {"FORCE_COLOR", "TTY_COMPATIBLE", "PYTHONDONTWRITEBYTECODE"}
-    return {k: v for k, v in os.environ.items() if k not in drop}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    if src is not None:
+        env["PYTHONPATH"] = src
+    return env
 
 
-def warm_up() -> None:
-    """Import both clients once, untimed, so the timed processes start from caches."""
+def warm_up(ref: str | None) -> None:
+    """Import the clients once, untimed, so the timed processes start from caches."""
     code = "import libtorrent, shoal.cli, shoal.client, shoal.torrent, shoal.dht_client"
-    subprocess.run([sys.executable, "-c", code], check=True, env=child_env())
+    for src in (None, ref) if ref else (None,):
+        subprocess.run([sys.executable, "-c", code], check=True, env=child_env(src))
 
 
 def proc_cpu(pid: int) -> float:
@@ -342,8 +348,10 @@ def file_sha1(path: Path) -> str:
 
 
 class Bench:
-    def __init__(self, root: Path, size: int, piece: int) -> None:
+    def __init__(self, root: Path, size: int, piece: int, ref: str | None = None) -> None:
         import libtorrent as lt
+
+        self.ref = ref  # PYTHONPATH of the "shoal-ref" implementation
 
         self.root, self.size = root, size
         self.seed_dir = root / "seed"
@@ -420,13 +428,16 @@ class Bench:
         if file_sha1(path) != self.digest:
             raise SystemExit(f"{path} differs from the payload")
 
+    def _src(self, impl: str) -> str | None:
+        return self.ref if impl == "shoal-ref" else None
+
     def _nodes_args(self, impl: str) -> list[str]:
-        if impl == "shoal":
+        if impl.startswith("shoal"):
             return [a for ip, port in self.nodes for a in ("--bootstrap", f"{ip}:{port}")]
         return ["--nodes", ",".join(f"{ip}:{port}" for ip, port in self.nodes)]
 
     def leecher_argv(self, impl: str, out: Path, ip: str, rc4: bool, *, seed: bool) -> list[str]:
-        if impl == "shoal":
+        if impl.startswith("shoal"):
             argv = [sys.executable, "-m", "shoal", "get", self.magnet, "-o", str(out), "--json"]
             argv += ["--bind", ip, "--port", "0", "--encryption", "require" if rc4 else "disable"]
             return argv + self._nodes_args(impl) + ([] if seed else ["--no-seed"])
@@ -446,9 +457,8 @@ class Bench:
     def _download(self, impl: str, rc4: bool, *, metadata_within: float) -> Run:
         label = f"{impl}{' rc4' if rc4 else ''}"
         out = self._out(label)
-        child = Child.spawn(
-            label, self.leecher_argv(impl, out, LEECH_IP, rc4, seed=False), out.with_suffix(".log")
-        )
+        argv = self.leecher_argv(impl, out, LEECH_IP, rc4, seed=False)
+        child = Child.spawn(label, argv, out.with_suffix(".log"), src=self._src(impl))
         deadline = time.monotonic() + DEADLINE
         try:
             try:
@@ -469,7 +479,7 @@ class Bench:
     def upload(self, impl: str) -> Run:
         out = self._out(f"upload-{impl}")
         port = free_port(UPLOAD_SEED_IP)
-        if impl == "shoal":
+        if impl.startswith("shoal"):
             argv = [
                 sys.executable,
                 "-m",
@@ -498,7 +508,7 @@ class Bench:
                 UPLOAD_SEED_IP,
                 str(port),
             ]
-        seed = Child.spawn(f"{impl} seed", argv, out.with_suffix(".seed.log"))
+        seed = Child.spawn(f"{impl} seed", argv, out.with_suffix(".seed.log"), src=self._src(impl))
         try:
             wait_listening((UPLOAD_SEED_IP, port), seed)
             time.sleep(1.0)  # let the seed finish checking before its CPU baseline
@@ -535,7 +545,8 @@ class Bench:
         try:
             for i, (ip, out) in enumerate(zip(SWARM_IPS, outs, strict=True)):
                 argv = self.leecher_argv(impl, out, ip, False, seed=True)
-                children.append(Child.spawn(f"{impl} {i}", argv, out.with_suffix(".log")))
+                log = out.with_suffix(".log")
+                children.append(Child.spawn(f"{impl} {i}", argv, log, src=self._src(impl)))
             start = min(c.started for c in children)
             deadline = time.monotonic() + DEADLINE
             last = max(c.wait_event("complete", deadline) for c in children)
@@ -561,7 +572,7 @@ def summarize(runs: list[Run]) -> None:
     print("|---|---|---|---|---|")
     medians: dict[tuple[str, str], tuple[float, float | None]] = {}
     for kind in dict.fromkeys(r.kind for r in runs):
-        for impl in ("libtorrent", "shoal"):
+        for impl in ("libtorrent", "shoal", "shoal-ref"):
             rs = [r for r in runs if r.kind == kind and r.impl == impl]
             if not rs:
                 continue
@@ -580,12 +591,14 @@ def summarize(runs: list[Run]) -> None:
             print(f"| {kind} | {impl} | {mb_txt} | {cpu_txt} | {len(rs)} |")
     print()
     for kind in dict.fromkeys(r.kind for r in runs):
-        lt_m, sh_m = medians.get((kind, "libtorrent")), medians.get((kind, "shoal"))
-        if lt_m and sh_m:
-            line = f"{kind}: shoal/libtorrent speed {sh_m[0] / lt_m[0]:.2f}x"
-            if lt_m[1] and sh_m[1]:
-                line += f", CPU {sh_m[1] / lt_m[1]:.2f}x"
-            print(line)
+        lt_m = medians.get((kind, "libtorrent"))
+        for impl in ("shoal", "shoal-ref"):
+            sh_m = medians.get((kind, impl))
+            if lt_m and sh_m:
+                line = f"{kind}: {impl}/libtorrent speed {sh_m[0] / lt_m[0]:.2f}x"
+                if lt_m[1] and sh_m[1]:
+                    line += f", CPU {sh_m[1] / lt_m[1]:.2f}x"
+                print(line)
 
 
 def parse_size(text: str) -> int:
@@ -609,6 +622,12 @@ def main() -> None:
     parser.add_argument("--only", default="download,rc4,upload,swarm")
     parser.add_argument("--dir", default=None, help="scratch directory (default: system temp)")
     parser.add_argument(
+        "--ref",
+        default=None,
+        metavar="SRC",
+        help="also run 'shoal-ref': shoal imported from SRC (a checkout's src/), alternating",
+    )
+    parser.add_argument(
         "--lt-leech", nargs=3, metavar=("SOURCE", "DIR", "IP"), help=argparse.SUPPRESS
     )
     parser.add_argument(
@@ -627,12 +646,17 @@ def main() -> None:
         return
     tests = args.only.split(",")
     runs: list[Run] = []
-    warm_up()
+    warm_up(args.ref)
+    impls = ["libtorrent", "shoal"] + (["shoal-ref"] if args.ref else [])
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        bench = Bench(Path(tmp) / "main", args.size, args.piece) if set(tests) - {"swarm"} else None
+        bench = (
+            Bench(Path(tmp) / "main", args.size, args.piece, args.ref)
+            if set(tests) - {"swarm"}
+            else None
+        )
         try:
             for rep in range(args.repeat):
-                order = ["libtorrent", "shoal"] if rep % 2 == 0 else ["shoal", "libtorrent"]
+                order = impls[rep % len(impls) :] + impls[: rep % len(impls)]  # rotate
                 for test in tests:
                     if bench is None or test == "swarm":
                         continue
@@ -653,10 +677,10 @@ def main() -> None:
                 bench.close()
         if "swarm" in tests:
             swarm_size = args.swarm_size or max(args.size // 4, MIB)
-            sb = Bench(Path(tmp) / "swarm", swarm_size, args.piece)
+            sb = Bench(Path(tmp) / "swarm", swarm_size, args.piece, args.ref)
             try:
                 for rep in range(args.repeat):
-                    order = ["libtorrent", "shoal"] if rep % 2 == 0 else ["shoal", "libtorrent"]
+                    order = impls[rep % len(impls) :] + impls[: rep % len(impls)]
                     for impl in order:
                         run = sb.swarm(impl)
                         runs.append(run)
