@@ -21,6 +21,12 @@ Serving (BEP 5 "DHT Queries") lives in `serving.QueryServer`: the node counts a
 query, lets the routing table hear of its sender and hands it over. Malformed
 queries get a 203 (204 for unknown methods) when ``t`` was readable.
 
+Dual stack (BEP 32): one engine per address family, each with its own table, tokens
+and peer store, since the IPv4 and IPv6 DHTs are separate networks. `set_sibling`
+links the engine of the other family, read-only, so that a find_node/get_peers whose
+``want`` asks for ``n4``/``n6`` gets the closest nodes of each family asked for, from
+the table that holds them. Without ``want`` a reply carries the querier's own family.
+
 Read-only mode (BEP 43): our queries carry ``ro=1`` and we answer nothing. Nodes
 whose queries carry ``ro=1`` are answered but never enter our table.
 
@@ -173,6 +179,7 @@ class DHTNode(ExtensionCommands):
         self._maintenance_at = now + cfg.maintenance_interval
         self._votes: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.external_ip: str | None = None
+        self._sibling: DHTNode | None = None
 
     # ---- driver verbs ---------------------------------------------------------------
 
@@ -286,6 +293,21 @@ class DHTNode(ExtensionCommands):
         job = LookupJob(JobKind.ANNOUNCE, bytes(info_hash), port=port, implied_port=implied_port)
         job.seed = seed
         return self._add_job(job, now)
+
+    def set_sibling(self, sibling: DHTNode | None) -> None:
+        """Link the engine of the other address family (BEP 32 dual stack).
+
+        Only its routing table is read, to answer ``want`` for the other family; each
+        engine keeps its own socket, lookups, tokens and peer store.
+        """
+        if sibling is not None and sibling.config.ipv6 == self.config.ipv6:
+            raise ValueError("the sibling must serve the other address family")
+        self._sibling = sibling
+        self.server.sibling = None if sibling is None else sibling.server
+
+    @property
+    def sibling(self) -> DHTNode | None:
+        return self._sibling
 
     def statistics(self, now: float | None = None) -> DHTStats:
         c = self._counts
