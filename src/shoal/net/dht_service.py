@@ -18,6 +18,17 @@ Results go back through per-lookup `_Waiter` objects: a list of events plus a
 `trio.lowlevel.ParkingLot`. The engine bounds how many events a lookup produces, so the
 list needs no channel-style backpressure, and a circular flow through bounded channels
 (the deadlock trio's docs warn about) cannot happen.
+
+Address families: the socket's family follows the bind address (an IPv6 literal makes
+an IPv6 socket, with ``IPV6_V6ONLY`` so that ``::`` does not also take the IPv4 port).
+A dual-stack node is two services, one per family, each driving its own engine
+(BEP 32: the IPv4 and IPv6 DHTs are separate networks).
+
+Sharing the socket (uTP, BEP 29): a KRPC message is a bencoded dict, so its first
+byte is ``d``; a uTP packet starts with ``type << 4 | version`` (0x01 to 0x41). With a
+handler registered (`set_datagram_handler`), every datagram of the batch whose first
+byte is not ``d`` goes to it instead of the engine, synchronously, with the batch's
+``now``; `send_datagram` sends on the same socket, so both protocols share one port.
 """
 
 from __future__ import annotations
@@ -28,13 +39,16 @@ import json
 import logging
 import math
 import socket
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NoReturn, final
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, final
 
 import trio
 
 from .._atomic import write_atomic
+from ..dht.compact import Addr
 from ..dht.events import AnnounceSent, BootstrapFinished, DHTEvent, LookupFinished, PeersFound
 from ..dht.routing import NodeState
 from ..errors import DecodeError, RemoteProtocolError
@@ -42,10 +56,17 @@ from ..errors import DecodeError, RemoteProtocolError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..dht.compact import Addr
     from ..dht.node import DHTNode
 
-__all__ = ["DHTService", "DHTServiceStats", "load_state", "save_state"]
+__all__ = [
+    "DHTService",
+    "DHTServiceStats",
+    "DatagramHandler",
+    "is_krpc",
+    "load_state",
+    "save_state",
+    "socket_family",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +84,31 @@ RECV_BATCH: Final = 64
 RECV_BUFFER: Final = 1 << 21
 # A sendto that keeps blocking after this many waits for writability is dropped.
 _SEND_RETRIES: Final = 8
+#: Handler datagrams queued while the socket is full; past this, new ones are dropped
+#: (as a full network queue would drop them; uTP retransmits).
+MAX_SEND_BACKLOG: Final = 256
+
+#: Receives the datagrams that are not KRPC (`is_krpc`): ``handler(data, addr, now)``.
+#: It runs inside the socket loop, so it must not block; it may raise only
+#: `DecodeError` / `RemoteProtocolError` (counted as malformed), anything else is a bug.
+DatagramHandler: TypeAlias = Callable[[bytes, Addr, float], None]
+
+
+def is_krpc(data: bytes) -> bool:
+    """Whether a datagram belongs to the DHT: KRPC messages are bencoded dicts (``d``).
+
+    uTP packets (BEP 29) start with ``type << 4 | 1``, 0x01 to 0x41, never 0x64.
+    """
+    return data[:1] == b"d"
+
+
+def socket_family(host: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 literal (``::1``, ``::``), else AF_INET (names resolve as IPv4)."""
+    try:
+        version = ipaddress.ip_address(host.strip("[]")).version
+    except ValueError:
+        return socket.AF_INET
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +126,11 @@ class DHTServiceStats:
     malformed: int
     #: sendto/recvfrom calls that failed with an OSError (ICMP errors, no route).
     socket_errors: int
+    #: Datagrams handed to / sent for the datagram handler (uTP), not in the counts above.
+    handler_in: int = 0
+    handler_out: int = 0
+    #: Handler datagrams dropped because the socket stayed full (or failed).
+    handler_dropped: int = 0
 
 
 @dataclass(eq=False)
@@ -134,6 +185,10 @@ class DHTService:
         self._state_file = state_file
         self._save_interval = save_interval
         self._sock: trio.socket.SocketType | None = None
+        self._raw: socket.socket | None = None
+        self._handler: DatagramHandler | None = None
+        self._backlog: deque[tuple[bytes, Addr]] = deque()
+        self._handler_in = self._handler_out = self._handler_dropped = 0
         self._wakeup = trio.CancelScope()
         self._dirty = False
         self._waiters: dict[int, _Waiter] = {}
@@ -160,7 +215,56 @@ class DHTService:
             self._bytes_out,
             self._malformed,
             self._socket_errors,
+            self._handler_in,
+            self._handler_out,
+            self._handler_dropped,
         )
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        """The address family of the socket (from the bind address)."""
+        return socket_family(self._bind[0])
+
+    def set_datagram_handler(self, handler: DatagramHandler | None) -> None:
+        """Hand every received datagram that is not KRPC (`is_krpc`) to `handler`.
+
+        ``handler(data, addr, now)`` is called from the socket loop, once per datagram,
+        with the ``now`` of its receive batch; it must not block (feed a sans-IO engine
+        and wake its driver). None restores the default: everything goes to the DHT
+        engine, which counts non-KRPC datagrams as malformed.
+        """
+        self._handler = handler
+
+    def send_datagram(self, data: bytes, addr: Addr) -> None:
+        """Send `data` to `addr` from the DHT's socket (for the datagram handler's protocol).
+
+        Synchronous: a non-blocking ``sendto`` right away, which almost never blocks; if
+        the socket is full the datagram waits (in order, at most `MAX_SEND_BACKLOG`) for
+        the socket loop to send it, and past that it is dropped, as UDP may.
+
+        Raises:
+            trio.ClosedResourceError: the service is not running.
+        """
+        sock = self._raw
+        if sock is None:
+            raise trio.ClosedResourceError("the DHT service is not running")
+        if not self._backlog:
+            try:
+                sock.sendto(data, addr)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                self._handler_dropped += 1
+                log.debug("sendto %s failed: %s", addr, exc)
+                return
+            else:
+                self._handler_out += 1
+                return
+        if len(self._backlog) >= MAX_SEND_BACKLOG:
+            self._handler_dropped += 1
+            return
+        self._backlog.append((data, addr))
+        self._wake()
 
     async def serve(
         self, *, task_status: trio.TaskStatus[Addr] = trio.TASK_STATUS_IGNORED
@@ -170,7 +274,12 @@ class DHTService:
         The state file, if any, is saved every `SAVE_INTERVAL` seconds and once more on the
         way out, even when cancelled.
         """
-        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = self.family
+        raw = socket.socket(family, socket.SOCK_DGRAM)
+        if family == socket.AF_INET6:
+            # Only IPv6 on this socket: the IPv4 service of a dual-stack node binds the
+            # same port number, and IPv4-mapped addresses would mix the two tables.
+            raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         # One object for the async bind (it may resolve a name) and close; the driver
         # loop uses `raw` directly (trio made it non-blocking), see `_drive`.
         sock = trio.socket.from_stdlib_socket(raw)
@@ -179,10 +288,11 @@ class DHTService:
             # Linux) long before the CPU is saturated; ask for more (capped by rmem_max).
             with contextlib.suppress(OSError):
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-            await sock.bind(self._bind)
+            await sock.bind((self._bind[0].strip("[]"), self._bind[1]))
             host, port = sock.getsockname()[:2]
             self.address = (host, port)
             self._sock = sock
+            self._raw = raw
             try:
                 async with trio.open_nursery() as nursery:
                     if self._state_file is not None:
@@ -190,7 +300,8 @@ class DHTService:
                     task_status.started(self.address)
                     await self._drive(raw)
             finally:
-                self._sock = None
+                self._sock = self._raw = None
+                self._backlog.clear()
                 for waiter in self._waiters.values():
                     waiter.finish()
                 self._waiters.clear()
@@ -224,6 +335,7 @@ class DHTService:
 
     def _receive_batch(self, sock: socket.socket, now: float) -> None:
         receive = self._node.receive_datagram
+        handler = self._handler
         for _ in range(RECV_BATCH):
             try:
                 data, addr = sock.recvfrom(MAX_DATAGRAM)
@@ -234,6 +346,14 @@ class DHTService:
                 # it here). Any other OSError means the socket is broken: let it raise.
                 self._socket_errors += 1
                 log.debug("recvfrom failed: %s", exc)
+                continue
+            if handler is not None and data[:1] != b"d":  # not KRPC: see `is_krpc`
+                self._handler_in += 1
+                try:
+                    handler(data, (addr[0], addr[1]), now)
+                except (DecodeError, RemoteProtocolError) as exc:
+                    self._malformed += 1
+                    log.debug("handler dropped datagram from %s: %s", addr, exc)
                 continue
             self._in += 1
             self._bytes_in += len(data)
@@ -249,26 +369,36 @@ class DHTService:
         ``sendto`` on a non-blocking UDP socket almost never blocks; only when it does
         do we wait (and so checkpoint) for the socket to drain.
         """
-        for data, addr in self._node.datagrams_to_send():
-            for _ in range(_SEND_RETRIES):
-                try:
-                    sock.sendto(data, addr)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(sock)
-                    continue
-                except OSError as exc:
-                    self._socket_errors += 1
-                    log.debug("sendto %s failed: %s", addr, exc)
-                else:
-                    self._out += 1
-                    self._bytes_out += len(data)
-                    # Our encoder is canonical, so a query always carries this key/value.
-                    self._queries_out += _QUERY_MARK in data
-                break
+        while self._backlog:
+            data, addr = self._backlog.popleft()
+            if await self._send_waiting(sock, data, addr):
+                self._handler_out += 1
             else:
-                self._socket_errors += 1  # the socket stayed full: drop, as UDP may
+                self._handler_dropped += 1
+        for data, addr in self._node.datagrams_to_send():
+            if await self._send_waiting(sock, data, addr):
+                self._out += 1
+                self._bytes_out += len(data)
+                # Our encoder is canonical, so a query always carries this key/value.
+                self._queries_out += _QUERY_MARK in data
         while (event := self._node.next_event()) is not None:
             self._dispatch(event)
+
+    async def _send_waiting(self, sock: socket.socket, data: bytes, addr: Addr) -> bool:
+        """``sendto``, waiting for writability while the socket is full; False: dropped."""
+        for _ in range(_SEND_RETRIES):
+            try:
+                sock.sendto(data, addr)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(sock)
+                continue
+            except OSError as exc:
+                self._socket_errors += 1
+                log.debug("sendto %s failed: %s", addr, exc)
+                return False
+            return True
+        self._socket_errors += 1  # the socket stayed full: drop, as UDP may
+        return False
 
     def _dispatch(self, event: DHTEvent) -> None:
         if isinstance(event, PeersFound):
