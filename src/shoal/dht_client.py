@@ -7,12 +7,22 @@
 
 The node runs in a nursery owned by the context manager: leaving the block cancels it,
 which saves the state file (if any) and closes the socket.
+
+Dual stack (BEP 32): ``bind`` may list one address per family, e.g.
+``[("127.0.0.1", 0), ("::1", 0)]``. Each gets its own `DHTService` and `DHTNode`
+(separate routing tables, as the IPv4 and IPv6 DHTs are separate networks), with the
+same node ID and, when the port is 0, the same port number if it is free (BEP 5's
+``port`` message can name only one). The engines are linked as siblings so each
+answers ``want`` for both families; lookups and announces run on every family and
+their peers are merged; one state file holds the nodes of both tables.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
+import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +33,7 @@ import trio
 from .dht.events import ItemFound, ItemStored, SampleReceived, ScrapeEstimate
 from .dht.node import DHTConfig, DHTNode
 from .ids import random_id
-from .net.dht_service import DHTService, DHTServiceStats, load_state
+from .net.dht_service import DHTService, DHTServiceStats, load_state, socket_family
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -54,6 +64,8 @@ class DHTClientStats:
 
     service: DHTServiceStats
     node: NodeStats
+    #: The other address families of a dual-stack node (`service`/`node` are the first).
+    others: tuple[DHTClientStats, ...] = ()
 
 
 @final
@@ -62,84 +74,142 @@ class PeerSearch:
 
     A class rather than an async generator so that breaking out of the loop early
     leaves nothing to finalise; the lookup simply runs to its end inside the engine.
-    `statistics` holds the lookup's `LookupStats` once iteration has finished, and
-    `hops` the hop at which each peer yielded so far was found (the lookup's seeds are
-    hop 1), for debugging tools.
+    A dual-stack node runs one lookup per address family and merges their peers.
+    `statistics` holds the first family's `LookupStats` once iteration has finished
+    (`all_statistics` every family's, in bind order), and `hops` the hop at which each
+    peer yielded so far was found (the lookup's seeds are hop 1), for debugging tools.
     """
 
-    def __init__(self, service: DHTService, info_hash: bytes) -> None:
-        self._service = service
+    def __init__(self, services: DHTService | Sequence[DHTService], info_hash: bytes) -> None:
+        self._services = (services,) if isinstance(services, DHTService) else tuple(services)
         self._info_hash = bytes(info_hash)
-        self._waiter: _Waiter | None = None
+        self._waiters: list[_Waiter] | None = None
         self._pending: list[Addr] = []
         self._seen: set[Addr] = set()
         self.statistics: LookupStats | None = None
+        self.all_statistics: tuple[LookupStats | None, ...] = ()
         self.hops: dict[Addr, int | None] = {}
 
     def __aiter__(self) -> PeerSearch:
         return self
 
     async def __anext__(self) -> Addr:
-        if self._waiter is None:
-            lookup_id = self._service.node.get_peers(self._info_hash, trio.current_time())
-            self._waiter = self._service.register(lookup_id)
-        waiter = self._waiter
+        if self._waiters is None:
+            now = trio.current_time()
+            self._waiters = [
+                service.register(service.node.get_peers(self._info_hash, now))
+                for service in self._services
+            ]
+        waiters = self._waiters
         while not self._pending:
-            if waiter.events:
-                for event in waiter.events:
-                    fresh = [p for p in event.peers if p not in self._seen]
-                    self._seen.update(fresh)
-                    self._pending.extend(fresh)
-                    self.hops.update(dict.fromkeys(fresh, event.hops))
-                waiter.events.clear()
-            elif waiter.done:
-                self.statistics = waiter.finished.stats if waiter.finished else None
+            if any(w.events for w in waiters):
+                for waiter in waiters:
+                    self._take(waiter)
+            elif all(w.done for w in waiters):
+                self.all_statistics = tuple(
+                    w.finished.stats if w.finished else None for w in waiters
+                )
+                self.statistics = self.all_statistics[0]
                 raise StopAsyncIteration
             else:
-                await waiter.lot.park()
+                await _park_any(waiters)
         await trio.lowlevel.checkpoint()
         return self._pending.pop(0)
+
+    def _take(self, waiter: _Waiter) -> None:
+        for event in waiter.events:
+            fresh = [p for p in event.peers if p not in self._seen]
+            self._seen.update(fresh)
+            self._pending.extend(fresh)
+            self.hops.update(dict.fromkeys(fresh, event.hops))
+        waiter.events.clear()
+
+
+async def _park_any(waiters: Sequence[_Waiter]) -> None:
+    """Sleep until any of `waiters` has news (events or done)."""
+    pending = [w for w in waiters if not w.done]
+    if len(pending) == 1:
+        await pending[0].lot.park()
+        return
+    async with trio.open_nursery() as nursery:
+
+        async def park(waiter: _Waiter) -> None:
+            await waiter.lot.park()
+            nursery.cancel_scope.cancel()
+
+        for waiter in pending:
+            nursery.start_soon(park, waiter)
 
 
 @final
 class DHT:
-    """A running DHT node (obtained from `open_dht_node`)."""
+    """A running DHT node (obtained from `open_dht_node`): one service per address family."""
 
-    def __init__(self, service: DHTService) -> None:
-        self._service = service
+    def __init__(self, service: DHTService | Sequence[DHTService]) -> None:
+        self._services = (service,) if isinstance(service, DHTService) else tuple(service)
+        if not self._services:
+            raise ValueError("a DHT needs at least one service")
+        #: BEP 44 items, BEP 33 scrapes and BEP 51 samples run on the first family.
+        self._service = self._services[0]
 
     @property
     def address(self) -> Addr:
-        address = self._service.address
+        """The first bound address (the one to advertise when only one fits)."""
+        address = self._services[0].address
         assert address is not None, "the service is started before DHT objects exist"
         return address
 
     @property
+    def addresses(self) -> tuple[Addr, ...]:
+        """Every bound address, one per address family, in bind order."""
+        return tuple(s.address for s in self._services if s.address is not None)
+
+    @property
     def node_id(self) -> bytes:
-        return self._service.node.node_id
+        return self._services[0].node.node_id
 
     @property
     def service(self) -> DHTService:
-        return self._service
+        """The first family's service."""
+        return self._services[0]
+
+    @property
+    def services(self) -> tuple[DHTService, ...]:
+        """One service per address family; each owns one UDP socket (see `service_for`)."""
+        return self._services
+
+    def service_for(self, ip: str) -> DHTService | None:
+        """The service whose socket can reach `ip` (same address family), if any.
+
+        This is also how another protocol finds the socket to share: uTP registers a
+        datagram handler on it and sends with `DHTService.send_datagram`.
+        """
+        family = socket_family(ip)
+        return next((s for s in self._services if s.family == family), None)
 
     def get_peers(self, info_hash: bytes) -> PeerSearch:
         """Look up peers for `info_hash`; iterate the result to receive them as they arrive."""
-        return PeerSearch(self._service, info_hash)
+        return PeerSearch(self._services, info_hash)
 
     async def announce(
         self, info_hash: bytes, port: int, *, implied_port: bool = False, seed: bool = False
     ) -> LookupStats | None:
-        """Announce that we have peers for `info_hash` on TCP `port` to the closest nodes.
+        """Announce that we have peers for `info_hash` on TCP `port` to the closest nodes,
+        on every address family.
 
-        Returns when the announce is done (the get_peers lookup plus the announce_peer
-        queries), with the lookup's statistics. `seed`: we have the whole torrent (BEP 33).
+        Returns when the announces are done (the get_peers lookups plus the
+        announce_peer queries), with the first family's lookup statistics. `seed`: we
+        have the whole torrent (BEP 33).
         """
-        lookup_id = self._service.node.announce(
-            info_hash, port, trio.current_time(), implied_port=implied_port, seed=seed
-        )
-        waiter = self._service.register(lookup_id, announce=True)
-        await waiter.wait_done()
-        return waiter.finished.stats if waiter.finished else None
+        now = trio.current_time()
+        waiters = []
+        for s in self._services:
+            lookup_id = s.node.announce(info_hash, port, now, implied_port=implied_port, seed=seed)
+            waiters.append(s.register(lookup_id, announce=True))
+        for waiter in waiters:
+            await waiter.wait_done()
+        first = waiters[0].finished
+        return first.stats if first else None
 
     async def get_item(self, target: bytes, *, salt: bytes = b"") -> ItemFound:
         """BEP 44 get: the valid item with the highest seq among the closest nodes.
@@ -177,40 +247,87 @@ class DHT:
         return waiter.finished.result if waiter.finished else None
 
     async def wait_bootstrapped(self) -> None:
-        """Wait until joining the network succeeded (lookups queue until then anyway)."""
-        await self._service.wait_bootstrapped()
+        """Wait until joining the network succeeded on some address family (lookups
+        queue until then anyway)."""
+        if len(self._services) == 1:
+            await self._services[0].wait_bootstrapped()
+            return
+        async with trio.open_nursery() as nursery:
+
+            async def wait(service: DHTService) -> None:
+                await service.wait_bootstrapped()
+                nursery.cancel_scope.cancel()
+
+            for service in self._services:
+                nursery.start_soon(wait, service)
 
     def add_nodes(self, addrs: Sequence[Addr]) -> None:
-        """Bootstrap from more nodes (IP addresses, already resolved)."""
-        self._service.add_nodes(addrs)
+        """Bootstrap from more nodes (IP addresses, already resolved); each goes to the
+        service of its address family, and those of a family we do not run are ignored."""
+        for service in self._services:
+            mine = [a for a in addrs if socket_family(a[0]) == service.family]
+            if mine:
+                service.add_nodes(mine)
 
     async def save_state(self) -> None:
-        await self._service.save_state()
+        await self._services[0].save_state()
 
     def statistics(self) -> DHTClientStats:
-        return DHTClientStats(
-            self._service.statistics(), self._service.node.statistics(trio.current_time())
-        )
+        now = trio.current_time()
+        each = [DHTClientStats(s.statistics(), s.node.statistics(now)) for s in self._services]
+        return DHTClientStats(each[0].service, each[0].node, tuple(each[1:]))
 
 
-async def resolve(hosts: Sequence[tuple[str, int]]) -> list[Addr]:
-    """Resolve (host, port) pairs to IPv4 addresses; names that do not resolve are skipped."""
+async def resolve(
+    hosts: Sequence[tuple[str, int]], family: socket.AddressFamily = socket.AF_INET
+) -> list[Addr]:
+    """Resolve (host, port) pairs to addresses of `family`; names that do not resolve
+    are skipped, and IP literals of the other family are left out silently."""
     out: list[Addr] = []
     for host, port in hosts:
+        literal = _ip_literal(host)
+        if literal is not None:
+            if socket_family(literal) == family:
+                out.append((literal, port))
+            continue
         try:
-            infos = await trio.socket.getaddrinfo(
-                host, port, family=trio.socket.AF_INET, type=trio.socket.SOCK_DGRAM
-            )
+            infos = await trio.socket.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
         except OSError as exc:
-            log.warning("cannot resolve DHT bootstrap node %s:%d: %s", host, port, exc)
+            # A name without an AAAA record is normal; only IPv4 failures are worth a warning.
+            level = logging.WARNING if family == socket.AF_INET else logging.DEBUG
+            log.log(level, "cannot resolve DHT bootstrap node %s:%d: %s", host, port, exc)
             continue
         out.extend((str(info[4][0]), int(info[4][1])) for info in infos[:1])
     return out
 
 
+def _ip_literal(host: str) -> str | None:
+    """`host` as a normalised IP literal (``[::1]`` → ``::1``), or None for a name."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
+def _binds(bind: Addr | Sequence[Addr]) -> list[Addr]:
+    """One (host, port) or a list of them, at most one per address family."""
+    binds: list[Addr] = []
+    items: Sequence[object] = [bind] if isinstance(bind[0], str) else bind
+    for item in items:
+        match item:
+            case (str() as host, int() as port):
+                binds.append((host, port))
+            case _:
+                raise TypeError(f"a bind address is a (host, port) pair, not {item!r}")
+    families = [socket_family(host) for host, _ in binds]
+    if not binds or len(set(families)) != len(families):
+        raise ValueError("bind takes one address per address family (IPv4, IPv6)")
+    return binds
+
+
 @asynccontextmanager
 async def open_dht_node(
-    bind: tuple[str, int] = ("127.0.0.1", 0),
+    bind: Addr | Sequence[Addr] = ("127.0.0.1", 0),
     bootstrap: Sequence[tuple[str, int]] = (),
     state_file: Path | str | None = None,
     read_only: bool = False,
@@ -218,20 +335,26 @@ async def open_dht_node(
     node_id: bytes | None = None,
     rng: random.Random | None = None,
 ) -> AsyncIterator[DHT]:
-    """Run a DHT node on a UDP socket for the duration of the ``async with`` block.
+    """Run a DHT node on a UDP socket (one per address family) for the ``async with`` block.
 
     Args:
-        bind: local address; port 0 picks a free port (read it from ``dht.address``).
-        bootstrap: (host, port) nodes to join through. Nothing is used by default.
-        state_file: JSON file with our node ID and good nodes: read at start (a warm
-            start skips the bootstrap routers), written periodically and on exit.
+        bind: local address, or a list of one address per family for a dual-stack node
+            (BEP 32); port 0 picks a free port (read it from ``dht.address``), the same
+            number for every family when it is free there too.
+        bootstrap: (host, port) nodes to join through, resolved for every family bound.
+            Nothing is used by default.
+        state_file: JSON file with our node ID and good nodes of every family: read at
+            start (a warm start skips the bootstrap routers), written periodically and
+            on exit.
         read_only: BEP 43 read-only node (we query, we do not answer).
         node_id, rng: override the ID and the randomness (tests).
 
     Raises:
+        ValueError: two bind addresses of one family.
         DecodeError: the state file exists but is corrupt.
-        OSError: the address cannot be bound.
+        OSError: an address cannot be bound.
     """
+    binds = _binds(bind)
     rng = rng if rng is not None else random.SystemRandom()
     path = Path(state_file) if state_file is not None else None
     state = await trio.to_thread.run_sync(load_state, path) if path is not None else None
@@ -239,15 +362,54 @@ async def open_dht_node(
         node_id = state[0] if state is not None else random_id(rng)
     # The rng also draws token secrets and transaction ids, so outside tests it must be
     # a CSPRNG (SystemRandom), or off-path attackers could forge tokens and replies.
-    node = DHTNode(node_id, rng, trio.current_time(), DHTConfig(read_only=read_only))
-    service = DHTService(node, bind=bind, state_file=path)
+    now = trio.current_time()
+    nodes = [
+        DHTNode(
+            node_id,
+            rng,
+            now,
+            DHTConfig(read_only=read_only, ipv6=socket_family(h) == socket.AF_INET6),
+        )
+        for h, _ in binds
+    ]
+    if len(nodes) == 2:
+        nodes[0].set_sibling(nodes[1])
+        nodes[1].set_sibling(nodes[0])
     async with trio.open_nursery() as nursery:
-        await nursery.start(service.serve)
+        services: list[DHTService] = []
+        for node, (host, wanted) in zip(nodes, binds, strict=True):
+            if not services:  # the first saves the state file, the sibling's nodes too
+                service = DHTService(node, bind=(host, wanted), state_file=path)
+                await nursery.start(service.serve)
+            else:
+                service = await _start_same_port(nursery, node, (host, wanted), services[0])
+            services.append(service)
+        dht = DHT(services)
         warm = [addr for _, addr in state[1]] if state is not None else []
-        seeds = warm + await resolve(bootstrap)
-        if seeds:
-            service.add_nodes(seeds)
+        for service in services:
+            seeds = [a for a in warm if socket_family(a[0]) == service.family]
+            seeds += await resolve(bootstrap, service.family)
+            if seeds:
+                service.add_nodes(seeds)
         try:
-            yield DHT(service)
+            yield dht
         finally:
             nursery.cancel_scope.cancel()
+
+
+async def _start_same_port(
+    nursery: trio.Nursery, node: DHTNode, bind: Addr, first: DHTService
+) -> DHTService:
+    """Start a service for `node`; with port 0, on the first family's port number if free."""
+    host, port = bind
+    if port == 0 and first.address is not None:
+        service = DHTService(node, bind=(host, first.address[1]))
+        try:
+            await nursery.start(service.serve)
+        except OSError:
+            log.info("UDP port %d is taken on %s; using another one", first.address[1], host)
+        else:
+            return service
+    service = DHTService(node, bind=bind)
+    await nursery.start(service.serve)
+    return service

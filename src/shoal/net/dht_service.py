@@ -451,14 +451,22 @@ class DHTService:
     # ------------------------------------------------------------ state file
 
     async def save_state(self) -> None:
-        """Write the state file now (a no-op without one)."""
+        """Write the state file now (a no-op without one).
+
+        It holds the nodes of the sibling engine too (the other address family of a
+        dual-stack node, see `DHTNode.set_sibling`), so one file keeps both tables.
+        """
         if self._state_file is None:
             await trio.lowlevel.checkpoint()
         else:
             now = trio.current_time()
+            engines = (
+                [self._node] if self._node.sibling is None else [self._node, self._node.sibling]
+            )
             nodes = [
                 (e.node_id, e.addr)
-                for e in self._node.table.entries()
+                for engine in engines
+                for e in engine.table.entries()
                 if e.last_response is not None and e.state(now) is not NodeState.BAD
             ]
             await trio.to_thread.run_sync(save_state, self._state_file, self._node.node_id, nodes)

@@ -1,0 +1,159 @@
+"""Dual-stack DHT nodes (BEP 32) over real UDP sockets on 127.0.0.1 and ::1."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+
+from shoal.dht.krpc import FindNodeQuery, Response, decode_message, encode_message
+from shoal.dht_client import DHT, open_dht_node, resolve
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+IH = bytes.fromhex("6b" * 20)
+DUAL = [("127.0.0.1", 0), ("::1", 0)]
+
+
+@asynccontextmanager
+async def dual_network(size: int, seed: int = 0) -> AsyncIterator[list[DHT]]:
+    """`size` dual-stack nodes; node i bootstraps through both addresses of the last 3."""
+    async with AsyncExitStack() as stack:
+        nodes: list[DHT] = []
+        for i in range(size):
+            boot = [a for n in nodes[-3:] for a in n.addresses]
+            dht = await stack.enter_async_context(
+                open_dht_node(DUAL, bootstrap=boot, rng=random.Random(seed + i))
+            )
+            nodes.append(dht)
+        yield nodes
+
+
+async def wait_both_bootstrapped(nodes: list[DHT]) -> None:
+    for n in nodes[1:]:
+        for service in n.services:
+            await service.wait_bootstrapped()
+
+
+async def test_dual_stack_node_has_one_socket_and_table_per_family() -> None:
+    with trio.fail_after(20):
+        async with dual_network(6) as nodes:
+            await wait_both_bootstrapped(nodes)
+            for n in nodes:
+                (v4, v6) = n.addresses
+                assert v4[0] == "127.0.0.1"
+                assert v6[0] == "::1"
+                assert v4[1] == v6[1]  # one port number for both families
+                assert n.service_for("127.0.0.5") is n.services[0]
+                assert n.service_for("::1") is n.services[1]
+                four, six = (s.node.table.entries() for s in n.services)
+                assert all(":" not in e.addr[0] for e in four)
+                assert all(":" in e.addr[0] for e in six)
+            stats = nodes[0].statistics()
+            assert len(stats.others) == 1
+            assert stats.node.routing.nodes >= 3
+            assert stats.others[0].node.routing.nodes >= 3
+
+
+async def test_announce_and_get_peers_run_on_both_families() -> None:
+    with trio.fail_after(20):
+        async with dual_network(7, seed=10) as nodes:
+            await wait_both_bootstrapped(nodes)
+            await nodes[2].announce(IH, 6881)
+            search = nodes[6].get_peers(IH)
+            found = {peer async for peer in search}
+            # BEP 5: the peer is stored at the UDP source address of each announce.
+            assert found == {("127.0.0.1", 6881), ("::1", 6881)}
+            assert len(search.all_statistics) == 2
+            assert all(s is not None and s.responses > 0 for s in search.all_statistics)
+            assert search.statistics is search.all_statistics[0]
+
+
+async def test_want_n6_over_ipv4_returns_the_ipv6_table() -> None:
+    with trio.fail_after(20):
+        async with dual_network(4, seed=20) as nodes:
+            await wait_both_bootstrapped(nodes)
+            with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                await sock.bind(("127.0.0.1", 0))
+                query = FindNodeQuery(b"w1", b"\x33" * 20, b"\x44" * 20, (b"n4", b"n6"))
+                await sock.sendto(encode_message(query), nodes[0].addresses[0])
+                data, _ = await sock.recvfrom(4096)
+            reply = decode_message(data)
+            assert isinstance(reply, Response)
+            assert {n.addr[0] for n in reply.nodes6} == {"::1"}
+            assert {n.addr[0] for n in reply.nodes} == {"127.0.0.1"}
+
+
+async def test_state_file_keeps_both_tables(tmp_path: Path) -> None:
+    path = tmp_path / "dht.json"
+    with trio.fail_after(30):
+        async with dual_network(4, seed=30) as nodes:
+            await wait_both_bootstrapped(nodes)
+            async with open_dht_node(
+                DUAL, bootstrap=nodes[0].addresses, state_file=path, rng=random.Random(99)
+            ) as dht:
+                for service in dht.services:
+                    await service.wait_bootstrapped()
+                node_id = dht.node_id
+            doc = json.loads(path.read_text())
+            ips = {n["ip"] for n in doc["nodes"]}
+            assert ips == {"127.0.0.1", "::1"}
+            assert doc["version"] == 1
+            # A warm start from the file alone joins both families.
+            async with open_dht_node(DUAL, state_file=path) as warm:
+                assert warm.node_id == node_id
+                for service in warm.services:
+                    await service.wait_bootstrapped()
+                    assert len(service.node.table) > 0
+
+
+async def test_an_ipv4_only_state_file_still_loads_into_a_dual_stack_node(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.json"
+    with trio.fail_after(20):
+        async with open_dht_node(("127.0.0.1", 0), rng=random.Random(5)) as seed_node:
+            old = {
+                "version": 1,
+                "node_id": "ab" * 20,
+                "nodes": [
+                    {"id": seed_node.node_id.hex(), "ip": "127.0.0.1", "port": seed_node.address[1]}
+                ],
+            }
+            path.write_text(json.dumps(old))
+            async with open_dht_node(DUAL, state_file=path) as dht:
+                assert dht.node_id == bytes.fromhex("ab" * 20)
+                await dht.services[0].wait_bootstrapped()
+                assert len(dht.services[0].node.table) == 1
+                assert len(dht.services[1].node.table) == 0
+
+
+async def test_add_nodes_goes_to_the_family_of_each_address() -> None:
+    with trio.fail_after(20):
+        async with (
+            open_dht_node(DUAL, rng=random.Random(40)) as a,
+            open_dht_node(DUAL, rng=random.Random(41)) as b,
+        ):
+            b.add_nodes([a.addresses[1]])  # IPv6 only
+            await b.services[1].wait_bootstrapped()
+            assert {e.addr for e in b.services[1].node.table.entries()} == {a.addresses[1]}
+            assert len(b.services[0].node.table) == 0
+
+
+async def test_two_binds_of_one_family_are_refused() -> None:
+    with pytest.raises(ValueError, match="one address per address family"):
+        async with open_dht_node([("127.0.0.1", 0), ("127.0.0.2", 0)]):
+            pass  # pragma: no cover
+
+
+async def test_resolve_sorts_literals_by_family() -> None:
+    hosts = [("127.0.0.1", 1), ("::1", 2), ("[::1]", 3)]
+    assert await resolve(hosts) == [("127.0.0.1", 1)]
+    assert await resolve(hosts, socket.AF_INET6) == [("::1", 2), ("::1", 3)]
