@@ -326,15 +326,17 @@ async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None
     if config.state_dir is not None:
         await trio.Path(config.state_dir).mkdir(parents=True, exist_ok=True)
         state = config.state_dir / "dht.json"
-    # Same number as the TCP port when the UDP port is free, else any port.
+    # Same number as the TCP port when the UDP port is free, else any port. With
+    # several bind hosts (one per family, BEP 32) every family gets its own socket.
+    hosts = config.bind_hosts or (config.bind_host,)
     async with AsyncExitStack() as stack:
         try:
             dht = await stack.enter_async_context(
-                open_dht_node((config.bind_host, port), config.bootstrap, state_file=state)
+                open_dht_node([(h, port) for h in hosts], config.bootstrap, state_file=state)
             )
         except OSError:
             log.info("UDP port %d is taken; the DHT uses another one", port)
             dht = await stack.enter_async_context(
-                open_dht_node((config.bind_host, 0), config.bootstrap, state_file=state)
+                open_dht_node([(h, 0) for h in hosts], config.bootstrap, state_file=state)
             )
         yield dht

@@ -7,6 +7,7 @@ it once and pass it around; the client never mutates it.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
@@ -55,6 +56,9 @@ class ClientConfig:
 
     Attributes:
         bind_host: address of the TCP listener and of the DHT's UDP socket.
+        bind_hosts: the DHT's UDP sockets, one address per family (BEP 32 dual stack,
+            e.g. ``("0.0.0.0", "::")``); empty means ``(bind_host,)``. The TCP listener
+            stays on `bind_host`.
         port: listen port; 0 picks a free one. The DHT binds the same number on UDP
             when it can (BEP 5 peers learn our DHT port from the `port` message).
         dht: run a DHT node for peer discovery.
@@ -73,6 +77,7 @@ class ClientConfig:
     """
 
     bind_host: str = "0.0.0.0"
+    bind_hosts: tuple[str, ...] = ()
     port: int = 6881
     dht: bool = True
     bootstrap: tuple[tuple[str, int], ...] = ()
@@ -84,9 +89,19 @@ class ClientConfig:
     transports: tuple[str, ...] = ("tcp",)
 
     def __post_init__(self) -> None:
+        v6 = [_is_ipv6(host) for host in self.bind_hosts]
+        if len(set(v6)) != len(v6):
+            raise ValueError("bind_hosts takes at most one address per family (IPv4, IPv6)")
         if not 0 <= self.port <= 0xFFFF:
             raise ValueError(f"port {self.port} is out of range")
         if self.max_peers_per_torrent < 1 or self.max_half_open < 1 or self.upload_slots < 1:
             raise ValueError("peer, half-open and upload-slot limits must be at least 1")
         if not self.transports or not set(self.transports) <= set(TRANSPORTS):
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).version == 6
+    except ValueError:
+        return False  # host names bind as IPv4

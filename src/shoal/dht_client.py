@@ -375,26 +375,43 @@ async def open_dht_node(
     if len(nodes) == 2:
         nodes[0].set_sibling(nodes[1])
         nodes[1].set_sibling(nodes[0])
+    failed: OSError | None = None
     async with trio.open_nursery() as nursery:
-        services: list[DHTService] = []
-        for node, (host, wanted) in zip(nodes, binds, strict=True):
-            if not services:  # the first saves the state file, the sibling's nodes too
-                service = DHTService(node, bind=(host, wanted), state_file=path)
-                await nursery.start(service.serve)
-            else:
-                service = await _start_same_port(nursery, node, (host, wanted), services[0])
-            services.append(service)
-        dht = DHT(services)
-        warm = [addr for _, addr in state[1]] if state is not None else []
-        for service in services:
-            seeds = [a for a in warm if socket_family(a[0]) == service.family]
-            seeds += await resolve(bootstrap, service.family)
-            if seeds:
-                service.add_nodes(seeds)
         try:
-            yield dht
-        finally:
+            services = await _start_services(nursery, nodes, binds, path)
+        except OSError as exc:
+            # Raised from here the error would leave the nursery inside an
+            # ExceptionGroup; callers (the client's port fallback) expect the OSError.
+            failed = exc
             nursery.cancel_scope.cancel()
+        else:
+            dht = DHT(services)
+            warm = [addr for _, addr in state[1]] if state is not None else []
+            for service in services:
+                seeds = [a for a in warm if socket_family(a[0]) == service.family]
+                seeds += await resolve(bootstrap, service.family)
+                if seeds:
+                    service.add_nodes(seeds)
+            try:
+                yield dht
+            finally:
+                nursery.cancel_scope.cancel()
+    if failed is not None:
+        raise failed
+
+
+async def _start_services(
+    nursery: trio.Nursery, nodes: Sequence[DHTNode], binds: Sequence[Addr], path: Path | None
+) -> list[DHTService]:
+    services: list[DHTService] = []
+    for node, bind in zip(nodes, binds, strict=True):
+        if not services:  # the first saves the state file, the sibling's nodes too
+            service = DHTService(node, bind=bind, state_file=path)
+            await nursery.start(service.serve)
+        else:
+            service = await _start_same_port(nursery, node, bind, services[0])
+        services.append(service)
+    return services
 
 
 async def _start_same_port(

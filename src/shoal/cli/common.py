@@ -9,24 +9,27 @@ examples epilog.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from typing import TYPE_CHECKING, NoReturn, Protocol, TypeAlias
 
 from ..errors import ShoalError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 __all__ = [
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "BindAction",
     "Command",
     "CommandError",
     "Parser",
     "Subparsers",
     "add_command",
     "add_global_options",
+    "bind_hosts",
     "parse_hostport",
     "parse_port",
 ]
@@ -129,3 +132,44 @@ def parse_hostport(text: str) -> tuple[str, int]:
     if port_number == 0:
         raise argparse.ArgumentTypeError(f"port 0 is not an address to contact: {text!r}")
     return host.removeprefix("[").removesuffix("]"), port_number
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).version == 6
+    except ValueError:
+        return False  # a host name binds as IPv4, as the sockets do
+
+
+class BindAction(argparse.Action):
+    """``--bind ADDR``, once per address family (BEP 32 dual stack).
+
+    ``args.bind`` stays the first address given (or the default), a string as before;
+    every address given is in ``args.bind_list`` (read both through `bind_hosts`). The
+    list lives in its own attribute, not in the option's default, so that a default
+    from the config file is replaced by the flags, never appended to.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if not isinstance(values, str) or not values:
+            raise argparse.ArgumentError(self, "expected an address")
+        host = values.strip("[]") if _is_ipv6(values) else values
+        given: list[str] = list(getattr(namespace, "bind_list", None) or [])
+        if any(_is_ipv6(h) == _is_ipv6(host) for h in given):
+            family = "IPv6" if _is_ipv6(host) else "IPv4"
+            raise argparse.ArgumentError(self, f"given twice for {family}: once per family")
+        given.append(host)
+        namespace.bind_list = given
+        setattr(namespace, self.dest, given[0])
+
+
+def bind_hosts(args: argparse.Namespace) -> tuple[str, ...]:
+    """The addresses of ``--bind`` (one per family), or the single default."""
+    given: list[str] | None = getattr(args, "bind_list", None)
+    return tuple(given) if given else (str(args.bind),)

@@ -21,14 +21,18 @@ from . import dht_items, dht_sample
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    BindAction,
     CommandError,
     add_command,
     add_global_options,
+    bind_hosts,
     parse_hostport,
     parse_port,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from ..dht_client import DHT, DHTClientStats
     from .common import Subparsers
 
@@ -38,6 +42,7 @@ _EXAMPLES = """\
   shoal dht                                   join the public DHT, print stats until Ctrl-C
   shoal dht --port 6881 --state-file dht.json keep our ID and known nodes across runs
   shoal dht --bootstrap 127.0.0.1:6881 --json one JSON stats object per line
+  shoal dht --bind 0.0.0.0 --bind ::          dual stack: IPv4 and IPv6 DHTs (BEP 32)
   shoal dht get-peers 0123...cdef --bootstrap 127.0.0.1:6881
 """
 
@@ -111,7 +116,11 @@ def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument(
-        "--bind", metavar="ADDR", default=default("0.0.0.0"), help="local IPv4 address"
+        "--bind",
+        metavar="ADDR",
+        action=BindAction,
+        default=default("0.0.0.0"),
+        help="local address; give one IPv4 and one IPv6 address for a dual-stack node",
     )
     parser.add_argument(
         "--port", type=parse_port, default=default(0), help="UDP port (0: any free port)"
@@ -173,7 +182,7 @@ async def _serve(args: argparse.Namespace) -> int:
     with trio.open_signal_receiver(signal.SIGINT) as signals:
         async with (
             open_dht_node(
-                bind=(args.bind, args.port),
+                bind=[(host, args.port) for host in bind_hosts(args)],
                 bootstrap=_bootstrap(args),
                 state_file=args.state_file,
                 read_only=args.read_only,
@@ -181,10 +190,16 @@ async def _serve(args: argparse.Namespace) -> int:
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(_report_stats, args, dht)
+            where = " and ".join(_hostport(a) for a in dht.addresses)
             _emit(
                 args,
-                {"event": "listening", "address": list(dht.address), "node_id": dht.node_id.hex()},
-                f"DHT node {dht.node_id.hex()} listening on {dht.address[0]}:{dht.address[1]}",
+                {
+                    "event": "listening",
+                    "address": list(dht.address),
+                    "addresses": [list(a) for a in dht.addresses],
+                    "node_id": dht.node_id.hex(),
+                },
+                f"DHT node {dht.node_id.hex()} listening on {where}",
             )
             async for _ in signals:
                 interrupted = True
@@ -200,6 +215,10 @@ async def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _hostport(addr: tuple[str, int]) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
 async def _report_stats(args: argparse.Namespace, dht: DHT) -> None:
     previous = dht.statistics()
     then = trio.current_time()
@@ -212,28 +231,37 @@ async def _report_stats(args: argparse.Namespace, dht: DHT) -> None:
 
 
 def _stats_obj(previous: DHTClientStats, current: DHTClientStats, elapsed: float) -> dict[str, Any]:
-    table = current.node.routing
+    """Totals over every address family (a dual-stack node has a table per family)."""
+    now = (current, *current.others)
+    then = (previous, *previous.others)
     dt = max(elapsed, 1e-9)
+
+    def total(get: Callable[[DHTClientStats], int], of: Sequence[DHTClientStats] = now) -> int:
+        return sum(get(s) for s in of)
+
+    def rate(get: Callable[[DHTClientStats], int]) -> float:
+        return round((total(get) - total(get, then)) / dt, 2)
+
     return {
         "event": "stats",
-        "nodes": table.nodes,
-        "good": table.good,
-        "buckets": table.buckets,
-        "queries_in_per_s": round(
-            (current.node.queries_received - previous.node.queries_received) / dt, 2
-        ),
-        "queries_out_per_s": round(
-            (current.service.queries_out - previous.service.queries_out) / dt, 2
-        ),
-        "info_hashes": current.node.info_hashes_stored,
-        "datagrams_in": current.service.datagrams_in,
-        "datagrams_out": current.service.datagrams_out,
+        "nodes": total(lambda s: s.node.routing.nodes),
+        "good": total(lambda s: s.node.routing.good),
+        "buckets": total(lambda s: s.node.routing.buckets),
+        #: Nodes per table, in --bind order (one entry unless dual stack).
+        "tables": [s.node.routing.nodes for s in now],
+        "queries_in_per_s": rate(lambda s: s.node.queries_received),
+        "queries_out_per_s": rate(lambda s: s.service.queries_out),
+        "info_hashes": total(lambda s: s.node.info_hashes_stored),
+        "datagrams_in": total(lambda s: s.service.datagrams_in),
+        "datagrams_out": total(lambda s: s.service.datagrams_out),
     }
 
 
 def _stats_line(obj: dict[str, Any]) -> str:
+    tables = obj["tables"]
+    split = f" = {' + '.join(map(str, tables))}" if len(tables) > 1 else ""
     return (
-        f"nodes {obj['nodes']} (good {obj['good']}, {obj['buckets']} buckets) | "
+        f"nodes {obj['nodes']}{split} (good {obj['good']}, {obj['buckets']} buckets) | "
         f"queries in {obj['queries_in_per_s']}/s out {obj['queries_out_per_s']}/s | "
         f"stored info-hashes {obj['info_hashes']}"
     )
@@ -267,7 +295,7 @@ async def _lookup(
     from ..dht_client import open_dht_node
 
     async with open_dht_node(
-        bind=(args.bind, args.port),
+        bind=[(host, args.port) for host in bind_hosts(args)],
         bootstrap=_bootstrap(args),
         state_file=args.state_file,
         read_only=args.read_only,

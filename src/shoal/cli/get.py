@@ -42,8 +42,10 @@ from ..torrent_events import (
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    BindAction,
     CommandError,
     add_command,
+    bind_hosts,
     parse_hostport,
     parse_port,
 )
@@ -155,8 +157,12 @@ def add_client_options(parser: Parser) -> None:
     parser.add_argument(
         "--bind",
         metavar="ADDR",
+        action=BindAction,
         default="0.0.0.0",
-        help="address for TCP and DHT sockets (default: %(default)s)",
+        help=(
+            "address for TCP and DHT sockets; once more with the other family (IPv4/IPv6) "
+            "for a dual-stack DHT (default: %(default)s)"
+        ),
     )
     parser.add_argument(
         "--port",
@@ -229,6 +235,7 @@ def client_config(args: argparse.Namespace, *, state_dir: Path | None = None) ->
     bootstrap: list[tuple[str, int]] | None = args.bootstrap
     return ClientConfig(
         bind_host=args.bind,
+        bind_hosts=hosts if len(hosts := bind_hosts(args)) > 1 else (),
         port=args.port,
         bootstrap=tuple(bootstrap) if bootstrap else DEFAULT_BOOTSTRAP,
         state_dir=state_dir,
