@@ -28,14 +28,15 @@ CHECK_DEADLINE = 30.0
 def loopback_settings(
     ip: str = "127.0.0.1", *, port: int = 0, dht: bool = False, utp: bool = True
 ) -> settings_pack:
-    """A libtorrent settings pack that only ever touches `ip` (a 127.0.0.0/8 address).
+    """A libtorrent settings pack that only ever touches `ip` (a 127.0.0.0/8 address or
+    ``::1``).
 
     ``dht`` turns the DHT on but with an empty bootstrap list, so the session talks
     only to nodes the test adds; ``utp=False`` keeps a test on plain TCP.
     """
-    assert ip.startswith("127."), f"{ip} is not a loopback address"
+    assert ip.startswith("127.") or ip == "::1", f"{ip} is not a loopback address"
     settings: settings_pack = {
-        "listen_interfaces": f"{ip}:{port}",
+        "listen_interfaces": f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}",
         "outgoing_interfaces": ip,
         "enable_dht": dht,
         "enable_lsd": False,
