@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
+import shoal
 from shoal.dht.krpc import FindNodeQuery, Response, decode_message, encode_message
 from shoal.dht_client import DHT, open_dht_node, resolve
 
@@ -157,3 +158,48 @@ async def test_resolve_sorts_literals_by_family() -> None:
     hosts = [("127.0.0.1", 1), ("::1", 2), ("[::1]", 3)]
     assert await resolve(hosts) == [("127.0.0.1", 1)]
     assert await resolve(hosts, socket.AF_INET6) == [("::1", 2), ("::1", 3)]
+
+
+async def test_a_taken_port_is_an_oserror_not_an_exception_group() -> None:
+    """The client falls back to another UDP port on OSError; it must see a plain one."""
+    with trio.socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as taken:
+        await taken.bind(("::1", 0))
+        port = taken.getsockname()[1]
+        for bind in ([("::1", port)], [("127.0.0.1", port), ("::1", port)]):
+            with pytest.raises(OSError, match="in use"):
+                async with open_dht_node(bind):
+                    pass  # pragma: no cover
+
+
+async def test_client_runs_a_dht_socket_per_bind_host() -> None:
+    """`ClientConfig.bind_hosts`: the client's DHT joins both families, on the TCP port
+    number, and finds peers announced on either."""
+    async with (
+        open_dht_node(DUAL, rng=random.Random(50)) as router,
+        open_dht_node(DUAL, bootstrap=router.addresses, rng=random.Random(51)) as other,
+    ):
+        config = shoal.ClientConfig(
+            bind_host="127.0.0.1",
+            bind_hosts=("127.0.0.1", "::1"),
+            port=0,
+            bootstrap=router.addresses,
+        )
+        with trio.fail_after(20):
+            async with shoal.open_client(config) as client:
+                dht = client.dht
+                assert dht is not None
+                port = client.listen_address[1]
+                assert dht.addresses == (("127.0.0.1", port), ("::1", port))
+                for service in dht.services:
+                    await service.wait_bootstrapped()
+                for service in other.services:
+                    await service.wait_bootstrapped()
+                await other.announce(IH, 6999)  # stored by the router (and the client)
+                found = {p async for p in dht.get_peers(IH)}
+                assert found == {("127.0.0.1", 6999), ("::1", 6999)}
+
+
+def test_bind_hosts_take_one_address_per_family() -> None:
+    with pytest.raises(ValueError, match="one address per family"):
+        shoal.ClientConfig(bind_hosts=("127.0.0.1", "0.0.0.0"))
+    assert shoal.ClientConfig(bind_hosts=("0.0.0.0", "::")).bind_hosts == ("0.0.0.0", "::")
