@@ -64,7 +64,7 @@ async def test_demux_on_one_socket(host: str) -> None:
     def handler(data: bytes, addr: Addr, now: float) -> None:
         assert now <= trio.current_time()
         got.append((data, addr))
-        service.send_datagram(b"\x21echo:" + data, addr)  # answer from the DHT's socket
+        service.send_datagram_nowait(b"\x21echo:" + data, addr)  # from the DHT's socket
         arrived.set()
 
     family = socket_family(host)
@@ -81,6 +81,10 @@ async def test_demux_on_one_socket(host: str) -> None:
             data, src = await peer.recvfrom(2048)
             assert data == b"\x21echo:" + UTP_SYN
             assert src[:2] == address  # same socket, same port as the DHT
+            # The async form (uTP's DatagramTransport), from another task: same socket.
+            await service.send_datagram(b"\x11from-a-task", me)
+            data, src = await peer.recvfrom(2048)
+            assert (data, src[:2]) == (b"\x11from-a-task", address)
 
             # KRPC still reaches the engine, which answers from the same port.
             await peer.sendto(encode_message(PingQuery(b"pq", b"\x22" * 20)), address)
@@ -92,12 +96,14 @@ async def test_demux_on_one_socket(host: str) -> None:
             assert len(got) == 1
 
             stats = service.statistics()
-            assert (stats.handler_in, stats.handler_out) == (1, 1)
+            assert (stats.handler_in, stats.handler_out) == (1, 2)
             assert (stats.datagrams_in, stats.datagrams_out) == (1, 1)
             assert stats.malformed == 0
             nursery.cancel_scope.cancel()
     with pytest.raises(trio.ClosedResourceError):
-        service.send_datagram(b"\x21", address)
+        service.send_datagram_nowait(b"\x21", address)
+    with pytest.raises(trio.ClosedResourceError):
+        await service.send_datagram(b"\x21", address)
 
 
 async def test_without_a_handler_the_engine_gets_everything() -> None:

@@ -28,7 +28,8 @@ Sharing the socket (uTP, BEP 29): a KRPC message is a bencoded dict, so its firs
 byte is ``d``; a uTP packet starts with ``type << 4 | version`` (0x01 to 0x41). With a
 handler registered (`set_datagram_handler`), every datagram of the batch whose first
 byte is not ``d`` goes to it instead of the engine, synchronously, with the batch's
-``now``; `send_datagram` sends on the same socket, so both protocols share one port.
+``now``; `send_datagram` (async) / `send_datagram_nowait` send on the same socket, so
+both protocols share one port.
 """
 
 from __future__ import annotations
@@ -235,12 +236,22 @@ class DHTService:
         """
         self._handler = handler
 
-    def send_datagram(self, data: bytes, addr: Addr) -> None:
+    async def send_datagram(self, data: bytes, addr: Addr) -> None:
+        """`send_datagram_nowait`, then a checkpoint: the ``DatagramTransport`` shape
+        (``shoal.net.utp_socket``), so a `DHTService` can carry uTP's output as it is.
+
+        Raises:
+            trio.ClosedResourceError: the service is not running.
+        """
+        self.send_datagram_nowait(data, addr)
+        await trio.lowlevel.checkpoint()
+
+    def send_datagram_nowait(self, data: bytes, addr: Addr) -> None:
         """Send `data` to `addr` from the DHT's socket (for the datagram handler's protocol).
 
-        Synchronous: a non-blocking ``sendto`` right away, which almost never blocks; if
-        the socket is full the datagram waits (in order, at most `MAX_SEND_BACKLOG`) for
-        the socket loop to send it, and past that it is dropped, as UDP may.
+        A non-blocking ``sendto`` right away, which almost never blocks; if the socket is
+        full the datagram waits (in order, at most `MAX_SEND_BACKLOG`) for the socket
+        loop to send it, and past that it is dropped, as UDP may.
 
         Raises:
             trio.ClosedResourceError: the service is not running.
