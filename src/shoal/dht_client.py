@@ -411,6 +411,9 @@ async def _start_services(
         else:
             service = await _start_same_port(nursery, node, bind, services[0])
         services.append(service)
+    if len(services) == 2:  # each hands the other the contacts of its family (BEP 32)
+        services[0].set_sibling(services[1])
+        services[1].set_sibling(services[0])
     return services
 
 

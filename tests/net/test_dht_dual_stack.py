@@ -203,3 +203,26 @@ def test_bind_hosts_take_one_address_per_family() -> None:
     with pytest.raises(ValueError, match="one address per family"):
         shoal.ClientConfig(bind_hosts=("127.0.0.1", "0.0.0.0"))
     assert shoal.ClientConfig(bind_hosts=("0.0.0.0", "::")).bind_hosts == ("0.0.0.0", "::")
+
+
+async def test_ipv6_dht_is_joined_through_an_ipv4_router_alone() -> None:
+    """BEP 32: while its IPv6 table is short, a dual-stack node's IPv4 lookups ask for
+    ``n6`` too and the IPv6 contacts in the replies bootstrap its IPv6 service."""
+    with trio.fail_after(20):
+        async with (
+            open_dht_node(DUAL, rng=random.Random(70)) as router,
+            open_dht_node(DUAL, bootstrap=router.addresses, rng=random.Random(71)) as other,
+        ):
+            for service in other.services:
+                await service.wait_bootstrapped()
+            # The newcomer knows only the router's IPv4 address.
+            async with open_dht_node(
+                DUAL, bootstrap=[router.addresses[0]], rng=random.Random(72)
+            ) as newcomer:
+                v6 = newcomer.services[1]
+                assert v6.node.bootstrap_addrs == ()
+                await v6.wait_bootstrapped()
+                assert other.addresses[1] in {e.addr for e in v6.node.table.entries()}
+                await other.announce(IH, 6070)
+                found = {p async for p in newcomer.get_peers(IH)}
+                assert ("::1", 6070) in found

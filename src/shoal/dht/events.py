@@ -21,6 +21,7 @@ __all__ = [
     "LookupFinished",
     "LookupResult",
     "NodeAdded",
+    "OtherFamilyNodes",
     "PeersFound",
     "QueryTimedOut",
     "SampleReceived",
@@ -166,6 +167,17 @@ class ExternalAddressVoted:
     id_valid: bool
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class OtherFamilyNodes:
+    """Contacts of the other address family from a reply (BEP 32 ``want``), for the
+    sibling engine whose table is short of nodes: how a dual-stack node joins the IPv6
+    DHT through IPv4 routers. The driver hands them to the sibling (ping or bootstrap).
+    """
+
+    nodes: tuple[NodeInfo, ...]
+
+
 DHTEvent: TypeAlias = (
     PeersFound
     | LookupFinished
@@ -175,4 +187,5 @@ DHTEvent: TypeAlias = (
     | QueryTimedOut
     | BootstrapFinished
     | ExternalAddressVoted
+    | OtherFamilyNodes
 )

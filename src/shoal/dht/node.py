@@ -26,6 +26,10 @@ and peer store, since the IPv4 and IPv6 DHTs are separate networks. `set_sibling
 links the engine of the other family, read-only, so that a find_node/get_peers whose
 ``want`` asks for ``n4``/``n6`` gets the closest nodes of each family asked for, from
 the table that holds them. Without ``want`` a reply carries the querier's own family.
+While the sibling's table holds fewer than k nodes, our lookups ask for both families
+and report the other family's contacts as `OtherFamilyNodes` for the driver to hand
+over: a dual-stack node bootstrapped through IPv4 routers alone still joins the IPv6
+DHT.
 
 Read-only mode (BEP 43): our queries carry ``ro=1`` and we answer nothing. Nodes
 whose queries carry ``ro=1`` are answered but never enter our table.
@@ -66,6 +70,7 @@ from .events import (
     ExternalAddressVoted,
     LookupFinished,
     NodeAdded,
+    OtherFamilyNodes,
     PeersFound,
     QueryTimedOut,
 )
@@ -309,6 +314,16 @@ class DHTNode(ExtensionCommands):
     def sibling(self) -> DHTNode | None:
         return self._sibling
 
+    @property
+    def bootstrap_addrs(self) -> tuple[Addr, ...]:
+        """The addresses of the last `bootstrap` call (retries go through them again)."""
+        return tuple(self._bootstrap_addrs)
+
+    def _sibling_hungry(self) -> bool:
+        """A sibling is linked and its table holds fewer than k nodes."""
+        sibling = self._sibling
+        return sibling is not None and len(sibling.table) < self.config.k
+
     def statistics(self, now: float | None = None) -> DHTStats:
         c = self._counts
         return DHTStats(
@@ -428,6 +443,9 @@ class DHTNode(ExtensionCommands):
         now: float,
     ) -> None:
         nodes = msg.nodes6 if self.config.ipv6 else msg.nodes
+        other = msg.nodes if self.config.ipv6 else msg.nodes6
+        if other and self._sibling_hungry():
+            self._events.append(OtherFamilyNodes(other[:CLOSEST]))
         token = msg.token
         if self.config.enforce_bep42 and not verified:
             token = None  # BEP 42 "Enforcement": not eligible as a storage target
@@ -608,7 +626,12 @@ class DHTNode(ExtensionCommands):
 
     def _lookup_query(self, job: LookupJob) -> Query:
         cfg = self.config
-        want = (b"n6",) if cfg.ipv6 else ()  # BEP 32: ask for IPv6 contacts
+        # BEP 32: the IPv6 engine asks for IPv6 contacts; both families while the
+        # sibling's table is short, so that one family's routers bootstrap the other.
+        if self._sibling_hungry():
+            want: tuple[bytes, ...] = (b"n4", b"n6")
+        else:
+            want = (b"n6",) if cfg.ipv6 else ()
         if job.job in ITEM_KINDS:
             return GetQuery(b"", self.node_id, job.target, None, want, cfg.read_only, cfg.version)
         if job.job in GET_PEERS_KINDS:

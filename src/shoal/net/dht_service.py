@@ -50,7 +50,14 @@ import trio
 
 from .._atomic import write_atomic
 from ..dht.compact import Addr
-from ..dht.events import AnnounceSent, BootstrapFinished, DHTEvent, LookupFinished, PeersFound
+from ..dht.events import (
+    AnnounceSent,
+    BootstrapFinished,
+    DHTEvent,
+    LookupFinished,
+    OtherFamilyNodes,
+    PeersFound,
+)
 from ..dht.routing import NodeState
 from ..errors import DecodeError, RemoteProtocolError
 
@@ -190,6 +197,8 @@ class DHTService:
         self._handler: DatagramHandler | None = None
         self._backlog: deque[tuple[bytes, Addr]] = deque()
         self._handler_in = self._handler_out = self._handler_dropped = 0
+        self._sibling: DHTService | None = None
+        self._fed_sibling = False
         self._wakeup = trio.CancelScope()
         self._dirty = False
         self._waiters: dict[int, _Waiter] = {}
@@ -429,6 +438,31 @@ class DHTService:
             waiter = self._waiters.pop(event.lookup_id, None)
             if waiter is not None:
                 waiter.finish()
+        elif isinstance(event, OtherFamilyNodes):
+            self._feed_sibling(event)
+
+    def set_sibling(self, sibling: DHTService | None) -> None:
+        """The service of the other address family (dual stack): it gets the contacts
+        of its family that our engine learns (`OtherFamilyNodes`)."""
+        self._sibling = sibling
+
+    def _feed_sibling(self, event: OtherFamilyNodes) -> None:
+        """First time: bootstrap the sibling through the contacts too (if it has not
+        joined yet); then ping them (each enters its table if it answers). The engine
+        stops sending these events once the sibling's table holds k nodes, so this is
+        bounded."""
+        sibling = self._sibling
+        if sibling is None or sibling._sock is None:
+            return
+        now = trio.current_time()
+        if not self._fed_sibling and not sibling.node.statistics(now).bootstrapped:
+            self._fed_sibling = True
+            known = sibling.node.bootstrap_addrs
+            sibling.add_nodes([*known, *(n.addr for n in event.nodes if n.addr not in known)])
+            return
+        for node in event.nodes:
+            sibling.node.ping(node.addr, now, node.node_id)
+        sibling._wake()
 
     def _wake(self) -> None:
         """A command queued work: make the loop flush and re-read the timer now.
