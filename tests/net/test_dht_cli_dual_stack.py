@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from shoal.cli import dht as dht_cli
-from shoal.cli import get
+from shoal.cli import get, seed
 from shoal.cli.common import Parser, bind_hosts
 from shoal.cli.config_file import parse_args
 from shoal.dht_client import open_dht_node
@@ -29,6 +29,7 @@ def _parser() -> Parser:
     parser = Parser(prog="shoal")
     sub = parser.add_subparsers(dest="command")
     get.add_parser(sub)
+    seed.add_parser(sub)
     dht_cli.add_parser(sub)
     return parser
 
@@ -81,6 +82,8 @@ def test_get_passes_both_families_to_the_client() -> None:
     assert (config.bind_host, config.bind_hosts) == ("127.0.0.5", ("127.0.0.5", "::1"))
     single = get.client_config(_parse("get", "x.torrent", "--bind", "127.0.0.5"))
     assert (single.bind_host, single.bind_hosts) == ("127.0.0.5", ())
+    seeding = _parse("seed", "x.torrent", "--data", ".", "--bind", "::1", "--bind", "127.0.0.5")
+    assert get.client_config(seeding).bind_hosts == ("::1", "127.0.0.5")
 
 
 async def test_dual_stack_dht_process_serves_both_families(tmp_path: Path) -> None:
