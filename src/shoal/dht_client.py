@@ -33,7 +33,8 @@ import trio
 from .dht.events import ItemFound, ItemStored, SampleReceived, ScrapeEstimate
 from .dht.node import DHTConfig, DHTNode
 from .ids import random_id
-from .net.dht_service import DHTService, DHTServiceStats, load_state, socket_family
+from .net.dht_service import DHTService, DHTServiceStats, socket_family
+from .net.dht_state import load_state
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

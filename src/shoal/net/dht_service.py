@@ -36,19 +36,16 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import logging
 import math
 import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, final
 
 import trio
 
-from .._atomic import write_atomic
 from ..dht.compact import Addr
 from ..dht.events import (
     AnnounceSent,
@@ -60,9 +57,11 @@ from ..dht.events import (
 )
 from ..dht.routing import NodeState
 from ..errors import DecodeError, RemoteProtocolError
+from .dht_state import load_state, save_state
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from pathlib import Path
 
     from ..dht.node import DHTNode
 
@@ -82,7 +81,6 @@ log = logging.getLogger(__name__)
 MAX_DATAGRAM: Final = 65_536
 # How often the routing table is written to the state file while running (and on exit).
 SAVE_INTERVAL: Final = 300.0
-_STATE_VERSION: Final = 1
 # BEP 5: every query has "y": "q"; bencoded canonically that is these six bytes.
 _QUERY_MARK: Final = b"1:y1:q"
 # Datagrams read per wake-up before replies are flushed: large enough to amortise the
@@ -523,68 +521,3 @@ class DHTService:
                 await self.save_state()
             except OSError as exc:
                 log.warning("could not save DHT state to %s: %s", self._state_file, exc)
-
-
-def save_state(path: Path, node_id: bytes, nodes: Iterable[tuple[bytes, Addr]]) -> None:
-    """Write our node ID and nodes as JSON, crash-safely (`shoal._atomic`); blocking."""
-    doc = {
-        "version": _STATE_VERSION,
-        "node_id": node_id.hex(),
-        "nodes": [{"id": nid.hex(), "ip": ip, "port": port} for nid, (ip, port) in nodes],
-    }
-    write_atomic(Path(path), json.dumps(doc, indent=1).encode())
-
-
-#: A state file holds one node ID and at most a few hundred nodes; anything far larger is
-#: not ours, and refusing it early bounds the memory a corrupt file can cost.
-MAX_STATE_FILE: Final = 4 * 1024 * 1024
-MAX_STATE_NODES: Final = 10_000
-
-
-def load_state(path: Path) -> tuple[bytes, list[tuple[bytes, Addr]]] | None:
-    """Read a state file; None if it does not exist. Raises `DecodeError` if it is corrupt.
-
-    Total over any file contents: the file may be half-written by a killed run, from
-    another version, or hand-edited. Addresses must be IP literals, so that loading a
-    state file can never cause a DNS lookup.
-    """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        if len(raw) > MAX_STATE_FILE:
-            raise ValueError(f"larger than {MAX_STATE_FILE} bytes")
-        doc = json.loads(raw.decode("utf-8"))
-        return _parse_state(doc)
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise DecodeError(f"corrupt DHT state file {path}: {exc}") from exc
-
-
-def _parse_state(doc: object) -> tuple[bytes, list[tuple[bytes, Addr]]]:
-    if not isinstance(doc, dict):
-        raise TypeError("not a JSON object")
-    if doc.get("version") != _STATE_VERSION or isinstance(doc.get("version"), bool):
-        raise ValueError(f"unsupported DHT state version {doc.get('version')!r}")
-    node_id = _hex20(doc.get("node_id"))
-    entries = doc.get("nodes")
-    if not isinstance(entries, list) or len(entries) > MAX_STATE_NODES:
-        raise TypeError(f"'nodes' must be a list of at most {MAX_STATE_NODES} entries")
-    nodes: list[tuple[bytes, Addr]] = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise TypeError("a node entry is not an object")
-        ip, port = entry.get("ip"), entry.get("port")
-        if not isinstance(ip, str):
-            raise TypeError("a node's 'ip' must be a string")
-        ip = str(ipaddress.ip_address(ip))  # ValueError for host names and junk
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-            raise ValueError(f"bad port {port!r}")
-        nodes.append((_hex20(entry.get("id")), (ip, port)))
-    return node_id, nodes
-
-
-def _hex20(value: object) -> bytes:
-    if not isinstance(value, str) or len(value) != 40:
-        raise ValueError("a node id must be 40 hex digits")
-    return bytes.fromhex(value)
