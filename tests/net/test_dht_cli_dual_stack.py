@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shoal.cli import dht as dht_cli
 from shoal.cli import get, seed
@@ -63,6 +65,24 @@ def test_two_binds_of_one_family_are_a_usage_error(
         _parse("dht", "--bind", binds[0], "--bind", binds[1])
     assert exit_info.value.code == 2
     assert "once per family" in capsys.readouterr().err
+
+
+ips = st.ip_addresses().map(str)
+
+
+@given(st.lists(ips, min_size=1, max_size=3))
+def test_bind_parsing_is_one_address_per_family(hosts: list[str]) -> None:
+    """Any IP literals: accepted exactly when no family repeats, kept in order."""
+    argv = [a for host in hosts for a in ("--bind", host)]
+    repeated = len({":" in h for h in hosts}) < len(hosts)
+    if repeated:
+        with pytest.raises(SystemExit) as exit_info:
+            _parse("dht", *argv)
+        assert exit_info.value.code == 2
+        return
+    args = _parse("dht", *argv)
+    assert bind_hosts(args) == tuple(hosts)
+    assert args.bind == hosts[0]
 
 
 def test_flags_replace_the_configured_bind(tmp_path: Path) -> None:
