@@ -458,8 +458,10 @@ class DHTService:
             known = sibling.node.bootstrap_addrs
             sibling.add_nodes([*known, *(n.addr for n in event.nodes if n.addr not in known)])
             return
+        table = sibling.node.table
         for node in event.nodes:
-            sibling.node.ping(node.addr, now, node.node_id)
+            if table.get_by_addr(node.addr) is None:
+                sibling.node.ping(node.addr, now, node.node_id)
         sibling._wake()
 
     def _wake(self) -> None:
