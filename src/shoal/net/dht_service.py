@@ -86,6 +86,10 @@ _QUERY_MARK: Final = b"1:y1:q"
 # Datagrams read per wake-up before replies are flushed: large enough to amortise the
 # scheduler round trip, small enough that the first reply of a batch is not held long.
 RECV_BATCH: Final = 64
+#: Datagrams read per wake-up while a handler (uTP) shares the socket; still at most
+#: `RECV_BATCH` of them KRPC. uTP's own socket reads 256: a stream's window arrives in
+#: bursts, and its ACKs leave together after the batch.
+SHARED_RECV_BATCH: Final = 256
 # Receive buffer asked of the kernel (Linux caps it at net.core.rmem_max).
 RECV_BUFFER: Final = 1 << 21
 # A sendto that keeps blocking after this many waits for writability is dropped.
@@ -106,6 +110,18 @@ def is_krpc(data: bytes) -> bool:
     uTP packets (BEP 29) start with ``type << 4 | 1``, 0x01 to 0x41, never 0x64.
     """
     return data[:1] == b"d"
+
+
+#: Socket buffers once a stream protocol (uTP) shares the socket: a window of full-size
+#: packets in flight overflows the DHT's 2 MiB while the loop is busy with a batch, and
+#: every overflow is a loss that halves uTP's window (uTP's own socket asks the same).
+STREAM_BUFFER: Final = 4 << 20
+
+
+def _enlarge_for_streams(sock: socket.socket) -> None:
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):  # the kernel caps it at net.core.[rw]mem_max
+            sock.setsockopt(socket.SOL_SOCKET, option, STREAM_BUFFER)
 
 
 def socket_family(host: str) -> socket.AddressFamily:
@@ -242,16 +258,22 @@ class DHTService:
         engine, which counts non-KRPC datagrams as malformed.
         """
         self._handler = handler
+        if handler is not None and self._raw is not None:
+            _enlarge_for_streams(self._raw)
 
     async def send_datagram(self, data: bytes, addr: Addr) -> None:
-        """`send_datagram_nowait`, then a checkpoint: the ``DatagramTransport`` shape
-        (``shoal.net.utp_socket``), so a `DHTService` can carry uTP's output as it is.
+        """`send_datagram_nowait` as an async call: the ``DatagramTransport`` shape
+        (``shoal.net.utp_socket``), so a `DHTService` carries uTP's output as it is.
+
+        Only a cancellation point, not a scheduling one: uTP flushes a window of
+        datagrams in a row, and a full yield per datagram would cost more than the
+        ``sendto`` (the same choice as uTP's own socket transport).
 
         Raises:
             trio.ClosedResourceError: the service is not running.
         """
+        await trio.lowlevel.checkpoint_if_cancelled()
         self.send_datagram_nowait(data, addr)
-        await trio.lowlevel.checkpoint()
 
     def send_datagram_nowait(self, data: bytes, addr: Addr) -> None:
         """Send `data` to `addr` from the DHT's socket (for the datagram handler's protocol).
@@ -354,7 +376,8 @@ class DHTService:
     def _receive_batch(self, sock: socket.socket, now: float) -> None:
         receive = self._node.receive_datagram
         handler = self._handler
-        for _ in range(RECV_BATCH):
+        krpc = 0
+        for _ in range(RECV_BATCH if handler is None else SHARED_RECV_BATCH):
             try:
                 data, addr = sock.recvfrom(MAX_DATAGRAM)
             except BlockingIOError:
@@ -380,6 +403,9 @@ class DHTService:
             except (DecodeError, RemoteProtocolError) as exc:
                 self._malformed += 1
                 log.debug("dropped datagram from %s: %s", addr, exc)
+            krpc += 1
+            if krpc == RECV_BATCH:  # the DHT's replies wait for at most this many queries
+                return
 
     async def _flush(self, sock: socket.socket) -> None:
         """Send what the engine queued, then hand its events to waiting tasks.
