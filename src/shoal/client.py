@@ -5,7 +5,9 @@ Theory of operation
 ``async with open_client(config) as client`` binds the TCP listener first (so the
 listen port is known), then the DHT's UDP socket on the same port number when it
 is free (BEP 5 peers learn our DHT port from the ``port`` message; one number is
-simplest to forward), and runs every `Torrent` in the same nursery. Leaving the
+simplest to forward), and runs every `Torrent` in the same nursery. uTP rides on
+the DHT's socket (datagrams not starting with ``d`` go to it, as in libtorrent), so
+one UDP port serves both; without a DHT it binds a socket of its own. Leaving the
 block is a bounded shutdown: each torrent gets a shared ~1.5 s budget to flush and
 write resume data, then everything is cancelled; the DHT node saves its state file
 as it unwinds.
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from .dht_client import DHT
+    from .net.dht_service import DHTService
     from .storage.base import StorageFactory
 
 __all__ = ["Client", "ClientStats", "open_client"]
@@ -261,7 +264,7 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
         # after the torrents have stopped, not while being cancelled with them.
         async with (
             _open_dht(config, address[1]) as dht,
-            _open_utp(config, address[1]) as utp,
+            _open_utp(config, address[1], dht) as utp,
             trio.open_nursery() as nursery,
         ):
             await nursery.start(listener.serve)
@@ -303,10 +306,19 @@ def _dial_transport(
 
 
 @asynccontextmanager
-async def _open_utp(config: ClientConfig, port: int) -> AsyncIterator[UTPSocket | None]:
-    """The uTP socket: the TCP port number on UDP when free (after the DHT), else any."""
+async def _open_utp(
+    config: ClientConfig, port: int, dht: DHT | None
+) -> AsyncIterator[UTPSocket | None]:
+    """The uTP socket: the DHT's socket of `bind_host`'s family when there is a DHT
+    (issue 13: one UDP port for DHT and uTP), else its own on the TCP port number when
+    free, else any."""
     if "utp" not in config.transports:
         yield None
+        return
+    service = dht.service_for(config.bind_host) if dht is not None else None
+    if service is not None:
+        async with _utp_on_dht_socket(service) as utp:
+            yield utp
         return
     async with AsyncExitStack() as stack:
         try:
@@ -315,6 +327,22 @@ async def _open_utp(config: ClientConfig, port: int) -> AsyncIterator[UTPSocket 
             log.info("UDP port %d is taken; uTP uses another one", port)
             utp = await stack.enter_async_context(open_utp_socket(config.bind_host, 0))
         yield utp
+
+
+@asynccontextmanager
+async def _utp_on_dht_socket(service: DHTService) -> AsyncIterator[UTPSocket]:
+    """Run a `UTPSocket` over the DHT's socket: it receives the non-KRPC datagrams
+    (`DHTService.set_datagram_handler`) and sends with `DHTService.send_datagram`."""
+    utp = UTPSocket(service)
+    utp.local_address = service.address
+    async with trio.open_nursery() as nursery:
+        await nursery.start(utp.serve)
+        service.set_datagram_handler(lambda data, addr, now: utp.datagram_received(data, addr))
+        try:
+            yield utp
+        finally:
+            service.set_datagram_handler(None)
+            nursery.cancel_scope.cancel()
 
 
 @asynccontextmanager

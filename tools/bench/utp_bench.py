@@ -23,6 +23,11 @@ GiB, which load does not change much.
 
     python tools/bench/utp_bench.py --size 64M --repeat 2
     python tools/bench/utp_bench.py --loopback --size 64M
+    python tools/bench/utp_bench.py --size 64M --shared   # also shoal on the DHT's socket
+
+``--shared`` adds a third leecher per round: the same shoal leecher with its
+`UTPSocket` on a `DHTService`'s socket (the client's setup: every datagram goes through
+the DHT's first-byte demultiplexer), to measure what sharing the port costs.
 """
 
 from __future__ import annotations
@@ -35,16 +40,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
 from shoal import bencoding
-from shoal.net.utp_socket import open_utp_socket
+from shoal.dht.node import DHTNode
+from shoal.ids import random_id
+from shoal.net.dht_service import DHTService
+from shoal.net.utp_socket import UTPSocket, open_utp_socket
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
 PIECE = 1 << 20
 BLOCK = 16384
@@ -113,8 +122,24 @@ async def _exactly(stream: trio.abc.Stream, buf: bytearray, n: int) -> bytes:
     return out
 
 
-async def shoal_leech(port: int, info_hash: bytes, size: int) -> bytes:
-    async with open_utp_socket() as sock:
+@asynccontextmanager
+async def _utp_on_dht_socket() -> AsyncIterator[UTPSocket]:
+    """A `UTPSocket` sharing a DHT node's UDP socket, as `shoal.client` runs it."""
+    node = DHTNode(random_id(random.Random(7)), random.Random(7), trio.current_time())
+    service = DHTService(node, bind=("127.0.0.1", 0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.serve)
+        utp = UTPSocket(service)
+        utp.local_address = service.address
+        await nursery.start(utp.serve)
+        service.set_datagram_handler(lambda data, addr, now: utp.datagram_received(data, addr))
+        yield utp
+        nursery.cancel_scope.cancel()
+
+
+async def shoal_leech(port: int, info_hash: bytes, size: int, shared: bool = False) -> bytes:
+    opened = _utp_on_dht_socket() if shared else open_utp_socket()
+    async with opened as sock:
         stream = await sock.connect(("127.0.0.1", port))
         buf = bytearray()
         await stream.send_all(
@@ -203,7 +228,7 @@ def run_loopback(size: int) -> None:
     trio.run(main)
 
 
-def run_versus(size: int, repeat: int) -> None:
+def run_versus(size: int, repeat: int, shared: bool = False) -> None:
     import libtorrent as lt
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,6 +263,13 @@ def run_versus(size: int, repeat: int) -> None:
                 )
                 if got != data:
                     raise SystemExit("shoal leecher: data mismatch")
+                if shared:
+                    got = timed(
+                        f"shared #{rnd + 1}",
+                        lambda: trio.run(shoal_leech, port, info_hash, size, True),
+                    )
+                    if got != data:
+                        raise SystemExit("shoal leecher on the DHT socket: data mismatch")
                 save = root / f"lt{rnd}"
                 save.mkdir()
                 timed(f"lt #{rnd + 1}", lambda save=save: lt_leech(lt, torrent, port, save))
@@ -252,11 +284,14 @@ def main() -> None:
     parser.add_argument("--size", type=_parse_size, default=64 << 20, help="e.g. 64M, 1G")
     parser.add_argument("--repeat", type=int, default=2, help="alternating rounds")
     parser.add_argument("--loopback", action="store_true", help="shoal to shoal only")
+    parser.add_argument(
+        "--shared", action="store_true", help="also shoal with uTP on a DHT node's socket"
+    )
     args = parser.parse_args()
     if args.loopback:
         run_loopback(args.size)
     else:
-        run_versus(args.size, args.repeat)
+        run_versus(args.size, args.repeat, args.shared)
 
 
 if __name__ == "__main__":
