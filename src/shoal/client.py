@@ -268,9 +268,10 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
             trio.open_nursery() as nursery,
         ):
             await nursery.start(listener.serve)
+            extra = await _serve_other_families(nursery, config, address[1], listener)
             if utp is not None:
                 await nursery.start(serve_utp, utp, listener.handle_stream)
-            local = {address}
+            local = {address, *extra}
             wildcard = config.bind_host in ("0.0.0.0", "::", "")
             if wildcard:
                 local.add(("127.0.0.1", address[1]))
@@ -297,7 +298,7 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
 def _dial_transport(
     config: ClientConfig, utp: UTPSocket | None, bind_host: str | None
 ) -> Transport:
-    tcp = TcpTransport(bind_host)
+    tcp = TcpTransport(bind_host, bind_hosts=config.bind_hosts)
     if utp is None:
         return tcp
     if "tcp" not in config.transports:
@@ -327,6 +328,42 @@ async def _open_utp(
             log.info("UDP port %d is taken; uTP uses another one", port)
             utp = await stack.enter_async_context(open_utp_socket(config.bind_host, 0))
         yield utp
+
+
+async def _serve_other_families(
+    nursery: trio.Nursery, config: ClientConfig, port: int, listener: Listener
+) -> list[tuple[str, int]]:
+    """TCP listeners on the `bind_hosts` of the other family (BEP 32 dual stack), on the
+    listen port number, feeding the same `Listener`: peers that found us through the
+    IPv6 DHT connect to the port we announced there. Returns their addresses."""
+    addresses: list[tuple[str, int]] = []
+    v6 = ":" in config.bind_host
+    for host in config.bind_hosts:
+        if (":" in host) == v6:
+            continue  # the main listener's family
+        try:
+            sockets = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:
+            log.warning("cannot listen on [%s]:%d too: %s", host, port, exc)
+            continue
+        for sock in sockets:
+            nursery.start_soon(_accept_loop, sock, listener)
+        addresses.append((host, port))
+    return addresses
+
+
+async def _accept_loop(sock: trio.SocketListener, listener: Listener) -> None:
+    """Hand each connection to `listener`, which gives it to its torrent (so unlike
+    `trio.serve_listeners`, nothing closes the stream when the handler returns)."""
+    async with sock, trio.open_nursery() as nursery:
+        while True:
+            stream = await sock.accept()
+            try:
+                peer = stream.socket.getpeername()
+            except OSError:
+                await trio.aclose_forcefully(stream)
+                continue
+            nursery.start_soon(listener.handle_stream, stream, (str(peer[0]), int(peer[1])))
 
 
 @asynccontextmanager

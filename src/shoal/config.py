@@ -56,9 +56,11 @@ class ClientConfig:
 
     Attributes:
         bind_host: address of the TCP listener and of the DHT's UDP socket.
-        bind_hosts: the DHT's UDP sockets, one address per family (BEP 32 dual stack,
-            e.g. ``("0.0.0.0", "::")``); empty means ``(bind_host,)``. The TCP listener
-            stays on `bind_host`.
+        bind_hosts: one address per family for a dual-stack client (BEP 32, e.g.
+            ``("0.0.0.0", "::")``): a DHT socket on each, a TCP listener on the one of
+            the other family than `bind_host` too (same port number), and outgoing
+            connections leave from the address of the peer's family. Empty means
+            ``(bind_host,)``.
         port: listen port; 0 picks a free one. The DHT binds the same number on UDP
             when it can (BEP 5 peers learn our DHT port from the `port` message).
         dht: run a DHT node for peer discovery.

@@ -12,8 +12,11 @@ import pytest
 import trio
 
 import shoal
+from shoal.create import create_torrent
 from shoal.dht.krpc import FindNodeQuery, Response, decode_message, encode_message
 from shoal.dht_client import DHT, open_dht_node, resolve
+from shoal.metainfo import parse_metainfo
+from shoal.net.transport import TcpTransport
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -226,3 +229,38 @@ async def test_ipv6_dht_is_joined_through_an_ipv4_router_alone() -> None:
                 await other.announce(IH, 6070)
                 found = {p async for p in newcomer.get_peers(IH)}
                 assert ("::1", 6070) in found
+
+
+async def test_dual_stack_clients_swarm_over_ipv6(tmp_path: Path) -> None:
+    """`bind_hosts` also gives the client a TCP listener on the other family and dials
+    each peer from the bind address of its family: a leecher that knows the seed only
+    by its ::1 address downloads over IPv6, though both `bind_host`s are IPv4."""
+    payload = tmp_path / "seed" / "x.bin"
+    payload.parent.mkdir()
+    payload.write_bytes(random.Random(3).randbytes(200_000))
+    metainfo = parse_metainfo(create_torrent(payload, piece_length=16384))
+    dual = {"bind_host": "127.0.0.1", "bind_hosts": ("127.0.0.1", "::1"), "port": 0}
+    with trio.fail_after(30):
+        async with (
+            shoal.open_client(shoal.ClientConfig(**dual, dht=False)) as seed,
+            shoal.open_client(shoal.ClientConfig(**dual, dht=False)) as leech,
+        ):
+            seeding = await seed.add(metainfo, save_to=tmp_path / "seed")
+            await seeding.wait_complete()
+            port = seed.listen_address[1]
+            torrent = await leech.add(
+                metainfo, save_to=tmp_path / "leech", peers=[("::1", port)], seed=False
+            )
+            await torrent.wait_complete()
+            assert seed.statistics().inbound_accepted == 1  # on the ::1 listener
+    assert (tmp_path / "leech" / "x.bin").read_bytes() == payload.read_bytes()
+
+
+def test_tcp_transport_picks_the_source_of_the_peers_family() -> None:
+    dual = TcpTransport("127.0.0.1", bind_hosts=("127.0.0.1", "::1"))
+    assert dual.local_address("127.0.0.9") == "127.0.0.1"
+    assert dual.local_address("::1") == "::1"
+    wild = TcpTransport(None, bind_hosts=("0.0.0.0", "::"))
+    assert wild.local_address("192.0.2.1") is None
+    assert wild.local_address("2001:db8::1") is None
+    assert TcpTransport("127.0.0.5").local_address("::1") == "127.0.0.5"  # as before

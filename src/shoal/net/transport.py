@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, final
 import trio
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
 __all__ = ["CONNECT_TIMEOUT", "InboundHandler", "TcpTransport", "Transport"]
 
@@ -55,14 +55,27 @@ class Transport(Protocol):
 
 @final
 class TcpTransport:
-    """Plain TCP; with `bind_host`, connections leave from that address (``--bind``)."""
+    """Plain TCP; with `bind_host`, connections leave from that address (``--bind``).
 
-    def __init__(self, bind_host: str | None = None) -> None:
+    `bind_hosts` (a dual-stack client, one address per family) picks the source address
+    by the family of the peer instead: an IPv4 source cannot reach an IPv6 peer. A
+    wildcard there (``0.0.0.0``, ``::``) lets the OS choose.
+    """
+
+    def __init__(self, bind_host: str | None = None, *, bind_hosts: Sequence[str] = ()) -> None:
         self.bind_host = bind_host
+        self._by_family = {":" in host: host for host in bind_hosts}
+
+    def local_address(self, ip: str) -> str | None:
+        """The source address for a connection to `ip`."""
+        if not self._by_family:
+            return self.bind_host
+        host = self._by_family.get(":" in ip)
+        return None if host in (None, "0.0.0.0", "::", "") else host
 
     async def connect(self, addr: Addr) -> trio.abc.Stream:
         with trio.fail_after(CONNECT_TIMEOUT):
-            return await trio.open_tcp_stream(*addr, local_address=self.bind_host)
+            return await trio.open_tcp_stream(*addr, local_address=self.local_address(addr[0]))
 
     def local_end(self, stream: trio.abc.Stream) -> Addr | None:
         if not isinstance(stream, trio.SocketStream):
