@@ -15,6 +15,7 @@ import shoal
 from shoal.create import create_torrent
 from shoal.dht.krpc import FindNodeQuery, Response, decode_message, encode_message
 from shoal.dht_client import DHT, open_dht_node, resolve
+from shoal.magnet import Magnet
 from shoal.metainfo import parse_metainfo
 from shoal.net.transport import TcpTransport
 
@@ -264,3 +265,32 @@ def test_tcp_transport_picks_the_source_of_the_peers_family() -> None:
     assert wild.local_address("192.0.2.1") is None
     assert wild.local_address("2001:db8::1") is None
     assert TcpTransport("127.0.0.5").local_address("::1") == "127.0.0.5"  # as before
+
+
+async def test_magnet_found_and_fetched_over_the_ipv6_dht(tmp_path: Path) -> None:
+    """The whole dual-stack path: a dual-stack seed (IPv4 `bind_host`) announces on both
+    DHTs and listens on both families; an IPv6-only leecher finds it through the IPv6
+    DHT alone and downloads the magnet over IPv6."""
+    payload = tmp_path / "seed" / "x.bin"
+    payload.parent.mkdir()
+    payload.write_bytes(random.Random(4).randbytes(150_000))
+    metainfo = parse_metainfo(create_torrent(payload, piece_length=16384))
+    dual = {"bind_host": "127.0.0.1", "bind_hosts": ("127.0.0.1", "::1"), "port": 0}
+    with trio.fail_after(30):
+        async with open_dht_node(DUAL, rng=random.Random(80)) as router:
+            seed_cfg = shoal.ClientConfig(**dual, bootstrap=router.addresses)
+            leech_cfg = shoal.ClientConfig(
+                bind_host="::1", port=0, bootstrap=(router.addresses[1],)
+            )
+            async with shoal.open_client(seed_cfg) as seed:
+                seeding = await seed.add(metainfo, save_to=tmp_path / "seed")
+                await seeding.wait_complete()
+                async with shoal.open_client(leech_cfg) as leech:
+                    torrent = await leech.add(
+                        Magnet(metainfo.info_hash), save_to=tmp_path / "leech", seed=False
+                    )
+                    await torrent.wait_complete()
+                    assert leech.dht is not None
+                    assert [s.family for s in leech.dht.services] == [socket.AF_INET6]
+                assert seed.statistics().inbound_accepted >= 1  # on its ::1 listener
+    assert (tmp_path / "leech" / "x.bin").read_bytes() == payload.read_bytes()
