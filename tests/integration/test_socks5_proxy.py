@@ -157,7 +157,7 @@ async def test_host_names_reach_the_proxy_as_names() -> None:
         port = listeners[0].socket.getsockname()[1]
         url = parse_proxy_url(f"socks5://{PROXY_IP}:{port}")
         with trio.fail_after(20):
-            with pytest.raises(ProxyError, match="(?i)host unreachable"):
+            with pytest.raises(ProxyError, match=r"(?i)host unreachable"):
                 await Socks5Connector(url).connect("peer.shoal-test.invalid", 6881)
             async with open_socks5_udp_association(url, bind_host=CLIENT_IP) as assoc:
                 await assoc.send_to(b"d1:y1:qe", ("router.shoal-test.invalid", 6881))
