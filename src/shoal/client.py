@@ -26,10 +26,12 @@ from ._version import __version__
 from .config import ClientConfig
 from .dht_client import open_dht_node
 from .errors import DecodeError
-from .ids import InfoHash, PeerId
+from .ids import InfoHash, PeerId, anonymous_peer_id
 from .magnet import Magnet, parse_magnet
 from .metainfo import Metainfo, parse_metainfo
+from .net.bandwidth import GLOBAL_DOWN, GLOBAL_UP, BandwidthManager
 from .net.dialer import Dialer
+from .net.guarded import FilteredTransport, RateLimitedTransport, Socks5Transport
 from .net.listener import Listener
 from .net.transport import TcpTransport, Transport
 from .net.utp_socket import UTPSocket, open_utp_socket
@@ -159,7 +161,7 @@ class Client:
             peer_id=self.peer_id,
             dialer=self._dialer,
             dht=self.dht,
-            listen_port=self.listen_address[1],
+            listen_port=self.listen_address[1] if self.config.incoming else 0,
             save_to=save_to,
             metainfo=metainfo,
             name=magnet.display_name if magnet is not None else None,
@@ -251,11 +253,14 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
     """
     config = config or ClientConfig()
     rng = random.SystemRandom()
-    peer_id = make_peer_id(rng)
+    peer_id = anonymous_peer_id(rng) if config.anonymous else make_peer_id(rng)
     listener = Listener(
         peer_id, host=config.bind_host, port=config.port, encryption=config.encryption
     )
+    listener.ip_filter = config.ip_filter
     address = await listener.bind()
+    if not config.incoming:
+        await listener.aclose()  # proxied or anonymous: nothing may reach us directly
     try:
         # The DHT is entered outside the nursery so it is closed (and saves its state)
         # after the torrents have stopped, not while being cancelled with them.
@@ -264,7 +269,11 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
             _open_utp(config, address[1]) as utp,
             trio.open_nursery() as nursery,
         ):
-            await nursery.start(listener.serve)
+            bandwidth = await _start_bandwidth(config, nursery)
+            if bandwidth is not None:
+                listener.wrap = bandwidth.wrap
+            if config.incoming:
+                await nursery.start(listener.serve)
             if utp is not None:
                 await nursery.start(serve_utp, utp, listener.handle_stream)
             local = {address}
@@ -278,7 +287,7 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
                 max_half_open=config.max_half_open,
                 local_addrs=frozenset(local),
                 bind_host=bind_host,
-                transport=_dial_transport(config, utp, bind_host),
+                transport=_guard(config, _dial_transport(config, utp, bind_host), bandwidth),
             )
             client = Client(config, nursery, listener, dialer, dht, peer_id, utp)
             try:
@@ -291,9 +300,34 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
         await listener.aclose()
 
 
+async def _start_bandwidth(config: ClientConfig, nursery: trio.Nursery) -> BandwidthManager | None:
+    """The rate limiter's timer task, when a limit is set."""
+    if config.max_download_rate is None and config.max_upload_rate is None:
+        return None
+    bandwidth = BandwidthManager()
+    bandwidth.set_rate(GLOBAL_DOWN, config.max_download_rate)
+    bandwidth.set_rate(GLOBAL_UP, config.max_upload_rate)
+    await nursery.start(bandwidth.serve)
+    return bandwidth
+
+
+def _guard(
+    config: ClientConfig, transport: Transport, bandwidth: BandwidthManager | None
+) -> Transport:
+    """IP filter and rate limits around the dial transport (the proxy is inside)."""
+    if config.ip_filter is not None:
+        transport = FilteredTransport(transport, config.ip_filter)
+    if bandwidth is not None:
+        transport = RateLimitedTransport(transport, bandwidth)
+    return transport
+
+
 def _dial_transport(
     config: ClientConfig, utp: UTPSocket | None, bind_host: str | None
 ) -> Transport:
+    proxy = config.proxy_url
+    if proxy is not None:  # every dial through the proxy, and nothing else (no uTP)
+        return Socks5Transport(proxy, bind_host=bind_host)
     tcp = TcpTransport(bind_host)
     if utp is None:
         return tcp
@@ -305,8 +339,8 @@ def _dial_transport(
 @asynccontextmanager
 async def _open_utp(config: ClientConfig, port: int) -> AsyncIterator[UTPSocket | None]:
     """The uTP socket: the TCP port number on UDP when free (after the DHT), else any."""
-    if "utp" not in config.transports:
-        yield None
+    if "utp" not in config.transports or config.proxy is not None:
+        yield None  # uTP cannot go through a SOCKS5 CONNECT: off while proxied
         return
     async with AsyncExitStack() as stack:
         try:
@@ -319,7 +353,7 @@ async def _open_utp(config: ClientConfig, port: int) -> AsyncIterator[UTPSocket 
 
 @asynccontextmanager
 async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None]:
-    if not config.dht:
+    if not config.dht_enabled:  # off while proxied or anonymous: it would leak
         yield None
         return
     state = None

@@ -131,7 +131,7 @@ class Torrent:
                 dht_port=dht.address[1] if dht is not None and not private else None,
                 private=private,
                 seed=seed,
-                connection=ConnectionConfig(listen_port=listen_port),
+                connection=ConnectionConfig(listen_port=listen_port, anonymous=config.anonymous),
                 pex_interval=PEX_INTERVAL,
                 retry_plaintext=config.encryption is EncryptionMode.PREFER,
             ),

@@ -1,0 +1,113 @@
+"""The client through a real dante proxy, the IP filter and anonymous mode, checked
+at the far end: a real libtorrent seeder on FAR_IP reports who connected to it.
+
+Only the proxy's external address (EXTERNAL_IP) may appear there; with
+``anonymous=True`` libtorrent must not be able to name our client (no ``v``, no
+BEP 20 prefix in the peer id).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+import shoal
+from shoal.ipfilter import parse_ip_filter
+from shoal.metainfo import parse_metainfo
+from shoal.net.guarded import FilteredTransport
+from tests.integration.peers import require_libtorrent
+from tests.integration.socks_servers import CLIENT_IP, EXTERNAL_IP, FAR_IP, run_dante
+from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
+from tests.net.lt_utp import wait_seeding
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+lt = require_libtorrent()
+SIZE = 1 << 20
+
+
+def seed(tmp_path: Path) -> tuple[bytes, bytes, Path]:
+    data = random.Random(7).randbytes(SIZE)
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    (seed_dir / "f.bin").write_bytes(data)
+    return data, single_file_info(data, 64 * 1024), seed_dir
+
+
+def lt_seed(info: bytes, seed_dir: Path) -> Iterator[tuple[Any, Any]]:
+    settings = loopback_settings(FAR_IP, utp=False) | {"enable_dht": False}
+    return lt_torrent_session(lt, info, seed_dir, settings)  # type: ignore[return-value]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def config(**kw: Any) -> shoal.ClientConfig:
+    base: dict[str, Any] = {"bind_host": CLIENT_IP, "port": 0, "dht": True}
+    return shoal.ClientConfig(**(base | kw))
+
+
+@pytest.mark.parametrize("anonymous", [True, False], ids=["anonymous", "named"])
+async def test_download_through_dante(tmp_path: Path, anonymous: bool) -> None:
+    data, info, seed_dir = seed(tmp_path)
+    async with run_dante(tmp_path) as proxy:
+        with lt_seed(info, seed_dir) as (session, handle):
+            cfg = config(proxy=proxy.url(), anonymous=anonymous)
+            seen: dict[str, tuple[str, bytes]] = {}  # ip -> (client name, peer id)
+
+            async def record_peers() -> None:
+                # Seeds drop each other at completion: look while the transfer runs.
+                while True:
+                    for p in handle.get_peer_info():
+                        seen[p.ip[0]] = (_text(p.client), bytes(p.pid.to_bytes()))
+                    await trio.sleep(0.01)
+
+            async with shoal.open_client(cfg) as client, trio.open_nursery() as nursery:
+                assert client.dht is None  # it would leak around the proxy
+                with trio.fail_after(60):
+                    await wait_seeding(handle)
+                    nursery.start_soon(record_peers)
+                    torrent = await client.add(
+                        parse_metainfo(b"d4:info" + info + b"e"),
+                        save_to=tmp_path / "leech",
+                        peers=[(FAR_IP, session.listen_port())],
+                    )
+                    await torrent.wait_complete()
+                nursery.cancel_scope.cancel()
+                assert list(seen) == [EXTERNAL_IP]
+                name, pid = seen[EXTERNAL_IP]
+                # The control case proves libtorrent would name us if it could.
+                assert ("shoal" in name.lower()) is not anonymous
+                assert pid.startswith(b"-SH") is not anonymous
+                # Incoming is off while proxied: nothing listens on our port.
+                with pytest.raises(OSError):
+                    await trio.open_tcp_stream(*client.listen_address)
+    assert (tmp_path / "leech" / "f.bin").read_bytes() == data
+
+
+async def test_ip_filter_blocks_the_seeder(tmp_path: Path) -> None:
+    _, info, seed_dir = seed(tmp_path)
+    flt, bad = parse_ip_filter(f"test:{FAR_IP}-{FAR_IP}\n".encode())
+    assert not bad
+    with lt_seed(info, seed_dir) as (session, handle):
+        async with shoal.open_client(config(dht=False, ip_filter=flt)) as client:
+            transport = client._dialer.transport
+            assert isinstance(transport, FilteredTransport)
+            with trio.fail_after(60):
+                await wait_seeding(handle)
+                await client.add(
+                    parse_metainfo(b"d4:info" + info + b"e"),
+                    save_to=tmp_path / "leech",
+                    peers=[(FAR_IP, session.listen_port())],
+                )
+                while transport.refused == 0:  # noqa: ASYNC110 - a counter, no event
+                    await trio.sleep(0.05)
+            assert handle.get_peer_info() == []
+            assert handle.status().num_peers == 0
