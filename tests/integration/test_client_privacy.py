@@ -15,6 +15,7 @@ import pytest
 import trio
 
 import shoal
+from shoal import torrent_events as tev
 from shoal.ipfilter import parse_ip_filter
 from shoal.metainfo import parse_metainfo
 from shoal.net.guarded import FilteredTransport
@@ -111,3 +112,47 @@ async def test_ip_filter_blocks_the_seeder(tmp_path: Path) -> None:
                     await trio.sleep(0.05)
             assert handle.get_peer_info() == []
             assert handle.status().num_peers == 0
+
+
+async def test_killing_the_proxy_mid_download_sends_nothing_direct(tmp_path: Path) -> None:
+    """Our download limit keeps the transfer going for seconds; the proxy dies after
+    the first verified piece. The peer drops (the user sees PeerDisconnected with a
+    reason), a redial fails at the proxy, and the seeder never hears our address."""
+    _, info, seed_dir = seed(tmp_path)
+    with lt_seed(info, seed_dir) as (session, handle):
+        seen: set[str] = set()
+
+        async def record_peers() -> None:
+            while True:
+                seen.update(p.ip[0] for p in handle.get_peer_info())
+                await trio.sleep(0.01)
+
+        async with run_dante(tmp_path) as proxy:
+            cfg = config(proxy=proxy.url(), max_download_rate=128 * 1024)
+            async with shoal.open_client(cfg) as client, trio.open_nursery() as nursery:
+                nursery.start_soon(record_peers)
+                with trio.fail_after(60):
+                    await wait_seeding(handle)
+                    torrent = await client.add(
+                        parse_metainfo(b"d4:info" + info + b"e"),
+                        save_to=tmp_path / "leech",
+                        peers=[(FAR_IP, session.listen_port())],
+                    )
+                    events = torrent.events()
+                    async for event in events:
+                        if isinstance(event, tev.PieceVerified):
+                            break
+                    proxy.stop()  # mid-download
+                    async for event in events:
+                        if isinstance(event, tev.PeerDisconnected):
+                            assert event.addr == (FAR_IP, session.listen_port())
+                            assert event.reason
+                            break
+                    with pytest.raises(OSError, match="cannot reach proxy"):
+                        await client._dialer.transport.connect((FAR_IP, session.listen_port()))
+                stats = torrent.statistics()
+                assert stats.peers == 0
+                assert 0 < stats.pieces_done < SIZE // (64 * 1024)  # stopped mid-download
+                nursery.cancel_scope.cancel()
+        seen.update(p.ip[0] for p in handle.get_peer_info())
+    assert seen == {EXTERNAL_IP}
