@@ -156,3 +156,44 @@ async def test_killing_the_proxy_mid_download_sends_nothing_direct(tmp_path: Pat
                 nursery.cancel_scope.cancel()
         seen.update(p.ip[0] for p in handle.get_peer_info())
     assert seen == {EXTERNAL_IP}
+
+
+async def test_two_torrents_under_one_global_limit_share_it(tmp_path: Path) -> None:
+    """Two equal torrents from two libtorrent seeders, one client-wide download limit:
+    when the first completes, the second has received about as many bytes (bytes are
+    compared, not speeds, so the machine's load does not matter)."""
+    infos = []
+    for name in ("a", "b"):
+        data = random.Random(name).randbytes(SIZE)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f.bin").write_bytes(data)
+        infos.append(single_file_info(data, 64 * 1024))
+    settings = loopback_settings(FAR_IP, utp=False)
+    with (
+        lt_torrent_session(lt, infos[0], tmp_path / "a", settings) as (sa, ha),
+        lt_torrent_session(lt, infos[1], tmp_path / "b", settings) as (sb, hb),
+    ):
+        cfg = config(dht=False, max_download_rate=256 * 1024)
+        async with shoal.open_client(cfg) as client:
+            with trio.fail_after(90):
+                await wait_seeding(ha)
+                await wait_seeding(hb)
+                torrents = [
+                    await client.add(
+                        parse_metainfo(b"d4:info" + info + b"e"),
+                        save_to=tmp_path / f"leech{i}",
+                        peers=[(FAR_IP, s.listen_port())],
+                        seed=False,
+                    )
+                    for i, (info, s) in enumerate(zip(infos, (sa, sb), strict=True))
+                ]
+                # Sample both when the leader is half-way: under the shared limit the
+                # other must be close behind (without a limit, or with unfair
+                # sharing, they would drift apart).
+                got = [0, 0]
+                while max(got) < SIZE // 2:
+                    await trio.sleep(0.05)
+                    got = [t.statistics().downloaded_payload for t in torrents]
+    print("shares at half-way", got)
+    assert max(got) < SIZE  # the limit holds them: nobody is done yet
+    assert min(got) == pytest.approx(max(got), rel=0.15)
