@@ -77,6 +77,9 @@ class ClientStats:
 class Client:
     """A running client (obtain one from `open_client`)."""
 
+    #: The client-wide rate limiter (set by `open_client`).
+    bandwidth: BandwidthManager | None = None
+
     def __init__(
         self,
         config: ClientConfig,
@@ -171,6 +174,7 @@ class Client:
             seed=seed,
             storage=storage,
         )
+        torrent.bandwidth = self.bandwidth
         if magnet is not None:
             torrent.peers_found(magnet.peers, PeerSource.MAGNET)
         self._torrents[info_hash] = torrent
@@ -270,8 +274,7 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
             trio.open_nursery() as nursery,
         ):
             bandwidth = await _start_bandwidth(config, nursery)
-            if bandwidth is not None:
-                listener.wrap = bandwidth.wrap
+            listener.wrap = bandwidth.wrap
             if config.incoming:
                 await nursery.start(listener.serve)
             if utp is not None:
@@ -290,6 +293,7 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
                 transport=_guard(config, _dial_transport(config, utp, bind_host), bandwidth),
             )
             client = Client(config, nursery, listener, dialer, dht, peer_id, utp)
+            client.bandwidth = bandwidth
             try:
                 yield client
             finally:
@@ -300,10 +304,9 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
         await listener.aclose()
 
 
-async def _start_bandwidth(config: ClientConfig, nursery: trio.Nursery) -> BandwidthManager | None:
-    """The rate limiter's timer task, when a limit is set."""
-    if config.max_download_rate is None and config.max_upload_rate is None:
-        return None
+async def _start_bandwidth(config: ClientConfig, nursery: trio.Nursery) -> BandwidthManager:
+    """The rate limiter's timer task. Always there, so that `Torrent.set_limits` works
+    at any time; a stream on unlimited channels pays one check per call."""
     bandwidth = BandwidthManager()
     bandwidth.set_rate(GLOBAL_DOWN, config.max_download_rate)
     bandwidth.set_rate(GLOBAL_UP, config.max_upload_rate)
@@ -311,15 +314,11 @@ async def _start_bandwidth(config: ClientConfig, nursery: trio.Nursery) -> Bandw
     return bandwidth
 
 
-def _guard(
-    config: ClientConfig, transport: Transport, bandwidth: BandwidthManager | None
-) -> Transport:
+def _guard(config: ClientConfig, transport: Transport, bandwidth: BandwidthManager) -> Transport:
     """IP filter and rate limits around the dial transport (the proxy is inside)."""
     if config.ip_filter is not None:
         transport = FilteredTransport(transport, config.ip_filter)
-    if bandwidth is not None:
-        transport = RateLimitedTransport(transport, bandwidth)
-    return transport
+    return RateLimitedTransport(transport, bandwidth)
 
 
 def _dial_transport(

@@ -18,7 +18,7 @@ import shoal
 from shoal import torrent_events as tev
 from shoal.ipfilter import parse_ip_filter
 from shoal.metainfo import parse_metainfo
-from shoal.net.guarded import FilteredTransport
+from shoal.net.guarded import FilteredTransport, RateLimitedTransport
 from tests.integration.peers import require_libtorrent
 from tests.integration.socks_servers import CLIENT_IP, EXTERNAL_IP, FAR_IP, run_dante
 from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
@@ -99,7 +99,9 @@ async def test_ip_filter_blocks_the_seeder(tmp_path: Path) -> None:
     assert not bad
     with lt_seed(info, seed_dir) as (session, handle):
         async with shoal.open_client(config(dht=False, ip_filter=flt)) as client:
-            transport = client._dialer.transport
+            outer = client._dialer.transport
+            assert isinstance(outer, RateLimitedTransport)
+            transport = outer.inner
             assert isinstance(transport, FilteredTransport)
             with trio.fail_after(60):
                 await wait_seeding(handle)
@@ -197,3 +199,39 @@ async def test_two_torrents_under_one_global_limit_share_it(tmp_path: Path) -> N
     print("shares at half-way", got)
     assert max(got) < SIZE  # the limit holds them: nobody is done yet
     assert min(got) == pytest.approx(max(got), rel=0.15)
+
+
+async def test_per_torrent_limits_set_at_run_time(tmp_path: Path) -> None:
+    """`Torrent.set_limits` on two running torrents, 128 and 384 KiB/s, no global
+    limit: when the faster is half-way the slower has about a third of its bytes."""
+    infos = []
+    for name in ("a", "b"):
+        data = random.Random(name).randbytes(SIZE)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f.bin").write_bytes(data)
+        infos.append(single_file_info(data, 64 * 1024))
+    settings = loopback_settings(FAR_IP, utp=False)
+    with (
+        lt_torrent_session(lt, infos[0], tmp_path / "a", settings) as (sa, ha),
+        lt_torrent_session(lt, infos[1], tmp_path / "b", settings) as (sb, hb),
+    ):
+        async with shoal.open_client(config(dht=False)) as client:
+            with trio.fail_after(90):
+                await wait_seeding(ha)
+                await wait_seeding(hb)
+                torrents = []
+                for i, (info, s) in enumerate(zip(infos, (sa, sb), strict=True)):
+                    torrent = await client.add(
+                        parse_metainfo(b"d4:info" + info + b"e"),
+                        save_to=tmp_path / f"leech{i}",
+                        seed=False,
+                    )
+                    torrent.set_limits(download=(128, 384)[i] * 1024)
+                    torrent.add_peers([(FAR_IP, s.listen_port())])
+                    torrents.append(torrent)
+                got = [0, 0]
+                while got[1] < SIZE // 2:
+                    await trio.sleep(0.05)
+                    got = [t.statistics().downloaded_payload for t in torrents]
+    print("bytes when the faster is half-way", got)
+    assert got[0] == pytest.approx(got[1] / 3, rel=0.3)

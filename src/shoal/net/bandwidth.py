@@ -27,7 +27,15 @@ from ..ratelimit import RateLimiter
 if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
 
-__all__ = ["GLOBAL_DOWN", "GLOBAL_UP", "QUANTUM", "BandwidthManager", "RateLimitedStream"]
+__all__ = [
+    "GLOBAL_DOWN",
+    "GLOBAL_UP",
+    "QUANTUM",
+    "BandwidthManager",
+    "RateLimitedStream",
+    "add_channels",
+    "torrent_channels",
+]
 
 GLOBAL_DOWN: Final = ("global", "down")
 GLOBAL_UP: Final = ("global", "up")
@@ -112,6 +120,9 @@ class RateLimitedStream(trio.abc.Stream):
         self.up = up
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._bandwidth.limiter.limited(self.up):
+            await self.transport_stream.send_all(data)  # unlimited: one write, no chunks
+            return
         view = memoryview(data)
         for start in range(0, len(view), QUANTUM):
             chunk = view[start : start + QUANTUM]
@@ -125,7 +136,7 @@ class RateLimitedStream(trio.abc.Stream):
         data = await self.transport_stream.receive_some(
             QUANTUM if max_bytes is None else min(max_bytes, QUANTUM)
         )
-        if data:
+        if data and self._bandwidth.limiter.limited(self.down):
             await self._bandwidth.acquire(self._down_key, self.down, len(data))
         return data
 
@@ -133,3 +144,23 @@ class RateLimitedStream(trio.abc.Stream):
         self._bandwidth.limiter.cancel(self._down_key)
         self._bandwidth.limiter.cancel(self._up_key)
         await self.transport_stream.aclose()
+
+
+def torrent_channels(info_hash: bytes) -> tuple[Hashable, Hashable]:
+    """The (download, upload) channels of one torrent's limits."""
+    return ("torrent", bytes(info_hash), "down"), ("torrent", bytes(info_hash), "up")
+
+
+def add_channels(stream: trio.abc.Stream, *, down: Hashable, up: Hashable) -> bool:
+    """Charge the `RateLimitedStream` under `stream` (through MSE and other wrappers'
+    ``transport_stream``) to `down` / `up` too; False if there is none."""
+    layer: object = stream
+    for _ in range(8):  # a handful of wrappers at most; bounded anyway
+        if isinstance(layer, RateLimitedStream):
+            layer.down = (*layer.down, down)
+            layer.up = (*layer.up, up)
+            return True
+        layer = getattr(layer, "transport_stream", None)
+        if layer is None:
+            break
+    return False
