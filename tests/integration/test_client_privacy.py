@@ -8,6 +8,7 @@ BEP 20 prefix in the peer id).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from tests.integration.peers import require_libtorrent
 from tests.integration.socks_servers import CLIENT_IP, EXTERNAL_IP, FAR_IP, run_dante
 from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 from tests.net.lt_utp import wait_seeding
+from tests.net.shoal_cli import SHOAL
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -235,3 +237,36 @@ async def test_per_torrent_limits_set_at_run_time(tmp_path: Path) -> None:
                     got = [t.statistics().downloaded_payload for t in torrents]
     print("bytes when the faster is half-way", got)
     assert got[0] == pytest.approx(got[1] / 3, rel=0.3)
+
+
+async def test_shoal_get_a_magnet_through_dante(tmp_path: Path) -> None:
+    """The command line end to end: ``shoal get MAGNET --proxy ... --anonymous`` fetches
+    the metadata and the data from a libtorrent seeder through dante; the seeder only
+    ever sees the proxy's address. (The DHT is off while proxied, so the peer comes
+    from ``--peer``.)"""
+    data, info, seed_dir = seed(tmp_path)
+    magnet = f"magnet:?xt=urn:btih:{hashlib.sha1(info).hexdigest()}&dn=f.bin"
+    seen: set[str] = set()
+    async with run_dante(tmp_path) as proxy:
+        with lt_seed(info, seed_dir) as (session, handle):
+
+            async def record_peers() -> None:
+                while True:
+                    seen.update(p.ip[0] for p in handle.get_peer_info())
+                    await trio.sleep(0.01)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(record_peers)
+                with trio.fail_after(90):
+                    await wait_seeding(handle)
+                    result = await trio.run_process(
+                        [*SHOAL, "get", magnet, "-o", str(tmp_path / "out"),
+                         "--bind", CLIENT_IP, "--port", "0", "--no-seed", "--quiet",
+                         "--proxy", proxy.url(), "--anonymous", "--max-upload-rate", "1M",
+                         "--peer", f"{FAR_IP}:{session.listen_port()}"],
+                        capture_stdout=True, capture_stderr=True, check=False,
+                    )  # fmt: skip
+                nursery.cancel_scope.cancel()
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert (tmp_path / "out" / "f.bin").read_bytes() == data
+    assert seen == {EXTERNAL_IP}
