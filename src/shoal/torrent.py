@@ -233,8 +233,10 @@ class Torrent:
     def peers_found(self, addrs: Iterable[Addr], source: PeerSource) -> int:
         """The one entry point for every peer source: DHT, PEX, the user (``--peer``),
         a magnet's ``x.pe``. Returns how many were new (PEX is ignored for private
-        torrents, BEP 27)."""
-        new = self.engine.peers_found(list(addrs), source, trio.current_time())
+        torrents, BEP 27). Addresses the IP filter blocks never enter the pool."""
+        flt = self.config.ip_filter
+        found = [a for a in addrs if flt is None or not flt.blocks(a[0])]
+        new = self.engine.peers_found(found, source, trio.current_time())
         self._pump()
         return new
 

@@ -20,6 +20,7 @@ from shoal import torrent_events as tev
 from shoal.ipfilter import parse_ip_filter
 from shoal.metainfo import parse_metainfo
 from shoal.net.guarded import FilteredTransport, RateLimitedTransport
+from shoal.swarm.peer_pool import PeerSource
 from tests.integration.peers import require_libtorrent
 from tests.integration.socks_servers import CLIENT_IP, EXTERNAL_IP, FAR_IP, run_dante
 from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
@@ -107,7 +108,7 @@ async def test_ip_filter_blocks_the_seeder(tmp_path: Path) -> None:
             assert isinstance(transport, FilteredTransport)
             with trio.fail_after(60):
                 await wait_seeding(handle)
-                await client.add(
+                torrent = await client.add(
                     parse_metainfo(b"d4:info" + info + b"e"),
                     save_to=tmp_path / "leech",
                     peers=[(FAR_IP, session.listen_port())],
@@ -116,6 +117,11 @@ async def test_ip_filter_blocks_the_seeder(tmp_path: Path) -> None:
                     await trio.sleep(0.05)
             assert handle.get_peer_info() == []
             assert handle.status().num_peers == 0
+            # DHT and PEX results pass through peers_found: blocked ones never enter.
+            blocked = [(FAR_IP, 7000), ("127.0.0.9", 7000)]
+            assert torrent.peers_found(blocked, PeerSource.DHT) == 1
+            assert (FAR_IP, 7000) not in torrent.pool.known()
+            assert ("127.0.0.9", 7000) in torrent.pool.known()
 
 
 async def test_killing_the_proxy_mid_download_sends_nothing_direct(tmp_path: Path) -> None:
