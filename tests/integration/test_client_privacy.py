@@ -17,12 +17,14 @@ import trio
 
 import shoal
 from shoal import torrent_events as tev
+from shoal.config import EncryptionMode
 from shoal.ipfilter import parse_ip_filter
 from shoal.metainfo import parse_metainfo
 from shoal.net.guarded import FilteredTransport, RateLimitedTransport
 from shoal.swarm.peer_pool import PeerSource
 from tests.integration.peers import require_libtorrent
 from tests.integration.socks_servers import CLIENT_IP, EXTERNAL_IP, FAR_IP, run_dante
+from tests.integration.test_mse_wire import Capture, serve_recording_proxy
 from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 from tests.net.lt_utp import wait_seeding
 from tests.net.shoal_cli import SHOAL
@@ -276,3 +278,36 @@ async def test_shoal_get_a_magnet_through_dante(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert (tmp_path / "out" / "f.bin").read_bytes() == data
     assert seen == {EXTERNAL_IP}
+
+
+@pytest.mark.parametrize("anonymous", [True, False], ids=["anonymous", "named"])
+async def test_anonymous_mode_on_the_wire(tmp_path: Path, anonymous: bool) -> None:
+    """A recording relay between shoal (plaintext, so the BEP 10 handshake is
+    readable) and a libtorrent seeder: in anonymous mode our bytes carry no ``v``, no
+    ``yourip`` and no ``-SH`` peer id prefix; the control run shows all three."""
+    _, info, seed_dir = seed(tmp_path)
+    capture = Capture()
+    with lt_seed(info, seed_dir) as (session, handle):
+        async with trio.open_nursery() as nursery:
+            relay = await nursery.start(
+                serve_recording_proxy, (FAR_IP, session.listen_port()), capture
+            )
+            cfg = config(dht=False, anonymous=anonymous, encryption=EncryptionMode.DISABLE)
+            async with shoal.open_client(cfg) as client:
+                with trio.fail_after(60):
+                    await wait_seeding(handle)
+                    torrent = await client.add(
+                        parse_metainfo(b"d4:info" + info + b"e"),
+                        save_to=tmp_path / "leech",
+                        peers=[relay],
+                        seed=False,
+                    )
+                    await torrent.wait_complete()
+            nursery.cancel_scope.cancel()
+    ours = bytes(capture.upstream)
+    assert ours[:20] == b"\x13BitTorrent protocol"  # plaintext: the test can read it
+    ext = ours.index(b"d1:md")  # our BEP 10 handshake
+    handshake = ours[ext : ext + 300]
+    assert (b"1:v" in handshake) is not anonymous
+    assert (b"6:yourip" in handshake) is not anonymous
+    assert ours[48:51].startswith(b"-SH") is not anonymous
