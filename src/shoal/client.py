@@ -33,6 +33,7 @@ from .net.bandwidth import GLOBAL_DOWN, GLOBAL_UP, BandwidthManager
 from .net.dialer import Dialer
 from .net.guarded import FilteredTransport, RateLimitedTransport, Socks5Transport
 from .net.listener import Listener
+from .net.socks import check_proxy
 from .net.transport import TcpTransport, Transport
 from .net.utp_socket import UTPSocket, open_utp_socket
 from .net.utp_transport import FallbackTransport, UTPTransport, serve_utp
@@ -248,14 +249,22 @@ async def _resolve_source(
     return None, parse_metainfo(raw)
 
 
+_WILDCARD: Final = ("0.0.0.0", "::", "")
+
+
 @asynccontextmanager
 async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Client]:
     """Run a client for the duration of the ``async with`` block.
 
     Raises:
         OSError: the listen address cannot be bound.
+        ProxyError: `config.proxy` is unreachable or refuses us (checked first).
     """
     config = config or ClientConfig()
+    if (proxy := config.proxy_url) is not None:  # one clear error, not silent peers
+        await check_proxy(
+            proxy, bind_host=None if config.bind_host in _WILDCARD else config.bind_host
+        )
     rng = random.SystemRandom()
     peer_id = anonymous_peer_id(rng) if config.anonymous else make_peer_id(rng)
     listener = Listener(

@@ -89,3 +89,17 @@ def test_unreadable_filter_and_bad_proxy_are_one_line_errors(
     with pytest.raises(SystemExit):
         parse("--proxy", "http://127.0.0.2:8080")
     assert "socks5://" in capsys.readouterr().err
+
+
+def test_proxy_down_is_one_line_and_exit_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.peers import free_port
+
+    dead = f"socks5://127.0.0.2:{free_port('127.0.0.2')}"
+    argv = ["get", "magnet:?xt=urn:btih:" + "a" * 40, "-o", str(tmp_path), "--bind", "127.0.0.1",
+            "--port", "0", "--bootstrap", "127.0.0.1:9", "--proxy", dead]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("shoal: cannot reach proxy 127.0.0.2:")

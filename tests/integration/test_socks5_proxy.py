@@ -167,3 +167,26 @@ async def test_host_names_reach_the_proxy_as_names() -> None:
     assert seen[0] == (socks5.Command.CONNECT, "peer.shoal-test.invalid", 6881)
     assert seen[1][0] == socks5.Command.UDP_ASSOCIATE
     assert udp_seen == [socks5.UDPDatagram("router.shoal-test.invalid", 6881, b"d1:y1:qe")]
+
+
+async def test_client_start_with_the_proxy_down_is_one_clear_error() -> None:
+    import shoal
+
+    dead = f"socks5://{PROXY_IP}:{free_port(PROXY_IP)}"
+    config = shoal.ClientConfig(bind_host=CLIENT_IP, port=0, proxy=dead)
+    with pytest.raises(ProxyError, match=r"cannot reach proxy 127\.0\.0\.2:\d+"):
+        async with shoal.open_client(config):
+            pass
+
+
+async def test_client_start_with_wrong_credentials_is_one_clear_error(tmp_path: Path) -> None:
+    import shoal
+
+    async with run_microsocks(tmp_path, "alice", "s3cret") as proxy:
+        config = shoal.ClientConfig(bind_host=CLIENT_IP, port=0, proxy=proxy.url("alice", "nope"))
+        with pytest.raises(ProxyError, match="rejected the user name or password"):
+            async with shoal.open_client(config):
+                pass
+        good = shoal.ClientConfig(bind_host=CLIENT_IP, port=0, proxy=proxy.url("alice", "s3cret"))
+        async with shoal.open_client(good) as client:
+            assert client.dht is None

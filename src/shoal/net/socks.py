@@ -34,7 +34,12 @@ from ..socks5 import AuthMethod, Command, ProxyURL
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-__all__ = ["Socks5Connector", "Socks5UDPAssociation", "open_socks5_udp_association"]
+__all__ = [
+    "Socks5Connector",
+    "Socks5UDPAssociation",
+    "check_proxy",
+    "open_socks5_udp_association",
+]
 
 #: Largest datagram we read from the relay (KRPC is < 1,500 bytes; header ≤ 262).
 MAX_UDP: Final = 4096
@@ -242,12 +247,23 @@ async def _proxy_ip(control: trio.SocketStream) -> str:
     return host
 
 
-async def _negotiate(
-    control: trio.SocketStream, proxy: ProxyURL, command: Command, host: str, port: int
-) -> tuple[str, int]:
-    """Greeting, optional RFC 1929 auth, then `command`; BND.ADDR:BND.PORT."""
+async def check_proxy(proxy: ProxyURL, *, bind_host: str | None = None) -> None:
+    """Connect, greet and authenticate, then hang up: is the proxy usable at all?
+
+    The client calls this once at start, so that a proxy that is down or refuses our
+    credentials is one clear error rather than peers that silently never connect.
+
+    Raises:
+        ProxyError: unreachable, not SOCKS5, no acceptable method, bad credentials.
+    """
+    control = await _open_control(proxy, bind_host or "")
+    async with control:
+        await _authenticate(control, proxy, _Reader(control, proxy.display()))
+
+
+async def _authenticate(control: trio.SocketStream, proxy: ProxyURL, reader: _Reader) -> None:
+    """Greeting and, if we have credentials, RFC 1929 username/password."""
     where = proxy.display()
-    reader = _Reader(control, where)
     methods = [AuthMethod.NO_AUTH]
     if proxy.username is not None:
         methods = [AuthMethod.USERNAME_PASSWORD]
@@ -259,6 +275,15 @@ async def _negotiate(
         await control.send_all(socks5.encode_userpass(proxy.username or "", proxy.password or ""))
         if not await reader.read(socks5.decode_auth_reply, _two):
             raise ProxyError(f"proxy {where} rejected the user name or password")
+
+
+async def _negotiate(
+    control: trio.SocketStream, proxy: ProxyURL, command: Command, host: str, port: int
+) -> tuple[str, int]:
+    """Greeting, optional RFC 1929 auth, then `command`; BND.ADDR:BND.PORT."""
+    where = proxy.display()
+    reader = _Reader(control, where)
+    await _authenticate(control, proxy, reader)
     await control.send_all(socks5.encode_request(command, host, port))
     reply, _ = await reader.read(socks5.decode_reply, lambda got: got[1])
     if (error := reply.error()) is not None:
