@@ -133,10 +133,12 @@ class RateLimitedStream(trio.abc.Stream):
         await self.transport_stream.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if not self._bandwidth.limiter.limited(self.down):
+            return await self.transport_stream.receive_some(max_bytes)  # as if unwrapped
         data = await self.transport_stream.receive_some(
             QUANTUM if max_bytes is None else min(max_bytes, QUANTUM)
         )
-        if data and self._bandwidth.limiter.limited(self.down):
+        if data:
             await self._bandwidth.acquire(self._down_key, self.down, len(data))
         return data
 
