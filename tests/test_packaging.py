@@ -28,6 +28,7 @@ RUNTIME_DISTRIBUTIONS = {
     "trio": "trio",
     "cryptography": "cryptography",
     "rich": "rich",
+    "python_socks": "python-socks",  # SOCKS5 CONNECT (net/socks.py)
     # shoal daemon
     "hypercorn": "hypercorn",
     "starlette": "starlette",

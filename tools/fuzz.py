@@ -52,6 +52,8 @@ TARGETS: dict[str, str] = {
     "mse-receiver": "tests.test_fuzz_targets:test_mse_receiver_is_total",
     "resume": "tests.test_fuzz_targets:test_resume_file_is_total",
     "dht-state": "tests.test_fuzz_targets:test_dht_state_file_is_total",
+    "ipfilter": "tests.proto.test_ipfilter:test_totality_on_arbitrary_bytes",
+    "socks5": "tests.proto.test_socks5:test_every_decoder_is_total",
 }
 
 #: Upper bound on one random buffer; hypothesis reads its choices from it, and inputs

@@ -28,11 +28,14 @@ from ._version import __version__
 from .config import ClientConfig
 from .dht_client import open_dht_node
 from .errors import DecodeError
-from .ids import InfoHash, PeerId
+from .ids import InfoHash, PeerId, anonymous_peer_id
 from .magnet import Magnet, parse_magnet
 from .metainfo import Metainfo, parse_metainfo
+from .net.bandwidth import GLOBAL_DOWN, GLOBAL_UP, BandwidthManager
 from .net.dialer import Dialer
+from .net.guarded import FilteredTransport, RateLimitedTransport, Socks5Transport
 from .net.listener import Listener
+from .net.socks import check_proxy
 from .net.transport import TcpTransport, Transport
 from .net.utp_socket import UTPSocket, open_utp_socket
 from .net.utp_transport import FallbackTransport, UTPTransport, serve_utp
@@ -77,6 +80,9 @@ class ClientStats:
 @final
 class Client:
     """A running client (obtain one from `open_client`)."""
+
+    #: The client-wide rate limiter (set by `open_client`).
+    bandwidth: BandwidthManager | None = None
 
     def __init__(
         self,
@@ -162,7 +168,7 @@ class Client:
             peer_id=self.peer_id,
             dialer=self._dialer,
             dht=self.dht,
-            listen_port=self.listen_address[1],
+            listen_port=self.listen_address[1] if self.config.incoming else 0,
             save_to=save_to,
             metainfo=metainfo,
             name=magnet.display_name if magnet is not None else None,
@@ -172,6 +178,7 @@ class Client:
             seed=seed,
             storage=storage,
         )
+        torrent.bandwidth = self.bandwidth
         if magnet is not None:
             torrent.peers_found(magnet.peers, PeerSource.MAGNET)
         self._torrents[info_hash] = torrent
@@ -245,20 +252,31 @@ async def _resolve_source(
     return None, parse_metainfo(raw)
 
 
+_WILDCARD: Final = ("0.0.0.0", "::", "")
+
+
 @asynccontextmanager
 async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Client]:
     """Run a client for the duration of the ``async with`` block.
 
     Raises:
         OSError: the listen address cannot be bound.
+        ProxyError: `config.proxy` is unreachable or refuses us (checked first).
     """
     config = config or ClientConfig()
+    if (proxy := config.proxy_url) is not None:  # one clear error, not silent peers
+        await check_proxy(
+            proxy, bind_host=None if config.bind_host in _WILDCARD else config.bind_host
+        )
     rng = random.SystemRandom()
-    peer_id = make_peer_id(rng)
+    peer_id = anonymous_peer_id(rng) if config.anonymous else make_peer_id(rng)
     listener = Listener(
         peer_id, host=config.bind_host, port=config.port, encryption=config.encryption
     )
+    listener.ip_filter = config.ip_filter
     address = await listener.bind()
+    if not config.incoming:
+        await listener.aclose()  # proxied or anonymous: nothing may reach us directly
     try:
         # The DHT is entered outside the nursery so it is closed (and saves its state)
         # after the torrents have stopped, not while being cancelled with them.
@@ -267,8 +285,12 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
             _open_utp(config, address[1], dht) as utp,
             trio.open_nursery() as nursery,
         ):
-            await nursery.start(listener.serve)
-            extra = await _serve_other_families(nursery, config, address[1], listener)
+            bandwidth = await _start_bandwidth(config, nursery)
+            listener.wrap = bandwidth.wrap
+            extra: list[tuple[str, int]] = []
+            if config.incoming:
+                await nursery.start(listener.serve)
+                extra = await _serve_other_families(nursery, config, address[1], listener)
             if utp is not None:
                 await nursery.start(serve_utp, utp, listener.handle_stream)
             local = {address, *extra}
@@ -282,9 +304,10 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
                 max_half_open=config.max_half_open,
                 local_addrs=frozenset(local),
                 bind_host=bind_host,
-                transport=_dial_transport(config, utp, bind_host),
+                transport=_guard(config, _dial_transport(config, utp, bind_host), bandwidth),
             )
             client = Client(config, nursery, listener, dialer, dht, peer_id, utp)
+            client.bandwidth = bandwidth
             try:
                 yield client
             finally:
@@ -295,9 +318,29 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
         await listener.aclose()
 
 
+async def _start_bandwidth(config: ClientConfig, nursery: trio.Nursery) -> BandwidthManager:
+    """The rate limiter's timer task. Always there, so that `Torrent.set_limits` works
+    at any time; a stream on unlimited channels pays one check per call."""
+    bandwidth = BandwidthManager()
+    bandwidth.set_rate(GLOBAL_DOWN, config.max_download_rate)
+    bandwidth.set_rate(GLOBAL_UP, config.max_upload_rate)
+    await nursery.start(bandwidth.serve)
+    return bandwidth
+
+
+def _guard(config: ClientConfig, transport: Transport, bandwidth: BandwidthManager) -> Transport:
+    """IP filter and rate limits around the dial transport (the proxy is inside)."""
+    if config.ip_filter is not None:
+        transport = FilteredTransport(transport, config.ip_filter)
+    return RateLimitedTransport(transport, bandwidth)
+
+
 def _dial_transport(
     config: ClientConfig, utp: UTPSocket | None, bind_host: str | None
 ) -> Transport:
+    proxy = config.proxy_url
+    if proxy is not None:  # every dial through the proxy, and nothing else (no uTP)
+        return Socks5Transport(proxy, bind_host=bind_host)
     tcp = TcpTransport(bind_host, bind_hosts=config.bind_hosts)
     if utp is None:
         return tcp
@@ -312,8 +355,8 @@ async def _open_utp(
 ) -> AsyncIterator[UTPSocket | None]:
     """The uTP socket: the DHT's socket of `bind_host`'s family when there is a DHT
     (issue 13: one UDP port for DHT and uTP), else its own on the TCP port number when
-    free, else any."""
-    if "utp" not in config.transports:
+    free, else any. Off while proxied: uTP cannot go through a SOCKS5 CONNECT."""
+    if "utp" not in config.transports or config.proxy is not None:
         yield None
         return
     service = dht.service_for(config.bind_host) if dht is not None else None
@@ -384,7 +427,7 @@ async def _utp_on_dht_socket(service: DHTService) -> AsyncIterator[UTPSocket]:
 
 @asynccontextmanager
 async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None]:
-    if not config.dht:
+    if not config.dht_enabled:  # off while proxied or anonymous: it would leak
         yield None
         return
     state = None

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from .peer.mse import CryptoMethod, EncryptionPolicy
+from .socks5 import ProxyURL, parse_proxy_url
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from .ipfilter import IPFilter
 
 __all__ = ["TRANSPORTS", "ClientConfig", "EncryptionMode"]
 
@@ -76,6 +79,19 @@ class ClientConfig:
             takes it first), else on any port. TCP is always accepted. The default stays
             TCP until the DHT socket carries uTP too (docs/utp.md): until then a uTP
             dial to another shoal would wait out the 3 s on its DHT port.
+        proxy: ``socks5://[user:pass@]HOST:PORT``. Every peer connection is a SOCKS5
+            CONNECT (names go to the proxy unresolved); a proxy that is down or
+            refuses fails the dial, never falls back to a direct one. The DHT and uTP
+            are off while proxied (they would otherwise leak our address), and so
+            are incoming connections unless `accept_incoming` is True.
+        ip_filter: addresses never dialled or accepted (`shoal.ipfilter`).
+        anonymous: libtorrent's anonymous mode: a peer id without client prefix, no
+            ``v``/``p``/``yourip`` in the BEP 10 handshake, no incoming connections,
+            and no DHT unless it could go through the proxy (it cannot yet: off).
+        accept_incoming: None: accept unless `proxy` or `anonymous` is set.
+        max_download_rate / max_upload_rate: client-wide limits in bytes per
+            second over every peer connection (None: unlimited). What counts is
+            every byte on the peer socket, BitTorrent framing and MSE included.
     """
 
     bind_host: str = "0.0.0.0"
@@ -89,6 +105,12 @@ class ClientConfig:
     max_half_open: int = 16
     upload_slots: int = 4
     transports: tuple[str, ...] = ("tcp",)
+    proxy: str | None = None
+    ip_filter: IPFilter | None = None
+    anonymous: bool = False
+    accept_incoming: bool | None = None
+    max_download_rate: int | None = None
+    max_upload_rate: int | None = None
 
     def __post_init__(self) -> None:
         v6 = [_is_ipv6(host) for host in self.bind_hosts]
@@ -100,6 +122,28 @@ class ClientConfig:
             raise ValueError("peer, half-open and upload-slot limits must be at least 1")
         if not self.transports or not set(self.transports) <= set(TRANSPORTS):
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")
+        if self.proxy is not None:
+            parse_proxy_url(self.proxy)  # DecodeError (a ValueError) if malformed
+        for rate in (self.max_download_rate, self.max_upload_rate):
+            if rate is not None and rate <= 0:
+                raise ValueError("rate limits must be positive (None: unlimited)")
+
+    @property
+    def proxy_url(self) -> ProxyURL | None:
+        """`proxy`, parsed."""
+        return None if self.proxy is None else parse_proxy_url(self.proxy)
+
+    @property
+    def incoming(self) -> bool:
+        """Do we accept connections? (see `accept_incoming`)"""
+        if self.accept_incoming is not None:
+            return self.accept_incoming
+        return self.proxy is None and not self.anonymous
+
+    @property
+    def dht_enabled(self) -> bool:
+        """The DHT runs only when it cannot leak around a proxy or anonymous mode."""
+        return self.dht and self.proxy is None and not self.anonymous
 
 
 def _is_ipv6(host: str) -> bool:

@@ -15,6 +15,7 @@ __all__ = [
     "MetadataError",
     "NeedHandshakeError",
     "ProtocolError",
+    "ProxyError",
     "RemoteProtocolError",
     "ShoalError",
     "StorageError",
@@ -67,3 +68,8 @@ class StorageError(ShoalError):
 
 class NeedHandshakeError(ShoalError):
     """A stream property was read before its handshake completed (as trio's SSLStream does)."""
+
+
+class ProxyError(ShoalError):
+    """The SOCKS5 proxy is unreachable, refused us (credentials, target, command) or
+    went away. Nothing is ever sent around it instead: proxied traffic fails closed."""

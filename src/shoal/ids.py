@@ -16,7 +16,15 @@ from .errors import DecodeError
 if TYPE_CHECKING:
     import random
 
-__all__ = ["ID_LENGTH", "InfoHash", "NodeId", "PeerId", "distance", "random_id"]
+__all__ = [
+    "ID_LENGTH",
+    "InfoHash",
+    "NodeId",
+    "PeerId",
+    "anonymous_peer_id",
+    "distance",
+    "random_id",
+]
 
 # BEP 3: info_hash and peer_id are 20 bytes; BEP 5: node IDs are 160-bit.
 ID_LENGTH: Final = 20
@@ -97,3 +105,9 @@ def distance(a: bytes, b: bytes) -> int:
 def random_id(rng: random.Random) -> bytes:
     """20 random bytes from an injected generator (pure modules never read entropy)."""
     return rng.getrandbits(160).to_bytes(ID_LENGTH, "big")
+
+
+def anonymous_peer_id(rng: random.Random) -> PeerId:
+    """A peer id with no client prefix (BEP 20 style ``-SHxxxx-`` names the client):
+    20 random bytes, as libtorrent's anonymous mode sends."""
+    return PeerId(random_id(rng))

@@ -188,6 +188,10 @@ class RateLimiter:
             bucket.tokens = min(size, old.tokens)
         self._buckets[channel] = bucket
 
+    def limited(self, chain: Iterable[Hashable]) -> bool:
+        """Does any channel of `chain` have a limit (else requests are free)?"""
+        return any(c in self._buckets for c in chain)
+
     def rate(self, channel: Hashable) -> float | None:
         bucket = self._buckets.get(channel)
         return bucket.rate if bucket else None

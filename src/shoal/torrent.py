@@ -41,6 +41,7 @@ from . import torrent_events as tev
 from ._torrent_data import DataFiles
 from .config import EncryptionMode
 from .errors import HandshakeError, MetadataError, StorageError
+from .net.bandwidth import add_channels, torrent_channels
 from .net.dialer import SELF_CONNECTION
 from .net.peer_session import PEER_ERRORS, EngineSession
 from .peer.config import ConnectionConfig
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from .dht_client import DHT
     from .ids import InfoHash, PeerId
     from .metainfo import Metainfo
+    from .net.bandwidth import BandwidthManager
     from .net.dialer import Dialer, PeerLink
     from .peer.handshake import Handshake
     from .storage.base import StorageFactory
@@ -131,7 +133,7 @@ class Torrent:
                 dht_port=dht.address[1] if dht is not None and not private else None,
                 private=private,
                 seed=seed,
-                connection=ConnectionConfig(listen_port=listen_port),
+                connection=ConnectionConfig(listen_port=listen_port, anonymous=config.anonymous),
                 pex_interval=PEX_INTERVAL,
                 retry_plaintext=config.encryption is EncryptionMode.PREFER,
             ),
@@ -148,6 +150,8 @@ class Torrent:
         self._timer_at = math.inf
         self._pool_dry = trio.Event()
         self._subs = Subscriptions()
+        #: The client's rate limiter (`set_limits`); set by `Client.add`.
+        self.bandwidth: BandwidthManager | None = None
         self._nursery: trio.Nursery | None = None
         self._error: str | None = None
         self.data: DataFiles | None = None
@@ -229,8 +233,10 @@ class Torrent:
     def peers_found(self, addrs: Iterable[Addr], source: PeerSource) -> int:
         """The one entry point for every peer source: DHT, PEX, the user (``--peer``),
         a magnet's ``x.pe``. Returns how many were new (PEX is ignored for private
-        torrents, BEP 27)."""
-        new = self.engine.peers_found(list(addrs), source, trio.current_time())
+        torrents, BEP 27). Addresses the IP filter blocks never enter the pool."""
+        flt = self.config.ip_filter
+        found = [a for a in addrs if flt is None or not flt.blocks(a[0])]
+        new = self.engine.peers_found(found, source, trio.current_time())
         self._pump()
         return new
 
@@ -553,11 +559,25 @@ class Torrent:
         )
         session = None
         if key is not None:
+            if self.bandwidth is not None:  # charge this torrent's limits too
+                down, up = torrent_channels(self.info_hash)
+                add_channels(link.stream, down=down, up=up)
             session = Session(EngineSession(link, key, self), self.engine.peers[key])
             self._conns[key] = session
             self.sessions[link.addr] = session
         self._pump()
         return session
+
+    def set_limits(self, *, download: int | None = None, upload: int | None = None) -> None:
+        """This torrent's rate limits in bytes/s (None: unlimited), under the client's.
+
+        Applies at once to connected peers and to those that connect later.
+        """
+        if self.bandwidth is None:
+            raise RuntimeError("set_limits needs a torrent added to a running client")
+        down, up = torrent_channels(self.info_hash)
+        self.bandwidth.set_rate(down, download)
+        self.bandwidth.set_rate(up, upload)
 
     def ban(self, addr: Addr, reason: str) -> None:
         """Disconnect `addr` and never talk to it again (for this torrent)."""

@@ -27,6 +27,7 @@ PURE_MODULES = [
     "layout.py",
     "ipfilter.py",
     "ratelimit.py",
+    "socks5.py",
     "errors.py",
     "_version.py",
     "testing/__init__.py",

@@ -50,6 +50,7 @@ from .common import (
     parse_port,
 )
 from .output import safe
+from .privacy import add_privacy_options, privacy_config
 from .progress import Renderer, make_renderer, resume_line
 
 if TYPE_CHECKING:
@@ -185,6 +186,7 @@ def add_client_options(parser: Parser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--interval", type=_positive_float, help=argparse.SUPPRESS)
+    add_privacy_options(parser)
 
 
 def _non_negative_float(text: str) -> float:
@@ -241,6 +243,7 @@ def client_config(args: argparse.Namespace, *, state_dir: Path | None = None) ->
         state_dir=state_dir,
         encryption=EncryptionMode(args.encryption),
         transports=_TRANSPORTS[args.transport],
+        **privacy_config(args),
     )
 
 

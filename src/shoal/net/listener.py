@@ -38,6 +38,7 @@ from .sniff import sniff_inbound
 
 if TYPE_CHECKING:
     from ..ids import PeerId
+    from ..ipfilter import IPFilter
 
 __all__ = ["AcceptCallback", "Listener", "ReadyCallback"]
 
@@ -78,6 +79,10 @@ class Listener:
         self._socket: trio.SocketListener | None = None
         self.accepted = 0
         self.refused = 0
+        #: Inbound guards, set by the client: blocked addresses are closed at once,
+        #: and `wrap` (rate limits) wraps every accepted stream.
+        self.ip_filter: IPFilter | None = None
+        self.wrap: Callable[[trio.abc.Stream], trio.abc.Stream] | None = None
 
     def register(
         self, info_hash: InfoHash, accept: AcceptCallback, ready: ReadyCallback | None = None
@@ -134,6 +139,12 @@ class Listener:
         Sniffs, handshakes and hands the link to its torrent, or closes the stream;
         never raises for anything the remote does.
         """
+        if self.ip_filter is not None and self.ip_filter.blocks(addr[0]):
+            self.refused += 1
+            await trio.aclose_forcefully(tcp)
+            return
+        if self.wrap is not None:
+            tcp = self.wrap(tcp)
         link: PeerLink | None = None
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):

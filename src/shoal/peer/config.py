@@ -41,6 +41,10 @@ class ConnectionConfig:
         min_pipeline_depth / max_pipeline_depth: clamp of the adaptive depth.
         max_metadata_size: largest BEP 9 ``metadata_size`` accepted.
         enable_pex: advertise ut_pex.
+        anonymous: libtorrent's ``anonymous_mode`` on the wire: our BEP 10 handshake
+            carries no ``v`` (client name), no ``p`` (listen port) and no ``yourip``
+            (what we know of the peer's address). The peer id is the caller's
+            business (`shoal.ids.anonymous_peer_id`).
     """
 
     reserved: ReservedBits = ReservedBits.DHT | ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL
@@ -57,6 +61,7 @@ class ConnectionConfig:
     max_pipeline_depth: int = 250
     max_metadata_size: int = MAX_METADATA_SIZE
     enable_pex: bool = True
+    anonymous: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_request_length <= MAX_BLOCK_LIMIT:

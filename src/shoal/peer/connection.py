@@ -424,12 +424,13 @@ class PeerConnection:
             self._queue(m.BitfieldMessage(have.to_bytes()))
 
     def _send_extended_handshake(self) -> None:
+        anonymous = self.config.anonymous  # no client name, port or peer address
         payload = self._ext.our_handshake(
-            version=self.config.client_version,
-            listen_port=self.config.listen_port,
+            version=None if anonymous else self.config.client_version,
+            listen_port=None if anonymous else self.config.listen_port,
             reqq=self.config.max_inbound_requests,
             metadata_size=self.metadata_size,
-            yourip=self._remote_ip,
+            yourip=None if anonymous else self._remote_ip,
         )
         self._queue(m.Extended(0, payload))
 

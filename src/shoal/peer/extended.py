@@ -66,7 +66,7 @@ class PeerExtensions:
     def our_handshake(
         self,
         *,
-        version: str,
+        version: str | None,
         listen_port: int | None,
         reqq: int,
         metadata_size: int | None,

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shoal.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
-from shoal.ids import InfoHash, PeerId
+from shoal.ids import InfoHash, PeerId, anonymous_peer_id
 from shoal.peer import availability
 from shoal.peer import events as ev
 from shoal.peer import messages as m
@@ -1071,3 +1071,31 @@ def test_timer_in_every_state(state: ConnectionState) -> None:
     conn.handle_timer(1e6)
     assert (wire(conn) == b"\0\0\0\0") == (state is ConnectionState.OPEN), "keep-alive"
     assert (drain(conn) == [ev.PeerIdle()]) == TABLE[state][3]
+
+
+def test_anonymous_mode_sends_no_client_name_port_or_yourip() -> None:
+    a = PeerConnection(
+        INFO_HASH,
+        anonymous_peer_id(random.Random(1)),
+        None,
+        now=0,
+        rng=random.Random(0),
+        config=ConnectionConfig(anonymous=True, listen_port=6881),
+        remote_ip=ipaddress.ip_address("127.0.0.2"),
+    )
+    b = engine(ID_B, None)
+    b.receive_data(wire(a), 0)
+    a.receive_data(wire(b), 0)
+    out = wire(a)
+    b.receive_data(out, 0)
+    hs = next(e for e in drain(b) if isinstance(e, ev.ExtendedHandshakeReceived)).handshake
+    assert (hs.v, hs.p, hs.yourip) == (None, None, None)
+    assert hs.m == {"ut_metadata": 1, "ut_pex": 2}  # everything else is unchanged
+    assert b"1:v" not in out
+    assert b"6:yourip" not in out
+
+
+def test_anonymous_peer_id_has_no_client_prefix() -> None:
+    ids = {bytes(anonymous_peer_id(random.Random(seed))) for seed in range(50)}
+    assert len(ids) == 50
+    assert all(len(i) == 20 and not i.startswith(b"-SH") for i in ids)
