@@ -100,6 +100,7 @@ class Signal(enum.Enum):
     READABLE = "readable"
     WRITABLE = "writable"
     CLOSED = "closed"
+    ACK_DUE = "ack due"  # not an event: the endpoint calls flush_ack() when drained
 
 
 class ConnState(enum.Enum):
@@ -198,6 +199,7 @@ class UTPConnection:
         self.eof = False
         self._reply_micro = 0
         self._ack_due = False
+        self._ack_now = 0.0
         self._unacked_in = 0
         self._delayed_ack_at: float | None = None
         self._last_adv_wnd = config.recv_buffer
@@ -372,7 +374,7 @@ class UTPConnection:
             self._process_data(pkt, now)
         self._check_finished(now)
         if self.state is not ConnState.CLOSED:
-            self._fill(now)
+            self._fill(now, defer_ack=True)
 
     def _process_ack(self, pkt: Packet, now: float) -> None:
         acked = 0
@@ -532,8 +534,13 @@ class UTPConnection:
     def _window(self) -> int:
         return max(0, self.config.recv_buffer - len(self._read_buffer) - self._ooo_bytes)
 
-    def _fill(self, now: float) -> None:
-        """Send whatever the windows allow: resends first, then new data, FIN, a bare ACK."""
+    def _fill(self, now: float, *, defer_ack: bool = False) -> None:
+        """Send whatever the windows allow: resends first, then new data, FIN, a bare ACK.
+
+        With `defer_ack` (the receive path) a bare ACK is not sent now but when the
+        endpoint's output is drained (`flush_ack`), so one ACK answers a whole batch
+        of datagrams read together, as libtorrent defers its ACKs to the end of a read.
+        """
         if self.state is ConnState.CLOSED:
             return
         limit = min(int(self.ledbat.cwnd), self.peer_wnd)
@@ -553,7 +560,16 @@ class UTPConnection:
         ):
             self._send_new_data(limit, now)
         if self._ack_due and self.state is not ConnState.SYN_SENT:
-            self._send_packet(PacketType.STATE, self.seq_nr, b"", now)
+            if defer_ack:
+                self._ack_now = now
+                self._emit(self, Signal.ACK_DUE)
+            else:
+                self._send_packet(PacketType.STATE, self.seq_nr, b"", now)
+
+    def flush_ack(self) -> None:
+        """Send the ACK the receive path deferred, unless a data packet carried it since."""
+        if self._ack_due and self.state is not ConnState.CLOSED:
+            self._send_packet(PacketType.STATE, self.seq_nr, b"", self._ack_now)
 
     def _send_new_data(self, limit: int, now: float) -> None:
         while self._send_buffer:
@@ -617,6 +633,7 @@ class UTPConnection:
         )
         self._last_adv_wnd = wnd
         self._ack_due = False
+        self._ack_now = 0.0
         self._unacked_in = 0
         self._delayed_ack_at = None
         self._keepalive_at = now + KEEPALIVE

@@ -96,8 +96,10 @@ def _open_with_data(pair: Pair, packets: int) -> tuple[list[Packet], object, obj
 def test_three_duplicate_acks_trigger_fast_retransmit() -> None:
     pair = Pair.create()
     data, ca, _cb = _open_with_data(pair, 6)
-    pair.deliver("b", data[1:])  # the first one is lost
-    acks = pair.out("b")
+    acks = []
+    for pkt in data[1:]:  # the first one is lost; one drain per datagram, as on a slow path
+        pair.deliver("b", [pkt])
+        acks += pair.out("b")
     assert all(p.ack_nr == data[0].seq_nr - 1 for p in acks)  # all duplicates
     assert len(acks) >= 3
     pair.deliver("a", acks)
@@ -158,6 +160,14 @@ def test_rtt_is_measured_and_rto_follows_the_bep_formula() -> None:
     # The SYN's sample was 0 s, this one 0.45 s: rtt moves 1/8 of the way (BEP 29).
     assert ca.rtt.rtt == pytest.approx(0.45 / 8)
     assert ca.rtt.rto == pytest.approx(max(0.5, ca.rtt.rtt + 4 * ca.rtt.rtt_var))
+
+
+def test_one_ack_answers_a_batch_of_datagrams() -> None:
+    pair = Pair.create()
+    data, _ca, _cb = _open_with_data(pair, 8)
+    pair.deliver("b", data)  # read in one batch before the endpoint is drained
+    (ack,) = pair.out("b")
+    assert ack.ack_nr == data[-1].seq_nr
 
 
 def test_delayed_ack_every_second_packet_or_after_20ms() -> None:
