@@ -119,7 +119,7 @@ def test_64_mib_under_5_percent_loss_completes_within_the_aimd_bound() -> None:
     MSS / RTT * sqrt(1.5 * a / p): ~210 KB/s at RTT 50 ms and p = 5 %, and 64 MiB need
     ~320 s of virtual time. Retransmission timeouts (a loss of a retransmission, or
     several losses in one small window) cost extra; the test allows 1.5 times the
-    estimate (480 s). This seed finishes in ~340 s.
+    estimate (480 s). This seed finishes in ~356 s.
     """
     size = 64 << 20
     rtt, loss = 0.05, 0.05
