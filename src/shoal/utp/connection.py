@@ -199,6 +199,7 @@ class UTPConnection:
         self.eof = False
         self._reply_micro = 0
         self._ack_due = False
+        self._ack_deferred = False
         self._ack_now = 0.0
         self._unacked_in = 0
         self._delayed_ack_at: float | None = None
@@ -488,6 +489,7 @@ class UTPConnection:
         if pkt.type is PacketType.DATA and len(self._read_buffer) >= self.config.recv_buffer:
             self._ack_due = True  # no room: drop it, the ack carries our (zero) window
             return
+        was_empty = not self._read_buffer
         readable = self._take(pkt.type, pkt.payload)
         while self._inbuf and not self.eof:
             nxt = self._inbuf.pop((self.ack_nr + 1) & SEQ_MASK, None)
@@ -495,7 +497,7 @@ class UTPConnection:
                 break
             self._ooo_bytes -= len(nxt.payload)
             readable = self._take(nxt.type, nxt.payload) or readable
-        if readable:
+        if readable and (was_empty or self.eof):  # an edge: readers check the level
             self._emit(self, Signal.READABLE)
         self._unacked_in += 1
         if self.eof or self._inbuf or self._unacked_in >= 2:
@@ -562,12 +564,15 @@ class UTPConnection:
         if self._ack_due and self.state is not ConnState.SYN_SENT:
             if defer_ack:
                 self._ack_now = now
-                self._emit(self, Signal.ACK_DUE)
+                if not self._ack_deferred:
+                    self._ack_deferred = True
+                    self._emit(self, Signal.ACK_DUE)
             else:
                 self._send_packet(PacketType.STATE, self.seq_nr, b"", now)
 
     def flush_ack(self) -> None:
         """Send the ACK the receive path deferred, unless a data packet carried it since."""
+        self._ack_deferred = False
         if self._ack_due and self.state is not ConnState.CLOSED:
             self._send_packet(PacketType.STATE, self.seq_nr, b"", self._ack_now)
 
@@ -633,6 +638,7 @@ class UTPConnection:
         )
         self._last_adv_wnd = wnd
         self._ack_due = False
+        self._ack_deferred = False
         self._ack_now = 0.0
         self._unacked_in = 0
         self._delayed_ack_at = None
