@@ -118,6 +118,7 @@ async def test_shoal_get_finds_a_utp_only_libtorrent_seed_through_the_dht(
         assert all(p["encrypted"] for p in peers), peers
 
 
+@pytest.mark.slow  # ~40 s: it waits for shoal's next DHT lookup to find the leecher
 async def test_utp_only_libtorrent_leecher_gets_a_magnet_from_shoal_seed(tmp_path: Path) -> None:
     """``shoal seed --transport utp``; both meet through the DHT.
 
