@@ -134,3 +134,18 @@ async def test_is_utp_sees_through_mse() -> None:
         assert not is_utp(MSEStream.initiator(tcp_like, SKEY, rng=random.Random(1)))
         await client.aclose()
         await server.aclose()
+
+
+async def test_ipv6_loopback() -> None:
+    async with open_utp_socket("::1") as a, open_utp_socket("::1") as b:
+        client, server = await _pair(a, b)
+        assert client.remote_address[0] == "::1"
+        with trio.fail_after(20):
+            await client.send_all(b"over v6" * 1000)
+            await client.send_eof()
+            got = bytearray()
+            while chunk := await server.receive_some():
+                got += chunk
+        assert got == b"over v6" * 1000
+        await client.aclose()
+        await server.aclose()
