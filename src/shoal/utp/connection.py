@@ -545,8 +545,11 @@ class UTPConnection:
         """
         if self.state is ConnState.CLOSED:
             return
-        limit = min(int(self.ledbat.cwnd), self.peer_wnd)
         self._cwnd_full = False
+        idle = not (self._send_buffer or self._resend_queue or self._send_full)
+        if idle and not self._ack_due and (self._fin_seq is not None or not self._fin_requested):
+            return  # the common case on a receiving connection: nothing to send
+        limit = min(int(self.ledbat.cwnd), self.peer_wnd)
         queue = self._resend_queue
         order = (
             sorted(queue, key=lambda q: seq_diff(q, self._acked_to)) if len(queue) > 1 else queue
