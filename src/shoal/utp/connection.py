@@ -190,6 +190,7 @@ class UTPConnection:
         # Receive side.
         self.ack_nr = 0
         self._syn_seq = 0
+        self._first_seq = seq_nr
         self._inbuf: dict[int, _Sent] = {}
         # Bit i: packet ack_nr + 2 + i is buffered out of order (the selective ACK to send).
         self._sack_bits = 0
@@ -336,6 +337,7 @@ class UTPConnection:
     def start_incoming(self, syn: Packet, now: float) -> None:
         """Answer the SYN that created us (the endpoint calls this once)."""
         self._syn_seq = self.ack_nr = syn.seq_nr
+        self._first_seq = self.seq_nr
         self._reply_micro = (_micros(now) - syn.timestamp) & U32_MASK
         self.peer_wnd = max(syn.wnd_size, MSS)
         self._ack_due = True
@@ -571,13 +573,24 @@ class UTPConnection:
                     self._ack_deferred = True
                     self._emit(self, Signal.ACK_DUE)
             else:
-                self._send_packet(PacketType.STATE, self.seq_nr, b"", now)
+                self._send_packet(PacketType.STATE, self._state_seq(), b"", now)
+
+    def _state_seq(self) -> int:
+        """The seq_nr of a bare ACK: the next one we will use, except before the
+        initiator has answered our SYN-ACK. Then every ACK (a re-sent SYN-ACK above all)
+        must carry the SYN-ACK's number, which the initiator takes as our first DATA
+        number: our one DATA or FIN packet may already have used it (found by the
+        hypothesis simulation: a lost SYN-ACK, a re-ACK with the next number, and the
+        initiator skipped our first packet)."""
+        if self.state is ConnState.SYN_RECV:
+            return self._first_seq
+        return self.seq_nr
 
     def flush_ack(self) -> None:
         """Send the ACK the receive path deferred, unless a data packet carried it since."""
         self._ack_deferred = False
         if self._ack_due and self.state is not ConnState.CLOSED:
-            self._send_packet(PacketType.STATE, self.seq_nr, b"", self._ack_now)
+            self._send_packet(PacketType.STATE, self._state_seq(), b"", self._ack_now)
 
     def _send_new_data(self, limit: int, now: float) -> None:
         while self._send_buffer:
