@@ -306,3 +306,23 @@ def test_ack_for_unsent_packets_is_ignored() -> None:
     ca.send(b"still fine", pair.now)
     pair.exchange()
     assert cb.read(100, pair.now) == b"still fine"
+
+
+def test_resent_syn_ack_carries_the_first_seq_even_after_early_data() -> None:
+    # The acceptor sends data before the initiator has heard from it; the SYN-ACK is
+    # lost and the SYN re-sent: the re-ACK must not advertise the number after the data.
+    pair = Pair.create()
+    pair.a.connect(B, 0.0)
+    (syn,) = pair.out("a")
+    pair.deliver("b", [syn])
+    (synack,) = pair.out("b")  # lost
+    cb = next(e.conn for e in pair.events["b"] if isinstance(e, IncomingConnection))
+    cb.send(b"early", pair.now)
+    early = pair.out("b")  # also lost, for now
+    assert [p.seq_nr for p in early] == [synack.seq_nr]
+    pair.deliver("b", [syn])  # the initiator re-sends its SYN
+    (reack,) = pair.out("b")
+    assert reack.seq_nr == synack.seq_nr
+    pair.deliver("a", [reack, *early])
+    ca = next(e.conn for e in pair.events["a"] if isinstance(e, Connected))
+    assert ca.read(100, pair.now) == b"early"
