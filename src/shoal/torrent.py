@@ -44,6 +44,7 @@ from .errors import HandshakeError, MetadataError, StorageError
 from .net.bandwidth import add_channels, torrent_channels
 from .net.dialer import SELF_CONNECTION
 from .net.peer_session import PEER_ERRORS, EngineSession
+from .net.utp_transport import is_utp
 from .peer.config import ConnectionConfig
 from .session import commands as cmd
 from .session.engine import EngineConfig, TorrentEngine
@@ -556,6 +557,7 @@ class Torrent:
             encrypted=link.encrypted,
             dialer_end=link.dialer_end,
             now=trio.current_time(),
+            utp=is_utp(link.stream),
         )
         session = None
         if key is not None:

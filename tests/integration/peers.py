@@ -181,9 +181,17 @@ async def wait_announced(router: DHT, count: int = 1) -> None:
 
 @contextmanager
 def lt_session(
-    ip: str, router: DHT, *, forced_encryption: bool = False, dht: bool = True
+    ip: str,
+    router: DHT,
+    *,
+    forced_encryption: bool = False,
+    dht: bool = True,
+    utp_only: bool = False,
 ) -> Iterator[Any]:
-    """A libtorrent session on `ip` that knows only `router` (added as a DHT node)."""
+    """A libtorrent session on `ip` that knows only `router` (added as a DHT node).
+
+    ``utp_only`` turns TCP off both ways: every peer byte then goes over uTP (BEP 29).
+    """
     lt = require_libtorrent()
     settings = loopback_settings(ip, port=free_port(ip), dht=dht) | {
         "dht_restrict_routing_ips": False,
@@ -191,6 +199,8 @@ def lt_session(
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert_category.error | lt.alert_category.status,
     }
+    if utp_only:
+        settings |= {"enable_incoming_tcp": False, "enable_outgoing_tcp": False}
     if forced_encryption:
         settings |= {
             "out_enc_policy": int(lt.enc_policy.pe_forced),

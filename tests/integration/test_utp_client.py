@@ -1,8 +1,10 @@
 """The client over uTP with a real, uTP-only libtorrent 2.1 on 127.0.0.1 (TCP off both ways).
 
 ``ClientConfig(transports=("utp",))``: the client dials only uTP and accepts uTP on
-its port (the DHT is off here, so the UDP side of the port is free). A passing test
-means every peer byte went over our uTP engine: libtorrent has no TCP to fall back to.
+its port (the DHT is off here, so the UDP side of the port is free). The last test is
+the command line: ``shoal get --transport utp`` finds the seed through a loopback DHT.
+A passing test means every peer byte went over our uTP engine: libtorrent has no TCP
+to fall back to.
 """
 
 from __future__ import annotations
@@ -15,6 +17,22 @@ import trio
 import shoal
 from shoal.config import EncryptionMode
 from shoal.metainfo import parse_metainfo
+from tests.integration.peers import (
+    DEADLINE,
+    LT_LEECH_IP,
+    LT_SEED_IP,
+    SHOAL_IP,
+    SHOAL_SEED_IP,
+    dht_router,
+    hostport,
+    lt_leech,
+    lt_seed,
+    lt_session,
+    make_content,
+    shoal_process,
+    wait_announced,
+    wait_lt_seeding,
+)
 from tests.lt_helpers import lt_torrent_session
 from tests.net.lt_utp import lt, utp_only_seed, utp_only_settings, wait_seeding
 
@@ -73,3 +91,54 @@ async def test_utp_only_libtorrent_downloads_from_a_shoal_seed(tmp_path: Path) -
             with trio.fail_after(60):
                 await wait_seeding(handle)
         assert (leech_dir / "f.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["prefer", "rc4-forced"])
+async def test_shoal_get_finds_a_utp_only_libtorrent_seed_through_the_dht(
+    tmp_path: Path, forced: bool
+) -> None:
+    """The issue's journey: ``shoal get --transport utp`` of a magnet, peers from the DHT."""
+    content = make_content(tmp_path / "seed", "payload", [300_000], v1_only=True)
+    out = tmp_path / "out"
+    async with dht_router() as router:
+        with lt_session(LT_SEED_IP, router, forced_encryption=forced, utp_only=True) as ses:
+            await wait_lt_seeding(lt_seed(ses, content))
+            await wait_announced(router)
+            args = [
+                "get", content.magnet, "-o", str(out), "--bind", SHOAL_IP, "--port", "0",
+                "--bootstrap", hostport(router), "--no-seed", "--timeout", str(DEADLINE - 10),
+                "--transport", "utp", *(["--encryption", "require"] if forced else []),
+            ]  # fmt: skip
+            async with shoal_process(args, tmp_path / "get") as shoal:
+                assert await shoal.wait() == 0, shoal.stderr
+    content.assert_identical(out)
+    peers = [p for p in shoal.events("peer") if p["host"] == LT_SEED_IP]
+    assert peers, shoal.records
+    if forced:
+        assert all(p["encrypted"] for p in peers), peers
+
+
+@pytest.mark.slow  # ~40 s: it waits for shoal's next DHT lookup to find the leecher
+async def test_utp_only_libtorrent_leecher_gets_a_magnet_from_shoal_seed(tmp_path: Path) -> None:
+    """``shoal seed --transport utp``; both meet through the DHT.
+
+    With the DHT on, the UDP side of shoal's port is the DHT's (the shared socket is not
+    there yet), so libtorrent's uTP dial to it goes nowhere: shoal dials the leecher it
+    finds in its own lookups. This still proves the seeding direction over uTP.
+    """
+    content = make_content(tmp_path / "seed", "payload", [300_000], v1_only=True)
+    torrent = content.write_torrent(tmp_path / "t.torrent")
+    out = tmp_path / "out"
+    async with dht_router() as router:
+        args = [
+            "seed", str(torrent), "--data", str(content.root), "--bind", SHOAL_SEED_IP,
+            "--port", "0", "--bootstrap", hostport(router), "--transport", "utp",
+        ]  # fmt: skip
+        async with shoal_process(args, tmp_path / "seeder") as shoal:
+            await shoal.wait_record("progress", lambda r: r["state"] == "seeding")
+            await wait_announced(router)
+            with lt_session(LT_LEECH_IP, router, utp_only=True) as ses:
+                handle = lt_leech(ses, content.magnet, out)
+                await wait_lt_seeding(handle)
+                await shoal.wait_record("peer", lambda r: r["host"] == LT_LEECH_IP)
+    content.assert_identical(out)

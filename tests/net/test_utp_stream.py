@@ -11,6 +11,7 @@ import trio.testing
 
 from shoal.net.mse_stream import MSEStream
 from shoal.net.utp_socket import UTPSocket, open_utp_socket
+from shoal.net.utp_transport import is_utp
 from shoal.peer.mse import CryptoMethod, EncryptionPolicy
 from shoal.utp import MSS, UTPConfig
 
@@ -121,3 +122,30 @@ async def test_mse_runs_over_utp_unchanged() -> None:
         assert initiator.crypto_method is CryptoMethod.RC4
         await initiator.aclose()
         await receiver.aclose()
+
+
+async def test_is_utp_sees_through_mse() -> None:
+    async with open_utp_socket() as a, open_utp_socket() as b:
+        client, server = await _pair(a, b)
+        assert is_utp(client)
+        assert is_utp(MSEStream.initiator(client, SKEY, rng=random.Random(1)))
+        tcp_like, _ = trio.testing.memory_stream_pair()
+        assert not is_utp(tcp_like)
+        assert not is_utp(MSEStream.initiator(tcp_like, SKEY, rng=random.Random(1)))
+        await client.aclose()
+        await server.aclose()
+
+
+async def test_ipv6_loopback() -> None:
+    async with open_utp_socket("::1") as a, open_utp_socket("::1") as b:
+        client, server = await _pair(a, b)
+        assert client.remote_address[0] == "::1"
+        with trio.fail_after(20):
+            await client.send_all(b"over v6" * 1000)
+            await client.send_eof()
+            got = bytearray()
+            while chunk := await server.receive_some():
+                got += chunk
+        assert got == b"over v6" * 1000
+        await client.aclose()
+        await server.aclose()

@@ -99,7 +99,9 @@ def _settings() -> dict[str, object]:
 
 def _make_torrent(root: Path, size: int) -> tuple[bytes, bytes, bytes]:
     """Data file under root/seed, the .torrent bytes, the info-hash, the data."""
-    data = random.Random(1).randbytes(size)
+    rng = random.Random(1)
+    # randbytes is limited to 2**31 bits per call: build large files in 16 MiB chunks.
+    data = b"".join(rng.randbytes(min(16 << 20, size - i)) for i in range(0, size, 16 << 20))
     (root / "seed").mkdir()
     (root / "seed" / "f.bin").write_bytes(data)
     pieces = b"".join(hashlib.sha1(data[i : i + PIECE]).digest() for i in range(0, size, PIECE))

@@ -105,12 +105,16 @@ class UTPSocket:
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
         """Feed one UDP datagram (synchronous: callable from any reader loop)."""
+        self._feed(data, addr, trio.current_time())
+        self.poke()
+
+    def _feed(self, data: bytes, addr: Addr, now: float) -> None:
+        """One datagram into the engine, without dispatching (a batch pokes once)."""
         try:
-            self._endpoint.receive_datagram(data, addr, trio.current_time())
+            self._endpoint.receive_datagram(data, addr, now)
         except (DecodeError, RemoteProtocolError) as exc:
             self._malformed += 1
             log.debug("dropped datagram from %s: %s", addr, exc)
-        self.poke()
 
     def poke(self) -> None:
         """Dispatch the engine's events and wake the sender (after any engine call)."""
@@ -272,8 +276,10 @@ async def _read_loop(sock: stdlib_socket.socket, utp: UTPSocket) -> None:
     net/dht_service.py); one ``wait_readable`` per batch also lets the acks for the
     whole batch leave together.
     """
+    feed = utp._feed
     while True:
         await trio.lowlevel.wait_readable(sock)
+        now = trio.current_time()
         for _ in range(RECV_BATCH):
             try:
                 data, addr = sock.recvfrom(MAX_DATAGRAM)
@@ -281,4 +287,5 @@ async def _read_loop(sock: stdlib_socket.socket, utp: UTPSocket) -> None:
                 break
             except (ConnectionResetError, ConnectionRefusedError):
                 continue  # ICMP for an earlier sendto
-            utp.datagram_received(data, (addr[0], addr[1]))
+            feed(data, (addr[0], addr[1]), now)
+        utp.poke()

@@ -50,6 +50,7 @@ class UTPStream(trio.abc.HalfCloseableStream):
         self._socket = socket
         self.conn = conn
         self._changed = trio.Event()
+        self._waiters = 0
         self._closed = False
         self._eof_sent = False
         self._send_conflict = ConflictDetector("another task is sending on this UTPStream")
@@ -62,11 +63,16 @@ class UTPStream(trio.abc.HalfCloseableStream):
     # -- called by the socket -------------------------------------------------------------
 
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        if self._waiters:  # most events find nobody waiting: no Event churn then
+            self._changed.set()
+            self._changed = trio.Event()
 
     async def _wait(self) -> None:
-        await self._changed.wait()
+        self._waiters += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._waiters -= 1
 
     def _broken(self) -> bool:
         return self.conn.state is ConnState.CLOSED or self._socket.closed

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, final
 
 import trio
 
+from .mse_stream import MSEStream
 from .transport import CONNECT_TIMEOUT
 from .utp_stream import UTPStream
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .transport import InboundHandler, Transport
     from .utp_socket import UTPSocket
 
-__all__ = ["UTP_FIRST_BUDGET", "FallbackTransport", "UTPTransport", "serve_utp"]
+__all__ = ["UTP_FIRST_BUDGET", "FallbackTransport", "UTPTransport", "is_utp", "serve_utp"]
 
 Addr = tuple[str, int]
 
@@ -71,6 +72,13 @@ class FallbackTransport:
         if isinstance(stream, UTPStream):
             return self.first.local_end(stream)
         return self.second.local_end(stream)
+
+
+def is_utp(stream: trio.abc.Stream) -> bool:
+    """Whether a peer stream runs over uTP (under MSE or not): BEP 11's "supports uTP"."""
+    while isinstance(stream, MSEStream):
+        stream = stream.transport_stream
+    return isinstance(stream, UTPStream)
 
 
 async def serve_utp(

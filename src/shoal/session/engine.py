@@ -39,7 +39,7 @@ from ..errors import DecodeError, RemoteProtocolError
 from ..peer import events as ev
 from ..peer.config import ConnectionConfig
 from ..peer.connection import ConnectionState, PeerConnection
-from ..peer.extension import UT_PEX, PexPeer
+from ..peer.extension import UT_PEX, PexFlags, PexPeer
 from ..peer.handshake import ReservedBits
 from ..swarm.peer_pool import BASE_BACKOFF, PeerPool, PeerSource
 from . import commands as cmd
@@ -245,9 +245,11 @@ class TorrentEngine:
         encrypted: bool,
         dialer_end: Addr | None,
         now: float,
+        utp: bool = False,
     ) -> int | None:
         """Both handshakes are done: take the connection (its key) or refuse it (None:
-        the driver closes the stream). `trailing_data` is fed as the first input."""
+        the driver closes the stream). `trailing_data` is fed as the first input;
+        `utp`: the link runs over uTP (PEX then flags the peer as supporting it)."""
         if not incoming:
             self._dialing.discard(addr)
         peer_id = bytes(remote.peer_id)
@@ -276,6 +278,7 @@ class TorrentEngine:
         peer = EnginePeer(key, addr, conn, incoming, encrypted, dialer_end, now)
         peer.listen_addr = None if incoming else addr
         peer.client = client_name(peer_id)
+        peer.utp = utp
         self.peers[key] = peer
         self._by_id[peer_id] = peer
         if not conn.extensions:
@@ -594,14 +597,19 @@ class TorrentEngine:
         """BEP 11: tell each peer which peers we are connected to, as deltas."""
         if self.private:
             return
-        live = {p.listen_addr for p in self.peers.values() if p.listen_addr is not None}
+        flags = {
+            p.listen_addr: PexFlags.UTP if p.utp else PexFlags.NONE
+            for p in self.peers.values()
+            if p.listen_addr is not None
+        }
+        live = set(flags)
         for peer in self.peers.values():
             conn = peer.conn
             if conn.state is not ConnectionState.OPEN or not conn.peer_supports(UT_PEX):
                 continue
             added, dropped = self._pex.delta(peer, live, peer.listen_addr)
             if added or dropped:
-                conn.send_pex([PexPeer(a) for a in added], dropped)
+                conn.send_pex([PexPeer(a, flags[a]) for a in added], dropped)
                 self._dirty[peer.key] = None
 
     # ---- statistics ----------------------------------------------------------------

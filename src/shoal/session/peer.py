@@ -78,4 +78,6 @@ class EnginePeer:
     #: cleanly now, it is switching from the magnet to the torrent: redial it soon.
     took_metadata: bool = False
     extended_seen: bool = False  #: its BEP 10 handshake arrived
+    #: The connection runs over uTP (BEP 29): PEX tells others it supports uTP.
+    utp: bool = False
     flags: dict[str, bool] = field(default_factory=dict)

@@ -117,7 +117,6 @@ class UTPApp:
             if taken < room:
                 return
         if self.close_when_done:
-            if self.send_bytes:
-                conn.send_eof(now)
+            conn.send_eof(now)
             if conn.eof:
                 conn.close(now)

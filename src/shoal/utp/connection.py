@@ -100,6 +100,7 @@ class Signal(enum.Enum):
     READABLE = "readable"
     WRITABLE = "writable"
     CLOSED = "closed"
+    ACK_DUE = "ack due"  # not an event: the endpoint calls flush_ack() when drained
 
 
 class ConnState(enum.Enum):
@@ -189,6 +190,7 @@ class UTPConnection:
         # Receive side.
         self.ack_nr = 0
         self._syn_seq = 0
+        self._first_seq = seq_nr
         self._inbuf: dict[int, _Sent] = {}
         # Bit i: packet ack_nr + 2 + i is buffered out of order (the selective ACK to send).
         self._sack_bits = 0
@@ -198,6 +200,8 @@ class UTPConnection:
         self.eof = False
         self._reply_micro = 0
         self._ack_due = False
+        self._ack_deferred = False
+        self._ack_now = 0.0
         self._unacked_in = 0
         self._delayed_ack_at: float | None = None
         self._last_adv_wnd = config.recv_buffer
@@ -333,6 +337,7 @@ class UTPConnection:
     def start_incoming(self, syn: Packet, now: float) -> None:
         """Answer the SYN that created us (the endpoint calls this once)."""
         self._syn_seq = self.ack_nr = syn.seq_nr
+        self._first_seq = self.seq_nr
         self._reply_micro = (_micros(now) - syn.timestamp) & U32_MASK
         self.peer_wnd = max(syn.wnd_size, MSS)
         self._ack_due = True
@@ -372,7 +377,7 @@ class UTPConnection:
             self._process_data(pkt, now)
         self._check_finished(now)
         if self.state is not ConnState.CLOSED:
-            self._fill(now)
+            self._fill(now, defer_ack=True)
 
     def _process_ack(self, pkt: Packet, now: float) -> None:
         acked = 0
@@ -486,6 +491,7 @@ class UTPConnection:
         if pkt.type is PacketType.DATA and len(self._read_buffer) >= self.config.recv_buffer:
             self._ack_due = True  # no room: drop it, the ack carries our (zero) window
             return
+        was_empty = not self._read_buffer
         readable = self._take(pkt.type, pkt.payload)
         while self._inbuf and not self.eof:
             nxt = self._inbuf.pop((self.ack_nr + 1) & SEQ_MASK, None)
@@ -493,7 +499,7 @@ class UTPConnection:
                 break
             self._ooo_bytes -= len(nxt.payload)
             readable = self._take(nxt.type, nxt.payload) or readable
-        if readable:
+        if readable and (was_empty or self.eof):  # an edge: readers check the level
             self._emit(self, Signal.READABLE)
         self._unacked_in += 1
         if self.eof or self._inbuf or self._unacked_in >= 2:
@@ -532,12 +538,20 @@ class UTPConnection:
     def _window(self) -> int:
         return max(0, self.config.recv_buffer - len(self._read_buffer) - self._ooo_bytes)
 
-    def _fill(self, now: float) -> None:
-        """Send whatever the windows allow: resends first, then new data, FIN, a bare ACK."""
+    def _fill(self, now: float, *, defer_ack: bool = False) -> None:
+        """Send whatever the windows allow: resends first, then new data, FIN, a bare ACK.
+
+        With `defer_ack` (the receive path) a bare ACK is not sent now but when the
+        endpoint's output is drained (`flush_ack`), so one ACK answers a whole batch
+        of datagrams read together, as libtorrent defers its ACKs to the end of a read.
+        """
         if self.state is ConnState.CLOSED:
             return
-        limit = min(int(self.ledbat.cwnd), self.peer_wnd)
         self._cwnd_full = False
+        idle = not (self._send_buffer or self._resend_queue or self._send_full)
+        if idle and not self._ack_due and (self._fin_seq is not None or not self._fin_requested):
+            return  # the common case on a receiving connection: nothing to send
+        limit = min(int(self.ledbat.cwnd), self.peer_wnd)
         queue = self._resend_queue
         order = (
             sorted(queue, key=lambda q: seq_diff(q, self._acked_to)) if len(queue) > 1 else queue
@@ -553,7 +567,30 @@ class UTPConnection:
         ):
             self._send_new_data(limit, now)
         if self._ack_due and self.state is not ConnState.SYN_SENT:
-            self._send_packet(PacketType.STATE, self.seq_nr, b"", now)
+            if defer_ack:
+                self._ack_now = now
+                if not self._ack_deferred:
+                    self._ack_deferred = True
+                    self._emit(self, Signal.ACK_DUE)
+            else:
+                self._send_packet(PacketType.STATE, self._state_seq(), b"", now)
+
+    def _state_seq(self) -> int:
+        """The seq_nr of a bare ACK: the next one we will use, except before the
+        initiator has answered our SYN-ACK. Then every ACK (a re-sent SYN-ACK above all)
+        must carry the SYN-ACK's number, which the initiator takes as our first DATA
+        number: our one DATA or FIN packet may already have used it (found by the
+        hypothesis simulation: a lost SYN-ACK, a re-ACK with the next number, and the
+        initiator skipped our first packet)."""
+        if self.state is ConnState.SYN_RECV:
+            return self._first_seq
+        return self.seq_nr
+
+    def flush_ack(self) -> None:
+        """Send the ACK the receive path deferred, unless a data packet carried it since."""
+        self._ack_deferred = False
+        if self._ack_due and self.state is not ConnState.CLOSED:
+            self._send_packet(PacketType.STATE, self._state_seq(), b"", self._ack_now)
 
     def _send_new_data(self, limit: int, now: float) -> None:
         while self._send_buffer:
@@ -617,6 +654,8 @@ class UTPConnection:
         )
         self._last_adv_wnd = wnd
         self._ack_due = False
+        self._ack_deferred = False
+        self._ack_now = 0.0
         self._unacked_in = 0
         self._delayed_ack_at = None
         self._keepalive_at = now + KEEPALIVE

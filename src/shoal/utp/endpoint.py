@@ -82,6 +82,8 @@ class UTPEndpoint:
         self._conns: dict[tuple[Addr, int], UTPConnection] = {}
         self._by_send_id: dict[tuple[Addr, int], UTPConnection] = {}
         self._out: list[tuple[bytes, Addr]] = []
+        #: Connections whose receive path deferred a bare ACK to the next drain.
+        self._ack_due: list[UTPConnection] = []
         self._events: collections.deque[UTPEvent] = collections.deque()
         self._syn_tokens = self.config.syn_rate
         self._syn_time: float | None = None
@@ -130,6 +132,9 @@ class UTPEndpoint:
         self._reap(conn)
 
     def datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
+        for conn in self._ack_due:
+            conn.flush_ack()
+        self._ack_due.clear()
         out, self._out = self._out, []
         self._counts["datagrams_out"] += len(out)
         return out
@@ -175,6 +180,9 @@ class UTPEndpoint:
         return conn
 
     def _signal(self, conn: UTPConnection, signal: Signal) -> None:
+        if signal is Signal.ACK_DUE:
+            self._ack_due.append(conn)
+            return
         if signal is Signal.CLOSED:
             assert conn.close_reason is not None
             self._events.append(ConnectionClosed(conn, conn.close_reason))

@@ -39,7 +39,11 @@ class Connected(UTPEvent):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Readable(UTPEvent):
-    """New in-order bytes, or the end of the stream, can be ``read()``."""
+    """In-order bytes arrived in an empty receive buffer, or the end of the stream did.
+
+    Edge-triggered: after this, ``read()`` until it returns ``b""``; more data arriving
+    while bytes are still unread raises no new event.
+    """
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -58,6 +58,9 @@ _EMPTY_TYPES: Final = frozenset(
 )
 
 
+_TYPES: Final = tuple(PacketType)  # indexed by the type nibble (cheaper than the enum call)
+
+
 def seq_diff(a: int, b: int) -> int:
     """``a - b`` in the 16-bit sequence space, as a signed number in [-32768, 32767]."""
     d = (a - b) & SEQ_MASK
@@ -126,10 +129,9 @@ def decode_packet(data: bytes) -> Packet:
     type_ver, ext, conn_id, ts, ts_diff, wnd, seq, ack = _HEADER.unpack_from(data)
     if type_ver & 0x0F != VERSION:
         raise DecodeError(f"uTP version {type_ver & 0x0F} is not 1")
-    try:
-        kind = PacketType(type_ver >> 4)
-    except ValueError:
-        raise DecodeError(f"unknown uTP packet type {type_ver >> 4}") from None
+    if type_ver >> 4 >= len(_TYPES):
+        raise DecodeError(f"unknown uTP packet type {type_ver >> 4}")
+    kind = _TYPES[type_ver >> 4]
     extensions, offset = _decode_extensions(data, ext)
     payload = data[offset:]
     if kind in _EMPTY_TYPES and payload:

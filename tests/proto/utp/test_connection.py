@@ -96,8 +96,10 @@ def _open_with_data(pair: Pair, packets: int) -> tuple[list[Packet], object, obj
 def test_three_duplicate_acks_trigger_fast_retransmit() -> None:
     pair = Pair.create()
     data, ca, _cb = _open_with_data(pair, 6)
-    pair.deliver("b", data[1:])  # the first one is lost
-    acks = pair.out("b")
+    acks = []
+    for pkt in data[1:]:  # the first one is lost; one drain per datagram, as on a slow path
+        pair.deliver("b", [pkt])
+        acks += pair.out("b")
     assert all(p.ack_nr == data[0].seq_nr - 1 for p in acks)  # all duplicates
     assert len(acks) >= 3
     pair.deliver("a", acks)
@@ -158,6 +160,14 @@ def test_rtt_is_measured_and_rto_follows_the_bep_formula() -> None:
     # The SYN's sample was 0 s, this one 0.45 s: rtt moves 1/8 of the way (BEP 29).
     assert ca.rtt.rtt == pytest.approx(0.45 / 8)
     assert ca.rtt.rto == pytest.approx(max(0.5, ca.rtt.rtt + 4 * ca.rtt.rtt_var))
+
+
+def test_one_ack_answers_a_batch_of_datagrams() -> None:
+    pair = Pair.create()
+    data, _ca, _cb = _open_with_data(pair, 8)
+    pair.deliver("b", data)  # read in one batch before the endpoint is drained
+    (ack,) = pair.out("b")
+    assert ack.ack_nr == data[-1].seq_nr
 
 
 def test_delayed_ack_every_second_packet_or_after_20ms() -> None:
@@ -296,3 +306,23 @@ def test_ack_for_unsent_packets_is_ignored() -> None:
     ca.send(b"still fine", pair.now)
     pair.exchange()
     assert cb.read(100, pair.now) == b"still fine"
+
+
+def test_resent_syn_ack_carries_the_first_seq_even_after_early_data() -> None:
+    # The acceptor sends data before the initiator has heard from it; the SYN-ACK is
+    # lost and the SYN re-sent: the re-ACK must not advertise the number after the data.
+    pair = Pair.create()
+    pair.a.connect(B, 0.0)
+    (syn,) = pair.out("a")
+    pair.deliver("b", [syn])
+    (synack,) = pair.out("b")  # lost
+    cb = next(e.conn for e in pair.events["b"] if isinstance(e, IncomingConnection))
+    cb.send(b"early", pair.now)
+    early = pair.out("b")  # also lost, for now
+    assert [p.seq_nr for p in early] == [synack.seq_nr]
+    pair.deliver("b", [syn])  # the initiator re-sends its SYN
+    (reack,) = pair.out("b")
+    assert reack.seq_nr == synack.seq_nr
+    pair.deliver("a", [reack, *early])
+    ca = next(e.conn for e in pair.events["a"] if isinstance(e, Connected))
+    assert ca.read(100, pair.now) == b"early"
