@@ -163,11 +163,17 @@ class TorrentEngine:
 
     # ---- peers found and dialled ---------------------------------------------------
 
-    def peers_found(self, addrs: Iterable[Addr], source: PeerSource, now: float) -> int:
-        """Every peer source enters here; returns how many addresses were new."""
+    def peers_found(
+        self, addrs: Iterable[Addr], source: PeerSource, now: float, *, named_by: str | None = None
+    ) -> int:
+        """Every peer source enters here; returns how many addresses were new.
+
+        `named_by`: the IP of the peer that sent these in PEX (it may name LAN
+        addresses only if it is on a LAN itself: `PeerPool.add`).
+        """
         if source is PeerSource.PEX and self.private:
             return 0  # BEP 27
-        new = sum(1 for addr in addrs if self.pool.add(addr, source))
+        new = sum(1 for addr in addrs if self.pool.add(addr, source, named_by=named_by))
         if new:
             self._dial_more(now)
         return new
@@ -267,7 +273,8 @@ class TorrentEngine:
         except RemoteProtocolError:
             return None
         if incoming:
-            self.pool.mark_busy(addr, PeerSource.INCOMING)
+            if not self.pool.mark_busy(addr, PeerSource.INCOMING):
+                return None  # banned host, or too many connections from its IP
         else:
             self.pool.connected(addr)
         existing = self._by_id.get(peer_id)
@@ -381,11 +388,12 @@ class TorrentEngine:
                     self._dialing.add(addr)  # its pool entry stays busy
                     self._commands.append(cmd.Dial(addr, plaintext=True))
                     continue
-                self.pool.closed(addr, now)
+                when = now
                 if clean and peer.took_metadata and addr == peer.listen_addr:
                     # PeerPool.closed allows a redial after BASE_BACKOFF; date it back
                     # so the redial comes after REDIAL_AFTER_METADATA instead.
-                    self.pool.closed(addr, now - BASE_BACKOFF + REDIAL_AFTER_METADATA)
+                    when = now - BASE_BACKOFF + REDIAL_AFTER_METADATA
+                self.pool.closed(addr, when)
         self._publish_connected(peer)  # a peer that left before its BEP 10 handshake
         self._commands.append(cmd.Publish(tev.PeerDisconnected(peer.addr, reason)))
         self._dial_more(now)
@@ -430,7 +438,8 @@ class TorrentEngine:
                 if self.config.dht_port is not None and not self.private and port:
                     self._commands.append(cmd.AddDhtNodes(((peer.addr[0], port),)))
             case ev.PexReceived(added=added):
-                self.peers_found([p.addr for p in added[:_PEX_ACCEPT]], PeerSource.PEX, now)
+                addrs = [p.addr for p in added[:_PEX_ACCEPT]]
+                self.peers_found(addrs, PeerSource.PEX, now, named_by=peer.addr[0])
             case _:
                 if data is not None:
                     data.on_event(peer, event, now)
@@ -445,7 +454,10 @@ class TorrentEngine:
         if p and peer.incoming and peer.listen_addr is None:
             # BEP 10 ``p``: where the peer listens, for PEX and later redials.
             peer.listen_addr = (peer.addr[0], p)
-            self.pool.mark_busy(peer.listen_addr, PeerSource.INCOMING)  # no redial
+            # Busy while connected (no redial), but only as INCOMING: a claimed port is
+            # forgotten when the peer leaves, so a handshake-then-close storm cannot
+            # fill the dial pool with ports nobody verified (tests/net/test_hostile.py).
+            self.pool.mark_busy(peer.listen_addr, PeerSource.INCOMING)
         if first:
             self._publish_connected(peer)
         if self.metainfo is None:
@@ -454,6 +466,10 @@ class TorrentEngine:
     # ---- BEP 9 -----------------------------------------------------------------------
 
     def _request_metadata(self, now: float) -> None:
+        for peer in self.fetch.take_banned():
+            # Announced a size, then timed out or rejected too often (its data never
+            # backed the size): `MetadataAssembler` strikes.
+            self._close(peer, "did not serve the metadata it announced", now)
         for peer in self.fetch.request_more(list(self.peers.values()), now):
             self._dirty[peer.key] = None
 

@@ -159,6 +159,10 @@ class MetadataFetch(Generic[P]):
         """BEP 9 reject: do not ask `peer` for `piece` again."""
         self.asm.piece_rejected(peer, piece)
 
+    def take_banned(self) -> list[P]:
+        """Peers the assembler banned since the last call (too many strikes): close them."""
+        return self.asm.take_banned()
+
     def get_timer(self) -> float | None:
         return None if self.done else self.asm.get_timer()
 
