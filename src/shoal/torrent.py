@@ -156,6 +156,7 @@ class Torrent:
         self._nursery: trio.Nursery | None = None
         self._error: str | None = None
         self.data: DataFiles | None = None
+        self.resumed_bytes: int | None = None
         self._select = select
         self._sequential = sequential
         self._samples: deque[tuple[float, int, int]] = deque()
@@ -414,6 +415,9 @@ class Torrent:
         self._state = TorrentState.CHECKING
         info = self.metainfo.info
         self.data = data = await DataFiles.open(self, info, self._select)
+        #: Verified bytes found on disk when the data phase opened (resume data or a
+        #: recheck), before this run fetched anything: "resuming at N%".
+        self.resumed_bytes = data.verified_bytes()
         have = data.storage.verified()
         self.engine.start_data(
             info, have, data.priorities, sequential=self._sequential, now=trio.current_time()

@@ -13,6 +13,7 @@ The engine's events become JSON-shaped *records* here (``metadata``, ``peer``,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import re
 import signal
@@ -389,8 +390,14 @@ async def wait_checked(torrent: Torrent) -> TorrentStats:
     while True:
         stats = torrent.statistics()
         if stats.state.name not in CHECKING_STATES:
-            return stats
+            break
         await trio.sleep(_CHECK_POLL)
+    # The engine may have fetched more between the check and this poll (loopback is
+    # fast): report what was on disk when the data phase opened.
+    resumed = torrent.resumed_bytes
+    if resumed is not None:
+        stats = dataclasses.replace(stats, downloaded=resumed)
+    return stats
 
 
 async def report_resume(torrent: Torrent, renderer: Renderer) -> int:
