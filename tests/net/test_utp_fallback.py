@@ -42,9 +42,17 @@ async def _transfer(tmp_path: Path, seeder_transports: tuple[str, ...]) -> tuple
         return seeder, leecher
 
 
+def _dial_transport(client: Any) -> Any:
+    """The transport under the client-wide wrappers (rate limits, IP filter)."""
+    transport = client._dialer.transport
+    while hasattr(transport, "inner"):
+        transport = transport.inner
+    return transport
+
+
 async def test_both_dials_utp_when_the_peer_speaks_it(tmp_path: Path) -> None:
     _seeder, leecher = await _transfer(tmp_path, ("utp", "tcp"))
-    transport = leecher._dialer.transport
+    transport = _dial_transport(leecher)
     assert isinstance(transport, FallbackTransport)
     assert transport.fallbacks == 0
     assert leecher.utp.statistics().datagrams_in > 200_000 // 1178  # payload came by uTP
@@ -53,6 +61,6 @@ async def test_both_dials_utp_when_the_peer_speaks_it(tmp_path: Path) -> None:
 
 async def test_both_falls_back_to_tcp_for_a_tcp_only_peer(tmp_path: Path) -> None:
     _seeder, leecher = await _transfer(tmp_path, ("tcp",))
-    transport = leecher._dialer.transport
+    transport = _dial_transport(leecher)
     assert isinstance(transport, FallbackTransport)
     assert transport.fallbacks >= 1
