@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
-from ..errors import ProxyError
+from ..errors import ProxyError, ShoalError
 from .socks import Socks5Connector
 from .transport import CONNECT_TIMEOUT
 
@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["BlockedAddress", "FilteredTransport", "RateLimitedTransport", "Socks5Transport"]
 
 
-class BlockedAddress(ConnectionRefusedError):
-    """A dial refused locally because the IP filter blocks the address."""
+class BlockedAddress(ShoalError, ConnectionRefusedError):
+    """A dial refused locally because the IP filter blocks the address.
+
+    Also a `ConnectionRefusedError` (an `OSError`), so every dial path treats it as
+    a connection that failed, with no special case.
+    """
 
 
 @final
