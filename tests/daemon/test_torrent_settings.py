@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from shoal.create import create_torrent
 from shoal.metainfo import parse_metainfo
+from shoal.net.bandwidth import torrent_channels
 
 from .helpers import PASSWORD, poll, web_daemon
 
@@ -65,6 +66,21 @@ async def test_file_priority_recheck_pieces_and_preferences(tmp_path: Path) -> N
         states = (await web.get("torrents/pieceStates", params={"hash": h})).json()
         assert states[0] == 0
         assert states[1] == 2
+
+        # Per-torrent rate limits reach the torrent's own limiter channels at once.
+        for endpoint, limit in (("setDownloadLimit", 100_000), ("setUploadLimit", 50_000)):
+            answer = await web.post(f"torrents/{endpoint}", data={"hashes": h, "limit": limit})
+            assert answer.status_code == 200
+        down, up = torrent_channels(meta.info_hash)
+        bandwidth = web.running.daemon.client.bandwidth
+        assert bandwidth is not None
+        limiter = bandwidth.limiter
+        assert (limiter.rate(down), limiter.rate(up)) == (100_000, 50_000)
+        assert (await web.get("torrents/downloadLimit", params={"hashes": h})).json() == {
+            h: 100_000
+        }
+        assert (await web.post("torrents/setUploadLimit", data={"hashes": h, "limit": 0})).ok
+        assert limiter.rate(up) is None
 
         prefs = {"max_ratio_enabled": True, "max_ratio": 1.5, "unknown_key": 1}
         answer = await web.post("app/setPreferences", data={"json": json.dumps(prefs)})

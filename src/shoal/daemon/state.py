@@ -160,6 +160,7 @@ class Daemon:
         torrent = await self.client.add(
             source, save_to=Path(row.save_path), select=select, sequential=row.sequential
         )
+        _apply_limits(torrent, row)
         if row.paused:
             await torrent.pause()
         base = (row.downloaded_total, row.uploaded_total)
@@ -396,6 +397,8 @@ class Daemon:
             row = self._entries[h].row
             for key, value in fields.items():
                 setattr(row, key, value)
+            if {"dl_limit", "up_limit"} & fields.keys():
+                _apply_limits(self._entries[h].torrent, row)
             await self._save(row)
 
     async def set_file_priority(self, info_hash: str, ids: list[int], priority: int) -> None:
@@ -521,6 +524,11 @@ class Daemon:
                 due.append(h)
         if due:
             await self.pause(due)
+
+
+def _apply_limits(torrent: Torrent, row: TorrentRow) -> None:
+    """``dlLimit``/``upLimit`` (B/s, 0 = unlimited) become the torrent's rate limits."""
+    torrent.set_limits(download=row.dl_limit or None, upload=row.up_limit or None)
 
 
 def _valid_category(name: str) -> bool:
