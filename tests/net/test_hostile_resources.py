@@ -162,11 +162,6 @@ async def test_running_out_of_fds_in_accept_backs_off_instead_of_exiting(
         await honest_download(metainfo, addr, tmp_path / "leech")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no per-peer send-queue cap, and a queued block pins its whole piece "
-    "(net/peer_session.py, torrent.py: engine-owned; fix after the rewrite lands)",
-)
 async def test_a_peer_that_never_reads_cannot_grow_the_seeders_memory(tmp_path: Path) -> None:
     torrent, metainfo = make(tmp_path, 64 * 1024 * 1024, 1024 * 1024)
     async with seed_process(torrent, tmp_path / "data", tmp_path) as (proc, addr):
@@ -185,7 +180,7 @@ async def test_a_peer_that_never_reads_cannot_grow_the_seeders_memory(tmp_path: 
                 if grown > 96 * 1024 * 1024:
                     break
             nursery.cancel_scope.cancel()
-        # Today: > 96 MiB within seconds (queued 16 KiB slices keep 1 MiB pieces alive).
+        # Was: > 96 MiB within seconds. Now reading stops past MAX_SEND_BACKLOG.
         assert "unchoked" in stats.notes
         assert grown < 24 * 1024 * 1024, f"seeder RSS grew by {grown >> 20} MiB"
         await honest_download(metainfo, addr, tmp_path / "leech")

@@ -68,6 +68,10 @@ PEER_ERRORS: Final = (
 )
 #: Large reads: one engine pass, one event batch and one writer wakeup per 256 KiB.
 _RECEIVE_SIZE: Final = 256 * 1024
+#: Bytes queued for one peer (in the engine plus the write in progress) past which we
+#: stop reading from it and stop serving its requests: a peer that requests and never
+#: reads then holds at most this much of our memory (plus its ``reqq`` of requests).
+MAX_SEND_BACKLOG: Final = 1024 * 1024
 
 
 @final
@@ -130,6 +134,8 @@ class PeerSession:
             remote_handshake=link.remote,
         )
         self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._sending = 0  # bytes of the send_all in progress
         self._cancel = trio.CancelScope()
         self._close_reason: str | None = None
         self.started_at = trio.current_time()
@@ -144,6 +150,16 @@ class PeerSession:
     def wake(self) -> None:
         """Something was queued on `conn` (or its timer moved): flush soon."""
         self._wake.set()
+
+    @property
+    def send_backlog(self) -> int:
+        """Bytes queued for this peer that it has not taken from us yet."""
+        return self.conn.send_backlog + self._sending
+
+    @property
+    def backlogged(self) -> bool:
+        """Over `MAX_SEND_BACKLOG`: serve this peer nothing more until it reads."""
+        return self.send_backlog > MAX_SEND_BACKLOG
 
     def close(self, reason: str) -> None:
         """End the session (ban, torrent shutdown); `run` returns with `reason`."""
@@ -196,6 +212,11 @@ class PeerSession:
 
     async def _reader(self) -> None:
         while True:
+            while self.send_backlog > MAX_SEND_BACKLOG:
+                # Back-pressure: a peer that does not read gets nothing more read
+                # (so no more requests served) until it has taken what is queued.
+                self._drained = trio.Event()
+                await self._drained.wait()
             data = await self.link.stream.receive_some(_RECEIVE_SIZE)
             await self._feed(bytes(data))
             if not data:
@@ -206,7 +227,10 @@ class PeerSession:
     async def _writer(self) -> None:
         while True:
             for buf in self.conn.data_to_send():
+                self._sending = len(buf)
                 await self.link.stream.send_all(buf)
+                self._sending = 0
+                self._drained.set()
             deadline = self.conn.get_timer()
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._wake.wait()
