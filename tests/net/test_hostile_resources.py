@@ -26,11 +26,13 @@ import trio
 import shoal
 from shoal.create import create_torrent
 from shoal.metainfo import Metainfo, parse_metainfo
+from shoal.swarm.turnover import TurnoverPolicy
 from shoal.testing.hostile import (
     AttackStats,
     connect_storm,
     keepalive_idlers,
     request_and_never_read,
+    send_then_wait_close,
 )
 from tests.integration.peers import dht_router, hostport
 
@@ -116,11 +118,13 @@ async def _listening(proc: trio.Process) -> tuple[str, int]:
                     return addr
 
 
-async def honest_download(metainfo: Metainfo, addr: tuple[str, int], where: Path) -> None:
+async def honest_download(
+    metainfo: Metainfo, addr: tuple[str, int], where: Path, *, deadline: float = 30
+) -> None:
     cfg = shoal.ClientConfig(bind_host="127.0.0.1", port=0, dht=False)
     async with shoal.open_client(cfg) as leecher:
         t = await leecher.add(metainfo, save_to=where, peers=[addr])
-        with trio.fail_after(30):
+        with trio.fail_after(deadline):
             await t.wait_complete()
 
 
@@ -186,11 +190,6 @@ async def test_a_peer_that_never_reads_cannot_grow_the_seeders_memory(tmp_path: 
         await honest_download(metainfo, addr, tmp_path / "leech")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TurnoverPolicy (swarm/turnover.py) is not wired into the connection manager "
-    "yet (torrent.py: engine-owned), and its idle_after is not configurable",
-)
 async def test_keepalive_idlers_cannot_lock_out_an_honest_leecher(tmp_path: Path) -> None:
     data = tmp_path / "seed"
     data.mkdir()
@@ -198,13 +197,26 @@ async def test_keepalive_idlers_cannot_lock_out_an_honest_leecher(tmp_path: Path
     metainfo = parse_metainfo(create_torrent(data / "x.bin", piece_length=16384))
     cfg = shoal.ClientConfig(bind_host="127.0.0.1", port=0, dht=False, max_peers_per_torrent=4)
     async with shoal.open_client(cfg) as seeder:
-        await (await seeder.add(metainfo, save_to=data)).wait_complete()
+        t = await seeder.add(metainfo, save_to=data)
+        await t.wait_complete()
+        t.turnover = TurnoverPolicy(idle_after=2.0)  # default 120 s: too long for a test
         stats = AttackStats(source_host=ATTACKER)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                keepalive_idlers, seeder.listen_address, metainfo.info_hash, 8, stats
-            )
+            addr = seeder.listen_address
+            nursery.start_soon(keepalive_idlers, addr, metainfo.info_hash, 8, stats)
+            with trio.fail_after(10):
+                while stats.connected < 8:  # noqa: ASYNC110 (polling the attacker)
+                    await trio.sleep(0.05)
             await trio.sleep(1.0)
-            with trio.fail_after(20):
-                await honest_download(metainfo, seeder.listen_address, tmp_path / "leech")
+            assert len(t.sessions) == 4, "the idlers hold every slot"
+            # A peer refused for lack of a slot makes the seeder turn an idler over
+            # (was: the idlers kept every slot for as long as they liked).
+            probe = AttackStats()
+            with trio.move_on_after(5):
+                await send_then_wait_close(addr, metainfo.info_hash, b"", probe)
+            with trio.fail_after(10):
+                while len(t.sessions) >= 4:  # noqa: ASYNC110 (polling the victim)
+                    await trio.sleep(0.1)
+            await honest_download(metainfo, addr, tmp_path / "leech")
+            assert stats.closed_by_victim >= 1
             nursery.cancel_scope.cancel()
