@@ -1,11 +1,11 @@
 """Resource exhaustion by one remote party, against a real ``shoal seed`` process.
 
-These need Trio-side fixes in files the engine rewrite owns (net/listener.py,
-net/peer_session.py, torrent.py): EMFILE on accept, caps on half-open/handshaking
-connections per IP and globally, RLIMIT_NOFILE headroom, a per-peer send-queue cap
-that does not pin whole pieces, and wiring `shoal.swarm.turnover.TurnoverPolicy` into
-the connection manager. Until then they are strict xfails: each one fails today, and
-the day a fix lands it turns into an XPASS that CI reports, so the marker goes.
+Each test reproduces an attack from issue 10 that used to work and checks the bound
+that now stops it: connections that never send a byte (a storm from one IP under
+``RLIMIT_NOFILE`` 160, and EMFILE in ``accept`` from 24 IPs under 90;
+`net/listener.py`), a peer that requests and never reads (`MAX_SEND_BACKLOG` in
+`net/peer_session.py`), and keep-alive-only idlers filling every slot (peer turnover
+in `torrent.py`). Each also checks that an honest peer still downloads.
 """
 
 from __future__ import annotations
