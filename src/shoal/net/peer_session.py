@@ -41,6 +41,7 @@ import trio
 from ..errors import DecodeError, RemoteProtocolError
 from ..peer import events as ev
 from ..peer.connection import ConnectionConfig, PeerConnection
+from ..session.data import MAX_SEND_BACKLOG as _DATA_MAX_SEND_BACKLOG
 
 if TYPE_CHECKING:
     from ..ids import InfoHash, PeerId
@@ -69,9 +70,9 @@ PEER_ERRORS: Final = (
 #: Large reads: one engine pass, one event batch and one writer wakeup per 256 KiB.
 _RECEIVE_SIZE: Final = 256 * 1024
 #: Bytes queued for one peer (in the engine plus the write in progress) past which we
-#: stop reading from it and stop serving its requests: a peer that requests and never
-#: reads then holds at most this much of our memory (plus its ``reqq`` of requests).
-MAX_SEND_BACKLOG: Final = 1024 * 1024
+#: stop reading from it; `shoal.session.data` stops serving it at the same mark. A peer
+#: that requests and never reads then holds about this much of our memory.
+MAX_SEND_BACKLOG: Final = _DATA_MAX_SEND_BACKLOG
 
 
 @final
@@ -250,6 +251,7 @@ class EngineHost(Protocol):
     def session_data(self, key: int, data: bytes) -> None: ...
     def session_output(self, key: int) -> list[bytes | bytearray | memoryview]: ...
     def session_ended(self, key: int, reason: str) -> None: ...
+    def session_backlog(self, key: int) -> int: ...
 
 
 @final
@@ -269,12 +271,19 @@ class EngineSession:
         self.key: Final = key
         self._host = host
         self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._sending = 0  # bytes of the send_all in progress
         self._cancel = trio.CancelScope()
         self._close_reason: str | None = None
 
     def wake(self) -> None:
         """The engine queued bytes for this connection."""
         self._wake.set()
+
+    @property
+    def send_backlog(self) -> int:
+        """Bytes queued for this peer (in the engine and being written) not yet taken."""
+        return self._host.session_backlog(self.key) + self._sending
 
     def close(self, reason: str) -> None:
         """The engine (or the torrent) ended the connection; `run` returns."""
@@ -306,6 +315,11 @@ class EngineSession:
     async def _reader(self) -> None:
         stream = self.link.stream
         while True:
+            while self.send_backlog > MAX_SEND_BACKLOG:
+                # Back-pressure: nothing more is read from (so nothing more served to)
+                # a peer that is not taking what we already queued for it.
+                self._drained = trio.Event()
+                await self._drained.wait()
             data = await stream.receive_some(_RECEIVE_SIZE)
             self._host.session_data(self.key, bytes(data) if type(data) is not bytes else data)
             if not data:
@@ -320,4 +334,7 @@ class EngineSession:
                 self._wake = trio.Event()
                 continue
             for buf in buffers:
+                self._sending = len(buf)
                 await stream.send_all(buf)
+                self._sending = 0
+                self._drained.set()
