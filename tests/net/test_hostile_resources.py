@@ -199,7 +199,7 @@ async def test_keepalive_idlers_cannot_lock_out_an_honest_leecher(tmp_path: Path
     async with shoal.open_client(cfg) as seeder:
         t = await seeder.add(metainfo, save_to=data)
         await t.wait_complete()
-        t.turnover = TurnoverPolicy(idle_after=2.0)  # default 120 s: too long for a test
+        t.engine.turnover = TurnoverPolicy(idle_after=2.0)  # default 120 s: too long here
         stats = AttackStats(source_host=ATTACKER)
         async with trio.open_nursery() as nursery:
             addr = seeder.listen_address

@@ -175,9 +175,3 @@ class MetadataFetch(Generic[P]):
     def peer_left(self, peer: P) -> None:
         self.asm.remove_peer(peer)
         self._sized.discard(peer)
-
-    def take_banned(self) -> list[P]:
-        """Peers the assembler gave up on since the last call (strikes: silent or
-        rejecting on their claimed size, or the single source of a bad hash): the
-        driver closes them so they free their slot."""
-        return self.asm.take_banned()
