@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from ..bencoding import decode, encode
-from ..errors import DecodeError, RemoteProtocolError
+from ..errors import DecodeError, RemoteProtocolError, ShoalError
 from ..peer import messages as m
 from ..peer.extension import (
     ExtendedHandshake,
@@ -81,7 +81,7 @@ RESERVED: Final = ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL | Reserved
 UT_METADATA_ID: Final = 3
 
 
-class LoopbackOnly(ValueError):
+class LoopbackOnly(ShoalError, ValueError):
     """An attacker was pointed at a non-loopback address (refused: network safety)."""
 
 
