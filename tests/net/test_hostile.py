@@ -186,3 +186,13 @@ async def test_a_corrupt_peer_from_many_ports_is_banned_by_host(tmp_path: Path) 
         t.add_peers([seeder.listen_address])
         with trio.fail_after(30):
             await t.wait_complete()
+
+
+async def test_attackers_refuse_non_loopback_targets() -> None:
+    from shoal.testing.hostile import LoopbackOnly
+
+    for host in ("10.0.0.1", "192.0.2.1", "example.invalid"):
+        with pytest.raises(LoopbackOnly):
+            await handshake_then_close((host, 6881), b"\0" * 20, 1, AttackStats())
+    with pytest.raises(LoopbackOnly):
+        await handshake_then_close(("127.0.0.1", 9), b"\0" * 20, 1, AttackStats("10.0.0.1"))
