@@ -531,6 +531,10 @@ class Torrent:
     def session_output(self, key: int) -> list[bytes | bytearray | memoryview]:
         return self.engine.data_to_send(key)
 
+    def session_backlog(self, key: int) -> int:
+        peer = self.engine.peers.get(key)
+        return 0 if peer is None else peer.conn.send_backlog
+
     def session_ended(self, key: int, reason: str) -> None:
         self.engine.peer_closed(key, reason, trio.current_time())
         self._pump()

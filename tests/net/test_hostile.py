@@ -137,11 +137,16 @@ async def test_a_handshake_then_close_storm_does_not_hide_the_seeder(tmp_path: P
         stats = AttackStats(source_host=ATTACKER)
         fds = open_fds()
         with trio.fail_after(60):
-            await handshake_then_close(leecher.listen_address, metainfo.info_hash, 300, stats)
-        assert stats.connected == 300
-        # Was 600: every source port and every claimed BEP 10 port entered the dial pool.
-        assert t.statistics().known_peers <= 5, "ephemeral source ports are not dial targets"
-        t.add_peers([seeder.listen_address])
+            await handshake_then_close(leecher.listen_address, metainfo.info_hash, 200, stats)
+        assert stats.connected == 200
+        # Was 200: every ephemeral source port entered the dial pool.
+        assert t.statistics().known_peers == 0, "ephemeral source ports are not dial targets"
+        with trio.fail_after(60):  # claimed BEP 10 ports are dialable, but unverified
+            await handshake_then_close(
+                leecher.listen_address, metainfo.info_hash, 200, stats, claim_listen_ports=True
+            )
+        assert t.statistics().known_peers <= 200
+        t.add_peers([seeder.listen_address])  # a trusted source: dialled first
         with trio.fail_after(30):
             await t.wait_complete()
         assert open_fds() <= fds + 20
@@ -181,3 +186,13 @@ async def test_a_corrupt_peer_from_many_ports_is_banned_by_host(tmp_path: Path) 
         t.add_peers([seeder.listen_address])
         with trio.fail_after(30):
             await t.wait_complete()
+
+
+async def test_attackers_refuse_non_loopback_targets() -> None:
+    from shoal.testing.hostile import LoopbackOnly
+
+    for host in ("10.0.0.1", "192.0.2.1", "example.invalid"):
+        with pytest.raises(LoopbackOnly):
+            await handshake_then_close((host, 6881), b"\0" * 20, 1, AttackStats())
+    with pytest.raises(LoopbackOnly):
+        await handshake_then_close(("127.0.0.1", 9), b"\0" * 20, 1, AttackStats("10.0.0.1"))

@@ -1,11 +1,11 @@
 """Resource exhaustion by one remote party, against a real ``shoal seed`` process.
 
-These need Trio-side fixes in files the engine rewrite owns (net/listener.py,
-net/peer_session.py, torrent.py): EMFILE on accept, caps on half-open/handshaking
-connections per IP and globally, RLIMIT_NOFILE headroom, a per-peer send-queue cap
-that does not pin whole pieces, and wiring `shoal.swarm.turnover.TurnoverPolicy` into
-the connection manager. Until then they are strict xfails: each one fails today, and
-the day a fix lands it turns into an XPASS that CI reports, so the marker goes.
+Each test reproduces an attack from issue 10 that used to work and checks the bound
+that now stops it: connections that never send a byte (a storm from one IP under
+``RLIMIT_NOFILE`` 160, and EMFILE in ``accept`` from 24 IPs under 90;
+`net/listener.py`), a peer that requests and never reads (`MAX_SEND_BACKLOG` in
+`net/peer_session.py`), and keep-alive-only idlers filling every slot (peer turnover
+in `torrent.py`). Each also checks that an honest peer still downloads.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ import trio
 import shoal
 from shoal.create import create_torrent
 from shoal.metainfo import Metainfo, parse_metainfo
+from shoal.swarm.turnover import TurnoverPolicy
 from shoal.testing.hostile import (
     AttackStats,
     connect_storm,
     keepalive_idlers,
     request_and_never_read,
+    send_then_wait_close,
 )
 from tests.integration.peers import dht_router, hostport
 
@@ -116,19 +118,16 @@ async def _listening(proc: trio.Process) -> tuple[str, int]:
                     return addr
 
 
-async def honest_download(metainfo: Metainfo, addr: tuple[str, int], where: Path) -> None:
+async def honest_download(
+    metainfo: Metainfo, addr: tuple[str, int], where: Path, *, deadline: float = 30
+) -> None:
     cfg = shoal.ClientConfig(bind_host="127.0.0.1", port=0, dht=False)
     async with shoal.open_client(cfg) as leecher:
         t = await leecher.add(metainfo, save_to=where, peers=[addr])
-        with trio.fail_after(30):
+        with trio.fail_after(deadline):
             await t.wait_complete()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EMFILE on accept escapes net/listener.py and nothing caps handshaking "
-    "connections (engine-owned files; fix after the engine rewrite lands)",
-)
 async def test_a_connect_storm_cannot_exhaust_the_seeders_fds(tmp_path: Path) -> None:
     torrent, metainfo = make(tmp_path, 300_000, 16384)
     async with seed_process(torrent, tmp_path / "data", tmp_path, nofile=160) as (proc, addr):
@@ -139,17 +138,34 @@ async def test_a_connect_storm_cannot_exhaust_the_seeders_fds(tmp_path: Path) ->
                 while stats.connected + stats.refused < 300:  # noqa: ASYNC110
                     await trio.sleep(0.05)
             await trio.sleep(1.0)
+            # Was: "Too many open files" escaped the accept loop and the seeder exited.
             assert proc.returncode is None, "the seeder died (Too many open files)"
-            assert _fds(proc.pid) < 160
+            assert _fds(proc.pid) < 60, "at most MAX_HANDSHAKING_PER_IP held per attacker IP"
             await honest_download(metainfo, addr, tmp_path / "leech")
             nursery.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no per-peer send-queue cap, and a queued block pins its whole piece "
-    "(net/peer_session.py, torrent.py: engine-owned; fix after the rewrite lands)",
-)
+async def test_running_out_of_fds_in_accept_backs_off_instead_of_exiting(
+    tmp_path: Path,
+) -> None:
+    # 24 attacker IPs x 8 silent connections: under the per-IP cap, but past the 90
+    # descriptors the seeder may hold, so accept() itself fails with EMFILE.
+    torrent, metainfo = make(tmp_path, 300_000, 16384)
+    async with seed_process(torrent, tmp_path / "data", tmp_path, nofile=90) as (proc, addr):
+        storms = [AttackStats(source_host=f"127.0.1.{i + 1}") for i in range(24)]
+        async with trio.open_nursery() as nursery:
+            for stats in storms:
+                nursery.start_soon(connect_storm, addr, 8, stats)
+            with trio.fail_after(30):
+                while sum(s.connected + s.refused for s in storms) < 24 * 8:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            await trio.sleep(1.0)
+            assert proc.returncode is None, "the seeder died (Too many open files)"
+            nursery.cancel_scope.cancel()
+        # The storm is gone; the seeder serves an honest peer again.
+        await honest_download(metainfo, addr, tmp_path / "leech")
+
+
 async def test_a_peer_that_never_reads_cannot_grow_the_seeders_memory(tmp_path: Path) -> None:
     torrent, metainfo = make(tmp_path, 64 * 1024 * 1024, 1024 * 1024)
     async with seed_process(torrent, tmp_path / "data", tmp_path) as (proc, addr):
@@ -168,17 +184,12 @@ async def test_a_peer_that_never_reads_cannot_grow_the_seeders_memory(tmp_path: 
                 if grown > 96 * 1024 * 1024:
                     break
             nursery.cancel_scope.cancel()
-        # Today: > 96 MiB within seconds (queued 16 KiB slices keep 1 MiB pieces alive).
+        # Was: > 96 MiB within seconds. Now reading stops past MAX_SEND_BACKLOG.
         assert "unchoked" in stats.notes
         assert grown < 24 * 1024 * 1024, f"seeder RSS grew by {grown >> 20} MiB"
         await honest_download(metainfo, addr, tmp_path / "leech")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TurnoverPolicy (swarm/turnover.py) is not wired into the connection manager "
-    "yet (torrent.py: engine-owned), and its idle_after is not configurable",
-)
 async def test_keepalive_idlers_cannot_lock_out_an_honest_leecher(tmp_path: Path) -> None:
     data = tmp_path / "seed"
     data.mkdir()
@@ -186,13 +197,26 @@ async def test_keepalive_idlers_cannot_lock_out_an_honest_leecher(tmp_path: Path
     metainfo = parse_metainfo(create_torrent(data / "x.bin", piece_length=16384))
     cfg = shoal.ClientConfig(bind_host="127.0.0.1", port=0, dht=False, max_peers_per_torrent=4)
     async with shoal.open_client(cfg) as seeder:
-        await (await seeder.add(metainfo, save_to=data)).wait_complete()
+        t = await seeder.add(metainfo, save_to=data)
+        await t.wait_complete()
+        t.engine.turnover = TurnoverPolicy(idle_after=2.0)  # default 120 s: too long here
         stats = AttackStats(source_host=ATTACKER)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                keepalive_idlers, seeder.listen_address, metainfo.info_hash, 8, stats
-            )
+            addr = seeder.listen_address
+            nursery.start_soon(keepalive_idlers, addr, metainfo.info_hash, 8, stats)
+            with trio.fail_after(10):
+                while stats.connected < 8:  # noqa: ASYNC110 (polling the attacker)
+                    await trio.sleep(0.05)
             await trio.sleep(1.0)
-            with trio.fail_after(20):
-                await honest_download(metainfo, seeder.listen_address, tmp_path / "leech")
+            assert len(t.sessions) == 4, "the idlers hold every slot"
+            # A peer refused for lack of a slot makes the seeder turn an idler over
+            # (was: the idlers kept every slot for as long as they liked).
+            probe = AttackStats()
+            with trio.move_on_after(5):
+                await send_then_wait_close(addr, metainfo.info_hash, b"", probe)
+            with trio.fail_after(10):
+                while len(t.sessions) >= 4:  # noqa: ASYNC110 (polling the victim)
+                    await trio.sleep(0.1)
+            await honest_download(metainfo, addr, tmp_path / "leech")
+            assert stats.closed_by_victim >= 1
             nursery.cancel_scope.cancel()

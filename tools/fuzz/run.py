@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import itertools
 import os
 import re
 import shutil
@@ -95,6 +96,7 @@ def worker(name: str, libfuzzer_args: list[str]) -> None:
 # ---- the parent: scratch dirs, the run, and saving what it found ---------------------
 
 _STATS = re.compile(r"#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+)")
+_NEW = re.compile(r"#(\d+)\s+NEW\s+cov: (\d+)")
 
 
 def run(name: str, seconds: int, save_corpus: int, corpus: Path, kind: type) -> int:
@@ -130,7 +132,14 @@ def run(name: str, seconds: int, save_corpus: int, corpus: Path, kind: type) -> 
                 save(name, kind, p.read_bytes(), corpus)
         stats = _STATS.findall(log)
         runs, cov, ft = stats[-1] if stats else ("?", "?", "?")
-        print(f"{name}: {runs} inputs in {seconds}s, cov: {cov} ft: {ft}, findings: {len(saved)}")
+        # Plateau check: the input at which the edge count last grew.
+        news = [(int(n), int(c)) for n, c in _NEW.findall(log)]
+        grew = [n for (_, prev), (n, c) in itertools.pairwise(news) if c > prev]
+        last = grew[-1] if grew else "-"
+        print(
+            f"{name}: {runs} inputs in {seconds}s, cov: {cov} ft: {ft} "
+            f"(cov last grew at input #{last}), findings: {len(saved)}"
+        )
         for path in saved:
             print(f"  finding -> {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
         if saved:

@@ -13,7 +13,15 @@ under one `HANDSHAKE_TIMEOUT` deadline:
    callback, which takes ownership of the stream (returns True) or refuses it.
 
 Everything the remote can get wrong ends in closing the stream; nothing reaches the
-client nursery. Other transports (``net/transport.py``: uTP, a proxy) run their own
+client nursery.
+
+Resource bounds (docs/security.md): at most `MAX_HANDSHAKING` connections are in
+steps 1-3 at once, and `MAX_HANDSHAKING_PER_IP` from one IP; past either cap a new
+connection is closed at once, so connections that never send a byte cost at most
+that many descriptors for `HANDSHAKE_TIMEOUT`. Running out of descriptors in
+``accept`` (EMFILE/ENFILE, or the kernel out of buffers) backs off and retries
+instead of ending the listener, and `bind` raises the soft ``RLIMIT_NOFILE`` to the
+hard limit where allowed. Other transports (``net/transport.py``: uTP, a proxy) run their own
 accept loops and hand each stream to `handle_stream`, the same code path as TCP.
 Encryption policy: REQUIRE refuses plaintext and header-only MSE,
 DISABLE refuses MSE (by offering no SKEYs), PREFER takes anything.
@@ -21,6 +29,7 @@ DISABLE refuses MSE (by offering no SKEYs), PREFER takes anything.
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 from collections.abc import Callable
@@ -51,6 +60,31 @@ AcceptCallback = Callable[[PeerLink], bool]
 ReadyCallback = Callable[[Handshake, tuple[str, int]], bool]
 
 _BACKLOG: Final = 64
+#: Inbound connections still sniffing/handshaking, client-wide and per remote IP.
+MAX_HANDSHAKING: Final = 128
+MAX_HANDSHAKING_PER_IP: Final = 8
+#: accept() errors that mean "out of a resource right now": wait and retry.
+_ACCEPT_BACKOFF_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_BACKOFF_MAX: Final = 1.0
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit where allowed; returns the soft limit
+    now in force (0 where the platform has no such limit)."""
+    try:
+        import resource  # POSIX only
+    except ImportError:  # pragma: no cover - Windows
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 #: What a misbehaving or slow remote can cause; anything else is our bug and propagates.
 _REFUSALS: Final = (RemoteProtocolError, DecodeError, trio.BrokenResourceError, trio.TooSlowError)
 
@@ -83,6 +117,11 @@ class Listener:
         #: and `wrap` (rate limits) wraps every accepted stream.
         self.ip_filter: IPFilter | None = None
         self.wrap: Callable[[trio.abc.Stream], trio.abc.Stream] | None = None
+        #: Connections closed at once because a handshaking cap was reached.
+        self.over_cap = 0
+        #: accept() calls that failed for lack of descriptors or buffers.
+        self.accept_errors = 0
+        self._handshaking: dict[str, int] = {}
 
     def register(
         self, info_hash: InfoHash, accept: AcceptCallback, ready: ReadyCallback | None = None
@@ -98,6 +137,7 @@ class Listener:
     async def bind(self) -> tuple[str, int]:
         """Bind the socket now (before `serve`), e.g. to learn a port chosen by the OS."""
         if self._socket is None:
+            raise_nofile_limit()
             listeners = await trio.open_tcp_listeners(self._port, host=self._host, backlog=_BACKLOG)
             for extra in listeners[1:]:
                 await extra.aclose()
@@ -120,8 +160,20 @@ class Listener:
         assert self._socket is not None
         async with self._socket, trio.open_nursery() as nursery:
             task_status.started(address)
+            backoff = 0.0
             while True:
-                stream = await self._socket.accept()
+                try:
+                    stream = await self._socket.accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_BACKOFF_ERRNOS:
+                        raise
+                    # Out of descriptors: let handshakes time out and peers leave.
+                    self.accept_errors += 1
+                    backoff = min(_ACCEPT_BACKOFF_MAX, max(0.05, 2 * backoff))
+                    log.warning("accept failed (%s); retrying in %.2f s", exc, backoff)
+                    await trio.sleep(backoff)
+                    continue
+                backoff = 0.0
                 nursery.start_soon(self._handle, stream)
 
     async def _handle(self, tcp: trio.SocketStream) -> None:
@@ -146,6 +198,14 @@ class Listener:
         if self.wrap is not None:
             tcp = self.wrap(tcp)
         link: PeerLink | None = None
+        ip = addr[0]
+        busy = self._handshaking.get(ip, 0)
+        if busy >= MAX_HANDSHAKING_PER_IP or sum(self._handshaking.values()) >= MAX_HANDSHAKING:
+            self.over_cap += 1
+            self.refused += 1
+            await trio.aclose_forcefully(tcp)
+            return
+        self._handshaking[ip] = busy + 1
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
                 link = await self._handshake(tcp, addr)
@@ -153,6 +213,12 @@ class Listener:
             log.debug("inbound %s refused: %s", addr, exc)
         except trio.ClosedResourceError:
             pass
+        finally:
+            left = self._handshaking[ip] - 1
+            if left:
+                self._handshaking[ip] = left
+            else:
+                del self._handshaking[ip]
         if link is not None and self._dispatch(link):
             self.accepted += 1
             return

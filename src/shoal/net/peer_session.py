@@ -41,6 +41,7 @@ import trio
 from ..errors import DecodeError, RemoteProtocolError
 from ..peer import events as ev
 from ..peer.connection import ConnectionConfig, PeerConnection
+from ..session.data import MAX_SEND_BACKLOG as _DATA_MAX_SEND_BACKLOG
 
 if TYPE_CHECKING:
     from ..ids import InfoHash, PeerId
@@ -68,6 +69,10 @@ PEER_ERRORS: Final = (
 )
 #: Large reads: one engine pass, one event batch and one writer wakeup per 256 KiB.
 _RECEIVE_SIZE: Final = 256 * 1024
+#: Bytes queued for one peer (in the engine plus the write in progress) past which we
+#: stop reading from it; `shoal.session.data` stops serving it at the same mark. A peer
+#: that requests and never reads then holds about this much of our memory.
+MAX_SEND_BACKLOG: Final = _DATA_MAX_SEND_BACKLOG
 
 
 @final
@@ -130,6 +135,8 @@ class PeerSession:
             remote_handshake=link.remote,
         )
         self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._sending = 0  # bytes of the send_all in progress
         self._cancel = trio.CancelScope()
         self._close_reason: str | None = None
         self.started_at = trio.current_time()
@@ -144,6 +151,16 @@ class PeerSession:
     def wake(self) -> None:
         """Something was queued on `conn` (or its timer moved): flush soon."""
         self._wake.set()
+
+    @property
+    def send_backlog(self) -> int:
+        """Bytes queued for this peer that it has not taken from us yet."""
+        return self.conn.send_backlog + self._sending
+
+    @property
+    def backlogged(self) -> bool:
+        """Over `MAX_SEND_BACKLOG`: serve this peer nothing more until it reads."""
+        return self.send_backlog > MAX_SEND_BACKLOG
 
     def close(self, reason: str) -> None:
         """End the session (ban, torrent shutdown); `run` returns with `reason`."""
@@ -196,6 +213,11 @@ class PeerSession:
 
     async def _reader(self) -> None:
         while True:
+            while self.send_backlog > MAX_SEND_BACKLOG:
+                # Back-pressure: a peer that does not read gets nothing more read
+                # (so no more requests served) until it has taken what is queued.
+                self._drained = trio.Event()
+                await self._drained.wait()
             data = await self.link.stream.receive_some(_RECEIVE_SIZE)
             await self._feed(bytes(data))
             if not data:
@@ -206,7 +228,10 @@ class PeerSession:
     async def _writer(self) -> None:
         while True:
             for buf in self.conn.data_to_send():
+                self._sending = len(buf)
                 await self.link.stream.send_all(buf)
+                self._sending = 0
+                self._drained.set()
             deadline = self.conn.get_timer()
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._wake.wait()
@@ -226,6 +251,7 @@ class EngineHost(Protocol):
     def session_data(self, key: int, data: bytes) -> None: ...
     def session_output(self, key: int) -> list[bytes | bytearray | memoryview]: ...
     def session_ended(self, key: int, reason: str) -> None: ...
+    def session_backlog(self, key: int) -> int: ...
 
 
 @final
@@ -245,12 +271,19 @@ class EngineSession:
         self.key: Final = key
         self._host = host
         self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._sending = 0  # bytes of the send_all in progress
         self._cancel = trio.CancelScope()
         self._close_reason: str | None = None
 
     def wake(self) -> None:
         """The engine queued bytes for this connection."""
         self._wake.set()
+
+    @property
+    def send_backlog(self) -> int:
+        """Bytes queued for this peer (in the engine and being written) not yet taken."""
+        return self._host.session_backlog(self.key) + self._sending
 
     def close(self, reason: str) -> None:
         """The engine (or the torrent) ended the connection; `run` returns."""
@@ -282,6 +315,11 @@ class EngineSession:
     async def _reader(self) -> None:
         stream = self.link.stream
         while True:
+            while self.send_backlog > MAX_SEND_BACKLOG:
+                # Back-pressure: nothing more is read from (so nothing more served to)
+                # a peer that is not taking what we already queued for it.
+                self._drained = trio.Event()
+                await self._drained.wait()
             data = await stream.receive_some(_RECEIVE_SIZE)
             self._host.session_data(self.key, bytes(data) if type(data) is not bytes else data)
             if not data:
@@ -296,4 +334,7 @@ class EngineSession:
                 self._wake = trio.Event()
                 continue
             for buf in buffers:
+                self._sending = len(buf)
                 await stream.send_all(buf)
+                self._sending = 0
+                self._drained.set()

@@ -276,6 +276,11 @@ class PeerConnection:
         out, self._out = self._out, bytearray()
         return [out]
 
+    @property
+    def send_backlog(self) -> int:
+        """Bytes queued for the peer and not yet handed out by `data_to_send`."""
+        return len(self._out)
+
     def next_event(self) -> ev.PeerEvent | None:
         """The next event in arrival order, or ``None``."""
         if not self._events:

@@ -21,7 +21,7 @@ only what was sent to that peer.
 from __future__ import annotations
 
 import ipaddress
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Final, Protocol, final
 
 from .. import torrent_events as tev
@@ -47,6 +47,14 @@ __all__ = ["READ_CACHE_PIECES", "DataPlane"]
 
 #: Whole pieces kept for uploads (verified data never changes, so no invalidation).
 READ_CACHE_PIECES: Final = 8
+#: Bytes queued for one peer past which we serve it nothing more until it reads
+#: (the Trio driver also stops reading from it: `net/peer_session.EngineSession`).
+MAX_SEND_BACKLOG: Final = 1024 * 1024
+#: Whole-piece reads in flight at once; requests for further pieces wait (bounded by
+#: `MAX_DEFERRED_REQUESTS`), so requests spread over many pieces cannot make us hold
+#: one piece buffer per request (a peer asking one block of each of 64 pieces).
+MAX_PENDING_READS: Final = READ_CACHE_PIECES
+MAX_DEFERRED_REQUESTS: Final = 4096
 
 _AVAILABILITY: Final = (
     ev.BitfieldReceived,
@@ -112,6 +120,7 @@ class DataPlane:
         self._verifying: set[int] = set()
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._reads: dict[int, list[tuple[EnginePeer, int, int]]] = {}
+        self._deferred: deque[tuple[EnginePeer, int, int, int]] = deque()
         #: We hold every piece (not only the wanted ones): a seed, for "both seeds".
         self.have_all = have.has_all()
 
@@ -147,6 +156,7 @@ class DataPlane:
             self.picker.peer_left(peer)
         for waiting in self._reads.values():
             waiting[:] = [w for w in waiting if w[0] is not peer]
+        self._deferred = deque(d for d in self._deferred if d[0] is not peer)
 
     def _update_interest(self, peer: EnginePeer) -> None:
         if _open(peer) and peer.conn.num_pieces is not None:
@@ -264,14 +274,23 @@ class DataPlane:
     # ---- uploads -------------------------------------------------------------------
 
     def _serve(self, peer: EnginePeer, index: int, begin: int, length: int) -> None:
-        if not self._have.test(index):
+        busy = peer.conn.send_backlog > MAX_SEND_BACKLOG  # it is not reading: see below
+        if busy or not self._have.test(index):
             if peer.conn.fast and _open(peer):
                 peer.conn.send_reject(index, begin, length)
+                self.engine.mark_dirty(peer)
             return
         piece = self._cache.get(index)
         if piece is None:
             waiting = self._reads.get(index)
             if waiting is None:
+                if len(self._reads) >= MAX_PENDING_READS:
+                    if len(self._deferred) < MAX_DEFERRED_REQUESTS:
+                        self._deferred.append((peer, index, begin, length))
+                    elif peer.conn.fast and _open(peer):
+                        peer.conn.send_reject(index, begin, length)
+                        self.engine.mark_dirty(peer)
+                    return
                 waiting = self._reads[index] = []
                 self.engine.queue(cmd.ReadPiece(index))
             waiting.append((peer, begin, length))
@@ -282,6 +301,13 @@ class DataPlane:
     def _send_piece(
         self, peer: EnginePeer, index: int, begin: int, length: int, piece: bytes
     ) -> None:
+        if peer.conn.send_backlog > MAX_SEND_BACKLOG:
+            # The peer is not reading what we already queued: serve nothing more
+            # (Fast: say so; otherwise its request waits, bounded by our reqq).
+            if _open(peer) and peer.conn.fast:
+                peer.conn.send_reject(index, begin, length)
+                self.engine.mark_dirty(peer)
+            return
         data = memoryview(piece)[begin : begin + length]
         if _open(peer) and peer.conn.send_piece(index, begin, data):
             peer.uploaded += len(data)
@@ -295,6 +321,10 @@ class DataPlane:
         for peer, begin, length in self._reads.pop(index, []):
             if self.engine.peers.get(peer.key) is peer:
                 self._send_piece(peer, index, begin, length, data)
+        while self._deferred and len(self._reads) < MAX_PENDING_READS:
+            peer, i, begin, length = self._deferred.popleft()
+            if self.engine.peers.get(peer.key) is peer and _open(peer):
+                self._serve(peer, i, begin, length)
 
     # ---- verification --------------------------------------------------------------
 

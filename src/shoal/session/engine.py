@@ -42,6 +42,7 @@ from ..peer.connection import ConnectionState, PeerConnection
 from ..peer.extension import UT_PEX, PexFlags, PexPeer
 from ..peer.handshake import ReservedBits
 from ..swarm.peer_pool import BASE_BACKOFF, PeerPool, PeerSource
+from ..swarm.turnover import PeerActivity, TurnoverPolicy
 from . import commands as cmd
 from .data import DataPlane
 from .duplicates import ConnectionFacts, keeps_new_connection
@@ -121,6 +122,11 @@ class TorrentEngine:
         self._dirty: dict[int, None] = {}
         self._pex: PexTracker[EnginePeer] = PexTracker()
         self._next_pex = now + self.config.pex_interval
+        #: Which useless peers to close when every slot is taken and others wait.
+        self.turnover = TurnoverPolicy()
+        self._next_turnover = now + 1.0
+        self._refused_full = False  # an inbound peer was refused for lack of a slot
+        self._refused_full_at = -1e18
         self.paused = False
         self.complete = False
         #: Payload counters of peers that have left.
@@ -159,6 +165,8 @@ class TorrentEngine:
             times.append(self.data.next_rechoke)
         if self.peers and not self.private:
             times.append(self._next_pex)
+        if len(self.peers) >= self.turnover.cutoff * self.config.max_peers:
+            times.append(self._next_turnover)
         return min(times, default=None)
 
     # ---- peers found and dialled ---------------------------------------------------
@@ -223,7 +231,12 @@ class TorrentEngine:
     # ---- connections -----------------------------------------------------------------
 
     def would_accept(self, peer_id: bytes, addr: Addr, dialer_end: Addr | None) -> bool:
-        """Would an inbound connection from `addr` be kept (asked before we answer)?"""
+        """Would an inbound connection from `addr` be kept (asked before we answer)?
+
+        A peer refused only for lack of a slot counts as waiting (peer turnover).
+        """
+        if len(self.peers) + len(self._dialing) >= self.config.max_peers:
+            self._refused_full = True
         return not (
             not self._connectable()
             or len(self.peers) + len(self._dialing) >= self.config.max_peers
@@ -607,7 +620,35 @@ class TorrentEngine:
         if now >= self._next_pex:
             self._next_pex = now + self.config.pex_interval
             self._send_pex()
+        if now >= self._next_turnover:
+            self._next_turnover = now + 1.0
+            self._turn_over(now)
         self._dial_more(now)
+
+    def _turn_over(self, now: float) -> None:
+        """Peer turnover (`swarm/turnover.py`): when every slot is taken and someone
+        waits (a dialable address, or an inbound peer refused in the last 30 s), close
+        peers useless for a while: no interest either way, no payload."""
+        if self._refused_full:
+            self._refused_full, self._refused_full_at = False, now
+        activity = []
+        for peer in self.peers.values():
+            total = peer.downloaded + peer.uploaded
+            seen, last = peer.payload_mark
+            if total != seen:
+                peer.payload_mark = (total, now)
+                last = now
+            conn = peer.conn
+            activity.append(
+                PeerActivity(peer, peer.started_at, last, conn.am_interested, conn.peer_interested)
+            )
+        waiting = self.pool.ready_count(now) + (now - self._refused_full_at < 30.0)
+        if self.paused or not waiting:
+            return
+        for peer in self.turnover.pick(
+            activity, now=now, max_peers=self.config.max_peers, waiting=waiting
+        ):
+            self._close(peer, "peer turnover: useless while others wait for a slot", now)
 
     def _send_pex(self) -> None:
         """BEP 11: tell each peer which peers we are connected to, as deltas."""

@@ -80,4 +80,6 @@ class EnginePeer:
     extended_seen: bool = False  #: its BEP 10 handshake arrived
     #: The connection runs over uTP (BEP 29): PEX tells others it supports uTP.
     utp: bool = False
+    #: (downloaded + uploaded, when that total last changed or None): peer turnover.
+    payload_mark: tuple[int, float | None] = (0, None)
     flags: dict[str, bool] = field(default_factory=dict)

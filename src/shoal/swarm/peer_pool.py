@@ -264,6 +264,14 @@ class PeerPool:
         self._tokens -= len(out)
         return out
 
+    def ready_count(self, now: float) -> int:
+        """Dialable addresses that could be dialled now if a slot were free."""
+        return sum(
+            1
+            for a, e in self._entries.items()
+            if e.dialable and not e.busy and e.retry_at <= now and not self._ip_full(a[0])
+        )
+
     def next_ready_time(self, now: float) -> float | None:
         """When `pop_candidates` could next return something (None: nothing to dial)."""
         times = [e.retry_at for e in self._entries.values() if e.dialable and not e.busy]

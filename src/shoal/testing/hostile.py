@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from ..bencoding import decode, encode
-from ..errors import DecodeError, RemoteProtocolError
+from ..errors import DecodeError, RemoteProtocolError, ShoalError
 from ..peer import messages as m
 from ..peer.extension import (
     ExtendedHandshake,
@@ -81,7 +81,7 @@ RESERVED: Final = ReservedBits.FAST | ReservedBits.EXTENSION_PROTOCOL | Reserved
 UT_METADATA_ID: Final = 3
 
 
-class LoopbackOnly(ValueError):
+class LoopbackOnly(ShoalError, ValueError):
     """An attacker was pointed at a non-loopback address (refused: network safety)."""
 
 
@@ -189,15 +189,22 @@ async def _send(stream: trio.SocketStream, data: bytes, stats: AttackStats) -> b
 
 
 async def handshake_then_close(
-    addr: Addr, info_hash: InfoHash | bytes, count: int, stats: AttackStats
+    addr: Addr,
+    info_hash: InfoHash | bytes,
+    count: int,
+    stats: AttackStats,
+    *,
+    claim_listen_ports: bool = False,
 ) -> None:
-    """`count` times: connect (a fresh source port), handshake with a BEP 10 ``p``, close."""
+    """`count` times: connect (a fresh source port), handshake, close. With
+    `claim_listen_ports`, each one also claims a different BEP 10 ``p``."""
     for i in range(count):
         stream = await _open(addr, stats)
         if stream is None:
             continue
+        port = 1 + i % 60000 if claim_listen_ports else None
         async with stream:
-            await _send(stream, wire_handshake(info_hash, i, listen_port=1 + i % 60000), stats)
+            await _send(stream, wire_handshake(info_hash, i, listen_port=port), stats)
 
 
 async def slowloris(

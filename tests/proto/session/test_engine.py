@@ -174,3 +174,11 @@ def test_metadata_size_is_sent_again_once_known() -> None:
         if type(x).__name__ == "ExtendedHandshakeReceived"
     ]
     assert sizes == [len(META.info.raw)]
+
+
+def test_pex_from_a_public_peer_cannot_name_private_addresses() -> None:
+    e = engine()
+    lan = [("192.168.1.5", 6881), ("127.0.0.9", 6881), ("169.254.0.3", 6881)]
+    assert e.peers_found(lan, PeerSource.PEX, 0.0, named_by="1.2.3.4") == 0
+    assert e.peers_found(lan, PeerSource.PEX, 0.0, named_by="192.168.1.2") == 3
+    assert e.peers_found([("1.2.3.5", 6881)], PeerSource.PEX, 0.0, named_by="1.2.3.4") == 1

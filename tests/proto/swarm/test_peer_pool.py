@@ -202,3 +202,13 @@ def test_invariants_under_random_operations(ops: list[tuple[str, int, float]]) -
         assert stats.busy <= len(handed) <= 3, "per-IP cap (all one IP here)"
         assert len(pool._entries) <= 3, "max_known holds for every source"
     assert pool.statistics().known == len(pool.known())
+
+
+def test_ready_count_counts_what_could_be_dialled_now() -> None:
+    pool = PeerPool(max_per_ip=1)
+    pool.add(("127.0.0.1", 1), PeerSource.DHT)
+    pool.add(("127.0.0.1", 2), PeerSource.DHT)
+    pool.add(("127.0.0.2", 1), PeerSource.PEX)
+    assert pool.ready_count(0.0) == 3
+    assert pool.mark_busy(("127.0.0.1", 9), PeerSource.INCOMING)
+    assert pool.ready_count(0.0) == 1, "127.0.0.1 is at its per-IP cap"
