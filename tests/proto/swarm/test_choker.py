@@ -223,3 +223,31 @@ def test_choke_invariants_and_determinism(
         return decisions
 
     assert run() == run()
+
+
+@given(
+    n=st.integers(2, 6),
+    regular=st.integers(0, 3),
+    seed=st.integers(0, 2**32),
+    snubbed=st.sets(st.integers(0, 5)),
+)
+def test_optimistic_rotation_is_periodic_and_reaches_every_eligible_peer(
+    n: int, regular: int, seed: int, snubbed: set[int]
+) -> None:
+    """Over many periods the one optimistic slot changes hands only every 30 s, never
+    goes to a regular (tit-for-tat) holder, and every choked eligible peer (snubbed ones
+    included) gets it: nobody is starved, which is the point of the rotation."""
+    c = choker(seed=seed, max_unchoked=regular, optimistic_slots=1)
+    fast = [stats(f"fast{k}", 1000.0 + k) for k in range(regular)]
+    slow = [stats(f"p{k}", snubbed=k in snubbed) for k in range(n)]
+    periods = 120  # (5/6)**120 < 1e-9: a fair draw misses nobody
+    per_period = round(OPTIMISTIC_INTERVAL / RECHOKE_INTERVAL)
+    holders: list[str] = []
+    for k in range(periods * per_period):
+        d = c.rechoke(k * RECHOKE_INTERVAL, fast + slow)
+        assert d.optimistic is not None
+        assert d.unchoke == {s.peer for s in fast} | {d.optimistic}
+        holders.append(d.optimistic)
+    for start in range(0, len(holders), per_period):
+        assert len(set(holders[start : start + per_period])) == 1  # held for a whole period
+    assert set(holders) == {s.peer for s in slow}
