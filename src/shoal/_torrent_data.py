@@ -19,7 +19,7 @@ from .storage.files import FileStorage
 from .storage.resume import ResumeSaver, load_resume
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from .config import ClientConfig
@@ -74,8 +74,15 @@ class DataFiles:
                     self.priorities[piece] = _NORMAL_PRIORITY
 
     @classmethod
-    async def open(cls, host: DataHost, info: InfoDict, select: Iterable[int] | None) -> DataFiles:
-        storage, saver = await _open_storage(host, info)
+    async def open(
+        cls,
+        host: DataHost,
+        info: InfoDict,
+        select: Iterable[int] | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> DataFiles:
+        """Open the storage; `progress(checked, total)` follows a recheck of the files."""
+        storage, saver = await _open_storage(host, info, progress)
         chosen = set(range(len(info.files)) if select is None else select)
         wanted = [i in chosen and not f.pad for i, f in enumerate(info.files)]
         return cls(host, info, storage, saver, wanted)
@@ -106,7 +113,9 @@ class DataFiles:
             await trio.to_thread.run_sync(lambda: shutil.rmtree(top, ignore_errors=True))
 
 
-async def _open_storage(host: DataHost, info: InfoDict) -> tuple[Storage, ResumeSaver | None]:
+async def _open_storage(
+    host: DataHost, info: InfoDict, progress: Callable[[int, int], None] | None
+) -> tuple[Storage, ResumeSaver | None]:
     """The injected storage (no resume data: it is the caller's), or files under
     ``save_to`` with their resume file."""
     if host.storage_factory is not None:
@@ -115,7 +124,7 @@ async def _open_storage(host: DataHost, info: InfoDict) -> tuple[Storage, Resume
     root = host.save_to
     state_dir = host.config.state_dir
     resume_dir = state_dir / "resume" if state_dir is not None else None
-    found = await load_resume(info, root, resume_dir)
+    found = await load_resume(info, root, resume_dir, progress=progress)
     storage = FileStorage(info, root, have=found.have, durable=found.durable)
     saver = ResumeSaver(storage, root, resume_dir) if resume_dir is not None else None
     return storage, saver

@@ -157,6 +157,7 @@ class Torrent:
         self._error: str | None = None
         self.data: DataFiles | None = None
         self.resumed_bytes: int | None = None
+        self._checked = 0.0  # share of the recheck done (CHECKING state only)
         self._select = select
         self._sequential = sequential
         self._samples: deque[tuple[float, int, int]] = deque()
@@ -298,7 +299,12 @@ class Torrent:
             dht_nodes=dht_nodes,
             eta=eta,
             ratio=uploaded / downloaded if downloaded else 0.0,
+            checked=self._checked if self._state is TorrentState.CHECKING else None,
         )
+
+    def _checking(self, checked: int, total: int) -> None:
+        """Progress of the recheck of files on disk (a big one takes minutes)."""
+        self._checked = checked / total if total else 1.0
 
     def verified_pieces(self) -> list[bool]:
         """Per piece, whether it is verified (empty until the metadata is known).
@@ -414,7 +420,7 @@ class Torrent:
                 await trio.sleep_forever()
         self._state = TorrentState.CHECKING
         info = self.metainfo.info
-        self.data = data = await DataFiles.open(self, info, self._select)
+        self.data = data = await DataFiles.open(self, info, self._select, self._checking)
         #: Verified bytes found on disk when the data phase opened (resume data or a
         #: recheck), before this run fetched anything: "resuming at N%".
         self.resumed_bytes = data.verified_bytes()

@@ -48,3 +48,6 @@ class TorrentStats:
     dht_nodes: int
     eta: float | None
     ratio: float
+    #: While CHECKING: the share of the files' pieces rechecked so far (0.0 to 1.0), so
+    #: a long recheck shows progress; None in every other state.
+    checked: float | None = None

@@ -79,6 +79,7 @@ class Stats:
     metadata_peers: int = 0
     dht_nodes: int = 42
     eta: float | None = 6.0
+    checked: float | None = None
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -291,6 +292,8 @@ def test_phases() -> None:
         == "fetching metadata from 2 peers…"
     )
     assert phase_text(Stats(state=State.FETCHING_METADATA, metadata_peers=1)).endswith("1 peer…")
+    assert phase_text(Stats(state=State.CHECKING, checked=0.345)) == "checking files on disk 34%…"
+    assert phase_text(Stats(state=State.CHECKING)) == "checking"
 
 
 def test_status_line_has_everything_the_user_wants() -> None:

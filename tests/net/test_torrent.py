@@ -186,6 +186,28 @@ async def test_progress_events_and_statistics(tmp_path: Path) -> None:
         assert s.name == "payload"
 
 
+async def test_checking_reports_its_progress(tmp_path: Path) -> None:
+    """A recheck of data on disk says how far it is (a big one takes minutes)."""
+    data = tmp_path / "seed" / "big"
+    data.mkdir(parents=True)
+    rnd = random.Random(7)
+    with (data / "x.bin").open("wb") as f:
+        for _ in range(12):  # 48 MiB: three 16 MiB chunks of the recheck
+            f.write(rnd.randbytes(4 * 1024 * 1024))
+    metainfo = parse_metainfo(create_torrent(data, piece_length=1024 * 1024))
+    seen: list[float] = []
+    async with shoal.open_client(config()) as seeder:
+        t = await seeder.add(metainfo, save_to=tmp_path / "seed")
+        with trio.fail_after(60):
+            while (s := t.statistics()).state is not TorrentState.SEEDING:
+                if s.state is TorrentState.CHECKING and s.checked is not None:
+                    seen.append(s.checked)
+                await trio.sleep(0.001)
+        assert t.statistics().checked is None  # only while checking
+    assert seen == sorted(seen)
+    assert any(0.0 < x < 1.0 for x in seen), seen
+
+
 async def test_shutdown_is_bounded_and_saves_state(tmp_path: Path) -> None:
     metainfo = two_files(tmp_path / "seed")
     state = tmp_path / "state"

@@ -83,6 +83,8 @@ class StatsView(Protocol):
     def dht_nodes(self) -> int: ...
     @property
     def eta(self) -> float | None: ...
+    @property
+    def checked(self) -> float | None: ...
 
 
 def format_rate(rate: float) -> str:
@@ -132,6 +134,8 @@ def phase_text(stats: StatsView) -> str:
         return "finding peers…"
     if state == "FETCHING_METADATA":
         return f"fetching metadata from {plural(stats.metadata_peers, 'peer')}…"
+    if state == "CHECKING" and stats.checked is not None:
+        return f"checking files on disk {100 * stats.checked:.0f}%…"
     return state.lower().replace("_", " ")
 
 
@@ -230,6 +234,7 @@ def progress_record(stats: StatsView) -> dict[str, Any]:
         "encrypted_peers": stats.encrypted_peers,
         "metadata_peers": stats.metadata_peers,
         "dht_nodes": stats.dht_nodes,
+        "checked": None if stats.checked is None else round(stats.checked, 4),
     }
 
 
