@@ -39,6 +39,7 @@ from .net.socks import check_proxy
 from .net.transport import TcpTransport, Transport
 from .net.utp_socket import UTPSocket, open_utp_socket
 from .net.utp_transport import FallbackTransport, UTPTransport, serve_utp
+from .session.send_budget import SendBudget
 from .swarm.peer_pool import PeerSource
 from .torrent import Torrent, check_select
 
@@ -75,6 +76,9 @@ class ClientStats:
     listen_address: tuple[str, int]
     inbound_accepted: int
     inbound_refused: int
+    #: Bytes queued for send over every peer now, and the most ever (`SendBudget`).
+    send_queued: int = 0
+    send_queued_peak: int = 0
 
 
 @final
@@ -105,6 +109,8 @@ class Client:
         #: The uTP socket when `ClientConfig.transports` has "utp" (its ``local_address``).
         self.utp = utp
         self._torrents: dict[InfoHash, Torrent] = {}
+        #: Bytes queued for send over every peer of every torrent (issue 10).
+        self.send_budget = SendBudget(config.max_send_queued)
 
     async def add(
         self,
@@ -177,6 +183,7 @@ class Client:
             sequential=sequential,
             seed=seed,
             storage=storage,
+            send_budget=self.send_budget,
         )
         torrent.bandwidth = self.bandwidth
         if magnet is not None:
@@ -226,6 +233,8 @@ class Client:
             listen_address=self.listen_address,
             inbound_accepted=self._listener.accepted,
             inbound_refused=self._listener.refused,
+            send_queued=self.send_budget.queued,
+            send_queued_peak=self.send_budget.peak,
         )
 
     async def _shutdown(self) -> None:

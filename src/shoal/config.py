@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from .peer.mse import CryptoMethod, EncryptionPolicy
+from .session.send_budget import DEFAULT_MAX_SEND_QUEUED
 from .socks5 import ProxyURL, parse_proxy_url
 
 if TYPE_CHECKING:
@@ -92,6 +93,11 @@ class ClientConfig:
         max_download_rate / max_upload_rate: client-wide limits in bytes per
             second over every peer connection (None: unlimited). What counts is
             every byte on the peer socket, BitTorrent framing and MSE included.
+        max_send_queued: bytes queued for send over every peer of every torrent
+            (each peer has its own 1 MiB cap too). Past it every peer's cap drops to
+            64 KiB, so peers that do not read are served nothing more (their requests
+            rejected under Fast) while peers that read keep going (`shoal.session.
+            send_budget`). None: no client-wide cap.
     """
 
     bind_host: str = "0.0.0.0"
@@ -111,6 +117,7 @@ class ClientConfig:
     accept_incoming: bool | None = None
     max_download_rate: int | None = None
     max_upload_rate: int | None = None
+    max_send_queued: int | None = DEFAULT_MAX_SEND_QUEUED
 
     def __post_init__(self) -> None:
         v6 = [_is_ipv6(host) for host in self.bind_hosts]
@@ -127,6 +134,8 @@ class ClientConfig:
         for rate in (self.max_download_rate, self.max_upload_rate):
             if rate is not None and rate <= 0:
                 raise ValueError("rate limits must be positive (None: unlimited)")
+        if self.max_send_queued is not None and self.max_send_queued < 0:
+            raise ValueError("max_send_queued cannot be negative (None: unlimited)")
 
     @property
     def proxy_url(self) -> ProxyURL | None:

@@ -48,6 +48,7 @@ from .net.utp_transport import is_utp
 from .peer.config import ConnectionConfig
 from .session import commands as cmd
 from .session.engine import EngineConfig, TorrentEngine
+from .session.send_budget import SendBudget
 from .storage.base import WriteResult
 from .swarm.peer_pool import PeerSource
 from .torrent_parts import Session, Subscriptions, check_select, dht_contacts, is_seed
@@ -107,8 +108,11 @@ class Torrent:
         seed: bool = True,
         rng: random.Random | None = None,
         storage: StorageFactory | None = None,
+        send_budget: SendBudget | None = None,
     ) -> None:
         self.info_hash: Final = info_hash
+        #: The client's (shared by its torrents); a torrent made alone has its own.
+        self.send_budget = send_budget or SendBudget(config.max_send_queued)
         self._name = name
         self.config = config
         self.peer_id = peer_id
@@ -137,6 +141,7 @@ class Torrent:
                 connection=ConnectionConfig(listen_port=listen_port, anonymous=config.anonymous),
                 pex_interval=PEX_INTERVAL,
                 retry_plaintext=config.encryption is EncryptionMode.PREFER,
+                send_budget=self.send_budget,
             ),
         )
         for addr in peers:
@@ -578,7 +583,8 @@ class Torrent:
             if self.bandwidth is not None:  # charge this torrent's limits too
                 down, up = torrent_channels(self.info_hash)
                 add_channels(link.stream, down=down, up=up)
-            session = Session(EngineSession(link, key, self), self.engine.peers[key])
+            io = EngineSession(link, key, self, self.send_budget)
+            session = Session(io, self.engine.peers[key])
             self._conns[key] = session
             self.sessions[link.addr] = session
         self._pump()

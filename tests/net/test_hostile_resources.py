@@ -4,7 +4,8 @@ Each test reproduces an attack from issue 10 that used to work and checks the bo
 that now stops it: connections that never send a byte (a storm from one IP under
 ``RLIMIT_NOFILE`` 160, and EMFILE in ``accept`` from 24 IPs under 90;
 `net/listener.py`), a peer that requests and never reads (`MAX_SEND_BACKLOG` in
-`net/peer_session.py`), and keep-alive-only idlers filling every slot (peer turnover
+`net/peer_session.py`), many of them against one client (its send budget,
+`session/send_budget.py`), and keep-alive-only idlers filling every slot (peer turnover
 in `torrent.py`). Each also checks that an honest peer still downloads.
 """
 
@@ -188,6 +189,44 @@ async def test_a_peer_that_never_reads_cannot_grow_the_seeders_memory(tmp_path: 
         assert "unchoked" in stats.notes
         assert grown < 24 * 1024 * 1024, f"seeder RSS grew by {grown >> 20} MiB"
         await honest_download(metainfo, addr, tmp_path / "leech")
+
+
+async def test_many_peers_that_never_read_stay_within_the_client_send_budget(
+    tmp_path: Path,
+) -> None:
+    # Twelve attackers (one IP each, all unchoked: 16 upload slots), each asking for
+    # every block and reading nothing. Each alone stays under its 1 MiB cap, but
+    # together they held about 1-2 MiB apiece; the client-wide budget bounds the sum
+    # (`shoal.session.send_budget`) while an honest leecher still completes.
+    budget = 2 * 1024 * 1024
+    _, metainfo = make(tmp_path, 16 * 1024 * 1024, 256 * 1024)
+    cfg = shoal.ClientConfig(
+        bind_host=SEED_IP, port=0, dht=False, upload_slots=16, max_send_queued=budget
+    )
+    async with shoal.open_client(cfg) as seeder:
+        seeding = await seeder.add(metainfo, save_to=tmp_path / "data")
+        with trio.fail_after(30):
+            await seeding.wait_complete()
+        addr = seeder.listen_address
+        attackers = [AttackStats(source_host=f"127.0.0.{70 + i}") for i in range(12)]
+        async with trio.open_nursery() as nursery:
+            for n, stats in enumerate(attackers):
+                nursery.start_soon(
+                    lambda n=n, stats=stats: request_and_never_read(
+                        addr, metainfo.info_hash, stats, pieces=64, piece_length=256 * 1024, peer=n
+                    )
+                )
+            with trio.fail_after(10):
+                while sum("unchoked" in s.notes for s in attackers) < len(attackers):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            await trio.sleep(2.0)  # let every attacker fill what it can
+            await honest_download(metainfo, addr, tmp_path / "leech", deadline=10)
+            peak = seeder.statistics().send_queued_peak
+            nursery.cancel_scope.cancel()
+    # Was: about 25 MiB queued (12 x (1 MiB in the engine + 1 MiB being written)).
+    # Now about 3.3 MiB: the budget, plus one peer's cap overshooting it, plus a
+    # squeezed window (64 KiB, twice: queued and being written) per connection.
+    assert peak < budget + 4 * 1024 * 1024, f"{peak >> 10} KiB queued at the peak"
 
 
 async def test_keepalive_idlers_cannot_lock_out_an_honest_leecher(tmp_path: Path) -> None:

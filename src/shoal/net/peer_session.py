@@ -41,7 +41,8 @@ import trio
 from ..errors import DecodeError, RemoteProtocolError
 from ..peer import events as ev
 from ..peer.connection import ConnectionConfig, PeerConnection
-from ..session.data import MAX_SEND_BACKLOG as _DATA_MAX_SEND_BACKLOG
+from ..session.send_budget import MAX_SEND_BACKLOG as _DATA_MAX_SEND_BACKLOG
+from ..session.send_budget import SendBudget
 
 if TYPE_CHECKING:
     from ..ids import InfoHash, PeerId
@@ -265,11 +266,19 @@ class EngineSession:
     `close`; a transport failure is reported with `session_ended`.
     """
 
-    def __init__(self, link: PeerLink, key: int, host: EngineHost) -> None:
+    def __init__(
+        self, link: PeerLink, key: int, host: EngineHost, budget: SendBudget | None = None
+    ) -> None:
         self.link: Final = link
         self.addr: Final = link.addr
         self.key: Final = key
         self._host = host
+        #: The client's send budget: we count our queued bytes into it; its
+        #: `peer_cap` says when to stop reading (the engine's data plane stops
+        #: serving us at the same mark).
+        self._budget = budget or SendBudget(None)
+        self._counted = 0  # our share of `_budget.queued`
+        self._ended = False
         self._wake = trio.Event()
         self._drained = trio.Event()
         self._sending = 0  # bytes of the send_all in progress
@@ -278,7 +287,14 @@ class EngineSession:
 
     def wake(self) -> None:
         """The engine queued bytes for this connection."""
+        self._recount()
         self._wake.set()
+
+    def _recount(self) -> None:
+        """Report our queued bytes to the client's budget (only counting, no policy)."""
+        queued = 0 if self._ended else self.send_backlog
+        self._budget.adjust(queued - self._counted)
+        self._counted = queued
 
     @property
     def send_backlog(self) -> int:
@@ -306,6 +322,8 @@ class EngineSession:
             exc = group.exceptions[0]
             reason = f"{type(exc).__name__}: {exc}"
         finally:
+            self._ended = True
+            self._recount()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self.link.stream)
         if self._close_reason is None:
@@ -315,9 +333,10 @@ class EngineSession:
     async def _reader(self) -> None:
         stream = self.link.stream
         while True:
-            while self.send_backlog > MAX_SEND_BACKLOG:
+            while self._budget.backlogged(self.send_backlog):
                 # Back-pressure: nothing more is read from (so nothing more served to)
-                # a peer that is not taking what we already queued for it.
+                # a peer that is not taking what we already queued for it (its cap is
+                # smaller while the whole client is over its budget).
                 self._drained = trio.Event()
                 await self._drained.wait()
             data = await stream.receive_some(_RECEIVE_SIZE)
@@ -335,6 +354,8 @@ class EngineSession:
                 continue
             for buf in buffers:
                 self._sending = len(buf)
+                self._recount()
                 await stream.send_all(buf)
                 self._sending = 0
+                self._recount()
                 self._drained.set()

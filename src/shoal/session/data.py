@@ -33,6 +33,7 @@ from ..swarm.blocks import Block
 from ..swarm.choker import RECHOKE_INTERVAL, Choker, PeerStats
 from ..swarm.picker import Picker
 from . import commands as cmd
+from .send_budget import MAX_SEND_BACKLOG, SendBudget
 from .smart_ban import SmartBan
 from .unchoke import quick_unchoke
 
@@ -43,13 +44,10 @@ if TYPE_CHECKING:
     from ..swarm.bitfield import Bitfield
     from .peer import EnginePeer
 
-__all__ = ["READ_CACHE_PIECES", "DataPlane"]
+__all__ = ["MAX_SEND_BACKLOG", "READ_CACHE_PIECES", "DataPlane"]
 
 #: Whole pieces kept for uploads (verified data never changes, so no invalidation).
 READ_CACHE_PIECES: Final = 8
-#: Bytes queued for one peer past which we serve it nothing more until it reads
-#: (the Trio driver also stops reading from it: `net/peer_session.EngineSession`).
-MAX_SEND_BACKLOG: Final = 1024 * 1024
 #: Whole-piece reads in flight at once; requests for further pieces wait (bounded by
 #: `MAX_DEFERRED_REQUESTS`), so requests spread over many pieces cannot make us hold
 #: one piece buffer per request (a peer asking one block of each of 64 pieces).
@@ -101,8 +99,13 @@ class DataPlane:
         now: float,
         rng: random.Random,
         upload_slots: int,
+        send_budget: SendBudget | None = None,
     ) -> None:
         self.engine = engine
+        #: Shared by every torrent of the client; its `peer_cap` is the per-peer cap
+        #: (`MAX_SEND_BACKLOG`, less while the client is over its budget: the Trio
+        #: driver also stops reading from a peer past it, `EngineSession`).
+        self.send_budget = send_budget or SendBudget(None)
         self.info = info
         self._have = have.copy()
         self.picker: Picker[EnginePeer] = Picker(
@@ -274,7 +277,7 @@ class DataPlane:
     # ---- uploads -------------------------------------------------------------------
 
     def _serve(self, peer: EnginePeer, index: int, begin: int, length: int) -> None:
-        busy = peer.conn.send_backlog > MAX_SEND_BACKLOG  # it is not reading: see below
+        busy = self.send_budget.backlogged(peer.conn.send_backlog)  # not reading: see below
         if busy or not self._have.test(index):
             if peer.conn.fast and _open(peer):
                 peer.conn.send_reject(index, begin, length)
@@ -301,8 +304,9 @@ class DataPlane:
     def _send_piece(
         self, peer: EnginePeer, index: int, begin: int, length: int, piece: bytes
     ) -> None:
-        if peer.conn.send_backlog > MAX_SEND_BACKLOG:
-            # The peer is not reading what we already queued: serve nothing more
+        if self.send_budget.backlogged(peer.conn.send_backlog):
+            # The peer is not reading what we already queued (or the client as a
+            # whole has too much queued, `SendBudget`): serve nothing more
             # (Fast: say so; otherwise its request waits, bounded by our reqq).
             if _open(peer) and peer.conn.fast:
                 peer.conn.send_reject(index, begin, length)

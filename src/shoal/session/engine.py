@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from ..metainfo import InfoDict, Metainfo
     from ..peer.handshake import Handshake
     from ..swarm.bitfield import Bitfield
+    from .send_budget import SendBudget
 
 __all__ = ["REDIAL_AFTER_METADATA", "EngineConfig", "TorrentEngine"]
 
@@ -89,6 +90,9 @@ class EngineConfig:
     #: Encryption is preferred, not required: a peer that drops our encrypted
     #: connection before its BEP 10 handshake is redialled once in plaintext.
     retry_plaintext: bool = False
+    #: The client-wide send budget, shared by every torrent (None: this torrent's
+    #: own, unlimited; each peer is still capped at `MAX_SEND_BACKLOG`).
+    send_budget: SendBudget | None = None
 
 
 @final
@@ -549,6 +553,7 @@ class TorrentEngine:
             now=now,
             rng=self._rng,
             upload_slots=self.config.upload_slots,
+            send_budget=self.config.send_budget,
         )
         for peer in list(self.peers.values()):
             self.data.peer_joined_late(peer, now)

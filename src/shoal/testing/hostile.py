@@ -267,10 +267,13 @@ async def request_and_never_read(
     pieces: int,
     piece_length: int,
     rounds: int = 50,
+    peer: int = 0,
 ) -> None:
     """Ask for every block, over and over, and never read a byte of the answers.
 
     The receive buffer is shrunk first, so the victim's send queue is what fills up.
+    Give each of several attackers its own `peer` number (its peer id): the victim
+    keeps one connection per peer id.
     Runs until `rounds` rounds are sent or the victim hangs up (then returns).
     """
     import socket  # the one attacker that needs a socket option
@@ -280,7 +283,7 @@ async def request_and_never_read(
         return
     async with stream:
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        hello = wire_handshake(info_hash) + m.encode_message(m.Interested())
+        hello = wire_handshake(info_hash, peer) + m.encode_message(m.Interested())
         if not await _send(stream, hello, stats):
             return
         with trio.move_on_after(30):  # read only until the victim unchokes us
