@@ -38,7 +38,7 @@ def test_parse_rate_refuses(text: str) -> None:
 
 def test_options_make_the_client_config(tmp_path: Path) -> None:
     flt = tmp_path / "level1.p2p.gz"
-    flt.write_bytes(gzip.compress(b"bad:10.0.0.0-10.0.0.255\n"))
+    flt.write_bytes(gzip.compress(b"bad:192.0.2.0-192.0.2.255\n"))
     args = parse(
         "--proxy", "socks5://u:p@127.0.0.2:1080",
         "--ip-filter", str(flt),
@@ -50,7 +50,7 @@ def test_options_make_the_client_config(tmp_path: Path) -> None:
     assert config.proxy_url is not None
     assert (config.proxy_url.host, config.proxy_url.port) == ("127.0.0.2", 1080)
     assert config.ip_filter is not None
-    assert config.ip_filter.blocks("10.0.0.7")
+    assert config.ip_filter.blocks("192.0.2.7")
     assert (config.max_download_rate, config.max_upload_rate) == (10 * 1024**2, 500 * 1024)
     assert config.anonymous
     assert not config.incoming

@@ -43,27 +43,27 @@ def test_verify_password_is_total(password: str, stored: str) -> None:
 def test_five_failures_ban_for_the_ban_time() -> None:
     auth = _auth()
     for i in range(MAX_FAILURES):
-        assert not auth.banned("10.0.0.1", float(i))
-        assert auth.login("10.0.0.1", "admin", "wrong", float(i)) is None
-    assert auth.banned("10.0.0.1", 10.0)
-    assert not auth.banned("10.0.0.2", 10.0)  # per address
+        assert not auth.banned("192.0.2.1", float(i))
+        assert auth.login("192.0.2.1", "admin", "wrong", float(i)) is None
+    assert auth.banned("192.0.2.1", 10.0)
+    assert not auth.banned("192.0.2.2", 10.0)  # per address
     assert auth.bans == 1
-    assert not auth.banned("10.0.0.1", 4.0 + BAN_SECONDS + 1)
+    assert not auth.banned("192.0.2.1", 4.0 + BAN_SECONDS + 1)
 
 
 def test_a_good_login_resets_the_count_and_sessions_expire() -> None:
     auth = _auth()
     for _ in range(MAX_FAILURES - 1):
-        auth.login("10.0.0.1", "admin", "wrong", 0.0)
-    sid = auth.login("10.0.0.1", "admin", "pw", 1.0)
+        auth.login("192.0.2.1", "admin", "wrong", 0.0)
+    sid = auth.login("192.0.2.1", "admin", "pw", 1.0)
     assert sid is not None
-    auth.login("10.0.0.1", "admin", "wrong", 2.0)
-    assert not auth.banned("10.0.0.1", 3.0)
-    assert auth.authorized(sid, "10.0.0.1", 100.0)
-    assert auth.authorized(sid, "10.0.0.1", 100.0 + SESSION_SECONDS - 1)  # refreshed
-    assert not auth.authorized(sid, "10.0.0.1", 100.0 + 3 * SESSION_SECONDS)
+    auth.login("192.0.2.1", "admin", "wrong", 2.0)
+    assert not auth.banned("192.0.2.1", 3.0)
+    assert auth.authorized(sid, "192.0.2.1", 100.0)
+    assert auth.authorized(sid, "192.0.2.1", 100.0 + SESSION_SECONDS - 1)  # refreshed
+    assert not auth.authorized(sid, "192.0.2.1", 100.0 + 3 * SESSION_SECONDS)
     auth.logout(sid)
-    assert not auth.authorized(None, "10.0.0.1", 0.0)
+    assert not auth.authorized(None, "192.0.2.1", 0.0)
 
 
 def test_localhost_bypass_is_opt_in_and_loopback_only() -> None:
