@@ -71,7 +71,7 @@ def test_localhost_bypass_is_opt_in_and_loopback_only() -> None:
     bypass = _auth(bypass_localhost=True)
     assert bypass.authorized(None, "127.0.0.1", 0.0)
     assert bypass.authorized(None, "::1", 0.0)
-    assert not bypass.authorized(None, "192.168.1.2", 0.0)
+    assert not bypass.authorized(None, "192.0.2.2", 0.0)
     assert not bypass.authorized(None, "not an ip", 0.0)
 
 

@@ -143,7 +143,7 @@ async def test_libtorrent_samples_a_shoal_node() -> None:
         lt_session("127.0.0.2", [node.address]) as ses,
     ):
         for i, h in enumerate(hashes):
-            node.service.node.peer_store.add(h, (f"10.0.0.{i}", 6881), trio.current_time())
+            node.service.node.peer_store.add(h, (f"127.10.0.{i}", 6881), trio.current_time())
         with trio.fail_after(DEADLINE):
             while True:
                 ses.dht_sample_infohashes(node.address, lt.sha1_hash(bytes(20)))
