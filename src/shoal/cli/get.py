@@ -377,36 +377,31 @@ def complete_record(stats: TorrentStats, elapsed: float, resumed: int = 0) -> di
 #: States before the data on disk has been checked (names, so that this module does not
 #: import the engine before it is needed).
 CHECKING_STATES: Final = frozenset({"CHECKING", "FINDING_PEERS", "FETCHING_METADATA", "PAUSED"})
-#: How often `wait_checked` looks: a download started during the last look is at most
-#: this much transfer, which only makes "resumed" (and so the average) a hair off.
+#: How often `wait_checked` looks at the state.
 _CHECK_POLL: Final = 0.05
 
 
 async def wait_checked(torrent: Torrent) -> TorrentStats:
-    """Wait until the metadata is known and the data on disk checked; the stats then.
-
-    Their `downloaded` is what was verified on disk before this run fetched anything.
-    """
+    """Wait until the metadata is known and the data on disk checked; the stats then."""
     while True:
         stats = torrent.statistics()
         if stats.state.name not in CHECKING_STATES:
-            break
+            return stats
         await trio.sleep(_CHECK_POLL)
-    # The engine may have fetched more between the check and this poll (loopback is
-    # fast): report what was on disk when the data phase opened.
-    resumed = torrent.resumed_bytes
-    if resumed is not None:
-        stats = dataclasses.replace(stats, downloaded=resumed)
-    return stats
 
 
 async def report_resume(torrent: Torrent, renderer: Renderer) -> int:
-    """Say how much a rerun found on disk ("resuming at N%"); returns those bytes."""
+    """Say how much a rerun found on disk ("resuming at N%"); returns those bytes.
+
+    They are `Torrent.resumed_bytes`, fixed when the data phase opened: on loopback the
+    engine may have fetched more before this poll sees the state change.
+    """
     stats = await wait_checked(torrent)
-    line = resume_line(stats)
+    resumed = torrent.resumed_bytes or 0
+    line = resume_line(dataclasses.replace(stats, downloaded=resumed))
     if line is not None:
-        renderer.record({"event": "resuming", "verified": stats.downloaded, "text": line})
-    return stats.downloaded
+        renderer.record({"event": "resuming", "verified": resumed, "text": line})
+    return resumed
 
 
 def run(args: argparse.Namespace) -> int:
