@@ -31,12 +31,12 @@ from shoal.peer.extension import (
     encode_extended_handshake,
     encode_metadata_message,
 )
+from shoal.peer.frames import FrameDecoder
 from shoal.peer.handshake import Handshake, HandshakeParser, ReservedBits, encode_handshake
 from shoal.peer.messages import (
     BLOCK_SIZE,
     BitfieldMessage,
     Extended,
-    FrameDecoder,
     HaveAll,
     Interested,
     Message,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from shoal.peer.messages import BLOCK_SIZE, FrameDecoder, Piece, encode_message
+from shoal.peer.frames import FrameDecoder
+from shoal.peer.messages import BLOCK_SIZE, Piece, encode_message
 
 
 def make_stream(mib: int) -> tuple[bytes, int]:

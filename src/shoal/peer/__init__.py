@@ -15,12 +15,12 @@ from .extension import encode_extended_handshake as encode_extended_handshake
 from .extension import encode_metadata_message as encode_metadata_message
 from .extension import encode_pex as encode_pex
 from .fast import allowed_fast_set as allowed_fast_set
+from .frames import FrameDecoder as FrameDecoder
 from .handshake import Handshake as Handshake
 from .handshake import HandshakeParser as HandshakeParser
 from .handshake import ReservedBits as ReservedBits
 from .handshake import decode_handshake as decode_handshake
 from .handshake import encode_handshake as encode_handshake
-from .messages import FrameDecoder as FrameDecoder
 from .messages import Message as Message
 from .messages import MessageId as MessageId
 from .messages import encode_message as encode_message

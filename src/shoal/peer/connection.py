@@ -116,6 +116,7 @@ from .extension import (
     PexPeer,
     encode_metadata_message,
 )
+from .frames import FrameDecoder
 from .handshake import Handshake, HandshakeParser, ReservedBits, encode_handshake
 from .inbound import InboundRequests
 from .pipeline import Block, RequestPipeline
@@ -203,7 +204,7 @@ class PeerConnection:
         self.our_peer_id = our_peer_id
         self.state = ConnectionState.HANDSHAKE
         self._parser = HandshakeParser(expected_info_hash=info_hash)
-        self._decoder = m.FrameDecoder(
+        self._decoder = FrameDecoder(
             max_length=cfg.max_request_length + 9, max_request_length=cfg.max_request_length
         )
         self._num_pieces: int | None = None

@@ -51,6 +51,7 @@ from ..peer.extension import (
     encode_extended_handshake,
     encode_metadata_message,
 )
+from ..peer.frames import FrameDecoder
 from ..peer.handshake import Handshake, ReservedBits, encode_handshake
 
 if TYPE_CHECKING:
@@ -306,7 +307,7 @@ async def request_and_never_read(
 
 
 async def _wait_unchoke(stream: trio.SocketStream, stats: AttackStats) -> None:
-    decoder = m.FrameDecoder(max_length=1 << 20, max_request_length=1 << 17)
+    decoder = FrameDecoder(max_length=1 << 20, max_request_length=1 << 17)
     skip = 68  # the victim's BitTorrent handshake
     while chunk := await stream.receive_some(65536):
         stats.received += len(chunk)
@@ -373,7 +374,7 @@ async def corrupt_seed(
 
 
 async def _serve_garbage(stream: trio.SocketStream, stats: AttackStats, num_pieces: int) -> None:
-    decoder = m.FrameDecoder(max_length=1 << 20, max_request_length=1 << 17)
+    decoder = FrameDecoder(max_length=1 << 20, max_request_length=1 << 17)
     skip = 68  # the victim's BitTorrent handshake
     try:
         while chunk := await stream.receive_some(65536):
@@ -433,7 +434,7 @@ async def serve_lying_metadata_peer(
 async def _answer_metadata(
     stream: trio.SocketStream, lie: MetadataLie, size: int, stats: AttackStats
 ) -> None:
-    decoder = m.FrameDecoder(max_length=1 << 20, max_request_length=1 << 17)
+    decoder = FrameDecoder(max_length=1 << 20, max_request_length=1 << 17)
     skip = 68
     their_id: int | None = None
     try:

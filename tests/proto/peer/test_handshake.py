@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from shoal.errors import HandshakeError
 from shoal.ids import InfoHash, PeerId
+from shoal.peer.frames import FrameDecoder
 from shoal.peer.handshake import (
     HANDSHAKE_LENGTH,
     PROTOCOL_HEADER,
@@ -17,7 +18,7 @@ from shoal.peer.handshake import (
     decode_handshake,
     encode_handshake,
 )
-from shoal.peer.messages import FrameDecoder, Message, encode_message
+from shoal.peer.messages import Message, encode_message
 
 from .wire_strategies import split_at, wire_messages
 

@@ -9,6 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from shoal.errors import LocalProtocolError, RemoteProtocolError
+from shoal.peer.frames import FrameDecoder
 from shoal.peer.messages import (
     BLOCK_SIZE,
     DEFAULT_MAX_EXTENDED_LENGTH,
@@ -18,7 +19,6 @@ from shoal.peer.messages import (
     Cancel,
     Choke,
     Extended,
-    FrameDecoder,
     Have,
     HaveAll,
     HaveNone,
