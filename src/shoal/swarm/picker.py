@@ -32,6 +32,10 @@ block, fewest owners first. The first arrival wins: `block_received` returns the
 other (peer, block) requests to ``cancel`` (BEP 3, "cancel": "generally only sent
 towards the end of a download, during what's called 'endgame mode'").
 
+Layout. The availability input (`peer_has`, `peer_bitfield`, `peer_have_all`,
+`peer_have_none`) and the bucket bookkeeping live in `swarm.availability`, a mixin of
+`Picker`; this module holds the picking and the request outcomes.
+
 Errors. Methods fed by remote input (`peer_has`, `block_received`) raise only
 `RemoteProtocolError`; a wrong-sized `Bitfield` or an out-of-range local call is a
 caller bug and raises `ValueError`.
@@ -39,17 +43,18 @@ caller bug and raises `ValueError`.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Final, final
 
 from ..errors import RemoteProtocolError
+from .availability import P, PeerPieces, PieceAvailability
 from .bitfield import Bitfield
 from .blocks import BLOCK_SIZE, Block, PieceBlocks
 from .priorities import DEFAULT_PRIORITY, MAX_PRIORITY
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Iterable, Sequence
 
 __all__ = ["Picker", "PickerStatistics"]
 
@@ -57,8 +62,6 @@ __all__ = ["Picker", "PickerStatistics"]
 # route around one or two slow peers without spending the whole swarm's bandwidth
 # on the last few blocks.
 DEFAULT_ENDGAME_MAX_OWNERS: Final = 3
-
-P = TypeVar("P", bound=Hashable)
 
 
 def _bits_from_flags(flags: bytes, padded_len: int) -> int:
@@ -82,30 +85,7 @@ class PickerStatistics:
 
 
 @final
-class _PeerPieces(Generic[P]):
-    """What one peer has, and which blocks we have asked it for."""
-
-    __slots__ = ("_int", "bits", "requests", "seed")
-
-    def __init__(self, nbytes: int) -> None:
-        self.bits = bytearray(nbytes)
-        self.seed = False
-        self._int: int | None = 0
-        self.requests: set[tuple[int, int]] = set()  # (piece index, block number)
-
-    def has(self, index: int) -> bool:
-        return self.seed or bool(self.bits[index >> 3] & (0x80 >> (index & 7)))
-
-    def as_int(self, all_mask: int) -> int:
-        if self.seed:
-            return all_mask
-        if self._int is None:  # rebuilt lazily after a whole new bitfield
-            self._int = int.from_bytes(self.bits, "big")
-        return self._int
-
-
-@final
-class Picker(Generic[P]):
+class Picker(PieceAvailability[P]):
     """Block selection for one torrent; `P` is any hashable peer handle."""
 
     def __init__(
@@ -140,7 +120,7 @@ class Picker(Generic[P]):
         self._buckets = [self._all]  # _buckets[a]: pieces with _avail == a
         self._fresh_in = [0]  # _fresh_in[a]: how many fresh pieces _buckets[a] holds
         self._seeds = 0
-        self._peers: dict[P, _PeerPieces[P]] = {}
+        self._peers: dict[P, PeerPieces[P]] = {}
         self._partials: dict[int, PieceBlocks[P]] = {}
         self._open: set[int] = set()  # partial, wanted, with a free block
         self._tiebreak: dict[int, float] = {}  # random tie-break of each partial piece
@@ -154,9 +134,6 @@ class Picker(Generic[P]):
         if index == self.num_pieces - 1:
             return self.total_length - index * self.piece_length
         return self.piece_length
-
-    def _bit(self, index: int) -> int:
-        return 1 << (self._L - 1 - index)
 
     # ---- priorities --------------------------------------------------------------
 
@@ -232,110 +209,7 @@ class Picker(Generic[P]):
         if not 0 <= index < self.num_pieces:
             raise ValueError(f"piece {index} out of range 0..{self.num_pieces - 1}")
 
-    # ---- availability ------------------------------------------------------------
-
-    def availability(self, index: int) -> int:
-        """How many connected peers have piece `index` (seeds included)."""
-        return self._avail[index] + self._seeds
-
-    def _count_fresh(self) -> None:
-        self._fresh_in = [(bucket & self._fresh).bit_count() for bucket in self._buckets]
-
-    def _move(self, mask: int, up: bool) -> None:
-        """Shift every piece in `mask` one availability bucket up or down."""
-        buckets = self._buckets
-        if up:
-            buckets.append(0)
-            for a in range(len(buckets) - 2, -1, -1):
-                if moving := buckets[a] & mask:
-                    buckets[a] ^= moving
-                    buckets[a + 1] |= moving
-        else:
-            for a in range(1, len(buckets)):
-                if moving := buckets[a] & mask:
-                    buckets[a] ^= moving
-                    buckets[a - 1] |= moving
-        while len(buckets) > 1 and not buckets[-1]:
-            buckets.pop()
-        self._count_fresh()
-
-    def _peer(self, peer: P) -> _PeerPieces[P]:
-        info = self._peers.get(peer)
-        if info is None:
-            info = self._peers[peer] = _PeerPieces(self._nbytes)
-        return info
-
-    def peer_has(self, peer: P, index: int) -> bool:
-        """A BEP 3 ``have``: `peer` now has piece `index`.
-
-        Returns:
-            Whether we want that piece and lack it (a cue to send ``interested``).
-
-        Raises:
-            RemoteProtocolError: `index` is not a piece of this torrent.
-        """
-        if not 0 <= index < self.num_pieces:
-            raise RemoteProtocolError(f"have for piece {index} of {self.num_pieces}")
-        info = self._peer(peer)
-        if info.has(index):
-            return self._wanted(index)
-        info.bits[index >> 3] |= 0x80 >> (index & 7)
-        bit = self._bit(index)
-        if info._int is not None:  # ~1 µs here saves a ~20 µs rebuild at the next pick
-            info._int |= bit
-        a = self._avail[index]
-        self._avail[index] = a + 1
-        if a + 1 == len(self._buckets):
-            self._buckets.append(0)
-            self._fresh_in.append(0)
-        self._buckets[a] ^= bit
-        self._buckets[a + 1] |= bit
-        if self._is_fresh[index]:
-            self._fresh_in[a] -= 1
-            self._fresh_in[a + 1] += 1
-        return self._wanted(index)
-
-    def peer_bitfield(self, peer: P, bitfield: Bitfield) -> None:
-        """`peer`'s whole piece set (BEP 3 ``bitfield``, BEP 6 ``have_all``/``have_none``).
-
-        Replaces whatever was known about `peer`'s pieces; its requests are kept.
-        """
-        if bitfield.num_pieces != self.num_pieces:
-            raise ValueError(f"bitfield for {bitfield.num_pieces} pieces, not {self.num_pieces}")
-        info = self._peer(peer)
-        self._forget_pieces(info)
-        if bitfield.has_all():
-            info.seed = True
-            self._seeds += 1
-            return
-        info.bits[:] = bitfield.to_bytes()
-        info._int = None
-        if bitfield.has_none():
-            return
-        avail = self._avail
-        for i in bitfield:
-            avail[i] += 1
-        self._move(info.as_int(self._all), up=True)
-
-    def peer_have_all(self, peer: P) -> None:
-        """BEP 6 ``have_all``."""
-        self.peer_bitfield(peer, Bitfield.all(self.num_pieces))
-
-    def peer_have_none(self, peer: P) -> None:
-        """BEP 6 ``have_none``."""
-        self.peer_bitfield(peer, Bitfield.none(self.num_pieces))
-
-    def _forget_pieces(self, info: _PeerPieces[P]) -> None:
-        if info.seed:
-            info.seed = False
-            self._seeds -= 1
-        elif mask := info.as_int(self._all):
-            avail = self._avail
-            for i in Bitfield.from_bytes(bytes(info.bits), self.num_pieces):
-                avail[i] -= 1
-            self._move(mask, up=False)
-        info.bits = bytearray(self._nbytes)
-        info._int = 0
+    # ---- peers -------------------------------------------------------------------
 
     def peer_left(self, peer: P) -> list[Block]:
         """`peer` disconnected: drop its pieces from availability, free its requests."""
@@ -348,9 +222,6 @@ class Picker(Generic[P]):
         return released
 
     # ---- partial-piece bookkeeping -----------------------------------------------
-
-    def _wanted(self, index: int) -> bool:
-        return self._prio[index] != 0 and not self._have.test(index)
 
     def _refresh(self, index: int) -> None:
         """Re-derive `index`'s fresh/open/partial membership after any change to it."""
@@ -430,7 +301,7 @@ class Picker(Generic[P]):
         return out
 
     def _take(
-        self, peer: P, info: _PeerPieces[P], pb: PieceBlocks[P], count: int, out: list[Block]
+        self, peer: P, info: PeerPieces[P], pb: PieceBlocks[P], count: int, out: list[Block]
     ) -> None:
         for n in pb.free_blocks(count - len(out)):
             pb.request(n, peer)
@@ -438,14 +309,14 @@ class Picker(Generic[P]):
             out.append(pb.block(n))
         self._refresh(pb.index)
 
-    def _candidates(self, info: _PeerPieces[P], level: int) -> int:
+    def _candidates(self, info: PeerPieces[P], level: int) -> int:
         cand = info.as_int(self._all) & self._fresh
         if len(self._levels) > 1:
             cand &= self._levels.get(level, 0)
         return cand
 
     def _pick_fresh(
-        self, peer: P, info: _PeerPieces[P], level: int, count: int, out: list[Block]
+        self, peer: P, info: PeerPieces[P], level: int, count: int, out: list[Block]
     ) -> None:
         cand = self._candidates(info, level)
         L = self._L
@@ -468,7 +339,7 @@ class Picker(Generic[P]):
     def _pick_sequential(
         self,
         peer: P,
-        info: _PeerPieces[P],
+        info: PeerPieces[P],
         level: int,
         partials: list[int],
         count: int,
@@ -482,7 +353,7 @@ class Picker(Generic[P]):
             cand ^= self._bit(index)
             self._take(peer, info, self._partial(index), count, out)
 
-    def _pick_endgame(self, peer: P, info: _PeerPieces[P], count: int, out: list[Block]) -> None:
+    def _pick_endgame(self, peer: P, info: PeerPieces[P], count: int, out: list[Block]) -> None:
         pieces = [
             i
             for i, pb in self._partials.items()
