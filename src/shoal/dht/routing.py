@@ -24,6 +24,9 @@ with ``Pending(ping=...)`` and keeps the newcomer in the bucket's replacement ca
 caller pings, and either ``heard_from(responded=True)`` keeps the old node or ``failed()``
 makes it BAD and the best replacement takes its slot (rust-libp2p's ``Pending`` design).
 
+Layout: the entry record and its state rule, and the bucket record, live in
+`dht.buckets`; the /24 (/64) of an address in `dht.subnets`; this module is the table.
+
 Invariants (checked by the stateful test): no bucket above ``k``; every entry lies in the
 range of its bucket; the bucket ranges partition the ID space; our own ID is never stored;
 one entry per address, and with ``restrict_ips`` one entry per IP and no two entries of a
@@ -32,17 +35,22 @@ bucket in the same /24 (IPv6: /64), except for loopback, private and link-local 
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import functools
-import ipaddress
 import math
 import operator
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
-from .compact import NodeInfo
+from .buckets import (
+    BAD_AFTER_FAILURES,
+    QUESTIONABLE_AFTER,
+    Addr,
+    Bucket,
+    Entry,
+    K,
+    NodeState,
+)
+from .subnets import ip_subnet
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -64,15 +72,6 @@ __all__ = [
     "Updated",
 ]
 
-Addr: TypeAlias = tuple[str, int]
-
-# BEP 5, "Routing Table": "Each bucket can only hold K nodes, currently eight".
-K: Final = 8
-# BEP 5: a node is good if it responded "within the last 15 minutes"; otherwise questionable.
-QUESTIONABLE_AFTER: Final = 15 * 60.0
-# BEP 5: "Nodes become bad when they fail to respond to multiple queries in a row."
-# Two, because a good node that misses one reply (UDP loss) should keep its slot.
-BAD_AFTER_FAILURES: Final = 2
 # BEP 5: "Buckets that have not been changed in 15 minutes should be refreshed."
 REFRESH_INTERVAL: Final = 15 * 60.0
 #: A full replacement cache lets a new querier evict its oldest candidate only when
@@ -82,64 +81,6 @@ REPLACEMENT_FRESH: Final = 60.0
 RTT_ALPHA: Final = 0.125
 _ID_BITS: Final = 160
 _ID_SPACE: Final = 1 << _ID_BITS
-
-
-class NodeState(enum.Enum):
-    """How much we trust a node, per BEP 5 "Routing Table"."""
-
-    #: Responded to us within the last 15 minutes.
-    GOOD = "good"
-    #: Silent for 15 minutes, or never answered a query of ours.
-    QUESTIONABLE = "questionable"
-    #: Failed to answer repeatedly; first in line for eviction, never returned by `closest`.
-    BAD = "bad"
-
-
-@dataclass(slots=True, eq=False)
-class Entry:
-    """One node in the table (or in a replacement cache)."""
-
-    node_id: bytes
-    addr: Addr
-    #: Last time we heard anything (a query or a response) from the node.
-    last_seen: float
-    #: Last time it answered one of our queries; None if it never did.
-    last_response: float | None = None
-    #: Consecutive failed queries, reset by a response.
-    failures: int = 0
-    #: Smoothed round-trip time in seconds (EWMA), None before the first timed response.
-    rtt: float | None = None
-    #: The node ID matches its IP per BEP 42 (the caller decides; we only prefer such nodes).
-    verified: bool = False
-    #: Last time the node sent us a query (BEP 5 counts that towards "good" too).
-    last_query: float | None = None
-    _info: NodeInfo | None = dataclasses.field(default=None, init=False, repr=False)
-    #: `node_id` as an integer, for XOR distances in `RoutingTable.closest`.
-    _id_int: int = dataclasses.field(default=0, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._id_int = int.from_bytes(self.node_id, "big")
-
-    @property
-    def info(self) -> NodeInfo:
-        """The contact as a `NodeInfo`, made once: replies list the same entries often."""
-        info = self._info
-        if info is None:
-            info = self._info = NodeInfo(self.node_id, self.addr)
-        return info
-
-    def state(self, now: float) -> NodeState:
-        if self.failures >= BAD_AFTER_FAILURES:
-            return NodeState.BAD
-        responded = self.last_response
-        if responded is None:
-            return NodeState.BAD if self.failures else NodeState.QUESTIONABLE
-        # max(responded, last_query), spelled out: this runs ~15 times per served query.
-        queried = self.last_query
-        recent = queried if queried and queried > responded else responded
-        if now - recent < QUESTIONABLE_AFTER:
-            return NodeState.GOOD
-        return NodeState.BAD if self.failures else NodeState.QUESTIONABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,103 +130,6 @@ class RoutingStats:
     replacements: int
 
 
-@dataclass(slots=True)
-class _Bucket:
-    lo: int
-    hi: int  # exclusive
-    last_changed: float
-    entries: dict[bytes, Entry] = dataclasses.field(default_factory=dict)
-    replacements: dict[bytes, Entry] = dataclasses.field(default_factory=dict)
-    #: The entries by /24 (/64), when IP limits apply (`_ip_conflict` in O(1)).
-    subnets: dict[str, Entry] = dataclasses.field(default_factory=dict)
-    #: Before this time every entry is GOOD (set by a full scan in `_insert`). Safe to
-    #: keep while entries only get fresher; reset when one is added, removed or failed.
-    good_until: float = -math.inf
-
-
-# /24s in which ``ipaddress`` exempts only some addresses (192.0.0.0/29 and /31s,
-# 255.255.255.255): these take the per-address path.
-_MIXED_V4_24S: Final = frozenset({"192.0.0", "255.255.255"})
-
-
-def _subnet(ip: str) -> str | None:
-    """The /24 (IPv6: /64) an IP belongs to, or None if it is exempt from IP limits.
-
-    Loopback, private and link-local addresses are exempt so that local tests and LANs,
-    where many nodes share one subnet legitimately, still work. Every query from a node
-    not yet in the table asks, mostly for addresses never seen before, so a canonical
-    IPv4 address is split by hand and only its /24 goes through (cached) ``ipaddress``
-    parsing: 20,000 new public sources cost ~3 µs less each than a per-address cache.
-    """
-    head, _, last = ip.rpartition(".")
-    if (
-        ip.isascii()  # str.isdigit() also accepts other scripts' digits
-        and last.isdigit()
-        and len(last) <= 3
-        and (last[0] != "0" or last == "0")
-        and int(last) < 256
-        and head not in _MIXED_V4_24S
-        and ":" not in head  # IPv6 with an embedded IPv4 tail
-    ):
-        return _subnet_of_v4_24(head)
-    return _subnet_of_addr(ip)
-
-
-# The IPv4 networks of at least /24 that ``ipaddress`` (Python 3.11) calls loopback,
-# private or link-local, as (shift, prefix) on the 24-bit /24 number.
-_EXEMPT_V4_24S: Final = tuple(
-    (32 - net.prefixlen, int(net.network_address) >> (32 - net.prefixlen))
-    for net in map(
-        ipaddress.IPv4Network,
-        (
-            "0.0.0.0/8",
-            "10.0.0.0/8",
-            "127.0.0.0/8",
-            "169.254.0.0/16",
-            "172.16.0.0/12",
-            "192.0.2.0/24",
-            "192.168.0.0/16",
-            "198.18.0.0/15",
-            "198.51.100.0/24",
-            "203.0.113.0/24",
-            "240.0.0.0/4",
-        ),
-    )
-)
-
-
-@functools.lru_cache(maxsize=4096)
-def _subnet_of_v4_24(head: str) -> str | None:
-    parts = head.split(".")
-    if len(parts) != 3:
-        return None
-    value = 0
-    for part in parts:
-        if not part.isdigit() or len(part) > 3 or (part[0] == "0" and part != "0"):
-            return None
-        octet = int(part)
-        if octet > 255:
-            return None
-        value = value << 8 | octet
-    value <<= 8
-    if any(value >> shift == prefix for shift, prefix in _EXEMPT_V4_24S):
-        return None
-    return f"{head}.0/24"
-
-
-@functools.lru_cache(maxsize=4096)
-def _subnet_of_addr(ip: str) -> str | None:
-    """`_subnet` by the book, one address at a time (IPv6, odd strings, mixed /24s)."""
-    try:
-        parsed = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    if parsed.is_loopback or parsed.is_private or parsed.is_link_local:
-        return None
-    prefix = 24 if parsed.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-
-
 # Sort keys as C-level getters: the full-bucket path of every query from a new node.
 _LAST_SEEN: Final = operator.attrgetter("last_seen")
 _STALENESS: Final = operator.attrgetter("last_seen", "verified")
@@ -325,7 +169,7 @@ class RoutingTable:
         self._k = k
         self._restrict = restrict_ips
         self._rng = rng if rng is not None else random.Random(self._own)
-        self._buckets: list[_Bucket] = [_Bucket(0, _ID_SPACE, now)]
+        self._buckets: list[Bucket] = [Bucket(0, _ID_SPACE, now)]
         self._by_addr: dict[Addr, Entry] = {}
         self._by_ip: dict[str, Entry] = {}
 
@@ -493,7 +337,7 @@ class RoutingTable:
         return self._insert(new, bucket, now)
 
     def _querier_to_full_bucket(
-        self, node_id: bytes, addr: Addr, now: float, verified: bool, bucket: _Bucket
+        self, node_id: bytes, addr: Addr, now: float, verified: bool, bucket: Bucket
     ) -> Rejected | None:
         """Fast path for the commonest insert: a new querier, its bucket full of GOOD nodes.
 
@@ -554,7 +398,7 @@ class RoutingTable:
         deepest = len(self._buckets) - 1
         return common if common < deepest else deepest
 
-    def _bucket_for(self, node_id: bytes) -> _Bucket:
+    def _bucket_for(self, node_id: bytes) -> Bucket:
         return self._buckets[self._index_of(_as_int(node_id))]
 
     def _is_bad(self, entry: Entry, now: float | None) -> bool:
@@ -576,7 +420,7 @@ class RoutingTable:
         if rtt is not None and rtt >= 0:
             entry.rtt = rtt if entry.rtt is None else entry.rtt + RTT_ALPHA * (rtt - entry.rtt)
 
-    def _insert(self, new: Entry, bucket: _Bucket, now: float) -> InsertResult:
+    def _insert(self, new: Entry, bucket: Bucket, now: float) -> InsertResult:
         """Place `new` in `bucket` (its bucket, as the caller already looked it up)."""
         conflict = self._ip_conflict(new.addr, bucket)
         if conflict is not None:
@@ -624,11 +468,11 @@ class RoutingTable:
         # Prefer keeping BEP 42-verified nodes: evict unverified, then the most failed.
         return min(bad, key=lambda e: (e.verified, -e.failures, e.last_seen), default=None)
 
-    def _ip_conflict(self, addr: Addr, bucket: _Bucket) -> Entry | None:
+    def _ip_conflict(self, addr: Addr, bucket: Bucket) -> Entry | None:
         same_addr = self._by_addr.get(addr)
         if same_addr is not None or not self._restrict:
             return same_addr
-        subnet = _subnet(addr[0])
+        subnet = ip_subnet(addr[0])
         if subnet is None:
             return None
         same_ip = self._by_ip.get(addr[0])
@@ -636,19 +480,19 @@ class RoutingTable:
             return same_ip
         return bucket.subnets.get(subnet)
 
-    def _place(self, bucket: _Bucket, entry: Entry, now: float | None) -> None:
+    def _place(self, bucket: Bucket, entry: Entry, now: float | None) -> None:
         bucket.entries[entry.node_id] = entry
         bucket.good_until = -math.inf
         if now is not None:
             bucket.last_changed = now
         self._by_addr[entry.addr] = entry
         if self._restrict:
-            subnet = _subnet(entry.addr[0])
+            subnet = ip_subnet(entry.addr[0])
             if subnet is not None:
                 self._by_ip[entry.addr[0]] = entry
                 bucket.subnets[subnet] = entry
 
-    def _remove(self, bucket: _Bucket, entry: Entry) -> None:
+    def _remove(self, bucket: Bucket, entry: Entry) -> None:
         del bucket.entries[entry.node_id]
         bucket.good_until = -math.inf
         if self._by_addr.get(entry.addr) is entry:
@@ -657,7 +501,7 @@ class RoutingTable:
             ip = entry.addr[0]
             if self._by_ip.get(ip) is entry:
                 del self._by_ip[ip]
-            subnet = _subnet(ip)
+            subnet = ip_subnet(ip)
             if subnet is not None and bucket.subnets.get(subnet) is entry:
                 del bucket.subnets[subnet]
 
@@ -665,8 +509,8 @@ class RoutingTable:
         """Split the last bucket (the one holding our own ID) in two halves."""
         old = self._buckets[-1]
         mid = (old.lo + old.hi) // 2
-        low = _Bucket(old.lo, mid, old.last_changed)
-        high = _Bucket(mid, old.hi, old.last_changed)
+        low = Bucket(old.lo, mid, old.last_changed)
+        high = Bucket(mid, old.hi, old.last_changed)
         near, far = (low, high) if self._own_int < mid else (high, low)
         for attr in ("entries", "replacements"):
             for node_id, entry in getattr(old, attr).items():
@@ -677,7 +521,7 @@ class RoutingTable:
             dest.subnets[subnet] = entry
         self._buckets[-1:] = [far, near]
 
-    def _cache_replacement(self, bucket: _Bucket, entry: Entry) -> None:
+    def _cache_replacement(self, bucket: Bucket, entry: Entry) -> None:
         bucket.replacements.pop(entry.node_id, None)
         bucket.replacements[entry.node_id] = entry
         if len(bucket.replacements) > self._k:
@@ -685,7 +529,7 @@ class RoutingTable:
             stalest = min(bucket.replacements.values(), key=_LAST_SEEN)
             del bucket.replacements[stalest.node_id]
 
-    def _promote(self, bucket: _Bucket, now: float) -> bool:
+    def _promote(self, bucket: Bucket, now: float) -> bool:
         """Move the best live replacement into the bucket; returns whether one moved."""
         candidates = [
             e

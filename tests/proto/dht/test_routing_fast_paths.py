@@ -14,8 +14,8 @@ from shoal.dht.routing import (
     Pending,
     Rejected,
     RoutingTable,
-    _subnet,
 )
+from shoal.dht.subnets import ip_subnet
 
 from .test_routing import RoutingMachine, far, fill_far_bucket, nid, pub
 
@@ -37,7 +37,7 @@ def reference_subnet(ip: str) -> str | None:
 @given(st.integers(0, 2**32 - 1))
 def test_subnet_of_any_ipv4_address_matches_ipaddress(value: int) -> None:
     ip = str(ipaddress.IPv4Address(value))
-    assert _subnet(ip) == reference_subnet(ip)
+    assert ip_subnet(ip) == reference_subnet(ip)
 
 
 def test_subnet_at_every_exempt_network_edge_and_in_mixed_24s() -> None:
@@ -65,7 +65,7 @@ def test_subnet_at_every_exempt_network_edge_and_in_mixed_24s() -> None:
     ips += [int(ipaddress.IPv4Address("255.255.255.0")) + i for i in range(256)]
     for value in ips:
         ip = str(ipaddress.IPv4Address(value))
-        assert _subnet(ip) == reference_subnet(ip), ip
+        assert ip_subnet(ip) == reference_subnet(ip), ip
 
 
 def test_subnet_of_odd_strings_and_ipv6_matches_ipaddress() -> None:
@@ -73,7 +73,7 @@ def test_subnet_of_odd_strings_and_ipv6_matches_ipaddress() -> None:
     odd += ["::1", "2001:db8::1", "2a00:1450::1", "64:ff9b::1.2.3.4", "::ffff:8.8.8.8"]
     odd += ["fe80::1", "1.2.3.-1", "a.b.c.d", "1.2.3.+4", "1.2.3.٣"]
     for ip in odd:
-        assert _subnet(ip) == reference_subnet(ip), ip
+        assert ip_subnet(ip) == reference_subnet(ip), ip
 
 
 def test_querier_to_a_full_bucket_of_good_nodes_is_cached_only_where_there_is_room() -> None:
@@ -144,7 +144,7 @@ class CachedRoutingMachine(RoutingMachine):
     def subnet_index_matches_entries(self) -> None:
         for bucket in self.table._buckets:
             expected = {
-                s: e for e in bucket.entries.values() if (s := _subnet(e.addr[0])) is not None
+                s: e for e in bucket.entries.values() if (s := ip_subnet(e.addr[0])) is not None
             }
             assert bucket.subnets == expected
 
