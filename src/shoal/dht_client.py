@@ -35,6 +35,7 @@ from .dht.node import DHTConfig, DHTNode
 from .ids import random_id
 from .net.dht_service import DHTService, DHTServiceStats, socket_family
 from .net.dht_state import load_state
+from .net.socks_udp import ProxyRelay, ProxyRelayStats, RelayedSocket
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from .dht.lookup import LookupStats
     from .dht.node import DHTStats as NodeStats
     from .net.dht_service import _Waiter
+    from .socks5 import ProxyURL
 
 __all__ = ["DEFAULT_BOOTSTRAP", "DHT", "DHTClientStats", "PeerSearch", "open_dht_node", "resolve"]
 
@@ -67,6 +69,9 @@ class DHTClientStats:
     node: NodeStats
     #: The other address families of a dual-stack node (`service`/`node` are the first).
     others: tuple[DHTClientStats, ...] = ()
+    #: The SOCKS5 UDP association when the node runs through a proxy (its state says
+    #: "waiting for proxy" while the proxy is away), else None.
+    proxy: ProxyRelayStats | None = None
 
 
 @final
@@ -146,10 +151,15 @@ async def _park_any(waiters: Sequence[_Waiter]) -> None:
 class DHT:
     """A running DHT node (obtained from `open_dht_node`): one service per address family."""
 
-    def __init__(self, service: DHTService | Sequence[DHTService]) -> None:
+    def __init__(
+        self, service: DHTService | Sequence[DHTService], relay: ProxyRelay | None = None
+    ) -> None:
         self._services = (service,) if isinstance(service, DHTService) else tuple(service)
         if not self._services:
             raise ValueError("a DHT needs at least one service")
+        #: The SOCKS5 UDP association every datagram goes through (`open_dht_node`'s
+        #: ``proxy``), or None when the node talks to the network directly.
+        self.relay = relay
         #: BEP 44 items, BEP 33 scrapes and BEP 51 samples run on the first family.
         self._service = self._services[0]
 
@@ -276,7 +286,8 @@ class DHT:
     def statistics(self) -> DHTClientStats:
         now = trio.current_time()
         each = [DHTClientStats(s.statistics(), s.node.statistics(now)) for s in self._services]
-        return DHTClientStats(each[0].service, each[0].node, tuple(each[1:]))
+        proxy = self.relay.statistics() if self.relay is not None else None
+        return DHTClientStats(each[0].service, each[0].node, tuple(each[1:]), proxy)
 
 
 async def resolve(
@@ -300,6 +311,38 @@ async def resolve(
             continue
         out.extend((str(info[4][0]), int(info[4][1])) for info in infos[:1])
     return out
+
+
+def _literals(hosts: Sequence[tuple[str, int]], family: socket.AddressFamily) -> list[Addr]:
+    """The IP literals of `family` among `hosts` (`resolve` without the names)."""
+    out = []
+    for host, port in hosts:
+        literal = _ip_literal(host)
+        if literal is not None and socket_family(literal) == family:
+            out.append((literal, port))
+    return out
+
+
+async def _bootstrap_by_name(
+    relay: ProxyRelay,
+    service: DHTService,
+    seeds: list[Addr],
+    hosts: Sequence[tuple[str, int]],
+    rng: random.Random,
+) -> None:
+    """Bootstrap through the named routers too, resolved by the proxy (`ProxyRelay.resolve`).
+
+    The names are probed one after the other in the background, so that a router that
+    does not answer delays nothing; then the DHT bootstraps from all that answered.
+    """
+    found = list(seeds)
+    for host, port in hosts:
+        if _ip_literal(host) is None:
+            addr = await relay.resolve(host, port, service.node.node_id, rng)
+            if addr is not None and addr not in found:
+                found.append(addr)
+    if len(found) > len(seeds):
+        service.add_nodes(found)
 
 
 def _ip_literal(host: str) -> str | None:
@@ -335,6 +378,8 @@ async def open_dht_node(
     *,
     node_id: bytes | None = None,
     rng: random.Random | None = None,
+    proxy: ProxyURL | None = None,
+    proxy_bind_host: str = "",
 ) -> AsyncIterator[DHT]:
     """Run a DHT node on a UDP socket (one per address family) for the ``async with`` block.
 
@@ -349,6 +394,12 @@ async def open_dht_node(
             on exit.
         read_only: BEP 43 read-only node (we query, we do not answer).
         node_id, rng: override the ID and the randomness (tests).
+        proxy: run the node through this SOCKS5 proxy's UDP relay (RFC 1928 UDP
+            ASSOCIATE, `shoal.net.socks_udp`): every datagram goes to the relay, none
+            goes direct even while the proxy is away (``statistics().proxy`` then says
+            "waiting for proxy"), and bootstrap names are resolved by the proxy. Only
+            the first address of `bind` is used (the relay's family).
+        proxy_bind_host: local address of the connection to the proxy ("" for any).
 
     Raises:
         ValueError: two bind addresses of one family.
@@ -356,6 +407,8 @@ async def open_dht_node(
         OSError: an address cannot be bound.
     """
     binds = _binds(bind)
+    if proxy is not None:
+        binds = binds[:1]
     rng = rng if rng is not None else random.SystemRandom()
     path = Path(state_file) if state_file is not None else None
     state = await trio.to_thread.run_sync(load_state, path) if path is not None else None
@@ -378,19 +431,31 @@ async def open_dht_node(
         nodes[1].set_sibling(nodes[0])
     failed: OSError | None = None
     async with trio.open_nursery() as nursery:
+        relay: ProxyRelay | None = None
         try:
-            services = await _start_services(nursery, nodes, binds, path)
+            if proxy is not None:
+                relay = ProxyRelay(RelayedSocket(socket_family(binds[0][0])), proxy)
+                relay.bind_host = proxy_bind_host
+                services = [DHTService(nodes[0], bind=binds[0], state_file=path, sock=relay.sock)]
+                await nursery.start(services[0].serve)
+                await nursery.start(relay.run)
+            else:
+                services = await _start_services(nursery, nodes, binds, path)
         except OSError as exc:
             # Raised from here the error would leave the nursery inside an
             # ExceptionGroup; callers (the client's port fallback) expect the OSError.
             failed = exc
             nursery.cancel_scope.cancel()
         else:
-            dht = DHT(services)
+            dht = DHT(services, relay)
             warm = [addr for _, addr in state[1]] if state is not None else []
             for service in services:
                 seeds = [a for a in warm if socket_family(a[0]) == service.family]
-                seeds += await resolve(bootstrap, service.family)
+                if relay is not None:  # names go to the proxy, never to our resolver
+                    seeds += _literals(bootstrap, service.family)
+                    nursery.start_soon(_bootstrap_by_name, relay, service, seeds, bootstrap, rng)
+                else:
+                    seeds += await resolve(bootstrap, service.family)
                 if seeds:
                     service.add_nodes(seeds)
             try:

@@ -73,3 +73,9 @@ class NeedHandshakeError(ShoalError):
 class ProxyError(ShoalError):
     """The SOCKS5 proxy is unreachable, refused us (credentials, target, command) or
     went away. Nothing is ever sent around it instead: proxied traffic fails closed."""
+
+
+class ProxyUnavailable(ProxyError, ConnectionError):
+    """A datagram was not sent: its SOCKS5 UDP association is down (waiting for the
+    proxy). An `OSError` too, so the socket loops that send it drop it as they drop any
+    datagram the network refused, and never send it another way."""

@@ -53,6 +53,8 @@ class Proxy:
     host: str
     port: int
     log: Path
+    #: The command line, for `restart`.
+    args: list[str] = field(default_factory=list)
 
     def url(self, user: str | None = None, password: str | None = None) -> str:
         creds = f"{user}:{password}@" if user is not None else ""
@@ -62,6 +64,12 @@ class Proxy:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+    async def restart(self) -> None:
+        """Start the server again on the same address and port (after `stop`)."""
+        self.stop()
+        self.process = _spawn(self.args, self.log)
+        await _wait_listening(self)
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -109,8 +117,8 @@ async def run_dante(tmp_path: Path) -> AsyncIterator[Proxy]:
         "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8"
         " command: connect udpassociate udpreply }\n"
     )
-    process = _spawn([exe, "-f", str(conf), "-p", str(tmp_path / "danted.pid"), "-N", "1"], log)
-    proxy = Proxy(process, PROXY_IP, port, log)
+    args = [exe, "-f", str(conf), "-p", str(tmp_path / "danted.pid"), "-N", "1"]
+    proxy = Proxy(_spawn(args, log), PROXY_IP, port, log, args)
     try:
         await _wait_listening(proxy)
         yield proxy

@@ -192,6 +192,9 @@ class DHTService:
         bind: local (host, port); port 0 picks a free port.
         state_file: where to save our node ID and good nodes (on exit and periodically).
         save_interval: seconds between periodic saves of `state_file`.
+        sock: an unbound UDP socket to use instead of a new one, e.g. a
+            `shoal.net.socks_udp.RelayedSocket` (the DHT through a SOCKS5 proxy). The
+            service binds, drives and closes it like its own.
     """
 
     def __init__(
@@ -201,12 +204,14 @@ class DHTService:
         bind: Addr = ("127.0.0.1", 0),
         state_file: Path | None = None,
         save_interval: float = SAVE_INTERVAL,
+        sock: socket.socket | None = None,
     ) -> None:
+        self._given = sock
         self._node = node
         self._bind = bind
         self._state_file = state_file
         self._save_interval = save_interval
-        self._sock: trio.socket.SocketType | None = None
+        self._sock: socket.socket | None = None
         self._raw: socket.socket | None = None
         self._handler: DatagramHandler | None = None
         self._backlog: deque[tuple[bytes, Addr]] = deque()
@@ -315,23 +320,21 @@ class DHTService:
         way out, even when cancelled.
         """
         family = self.family
-        raw = socket.socket(family, socket.SOCK_DGRAM)
+        raw = self._given if self._given is not None else socket.socket(family, socket.SOCK_DGRAM)
         if family == socket.AF_INET6:
             # Only IPv6 on this socket: the IPv4 service of a dual-stack node binds the
             # same port number, and IPv4-mapped addresses would mix the two tables.
             raw.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        # One object for the async bind (it may resolve a name) and close; the driver
-        # loop uses `raw` directly (trio made it non-blocking), see `_drive`.
-        sock = trio.socket.from_stdlib_socket(raw)
-        with sock:
+        # The driver loop uses `raw` directly (non-blocking), see `_drive`.
+        with raw:
             # Bursts of small datagrams overflow the default buffer (~270 of them on
             # Linux) long before the CPU is saturated; ask for more (capped by rmem_max).
             with contextlib.suppress(OSError):
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-            await sock.bind((self._bind[0].strip("[]"), self._bind[1]))
-            host, port = sock.getsockname()[:2]
+            await self._bind_socket(raw)
+            host, port = raw.getsockname()[:2]
             self.address = (host, port)
-            self._sock = sock
+            self._sock = raw
             self._raw = raw
             try:
                 async with trio.open_nursery() as nursery:
@@ -349,6 +352,20 @@ class DHTService:
                     with trio.CancelScope(shield=True):
                         await self.save_state()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _bind_socket(self, raw: socket.socket) -> None:
+        """Bind to ``bind`` (async: it may name a host) and make `raw` non-blocking.
+
+        A given socket (`RelayedSocket`, a subclass trio will not wrap) binds its IP
+        literal directly, which cannot block.
+        """
+        addr = (self._bind[0].strip("[]"), self._bind[1])
+        if type(raw) is socket.socket:
+            await trio.socket.from_stdlib_socket(raw).bind(addr)  # also non-blocking now
+            return
+        raw.setblocking(False)
+        raw.bind(addr)
+        await trio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ driver loop
 
