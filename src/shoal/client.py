@@ -300,7 +300,7 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
             if config.incoming:
                 await nursery.start(listener.serve)
                 extra = await _serve_other_families(nursery, config, address[1], listener)
-            if utp is not None:
+            if utp is not None and config.incoming:
                 await nursery.start(serve_utp, utp, listener.handle_stream)
             local = {address, *extra}
             wildcard = config.bind_host in ("0.0.0.0", "::", "")
@@ -348,8 +348,13 @@ def _dial_transport(
     config: ClientConfig, utp: UTPSocket | None, bind_host: str | None
 ) -> Transport:
     proxy = config.proxy_url
-    if proxy is not None:  # every dial through the proxy, and nothing else (no uTP)
-        return Socks5Transport(proxy, bind_host=bind_host)
+    if proxy is not None:  # TCP through CONNECT; uTP only on the relayed DHT socket
+        socks = Socks5Transport(proxy, bind_host=bind_host)
+        if utp is None:
+            return socks
+        if "tcp" not in config.transports:
+            return UTPTransport(utp)
+        return FallbackTransport(UTPTransport(utp), socks)
     tcp = TcpTransport(bind_host, bind_hosts=config.bind_hosts)
     if utp is None:
         return tcp
@@ -364,14 +369,18 @@ async def _open_utp(
 ) -> AsyncIterator[UTPSocket | None]:
     """The uTP socket: the DHT's socket of `bind_host`'s family when there is a DHT
     (issue 13: one UDP port for DHT and uTP), else its own on the TCP port number when
-    free, else any. Off while proxied: uTP cannot go through a SOCKS5 CONNECT."""
-    if "utp" not in config.transports or config.proxy is not None:
+    free, else any. Proxied, only on the DHT's socket, which goes through the proxy's
+    UDP relay (`net/socks_udp.py`); a socket of its own would go direct."""
+    if "utp" not in config.transports or (config.proxy is not None and dht is None):
         yield None
         return
     service = dht.service_for(config.bind_host) if dht is not None else None
     if service is not None:
         async with _utp_on_dht_socket(service) as utp:
             yield utp
+        return
+    if config.proxy is not None:  # never a socket of its own: it would go direct
+        yield None
         return
     async with AsyncExitStack() as stack:
         try:
@@ -436,9 +445,14 @@ async def _utp_on_dht_socket(service: DHTService) -> AsyncIterator[UTPSocket]:
 
 @asynccontextmanager
 async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None]:
-    if not config.dht_enabled:  # off while proxied or anonymous: it would leak
+    if not config.dht_enabled:  # anonymous without a proxy: it would announce us
         yield None
         return
+    proxy = config.proxy_url
+    # Proxied, every datagram goes through the proxy's UDP relay (one socket, the
+    # first bind host's family) and waits for the proxy while it is away; the
+    # connection to the proxy leaves from bind_host like every other socket.
+    bind_host = "" if config.bind_host in _WILDCARD else config.bind_host
     state = None
     if config.state_dir is not None:
         await trio.Path(config.state_dir).mkdir(parents=True, exist_ok=True)
@@ -449,11 +463,23 @@ async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None
     async with AsyncExitStack() as stack:
         try:
             dht = await stack.enter_async_context(
-                open_dht_node([(h, port) for h in hosts], config.bootstrap, state_file=state)
+                open_dht_node(
+                    [(h, port) for h in hosts],
+                    config.bootstrap,
+                    state_file=state,
+                    proxy=proxy,
+                    proxy_bind_host=bind_host,
+                )
             )
         except OSError:
             log.info("UDP port %d is taken; the DHT uses another one", port)
             dht = await stack.enter_async_context(
-                open_dht_node([(h, 0) for h in hosts], config.bootstrap, state_file=state)
+                open_dht_node(
+                    [(h, 0) for h in hosts],
+                    config.bootstrap,
+                    state_file=state,
+                    proxy=proxy,
+                    proxy_bind_host=bind_host,
+                )
             )
         yield dht

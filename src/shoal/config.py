@@ -82,13 +82,14 @@ class ClientConfig:
             dial to another shoal would wait out the 3 s on its DHT port.
         proxy: ``socks5://[user:pass@]HOST:PORT``. Every peer connection is a SOCKS5
             CONNECT (names go to the proxy unresolved); a proxy that is down or
-            refuses fails the dial, never falls back to a direct one. The DHT and uTP
-            are off while proxied (they would otherwise leak our address), and so
-            are incoming connections unless `accept_incoming` is True.
+            refuses fails the dial, never falls back to a direct one. The DHT (and the
+            uTP sharing its socket) goes through the proxy's UDP relay (UDP
+            ASSOCIATE): while the proxy is away it waits, sending nothing (docs/
+            security.md). Incoming connections are off unless `accept_incoming`.
         ip_filter: addresses never dialled or accepted (`shoal.ipfilter`).
         anonymous: libtorrent's anonymous mode: a peer id without client prefix, no
             ``v``/``p``/``yourip`` in the BEP 10 handshake, no incoming connections,
-            and no DHT unless it could go through the proxy (it cannot yet: off).
+            and the DHT only through `proxy` (without a proxy: no DHT).
         accept_incoming: None: accept unless `proxy` or `anonymous` is set.
         max_download_rate / max_upload_rate: client-wide limits in bytes per
             second over every peer connection (None: unlimited). What counts is
@@ -151,8 +152,9 @@ class ClientConfig:
 
     @property
     def dht_enabled(self) -> bool:
-        """The DHT runs only when it cannot leak around a proxy or anonymous mode."""
-        return self.dht and self.proxy is None and not self.anonymous
+        """Does the DHT run? Through the proxy when there is one; anonymous mode without
+        a proxy has none (as libtorrent's): it would announce our address."""
+        return self.dht and (self.proxy is not None or not self.anonymous)
 
 
 def _is_ipv6(host: str) -> bool:

@@ -280,9 +280,12 @@ class Torrent:
         plane = engine.data
         left = plane.picker.wanted_left() if plane is not None else None
         eta = left / down_rate if left and down_rate > 0 else (0.0 if left == 0 else None)
-        dht_nodes = 0
+        dht_nodes, dht_status = 0, None
         if self._dht is not None:
-            dht_nodes = self._dht.statistics().node.routing.nodes
+            dht_stats = self._dht.statistics()
+            dht_nodes = dht_stats.node.routing.nodes
+            if (proxy := dht_stats.proxy) is not None and proxy.relay is None:
+                dht_status = proxy.state.value  # proxied and the proxy is away
         peers = list(engine.peers.values())
         return TorrentStats(
             state=self.state,
@@ -305,6 +308,7 @@ class Torrent:
             eta=eta,
             ratio=uploaded / downloaded if downloaded else 0.0,
             checked=self._checked if self._state is TorrentState.CHECKING else None,
+            dht_status=dht_status,
         )
 
     def _checking(self, checked: int, total: int) -> None:

@@ -51,3 +51,6 @@ class TorrentStats:
     #: While CHECKING: the share of the files' pieces rechecked so far (0.0 to 1.0), so
     #: a long recheck shows progress; None in every other state.
     checked: float | None = None
+    #: Why the DHT is not reaching the network, when it is proxied and the proxy is
+    #: away ("waiting for proxy", "connecting to proxy"); None otherwise.
+    dht_status: str | None = None

@@ -80,6 +80,7 @@ class Stats:
     dht_nodes: int = 42
     eta: float | None = 6.0
     checked: float | None = None
+    dht_status: str | None = None
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -308,6 +309,12 @@ def test_status_line_has_everything_the_user_wants() -> None:
         "DHT nodes 42",
     ):
         assert part in line
+
+
+def test_status_line_says_the_proxied_dht_waits_for_the_proxy() -> None:
+    assert status_line(Stats()).endswith("| DHT nodes 42")
+    line = status_line(replace(Stats(), dht_nodes=0, dht_status="waiting for proxy"))
+    assert line.endswith("| DHT nodes 0 (waiting for proxy)")
 
 
 def test_status_line_before_metadata() -> None:

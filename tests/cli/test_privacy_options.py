@@ -54,7 +54,8 @@ def test_options_make_the_client_config(tmp_path: Path) -> None:
     assert (config.max_download_rate, config.max_upload_rate) == (10 * 1024**2, 500 * 1024)
     assert config.anonymous
     assert not config.incoming
-    assert not config.dht_enabled
+    assert config.dht_enabled  # through the proxy's UDP relay
+    assert not get.client_config(parse("--anonymous")).dht_enabled  # no proxy: off
 
 
 def test_defaults_change_nothing() -> None:

@@ -8,7 +8,6 @@ BEP 20 prefix in the peer id).
 
 from __future__ import annotations
 
-import hashlib
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,6 @@ from tests.integration.socks_servers import CLIENT_IP, EXTERNAL_IP, FAR_IP, run_
 from tests.integration.test_mse_wire import Capture, serve_recording_proxy
 from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 from tests.net.lt_utp import wait_seeding
-from tests.net.shoal_cli import SHOAL
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -76,7 +74,8 @@ async def test_download_through_dante(tmp_path: Path, anonymous: bool) -> None:
                     await trio.sleep(0.01)
 
             async with shoal.open_client(cfg) as client, trio.open_nursery() as nursery:
-                assert client.dht is None  # it would leak around the proxy
+                assert client.dht is not None  # through the proxy's UDP relay
+                assert client.dht.relay is not None
                 with trio.fail_after(60):
                     await wait_seeding(handle)
                     nursery.start_soon(record_peers)
@@ -247,39 +246,6 @@ async def test_per_torrent_limits_set_at_run_time(tmp_path: Path) -> None:
     assert got[0] == pytest.approx(got[1] / 3, rel=0.3)
 
 
-async def test_shoal_get_a_magnet_through_dante(tmp_path: Path) -> None:
-    """The command line end to end: ``shoal get MAGNET --proxy ... --anonymous`` fetches
-    the metadata and the data from a libtorrent seeder through dante; the seeder only
-    ever sees the proxy's address. (The DHT is off while proxied, so the peer comes
-    from ``--peer``.)"""
-    data, info, seed_dir = seed(tmp_path)
-    magnet = f"magnet:?xt=urn:btih:{hashlib.sha1(info).hexdigest()}&dn=f.bin"
-    seen: set[str] = set()
-    async with run_dante(tmp_path) as proxy:
-        with lt_seed(info, seed_dir) as (session, handle):
-
-            async def record_peers() -> None:
-                while True:
-                    seen.update(p.ip[0] for p in handle.get_peer_info())
-                    await trio.sleep(0.01)
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(record_peers)
-                with trio.fail_after(90):
-                    await wait_seeding(handle)
-                    result = await trio.run_process(
-                        [*SHOAL, "get", magnet, "-o", str(tmp_path / "out"),
-                         "--bind", CLIENT_IP, "--port", "0", "--no-seed", "--quiet",
-                         "--proxy", proxy.url(), "--anonymous", "--max-upload-rate", "1M",
-                         "--peer", f"{FAR_IP}:{session.listen_port()}"],
-                        capture_stdout=True, capture_stderr=True, check=False,
-                    )  # fmt: skip
-                nursery.cancel_scope.cancel()
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    assert (tmp_path / "out" / "f.bin").read_bytes() == data
-    assert seen == {EXTERNAL_IP}
-
-
 @pytest.mark.parametrize("anonymous", [True, False], ids=["anonymous", "named"])
 async def test_anonymous_mode_on_the_wire(tmp_path: Path, anonymous: bool) -> None:
     """A recording relay between shoal (plaintext, so the BEP 10 handshake is
@@ -311,3 +277,41 @@ async def test_anonymous_mode_on_the_wire(tmp_path: Path, anonymous: bool) -> No
     assert (b"1:v" in handshake) is not anonymous
     assert (b"6:yourip" in handshake) is not anonymous
     assert ours[48:51].startswith(b"-SH") is not anonymous
+
+
+@pytest.mark.parametrize("transports", [("utp",), ("utp", "tcp")], ids=["utp", "both"])
+async def test_utp_through_dantes_udp_relay(tmp_path: Path, transports: tuple[str, ...]) -> None:
+    """uTP rides on the DHT's socket, which goes through dante's UDP relay: a download
+    from a libtorrent seeder that speaks only uTP works, and the seeder sees only the
+    proxy's external address."""
+    data, info, seed_dir = seed(tmp_path)
+    settings = loopback_settings(FAR_IP) | {
+        "enable_dht": False,
+        "enable_incoming_tcp": False,
+        "enable_outgoing_tcp": False,
+    }
+    async with run_dante(tmp_path) as proxy:
+        with lt_torrent_session(lt, info, seed_dir, settings) as (session, handle):
+            seen: set[str] = set()
+
+            async def record_peers() -> None:
+                while True:
+                    seen.update(p.ip[0] for p in handle.get_peer_info())
+                    await trio.sleep(0.01)
+
+            cfg = config(proxy=proxy.url(), transports=transports)
+            async with shoal.open_client(cfg) as client, trio.open_nursery() as nursery:
+                assert client.utp is not None
+                nursery.start_soon(record_peers)
+                with trio.fail_after(60):
+                    await wait_seeding(handle)
+                    torrent = await client.add(
+                        parse_metainfo(b"d4:info" + info + b"e"),
+                        save_to=tmp_path / "leech",
+                        peers=[(FAR_IP, session.listen_port())],
+                        seed=False,
+                    )
+                    await torrent.wait_complete()
+                nursery.cancel_scope.cancel()
+    assert (tmp_path / "leech" / "f.bin").read_bytes() == data
+    assert seen == {EXTERNAL_IP}  # the seeder takes no TCP: this was uTP, relayed

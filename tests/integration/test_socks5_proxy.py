@@ -17,6 +17,7 @@ import trio
 from shoal import socks5
 from shoal.errors import ProxyError
 from shoal.net.socks import Socks5Connector, open_socks5_udp_association
+from shoal.net.socks_udp import RelayState
 from shoal.socks5 import parse_proxy_url
 from tests.integration.peers import free_port
 from tests.integration.socks_servers import (
@@ -189,4 +190,12 @@ async def test_client_start_with_wrong_credentials_is_one_clear_error(tmp_path: 
                 pass
         good = shoal.ClientConfig(bind_host=CLIENT_IP, port=0, proxy=proxy.url("alice", "s3cret"))
         async with shoal.open_client(good) as client:
-            assert client.dht is None
+            # microsocks has no UDP ASSOCIATE: the DHT waits for the proxy, silent.
+            assert client.dht is not None
+            relay = client.dht.relay
+            assert relay is not None
+            with trio.fail_after(10):
+                await relay.wait_state(RelayState.WAITING)
+            assert relay.associations == 0
+            assert relay.last_error is not None
+            assert "UDP_ASSOCIATE" in relay.last_error

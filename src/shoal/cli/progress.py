@@ -82,6 +82,8 @@ class StatsView(Protocol):
     @property
     def dht_nodes(self) -> int: ...
     @property
+    def dht_status(self) -> str | None: ...
+    @property
     def eta(self) -> float | None: ...
     @property
     def checked(self) -> float | None: ...
@@ -145,7 +147,7 @@ def status_line(stats: StatsView) -> str:
     size = _size_of(stats)
     swarm = (
         f"peers {stats.peers} (seeds {stats.seeds}, encrypted {stats.encrypted_peers}) "
-        f"| DHT nodes {stats.dht_nodes}"
+        f"| {_dht_text(stats)}"
     )
     if size is None:
         return f"{name}: {phase_text(stats)} | {swarm}"
@@ -160,6 +162,12 @@ def status_line(stats: StatsView) -> str:
         f"| down {format_rate(stats.download_rate)} up {format_rate(stats.upload_rate)} "
         f"| ETA {format_eta(stats.eta)} | {swarm}"
     )
+
+
+def _dht_text(stats: StatsView) -> str:
+    """``DHT nodes N``, and why it is stuck when proxied and the proxy is away."""
+    status = f" ({stats.dht_status})" if stats.dht_status else ""
+    return f"DHT nodes {stats.dht_nodes}{status}"
 
 
 def _seeding(stats: StatsView) -> bool:
@@ -234,6 +242,7 @@ def progress_record(stats: StatsView) -> dict[str, Any]:
         "encrypted_peers": stats.encrypted_peers,
         "metadata_peers": stats.metadata_peers,
         "dht_nodes": stats.dht_nodes,
+        "dht_status": stats.dht_status,
         "checked": None if stats.checked is None else round(stats.checked, 4),
     }
 
@@ -427,7 +436,7 @@ def _live_view(stats: StatsView) -> RenderableType:
     grid.add_row(
         Text(
             f"peers {stats.peers} (seeds {stats.seeds}, encrypted {stats.encrypted_peers})  "
-            f"DHT nodes {stats.dht_nodes}"
+            f"{_dht_text(stats)}"
         )
     )
     return grid

@@ -88,7 +88,8 @@ class Socks5Connector:
         except _LibProxyError as exc:
             raise ProxyError(f"proxy {where} refused {host}:{port}: {exc}") from exc
         except OSError as exc:  # bind failure for bind_host, or a reset mid-handshake
-            raise ProxyError(f"proxy {where}: {exc}") from exc
+            # (a proxy that is being killed may accept and then reset: still unreachable)
+            raise ProxyError(f"cannot reach proxy {where}: {exc}") from exc
         return trio.SocketStream(sock)
 
 
