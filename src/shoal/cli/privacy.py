@@ -53,8 +53,9 @@ def add_privacy_options(parser: Parser) -> None:
         "--proxy",
         metavar="socks5://[USER:PASS@]HOST:PORT",
         type=_proxy,
-        help="every peer connection through this SOCKS5 proxy, names resolved by the proxy;"
-        " if it is down nothing goes direct. The DHT, uTP and incoming connections are off",
+        help="every peer connection (CONNECT) and the DHT and uTP (UDP ASSOCIATE) through"
+        " this SOCKS5 proxy, names resolved by the proxy; if it is down nothing goes direct"
+        " (the DHT waits for it). Incoming connections are off",
     )
     parser.add_argument(
         "--ip-filter",
@@ -78,7 +79,8 @@ def add_privacy_options(parser: Parser) -> None:
     parser.add_argument(
         "--anonymous",
         action="store_true",
-        help="no client name or id prefix, no incoming connections, no DHT (docs/security.md)",
+        help="no client name or id prefix, no incoming connections, the DHT only through"
+        " --proxy (docs/security.md)",
     )
 
 
