@@ -168,7 +168,7 @@ async def test_shoal_get_a_magnet_through_dante_dht_included(
 async def test_killing_dante_mid_download_stops_everything_and_says_so(tmp_path: Path) -> None:
     """dante dies once shoal has a verified piece: no datagram or connection of ours
     reaches libtorrent afterwards (nor before, but from the proxy), and the ``--json``
-    progress records say the DHT is ``waiting for proxy``."""
+    progress records say the DHT is ``waiting for proxy``, as does a warning."""
     async with run_dante(tmp_path) as proxy:
         with lt_swarm(tmp_path) as (magnet, router, info, _, records):
             async with trio.open_nursery() as nursery:
@@ -192,10 +192,16 @@ async def test_killing_dante_mid_download_stops_everything_and_says_so(tmp_path:
                         while (record := await lines.next()).get("dht_status") is None:
                             pass
                         await trio.sleep(2)  # let any leak happen (the records would show it)
+                        process.kill()
+                        assert process.stderr is not None
+                        stderr = b""
+                        while chunk := await process.stderr.receive_some():
+                            stderr += chunk
                 records.drain()
                 nursery.cancel_scope.cancel()
     assert record["dht_status"] == "waiting for proxy"
     assert record["downloaded"] < SIZE
+    assert b"waiting for proxy" in stderr  # and one warning says why
     assert seen == {EXTERNAL_IP}
     assert records.strangers() == {EXTERNAL_IP}
 
