@@ -35,7 +35,7 @@ from .dht.node import DHTConfig, DHTNode
 from .ids import random_id
 from .net.dht_service import DHTService, DHTServiceStats, socket_family
 from .net.dht_state import load_state
-from .net.socks_udp import ProxyRelay, ProxyRelayStats, RelayedSocket
+from .net.socks_udp import ProxyRelay, ProxyRelayStats, RelayedSocket, RelayState
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -345,6 +345,20 @@ async def _bootstrap_by_name(
         service.add_nodes(found)
 
 
+async def _rejoin_after_outages(relay: ProxyRelay, service: DHTService) -> None:
+    """Bootstrap again each time the proxy comes back.
+
+    While it was away every query timed out, so the table may hold only failed nodes
+    and the engine, once bootstrapped, does not rejoin on its own.
+    """
+    while True:
+        await relay.wait_state(RelayState.WAITING)
+        await relay.wait_state(RelayState.UP)
+        log.info("proxy is back: the DHT joins again")
+        # The bootstrap lookup is seeded with the table's closest nodes as well.
+        service.add_nodes(service.node.bootstrap_addrs)
+
+
 def _ip_literal(host: str) -> str | None:
     """`host` as a normalised IP literal (``[::1]`` → ``::1``), or None for a name."""
     try:
@@ -454,6 +468,7 @@ async def open_dht_node(
                 if relay is not None:  # names go to the proxy, never to our resolver
                     seeds += _literals(bootstrap, service.family)
                     nursery.start_soon(_bootstrap_by_name, relay, service, seeds, bootstrap, rng)
+                    nursery.start_soon(_rejoin_after_outages, relay, service)
                 else:
                     seeds += await resolve(bootstrap, service.family)
                 if seeds:
