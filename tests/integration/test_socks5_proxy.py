@@ -17,7 +17,7 @@ import trio
 from shoal import socks5
 from shoal.errors import ProxyError
 from shoal.net.socks import Socks5Connector, open_socks5_udp_association
-from shoal.net.socks_udp import RelayState
+from shoal.net.socks_udp import ProxyRelay, RelayedSocket, RelayState
 from shoal.socks5 import parse_proxy_url
 from tests.integration.peers import free_port
 from tests.integration.socks_servers import (
@@ -199,3 +199,22 @@ async def test_client_start_with_wrong_credentials_is_one_clear_error(tmp_path: 
             assert relay.associations == 0
             assert relay.last_error is not None
             assert "UDP_ASSOCIATE" in relay.last_error
+
+
+async def test_the_dht_relay_with_wrong_credentials_waits_and_says_why(tmp_path: Path) -> None:
+    """If the proxy starts refusing our credentials after start-up (the start-up check
+    makes that one clear error), the DHT's relay sends nothing and says why."""
+    async with run_microsocks(tmp_path, "alice", "s3cret") as proxy:
+        relayed = RelayedSocket()
+        with relayed:
+            relayed.bind((CLIENT_IP, 0))
+            relay = ProxyRelay(relayed, parse_proxy_url(proxy.url("alice", "nope")))
+            async with trio.open_nursery() as nursery:
+                with trio.fail_after(10):
+                    await nursery.start(relay.run)
+                assert relay.state is RelayState.WAITING
+                assert relay.last_error is not None
+                assert "rejected the user name or password" in relay.last_error
+                with pytest.raises(ProxyError):
+                    relayed.sendto(b"d1:y1:qe", ("127.0.0.5", 6881))
+                nursery.cancel_scope.cancel()
