@@ -192,9 +192,8 @@ class DHTService:
         bind: local (host, port); port 0 picks a free port.
         state_file: where to save our node ID and good nodes (on exit and periodically).
         save_interval: seconds between periodic saves of `state_file`.
-        sock: an unbound UDP socket to use instead of a new one, e.g. a
-            `shoal.net.socks_udp.RelayedSocket` (the DHT through a SOCKS5 proxy). The
-            service binds, drives and closes it like its own.
+        sock: an unbound UDP socket to bind, drive and close instead of a new one:
+            a `shoal.net.socks_udp.RelayedSocket` (the DHT through a SOCKS5 proxy).
     """
 
     def __init__(
@@ -354,18 +353,15 @@ class DHTService:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _bind_socket(self, raw: socket.socket) -> None:
-        """Bind to ``bind`` (async: it may name a host) and make `raw` non-blocking.
-
-        A given socket (`RelayedSocket`, a subclass trio will not wrap) binds its IP
-        literal directly, which cannot block.
-        """
+        """Bind, non-blocking (async: a name may resolve); a given `RelayedSocket`, which
+        trio will not wrap, binds its IP literal directly (that cannot block)."""
         addr = (self._bind[0].strip("[]"), self._bind[1])
         if type(raw) is socket.socket:
             await trio.socket.from_stdlib_socket(raw).bind(addr)  # also non-blocking now
-            return
-        raw.setblocking(False)
-        raw.bind(addr)
-        await trio.lowlevel.checkpoint()
+        else:
+            raw.setblocking(False)
+            raw.bind(addr)
+            await trio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ driver loop
 
