@@ -469,6 +469,7 @@ async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None
                     state_file=state,
                     proxy=proxy,
                     proxy_bind_host=bind_host,
+                    anonymous=config.anonymous,
                 )
             )
         except OSError:
@@ -480,6 +481,7 @@ async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None
                     state_file=state,
                     proxy=proxy,
                     proxy_bind_host=bind_host,
+                    anonymous=config.anonymous,
                 )
             )
         yield dht

@@ -89,7 +89,8 @@ class ClientConfig:
         ip_filter: addresses never dialled or accepted (`shoal.ipfilter`).
         anonymous: libtorrent's anonymous mode: a peer id without client prefix, no
             ``v``/``p``/``yourip`` in the BEP 10 handshake, no incoming connections,
-            and the DHT only through `proxy` (without a proxy: no DHT).
+            and the DHT only through `proxy` (without a proxy: no DHT) and with no KRPC
+            ``v``.
         accept_incoming: None: accept unless `proxy` or `anonymous` is set.
         max_download_rate / max_upload_rate: client-wide limits in bytes per
             second over every peer connection (None: unlimited). What counts is

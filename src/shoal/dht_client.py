@@ -19,6 +19,7 @@ their peers are merged; one state file holds the nodes of both tables.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import random
@@ -394,6 +395,7 @@ async def open_dht_node(
     rng: random.Random | None = None,
     proxy: ProxyURL | None = None,
     proxy_bind_host: str = "",
+    anonymous: bool = False,
 ) -> AsyncIterator[DHT]:
     """Run a DHT node on a UDP socket (one per address family) for the ``async with`` block.
 
@@ -414,6 +416,8 @@ async def open_dht_node(
             "waiting for proxy"), and bootstrap names are resolved by the proxy. Only
             the first address of `bind` is used (the relay's family).
         proxy_bind_host: local address of the connection to the proxy ("" for any).
+        anonymous: send no client version (KRPC ``v``), as anonymous mode sends no
+            BEP 10 ``v``: nothing in our messages names shoal.
 
     Raises:
         ValueError: two bind addresses of one family.
@@ -431,15 +435,12 @@ async def open_dht_node(
     # The rng also draws token secrets and transaction ids, so outside tests it must be
     # a CSPRNG (SystemRandom), or off-path attackers could forge tokens and replies.
     now = trio.current_time()
-    nodes = [
-        DHTNode(
-            node_id,
-            rng,
-            now,
-            DHTConfig(read_only=read_only, ipv6=socket_family(h) == socket.AF_INET6),
-        )
-        for h, _ in binds
+    configs = [
+        DHTConfig(read_only=read_only, ipv6=socket_family(h) == socket.AF_INET6) for h, _ in binds
     ]
+    if anonymous:
+        configs = [dataclasses.replace(c, version=None) for c in configs]
+    nodes = [DHTNode(node_id, rng, now, config) for config in configs]
     if len(nodes) == 2:
         nodes[0].set_sibling(nodes[1])
         nodes[1].set_sibling(nodes[0])

@@ -8,7 +8,8 @@ CONNECT. Every libtorrent session records who talked to it: the source of every 
 packet it received (``dht_pkt_alert``, category ``dht_log``), every incoming and
 outgoing peer connection (``incoming_connection_alert``, ``peer_connect_alert``) and
 the seeder's peer list. Apart from libtorrent's own addresses only the proxy's
-external address (EXTERNAL_IP) may appear, never shoal's (CLIENT_IP).
+external address (EXTERNAL_IP) may appear, never shoal's (CLIENT_IP); and in
+anonymous mode no DHT packet from the proxy carries shoal's KRPC ``v``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ SEEDER_IP = "127.0.0.5"
 NODE_IPS = ("127.0.0.7", "127.0.0.8")
 LT_IPS = {SEEDER_IP, *NODE_IPS}
 SIZE = 1 << 20
+#: How libtorrent's dht_pkt_alert prints the ``v`` of shoal's KRPC messages.
+SHOAL_V = "'v': '53480001'"
 #: ``<== [127.0.0.3:40000] {...}``: a DHT packet libtorrent received, and from where.
 _INCOMING = re.compile(r"^<== \[([0-9.]+):\d+\]")
 
@@ -68,13 +71,16 @@ class Records:
         self.dht: set[str] = set()
         self.peers: set[str] = set()
         self.found: set[tuple[str, int]] = set()  # get_peers replies (for the setup)
+        self.proxied: list[str] = []  # the DHT packets that came from the proxy, as text
 
     def drain(self) -> None:
         for ses in self.sessions:
             for alert in ses.pop_alerts():
                 if isinstance(alert, lt.dht_pkt_alert):
-                    if match := _INCOMING.match(alert.message()):
+                    if match := _INCOMING.match(text := alert.message()):
                         self.dht.add(match[1])
+                        if match[1] == EXTERNAL_IP:
+                            self.proxied.append(text)
                 elif isinstance(alert, lt.incoming_connection_alert | lt.peer_connect_alert):
                     self.peers.add(str(alert.endpoint[0]))
                 elif isinstance(alert, lt.dht_get_peers_reply_alert):
@@ -163,6 +169,8 @@ async def test_shoal_get_a_magnet_through_dante_dht_included(
     assert EXTERNAL_IP in records.dht  # the DHT went through the proxy's relay
     assert EXTERNAL_IP in records.peers  # and the download through its CONNECT
     assert records.strangers() == {EXTERNAL_IP}
+    # Anonymous: no KRPC "v" names us (libtorrent prints shoal's b"SH\0\1" as hex).
+    assert any(SHOAL_V in text for text in records.proxied) is not anonymous
 
 
 async def test_killing_dante_mid_download_stops_everything_and_says_so(tmp_path: Path) -> None:
