@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import socket
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pytest
@@ -150,3 +151,30 @@ async def test_a_proxy_that_is_not_there_means_waiting_for_proxy() -> None:
                 assert scope.cancelled_caught
                 assert relayed.unsent == 0  # not even tried while the proxy is away
                 nursery.cancel_scope.cancel()
+
+
+async def test_a_proxy_that_resets_us_means_waiting_not_a_crash() -> None:
+    """A "proxy" that accepts and resets (RST) every connection: each attempt fails,
+    the relay waits and says why, and nothing escapes its task."""
+    import struct
+
+    async def reset(stream: trio.SocketStream) -> None:
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, reset, 0, host=HOST))
+        port = listeners[0].socket.getsockname()[1]
+        relayed = RelayedSocket()
+        with relayed:
+            relayed.bind((HOST, 0))
+            relay = ProxyRelay(relayed, parse_proxy_url(f"socks5://{HOST}:{port}"))
+            relay.backoff = (0.01, 0.02)
+            await nursery.start(relay.run)
+            for _ in range(3):  # several attempts, every one fails the same way
+                await relay.wait_state(RelayState.WAITING)
+                await trio.sleep(0.05)
+            assert relay.state is RelayState.WAITING
+            assert relay.associations == 0
+            assert relay.last_error is not None
+            nursery.cancel_scope.cancel()

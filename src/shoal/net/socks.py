@@ -268,12 +268,14 @@ async def _authenticate(control: trio.SocketStream, proxy: ProxyURL, reader: _Re
     methods = [AuthMethod.NO_AUTH]
     if proxy.username is not None:
         methods = [AuthMethod.USERNAME_PASSWORD]
-    await control.send_all(socks5.encode_greeting(methods))
+    await _send(control, socks5.encode_greeting(methods), where)
     chosen = await reader.read(socks5.decode_method_choice, _two)
     if chosen not in methods:
         raise ProxyError(f"proxy {where} accepts none of our auth methods ({chosen:#x})")
     if chosen == AuthMethod.USERNAME_PASSWORD:
-        await control.send_all(socks5.encode_userpass(proxy.username or "", proxy.password or ""))
+        await _send(
+            control, socks5.encode_userpass(proxy.username or "", proxy.password or ""), where
+        )
         if not await reader.read(socks5.decode_auth_reply, _two):
             raise ProxyError(f"proxy {where} rejected the user name or password")
 
@@ -285,11 +287,18 @@ async def _negotiate(
     where = proxy.display()
     reader = _Reader(control, where)
     await _authenticate(control, proxy, reader)
-    await control.send_all(socks5.encode_request(command, host, port))
+    await _send(control, socks5.encode_request(command, host, port), where)
     reply, _ = await reader.read(socks5.decode_reply, lambda got: got[1])
     if (error := reply.error()) is not None:
         raise ProxyError(f"proxy {where} refused {command.name}: {error}")
     return reply.host, reply.port
+
+
+async def _send(control: trio.SocketStream, data: bytes, where: str) -> None:
+    try:
+        await control.send_all(data)
+    except trio.BrokenResourceError as exc:
+        raise ProxyError(f"proxy {where} reset the connection") from exc
 
 
 def _two(_: object) -> int:

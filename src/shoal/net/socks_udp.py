@@ -234,6 +234,8 @@ class ProxyRelay:
                     why = await _wait_closed(control)
             except ProxyError as exc:
                 why = str(exc)
+            except (trio.BrokenResourceError, OSError) as exc:  # a reset mid-negotiation
+                why = f"proxy {self.proxy.display()} failed: {exc!r}"
             self._set(RelayState.WAITING, None)
             if why != self.last_error:
                 log.warning("DHT/uTP traffic stopped, waiting for proxy: %s", why)
