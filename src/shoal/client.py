@@ -376,7 +376,7 @@ async def _open_utp(
         return
     service = dht.service_for(config.bind_host) if dht is not None else None
     if service is not None:
-        async with _utp_on_dht_socket(service) as utp:
+        async with _utp_on_dht_socket(service, accept=config.incoming) as utp:
             yield utp
         return
     if config.proxy is not None:  # never a socket of its own: it would go direct
@@ -428,10 +428,10 @@ async def _accept_loop(sock: trio.SocketListener, listener: Listener) -> None:
 
 
 @asynccontextmanager
-async def _utp_on_dht_socket(service: DHTService) -> AsyncIterator[UTPSocket]:
+async def _utp_on_dht_socket(service: DHTService, *, accept: bool) -> AsyncIterator[UTPSocket]:
     """Run a `UTPSocket` over the DHT's socket: it receives the non-KRPC datagrams
     (`DHTService.set_datagram_handler`) and sends with `DHTService.send_datagram`."""
-    utp = UTPSocket(service)
+    utp = UTPSocket(service, accept=accept)  # no accept: incoming SYNs are refused
     utp.local_address = service.address
     async with trio.open_nursery() as nursery:
         await nursery.start(utp.serve)

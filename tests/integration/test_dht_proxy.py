@@ -10,6 +10,7 @@ a restarted dante brings it back.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import socket
 from contextlib import asynccontextmanager
@@ -18,12 +19,15 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
+from shoal.client import open_client
+from shoal.config import ClientConfig
 from shoal.dht.node import DHTNode
 from shoal.dht_client import DHT, open_dht_node
 from shoal.errors import ProxyUnavailable
 from shoal.net.dht_service import DHTService
 from shoal.net.socks_udp import RelayState
 from shoal.socks5 import parse_proxy_url
+from shoal.utp.packet import Packet, PacketType, decode_packet
 from tests.integration.socks_servers import CLIENT_IP, EXTERNAL_IP, run_dante
 
 if TYPE_CHECKING:
@@ -185,3 +189,38 @@ async def test_proxy_down_means_silence_then_resume(tmp_path: Path) -> None:
                 else:
                     pytest.fail("no lookup succeeded after the proxy came back")
     assert set(sources) - {ROUTER_IP, ANNOUNCER_IP} == {EXTERNAL_IP}
+
+
+@pytest.mark.parametrize("incoming", [False, True], ids=["refused", "accept_incoming"])
+async def test_utp_on_the_relayed_socket_refuses_incoming_while_proxied(
+    tmp_path: Path, incoming: bool
+) -> None:
+    """A far host that learned our relayed address (from a DHT ping) sends a uTP SYN
+    back through dante: while proxied we answer ST_RESET; with ``accept_incoming``
+    (the control case) ST_STATE, the SYN-ACK."""
+    cfg = ClientConfig(
+        bind_host=CLIENT_IP, port=0, dht=True, transports=("utp", "tcp"),
+        accept_incoming=incoming,
+    )  # fmt: skip
+    far = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    with far:
+        await far.bind((ROUTER_IP, 0))
+        async with run_dante(tmp_path) as proxy:
+            cfg = dataclasses.replace(cfg, proxy=proxy.url())
+            async with open_client(cfg) as client:
+                assert client.dht is not None
+                assert client.utp is not None
+                client.dht.add_nodes([far.getsockname()])
+                with trio.fail_after(20):
+                    ping, relayed = await far.recvfrom(4096)  # our bootstrap query
+                    assert ping[:1] == b"d"
+                    assert relayed[0] == EXTERNAL_IP
+                    syn = Packet(PacketType.SYN, connection_id=4242, seq_nr=1, wnd_size=65535)
+                    await far.sendto(syn.encode(), relayed)
+                    while True:
+                        data, src = await far.recvfrom(4096)
+                        if data[:1] != b"d":  # not a (retransmitted) KRPC query
+                            break
+    assert src == relayed
+    reply = decode_packet(data)
+    assert reply.type is (PacketType.STATE if incoming else PacketType.RESET)
