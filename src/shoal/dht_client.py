@@ -414,7 +414,7 @@ async def open_dht_node(
             ASSOCIATE, `shoal.net.socks_udp`): every datagram goes to the relay, none
             goes direct even while the proxy is away (``statistics().proxy`` then says
             "waiting for proxy"), and bootstrap names are resolved by the proxy. Only
-            the first address of `bind` is used (the relay's family).
+            one address of `bind` is used: the first of the proxy's family.
         proxy_bind_host: local address of the connection to the proxy ("" for any).
         anonymous: send no client version (KRPC ``v``), as anonymous mode sends no
             BEP 10 ``v``: nothing in our messages names shoal.
@@ -425,8 +425,9 @@ async def open_dht_node(
         OSError: an address cannot be bound.
     """
     binds = _binds(bind)
-    if proxy is not None:
-        binds = binds[:1]
+    if proxy is not None:  # one socket, of the proxy's family (a name counts as IPv4)
+        family = socket_family(proxy.host)
+        binds = [next((b for b in binds if socket_family(b[0]) == family), binds[0])]
     rng = rng if rng is not None else random.SystemRandom()
     path = Path(state_file) if state_file is not None else None
     state = await trio.to_thread.run_sync(load_state, path) if path is not None else None

@@ -224,3 +224,14 @@ async def test_utp_on_the_relayed_socket_refuses_incoming_while_proxied(
     assert src == relayed
     reply = decode_packet(data)
     assert reply.type is (PacketType.STATE if incoming else PacketType.RESET)
+
+
+async def test_a_dual_stack_bind_runs_one_node_of_the_proxys_family(tmp_path: Path) -> None:
+    async with (
+        run_dante(tmp_path) as proxy,
+        open_dht_node([("::1", 0), (CLIENT_IP, 0)], proxy=parse_proxy_url(proxy.url())) as dht,
+    ):
+        assert [s.family for s in dht.services] == [socket.AF_INET]  # dante is on IPv4
+        assert dht.relay is not None
+        with trio.fail_after(10):
+            await dht.relay.wait_state(RelayState.UP)
