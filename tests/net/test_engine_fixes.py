@@ -21,17 +21,18 @@ from shoal.magnet import Magnet
 from shoal.metainfo import Metainfo, parse_metainfo
 from shoal.net.dialer import Dialer
 from shoal.net.listener import Listener
-from shoal.net.peer_session import PeerSession
 from shoal.peer import events as ev
 from shoal.peer.fast import allowed_fast_set
 from shoal.swarm.bitfield import Bitfield
 from shoal.torrent import TorrentState
+from tests.net.scripted_peer import run_scripted_peer, scripted_connection
 from tests.storage.helpers import make_torrent
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from shoal.net.dialer import PeerLink
+    from shoal.peer.connection import PeerConnection
 
 
 def config(**kw: object) -> shoal.ClientConfig:
@@ -211,25 +212,25 @@ async def test_two_seeds_close_the_connection(tmp_path: Path) -> None:
 
 
 class Recorder:
-    """A scripted peer's handler: records events; optionally serves allowed-fast pieces."""
+    """A scripted peer's reactions: records events; optionally serves allowed-fast pieces."""
 
     def __init__(self, data: bytes | None = None, offer: tuple[int, ...] = ()) -> None:
         self.events: list[ev.PeerEvent] = []
         self.data = data
         self.offer = offer
         self.piece_length = 16384
+        self.changed = trio.Event()
 
-    async def on_peer_event(self, session: PeerSession, event: ev.PeerEvent) -> None:
+    def __call__(self, conn: PeerConnection, event: ev.PeerEvent) -> None:
         self.events.append(event)
-        conn = session.conn
         if isinstance(event, ev.HaveNoneReceived | ev.BitfieldReceived) and self.offer:
             for index in self.offer:  # offered, but never unchoked
                 conn.send_allowed_fast(index)
         elif isinstance(event, ev.BlockRequested) and self.data is not None:
             start = event.index * self.piece_length + event.begin
             conn.send_piece(event.index, event.begin, self.data[start : start + event.length])
-        session.wake()
-        await trio.lowlevel.checkpoint()
+        self.changed.set()
+        self.changed = trio.Event()
 
 
 async def test_choked_fast_peers_are_offered_the_allowed_fast_set(tmp_path: Path) -> None:
@@ -242,29 +243,26 @@ async def test_choked_fast_peers_are_offered_the_allowed_fast_set(tmp_path: Path
         link = await Dialer(peer_id, encryption=EncryptionMode.DISABLE).dial(
             seeder.listen_address, metainfo.info_hash
         )
-        recorder = Recorder()
-        session = PeerSession(
+        conn = scripted_connection(
             link,
-            metainfo.info_hash,
             peer_id,
-            recorder,
-            num_pieces=n,
             our_pieces=Bitfield(n),  # have_none: a starting peer
             piece_length=metainfo.info.piece_length,
             total_length=metainfo.info.total_length,
         )
+        recorder = Recorder()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.run)
+            nursery.start_soon(run_scripted_peer, link, conn, recorder)
             expected = set(
                 allowed_fast_set(ipaddress.ip_address("127.0.0.1"), metainfo.info_hash, n)
             )
             with trio.fail_after(5):
-                while session.conn.peer_allowed_fast != expected:  # noqa: ASYNC110
-                    await trio.sleep(0.01)
-            assert session.conn.peer_choking, recorder.events  # offered while choked
+                while conn.peer_allowed_fast != expected:
+                    await recorder.changed.wait()
+            assert conn.peer_choking, recorder.events  # offered while choked
             offered = [e.index for e in recorder.events if isinstance(e, ev.AllowedFastReceived)]
             assert sorted(offered) == sorted(expected)  # each once
-            session.close("done")
+            nursery.cancel_scope.cancel()
 
 
 async def test_choked_leecher_requests_allowed_fast_pieces(tmp_path: Path) -> None:
@@ -279,17 +277,14 @@ async def test_choked_leecher_requests_allowed_fast_pieces(tmp_path: Path) -> No
     async with trio.open_nursery() as nursery:
 
         def accept(link: PeerLink) -> bool:
-            session = PeerSession(
+            conn = scripted_connection(
                 link,
-                metainfo.info_hash,
                 listener.peer_id,
-                recorder,
-                num_pieces=n,
-                our_pieces=Bitfield.all(n),
+                our_pieces=Bitfield.all(n),  # a seed that never unchokes
                 piece_length=metainfo.info.piece_length,
                 total_length=metainfo.info.total_length,
             )
-            nursery.start_soon(session.run)
+            nursery.start_soon(run_scripted_peer, link, conn, recorder)
             return True
 
         listener.register(metainfo.info_hash, accept)

@@ -4,7 +4,7 @@ Each test reproduces an attack from issue 10 that used to work and checks the bo
 that now stops it: connections that never send a byte (a storm from one IP under
 ``RLIMIT_NOFILE`` 160, and EMFILE in ``accept`` from 24 IPs under 90;
 `net/listener.py`), a peer that requests and never reads (`MAX_SEND_BACKLOG` in
-`net/peer_session.py`), many of them against one client (its send budget,
+`session/send_budget.py`), many of them against one client (its send budget,
 `session/send_budget.py`), and keep-alive-only idlers filling every slot (peer turnover
 in `torrent.py`). Each also checks that an honest peer still downloads.
 """

@@ -19,16 +19,12 @@ from shoal.dht_client import DHT, PeerSearch, open_dht_node
 from shoal.ids import PeerId
 from shoal.magnet import Magnet, format_magnet
 from shoal.metainfo import Metainfo, parse_metainfo
-from shoal.net.listener import Listener
-from shoal.net.peer_session import PeerSession
-from shoal.peer import events as ev
 from shoal.peer.handshake import Handshake, encode_handshake
+from shoal.testing.hostile import AttackStats, MetadataLie, serve_lying_metadata_peer
 from shoal.torrent import TorrentState
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from shoal.net.dialer import PeerLink
 
 
 def payload(root: Path) -> Metainfo:
@@ -55,43 +51,18 @@ def config(**kw: object) -> shoal.ClientConfig:
     return shoal.ClientConfig(**base)  # type: ignore[arg-type]
 
 
-class LyingMetadata:
-    """Serves the right metadata size but flipped bytes (BEP 9 pieces)."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = bytearray(raw)
-        self.raw[len(raw) // 2] ^= 0xFF
-        self.served = 0
-
-    async def on_peer_event(self, session: PeerSession, event: ev.PeerEvent) -> None:
-        if isinstance(event, ev.MetadataRequested):
-            chunk = bytes(self.raw[event.piece * 16384 : (event.piece + 1) * 16384])
-            session.conn.send_metadata_data(event.piece, len(self.raw), chunk)
-            session.wake()
-            self.served += 1
-        await trio.lowlevel.checkpoint()
-
-
 async def test_bad_metadata_bans_the_peer_and_nothing_is_written(tmp_path: Path) -> None:
     metainfo = payload(tmp_path / "seed")
-    liar = LyingMetadata(metainfo.info.raw)
-    listener = Listener(PeerId(b"-XX0001-liar00000000"), host="127.0.0.1", port=0)
+    # The right metadata_size, wrong bytes (BEP 9 pieces of zeros): fails the info-hash.
+    liar = AttackStats()
     async with trio.open_nursery() as nursery:
-
-        def accept(link: PeerLink) -> bool:
-            session = PeerSession(
-                link,
-                metainfo.info_hash,
-                listener.peer_id,
-                liar,
-                num_pieces=None,
-                metadata_size=len(liar.raw),
-            )
-            nursery.start_soon(session.run)
-            return True
-
-        listener.register(metainfo.info_hash, accept)
-        bad = await nursery.start(listener.serve)
+        bad = await nursery.start(
+            serve_lying_metadata_peer,
+            metainfo.info_hash,
+            len(metainfo.info.raw),
+            MetadataLie.GARBAGE,
+            liar,
+        )
         async with (
             shoal.open_client(config()) as seeder,
             shoal.open_client(config()) as leecher,
@@ -117,7 +88,8 @@ async def test_bad_metadata_bans_the_peer_and_nothing_is_written(tmp_path: Path)
                 await t.wait_complete()
             assert got.info.raw == metainfo.info.raw
         nursery.cancel_scope.cancel()
-    assert liar.served >= 1
+    assert liar.sent > len(metainfo.info.raw)  # it answered a metadata request
+    assert liar.closed_by_victim >= 1
 
 
 async def test_fetch_metadata_only(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Everything above this module (MSE, the BitTorrent handshake, `PeerSession`, the
+Everything above this module (MSE, the BitTorrent handshake, `EngineSession`, the
 torrent) works on a `trio.abc.Stream` and does not care how it was made. A
 `Transport` opens outgoing streams (`connect`) and says which local end a stream has
 (`local_end`: both ends of a connection see the dialling end alike, which the

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 The engine starts once the transport is set up (plaintext, or MSE with its leftover
 plaintext passed as ``initial_data``). It is a stream engine with the h11/aioquic
-contract; the driver (``net/peer_session.py``) does all I/O::
+contract. Its driver is the torrent's pure ``session.engine.TorrentEngine``, and
+``net.peer_session.EngineSession`` does the I/O; in outline::
 
     conn = PeerConnection(info_hash, our_peer_id, num_pieces_or_None, now=t, rng=rng)
     loop:

@@ -12,8 +12,11 @@ import pytest
 
 from shoal import torrent_events as tev
 from shoal.ids import PeerId
+from shoal.peer.config import ConnectionConfig
 from shoal.peer.connection import PeerConnection
+from shoal.peer.frames import FrameDecoder
 from shoal.peer.handshake import Handshake, ReservedBits
+from shoal.peer.messages import KeepAlive, Message
 from shoal.session import commands as cmd
 from shoal.session.engine import REDIAL_AFTER_METADATA, EngineConfig, TorrentEngine
 from shoal.session.peer import client_name
@@ -182,3 +185,28 @@ def test_pex_from_a_public_peer_cannot_name_private_addresses() -> None:
     assert e.peers_found(lan, PeerSource.PEX, 0.0, named_by="1.2.3.4") == 0
     assert e.peers_found(lan, PeerSource.PEX, 0.0, named_by="192.168.1.2") == 3
     assert e.peers_found([("1.2.3.5", 6881)], PeerSource.PEX, 0.0, named_by="1.2.3.4") == 1
+
+
+def test_a_silent_peer_gets_keep_alives_and_is_closed_as_idle() -> None:
+    """BEP 3 keep-alives go out while the peer is silent; after `idle_timeout` seconds
+    of its silence the engine closes it (formerly a test of the removed `PeerSession`)."""
+    e = ready(engine(connection=ConnectionConfig(idle_timeout=30.0, keepalive_interval=10.0)))
+    far = remote()
+    key, first = connect(e, far)
+    e.peer_data(key, first, 1.0)  # the peer's last word, at t = 1
+    e.commands()
+    decoder = FrameDecoder()
+    sent: list[Message] = []
+    closed_at = None
+    for _ in range(1000):  # bounded: a few dozen timers in 31 s
+        when = e.get_timer()
+        assert when is not None
+        if out := b"".join(e.data_to_send(key)):
+            decoder.receive_data(out)
+            sent.extend(decoder)
+        e.handle_timer(when)
+        if cmd.ClosePeer(key, "peer idle") in e.commands():
+            closed_at = when
+            break
+    assert closed_at == 31.0
+    assert sent.count(KeepAlive()) >= 2  # about every 10 s of our own silence
