@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import shoal.cli.info
+import shoal.cli.sources
 from shoal.bencoding import decode_dict, encode
 from shoal.cli import main
 from shoal.magnet import parse_magnet
@@ -265,7 +265,7 @@ def test_oversized_file_is_refused_without_parsing(
 ) -> None:
     path = tmp_path / "big.torrent"
     make_torrent(path, [(["f"], 10, False)])
-    monkeypatch.setattr(shoal.cli.info, "DEFAULT_MAX_SIZE", 20)
+    monkeypatch.setattr(shoal.cli.sources, "DEFAULT_MAX_SIZE", 20)
     assert main(["info", str(path)]) == 1
     assert capsys.readouterr().err == f"shoal: '{path}' is too large to be a .torrent file\n"
 

@@ -25,11 +25,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from ..bencoding import DEFAULT_MAX_SIZE
 from ..config import ClientConfig, EncryptionMode
-from ..errors import DecodeError
-from ..magnet import Magnet, parse_magnet
-from ..metainfo import MAX_FILES, Metainfo, build_metainfo, parse_metainfo
+from ..magnet import Magnet
+from ..metainfo import MAX_FILES, Metainfo, build_metainfo
 from ..torrent_events import (
     Completed,
     MetadataReceived,
@@ -53,6 +51,7 @@ from .common import (
 from .output import safe
 from .privacy import add_privacy_options, privacy_config
 from .progress import Renderer, make_renderer, resume_line
+from .sources import load_magnet, load_metainfo
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,7 +65,6 @@ __all__ = [
     "add_parser",
     "client_config",
     "event_record",
-    "load_metainfo",
     "metadata_record",
     "parse_select",
     "pump_events",
@@ -248,21 +246,6 @@ def client_config(args: argparse.Namespace, *, state_dir: Path | None = None) ->
     )
 
 
-def load_metainfo(path: Path) -> Metainfo:
-    """Read and validate a .torrent file; every failure is a one-line `CommandError`."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(DEFAULT_MAX_SIZE + 1)  # one byte past the cap means "too large"
-    except OSError as exc:
-        raise CommandError(f"cannot read '{path}': {exc.strerror or exc}") from exc
-    if len(data) > DEFAULT_MAX_SIZE:
-        raise CommandError(f"'{path}' is too large to be a .torrent file")
-    try:
-        return parse_metainfo(data)
-    except DecodeError as exc:
-        raise CommandError(f"'{path}' is not a valid .torrent file: {exc}") from exc
-
-
 def check_select(select: Sequence[int] | None, meta: Metainfo) -> None:
     """``--select`` must name files that exist (indexes into the info dict's file list)."""
     count = len(meta.info.files)
@@ -276,10 +259,7 @@ def check_select(select: Sequence[int] | None, meta: Metainfo) -> None:
 
 def _load_source(text: str) -> Magnet | Metainfo:
     if text[:7].lower() == "magnet:":
-        try:
-            return parse_magnet(text)
-        except DecodeError as exc:
-            raise CommandError(f"invalid magnet link: {exc}") from exc
+        return load_magnet(text)
     return load_metainfo(Path(text))
 
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..bencoding import DEFAULT_MAX_SIZE
-from ..errors import DecodeError
-from ..magnet import Magnet, format_magnet, parse_magnet
-from ..metainfo import Metainfo, parse_metainfo
-from .common import EXIT_OK, CommandError, add_command
+from ..magnet import Magnet, format_magnet
+from .common import EXIT_OK, add_command
 from .output import format_size, format_timestamp, print_json, safe
+from .sources import load_magnet, load_metainfo
 
 if TYPE_CHECKING:
     import argparse
 
+    from ..metainfo import Metainfo
     from .common import Subparsers
 
 __all__ = ["add_parser", "magnet_summary", "run", "torrent_summary"]
@@ -51,40 +50,18 @@ def add_parser(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     source: str = args.source
     if source[:7].lower() == "magnet:":
-        magnet = _parse_magnet(source)
+        magnet = load_magnet(source)
         if args.json:
             print_json(magnet_summary(magnet))
         else:
             _print_magnet(magnet)
     else:
-        meta = _read_torrent(Path(source))
+        meta = load_metainfo(Path(source))
         if args.json:
             print_json(torrent_summary(meta, include_pad=args.all))
         else:
             _print_torrent(meta, include_pad=args.all)
     return EXIT_OK
-
-
-def _parse_magnet(uri: str) -> Magnet:
-    try:
-        return parse_magnet(uri)
-    except DecodeError as exc:
-        raise CommandError(f"invalid magnet link: {exc}") from exc
-
-
-def _read_torrent(path: Path) -> Metainfo:
-    try:
-        with path.open("rb") as f:
-            # One byte past the decoder's cap tells "too large" apart from "at the cap".
-            data = f.read(DEFAULT_MAX_SIZE + 1)
-    except OSError as exc:
-        raise CommandError(f"cannot read '{path}': {exc.strerror or exc}") from exc
-    if len(data) > DEFAULT_MAX_SIZE:
-        raise CommandError(f"'{path}' is too large to be a .torrent file")
-    try:
-        return parse_metainfo(data)
-    except DecodeError as exc:
-        raise CommandError(f"'{path}' is not a valid .torrent file: {exc}") from exc
 
 
 def torrent_summary(meta: Metainfo, *, include_pad: bool) -> dict[str, object]:

@@ -17,7 +17,6 @@ from .common import EXIT_INTERRUPTED, CommandError, add_command, parse_hostport
 from .get import (
     add_client_options,
     client_config,
-    load_metainfo,
     metadata_record,
     pump_events,
     run_interruptible,
@@ -26,6 +25,7 @@ from .get import (
 )
 from .output import safe
 from .progress import Renderer, make_renderer
+from .sources import load_metainfo
 
 if TYPE_CHECKING:
     import argparse
