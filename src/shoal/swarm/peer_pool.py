@@ -313,12 +313,9 @@ class PeerPool:
 
     def failed(self, addr: Addr, now: float) -> None:
         """A dial to `addr` failed: back off exponentially, forget it after max_failures."""
-        entry = self._entries.get(addr)
+        entry = self._settle(addr)
         if entry is None:
             return
-        if entry.busy:
-            self._release_ip(addr[0])
-        entry.busy = False
         entry.failures += 1
         if entry.failures >= self.max_failures or not entry.dialable:
             del self._entries[addr]
@@ -327,16 +324,22 @@ class PeerPool:
 
     def closed(self, addr: Addr, now: float) -> None:
         """A connection ended: allow a redial after the base back-off (inbound: forget)."""
-        entry = self._entries.get(addr)
+        entry = self._settle(addr)
         if entry is None:
             return
-        if entry.busy:
-            self._release_ip(addr[0])
-        entry.busy = False
         if not entry.dialable:
             del self._entries[addr]
             return
         entry.retry_at = now + BASE_BACKOFF
+
+    def _settle(self, addr: Addr) -> _Entry | None:
+        """The dial or connection to `addr` is over: it no longer holds its IP's slot."""
+        entry = self._entries.get(addr)
+        if entry is not None:
+            if entry.busy:
+                self._release_ip(addr[0])
+            entry.busy = False
+        return entry
 
     def known(self) -> list[Addr]:
         """Every dialable address (PEX 'added' lists are built from connected ones instead)."""
