@@ -29,7 +29,6 @@ This is trio's ``SSLStream`` design applied to the sans-IO `MSEHandshake`:
 from __future__ import annotations
 
 import enum
-import operator
 import random
 from typing import Final, final
 
@@ -45,6 +44,7 @@ from ..peer.mse import (
     SKeyLookup,
 )
 from ._conflict import ConflictDetector
+from ._max_bytes import check_max_bytes
 
 __all__ = ["MSEStream"]
 
@@ -233,10 +233,7 @@ class MSEStream(trio.abc.Stream):
                 await self.transport_stream.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if max_bytes is not None:
-            max_bytes = operator.index(max_bytes)
-            if max_bytes < 1:
-                raise ValueError("max_bytes must be >= 1")
+        max_bytes = check_max_bytes(max_bytes)
         with self._receive_conflict:
             self._check_status()
             if self._event is None:

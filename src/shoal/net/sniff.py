@@ -9,7 +9,6 @@ stream: into a `PrefixedStream` for plaintext, or into the MSE receiver's engine
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
@@ -18,6 +17,7 @@ import trio
 from ..errors import HandshakeError
 from ..peer.mse import CryptoMethod, EncryptionPolicy, SKeyLookup
 from ._conflict import ConflictDetector
+from ._max_bytes import check_max_bytes
 from .mse_stream import MSEStream
 
 if TYPE_CHECKING:
@@ -44,10 +44,7 @@ class PrefixedStream(trio.abc.Stream):
         self._receive_conflict = ConflictDetector("another task is receiving on this stream")
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if max_bytes is not None:
-            max_bytes = operator.index(max_bytes)
-            if max_bytes < 1:
-                raise ValueError("max_bytes must be >= 1")
+        max_bytes = check_max_bytes(max_bytes)
         with self._receive_conflict:
             if self._closed:
                 raise trio.ClosedResourceError("stream is closed")
