@@ -358,22 +358,20 @@ class Daemon:
                 await entry.torrent.remove(delete_files=delete_files)
 
     async def pause(self, hashes: list[str]) -> None:
-        for h in hashes:
-            entry = self._entries.get(h)
-            if entry is None:  # removed by another request meanwhile
-                continue
-            entry.row.paused = True
-            await self._save(entry.row)
-            await entry.torrent.pause()
+        await self._set_paused(hashes, paused=True)
 
     async def resume(self, hashes: list[str]) -> None:
+        await self._set_paused(hashes, paused=False)
+
+    async def _set_paused(self, hashes: list[str], *, paused: bool) -> None:
+        """Record the choice first (it survives a restart), then apply it."""
         for h in hashes:
             entry = self._entries.get(h)
             if entry is None:  # removed by another request meanwhile
                 continue
-            entry.row.paused = False
+            entry.row.paused = paused
             await self._save(entry.row)
-            await entry.torrent.resume()
+            await (entry.torrent.pause() if paused else entry.torrent.resume())
 
     async def restart(self, info_hash: str, *, recheck: bool = False) -> None:
         """Stop the torrent (saving resume data) and start it again from its row."""
