@@ -19,11 +19,11 @@ from shoal import torrent_events as tev
 from shoal.create import create_torrent
 from shoal.ids import InfoHash, PeerId
 from shoal.metainfo import parse_metainfo
-from shoal.net.dialer import OUR_RESERVED, PeerLink
+from shoal.net.dialer import OUR_RESERVED, PeerLink, read_handshake
 from shoal.net.peer_session import EngineSession
 from shoal.peer import messages as m
 from shoal.peer.frames import FrameDecoder
-from shoal.peer.handshake import HANDSHAKE_LENGTH, Handshake, decode_handshake
+from shoal.peer.handshake import Handshake, HandshakeParser
 from shoal.testing.hostile import wire_handshake
 
 if TYPE_CHECKING:
@@ -32,15 +32,6 @@ if TYPE_CHECKING:
 
 def config() -> shoal.ClientConfig:
     return shoal.ClientConfig(bind_host="127.0.0.1", port=0, dht=False)
-
-
-async def read_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        chunk = await stream.receive_some(n - len(out))
-        assert chunk, "the client hung up"
-        out += chunk
-    return bytes(out)
 
 
 async def test_a_raw_peer_gets_one_handshake_then_frames_and_its_hang_up_is_reported(
@@ -54,30 +45,32 @@ async def test_a_raw_peer_gets_one_handshake_then_frames_and_its_hang_up_is_repo
         t = await seeder.add(metainfo, save_to=tmp_path)
         await t.wait_complete()
         events = t.events()
-        stream = await trio.open_tcp_stream(*seeder.listen_address)
-        me = stream.socket.getsockname()[:2]
-        with trio.fail_after(5):
-            await stream.send_all(wire_handshake(metainfo.info_hash, 1))
-            hs = decode_handshake(await read_exactly(stream, HANDSHAKE_LENGTH))
-            assert hs.info_hash == metainfo.info_hash
-            # The dialer/listener already sent the handshake: what follows are frames
-            # (BEP 6: have_all first, then the BEP 10 handshake), not a second one.
-            decoder = FrameDecoder(num_pieces=metainfo.info.num_pieces)
-            got: list[m.Message] = []
-            while not any(isinstance(x, m.Extended) for x in got):
-                decoder.receive_data(await stream.receive_some())
-                got.extend(decoder)
-            assert isinstance(got[0], m.HaveAll), got
-            async for event in events:
-                if isinstance(event, tev.PeerConnected):
-                    assert event.addr == me
-                    assert event.incoming
-                    break
-            await stream.aclose()
-            async for event in events:
-                if isinstance(event, tev.PeerDisconnected):
-                    assert event == tev.PeerDisconnected(me, "peer closed the connection")
-                    break
+        async with await trio.open_tcp_stream(*seeder.listen_address) as stream:
+            me = stream.socket.getsockname()[:2]
+            with trio.fail_after(5):
+                await stream.send_all(wire_handshake(metainfo.info_hash, 1))
+                parser = HandshakeParser(expected_info_hash=metainfo.info_hash)
+                await read_handshake(stream, parser)
+                # The dialer/listener already sent the handshake: what follows are frames
+                # (BEP 6: have_all first, then the BEP 10 handshake), not a second one.
+                decoder = FrameDecoder(num_pieces=metainfo.info.num_pieces)
+                if parser.trailing_data:
+                    decoder.receive_data(parser.trailing_data)
+                got = list(decoder)
+                while not any(isinstance(x, m.Extended) for x in got):
+                    decoder.receive_data(await stream.receive_some())
+                    got.extend(decoder)
+                assert isinstance(got[0], m.HaveAll), got
+                async for event in events:
+                    if isinstance(event, tev.PeerConnected):
+                        assert event.addr == me
+                        assert event.incoming
+                        break
+                await stream.aclose()
+                async for event in events:
+                    if isinstance(event, tev.PeerDisconnected):
+                        assert event == tev.PeerDisconnected(me, "peer closed the connection")
+                        break
         assert t.statistics().peers == 0
 
 
