@@ -508,6 +508,10 @@ def test_mutated_transcripts_raise_only_handshake_error(
     _, b = make_pair(seed)
     try:
         for i in range(0, len(data), 97):
+            if b.state is MSEState.DONE:
+                # A flip that shortens the handshake (a padding length) ends it early;
+                # what follows belongs to the next layer, which is not under test here.
+                break
             b.receive_data(bytes(data[i : i + 97]))
     except HandshakeError:
         assert b.state is MSEState.ERROR
