@@ -17,6 +17,7 @@ from shoal.ids import PeerId
 from shoal.magnet import Magnet
 from shoal.metainfo import Metainfo, parse_metainfo
 from shoal.peer import messages as m
+from shoal.peer.frames import FrameDecoder
 from shoal.peer.handshake import (
     Handshake,
     HandshakeParser,
@@ -215,7 +216,7 @@ async def _serve_garbage(
             await stream.send_all(encode_handshake(ours))
             bits = m.BitfieldMessage(Bitfield.all(n).to_bytes())
             await stream.send_all(m.encode_message(bits) + m.encode_message(m.Unchoke()))
-            decoder = m.FrameDecoder()
+            decoder = FrameDecoder()
             decoder.set_num_pieces(n)
             if parser.trailing_data:  # b"" would mean end of stream
                 decoder.receive_data(parser.trailing_data)
