@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Every swarm decision is made by the pure `shoal.session.engine.TorrentEngine`; this
-module is its thin driver, of the same shape as `PeerSession` and `DHTService`
+module is its thin driver, of the same shape as `DHTService`
 (aioquic's protocol/transport split). `Torrent.run` owns one nursery (docs/style.md
 4.3) with:
 
