@@ -12,6 +12,9 @@ from hypothesis import HealthCheck, settings
 if TYPE_CHECKING:
     from pathlib import Path
 
+#: Where a test without ``--bootstrap`` bootstraps (the discard port; see below).
+SAFE_BOOTSTRAP = "127.0.0.1:9"
+
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -35,3 +38,7 @@ def _isolated_shoal_dirs(
     for name in list(os.environ):
         if name.startswith("SHOAL_"):
             monkeypatch.delenv(name)
+    # Network-safety net: a `shoal` subprocess or a config that a test forgets to give
+    # ``--bootstrap`` falls back to this discard port on loopback, never to the public
+    # routers of the product defaults (tests that check those defaults unset it).
+    monkeypatch.setenv("SHOAL_BOOTSTRAP", SAFE_BOOTSTRAP)
