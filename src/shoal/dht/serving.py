@@ -136,6 +136,8 @@ class QueryServer:
         self._out = out
         self._events = events
         self._counts = counts
+        #: The same shared objects, for `fast_serving.HotPath` (which answers beside us).
+        self.out, self.events, self.counts, self.rng = out, events, counts, rng
         #: BEP 32 dual stack: the other family's engine (anything with a ``table``).
         self.sibling: HasTable | None = None
 
