@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Final
 from .compact import encode_nodes, encode_peer
 from .events import AnnounceReceived
 from .krpc import ErrorCode, _encode_value, hot_query_message
-from .krpc_fast import ANNOUNCE, FIND_NODE, GET_PEERS, PING, parse_hot_query
+from .krpc_fast import FIND_NODE, GET, GET_PEERS, PING, SAMPLE, parse_hot_query
 from .peer_store import MAX_VALUES
 from .serving import CLOSEST
 
@@ -88,17 +88,24 @@ class HotPath:
         if not server.may_answer(addr, now):
             return True
         self._learn(node_id, addr, now)
-        if method > ANNOUNCE or (flag and method == GET_PEERS):
-            # BEP 33/44/51: decoded without the bencode walk, answered by the server.
+        if method == GET:
+            # BEP 44: decoded without the bencode walk, answered by the server.
             server.answer(hot_query_message(hot), addr, len(data), now)
             return True
         head = self._ip.get(addr)
         if head is None:
             head = self._ip_head(addr)
-        head += server.node_id
+        # BEP 33's "BFpe"/"BFsd" sort before "id", so they go between the two.
+        scrape = server.scrape_filters(key, now) if flag and method == GET_PEERS else None
+        if scrape is not None:
+            bf_seeds, bf_peers = scrape.bf_seeds or b"", scrape.bf_peers or b""
+            head += b"4:BFpe%d:%s4:BFsd%d:%s" % (len(bf_peers), bf_peers, len(bf_seeds), bf_seeds)
+        head += b"2:id20:" + server.node_id
         tail = b"e1:t%d:%s%s1:y1:re" % (len(t), t, self._v)
         if method == GET_PEERS:
             self._get_peers(key, addr, head, tail, len(data), now)
+        elif method == SAMPLE:
+            self._sample(key, addr, head, tail, now)
         elif method == FIND_NODE:
             nodes = self._nodes(key, now)
             if nodes:
@@ -107,7 +114,6 @@ class HotPath:
         elif method == PING:
             server.out.append((head + tail, addr))
         else:
-            assert method == ANNOUNCE
             self._announce(key, addr, port, token, flag, head + tail, t, now)
         return True
 
@@ -116,8 +122,21 @@ class HotPath:
         cache = self._ip
         if len(cache) >= IP_CACHE_SIZE:
             cache.clear()
-        head = cache[addr] = b"d2:ip6:" + encode_peer(addr) + b"1:rd2:id20:"
+        head = cache[addr] = b"d2:ip6:" + encode_peer(addr) + b"1:rd"
         return head
+
+    def _sample(self, target: bytes, addr: Addr, head: bytes, tail: bytes, now: float) -> None:
+        """BEP 51, as `QueryServer._answer_sample`: keys ``interval``, ``nodes``, ``num``,
+        ``samples`` in their sorted order."""
+        server = self._server
+        samples, num, interval = server.samples.samples(server.peer_store, now, server.rng)
+        nodes = self._nodes(target, now)
+        head += b"8:intervali%de" % interval
+        if nodes:
+            head += b"5:nodes%d:%s" % (len(nodes), nodes)
+        joined = b"".join(samples)
+        head += b"3:numi%de7:samples%d:%s" % (num, len(joined), joined)
+        server.out.append((head + tail, addr))
 
     def _nodes(self, target: bytes, now: float) -> bytes:
         """The compact IPv4 nodes closest to `target`, as `QueryServer.closest_nodes`."""
