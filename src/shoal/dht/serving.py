@@ -61,7 +61,7 @@ __all__ = ["CLOSEST", "HasTable", "QueryServer", "ServerConfig"]
 
 #: BEP 5: find_node/get_peers return "the K (8) closest good nodes".
 CLOSEST: Final = 8
-#: BEP 33 filters are reused this long (seconds), for this many swarms (see `scrape_filters`).
+#: BEP 33 filters are reused this long (seconds), for this many swarms (see `_scrape`).
 SCRAPE_CACHE_TTL: Final = 60.0
 SCRAPE_CACHE_SIZE: Final = 256
 _ITEM_ERRORS: Final = {
@@ -150,6 +150,10 @@ class QueryServer:
             return False
         return True
 
+    def scrape_filters(self, info_hash: bytes, now: float) -> ResponseExt | None:
+        """The BEP 33 ``BFsd``/``BFpe`` of a scrape reply (cached), for the fast path."""
+        return self._scrape(info_hash, now)
+
     def answer(self, msg: Query, addr: Addr, size: int, now: float) -> None:
         """Queue the reply to `msg` (`size` is its datagram's length, for amplification caps)."""
         if isinstance(msg, PingQuery):
@@ -205,7 +209,7 @@ class QueryServer:
         stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
         peers = tuple([p for p in stored if (":" in p[0]) == family_v6])
         version = self.config.version
-        ext = self.scrape_filters(msg.info_hash, now) if msg.scrape else None
+        ext = self._scrape(msg.info_hash, now) if msg.scrape else None
         resp = Response(msg.t, self.node_id, nodes, nodes6, peers, token, addr, version, ext)
         # Anti-amplification: values are cut so that the reply stays within
         # `amplification` times the size of the query.
@@ -221,7 +225,7 @@ class QueryServer:
         self._events.append(AnnounceReceived(msg.info_hash, peer))
         self.reply(Response(msg.t, self.node_id, ip=addr, version=self.config.version), addr)
 
-    def scrape_filters(self, info_hash: bytes, now: float) -> ResponseExt | None:
+    def _scrape(self, info_hash: bytes, now: float) -> ResponseExt | None:
         """BEP 33: the seed and peer filters, only when we store the swarm.
 
         Building them costs two SHA-1 per stored IP, so they are kept for
