@@ -3,6 +3,7 @@
     python tools/bench/dht_serve_engine.py                    # 40,000 queries, by kind
     python tools/bench/dht_serve_engine.py --general          # the fast path switched off
     python tools/bench/dht_serve_engine.py --profile e.prof   # cProfile of the engine calls
+    python tools/bench/dht_serve_engine.py --big-swarm 200    # get_peers on one big swarm
 
 `dht_serve.py` measures a node process: the engine plus ``recvfrom``/``sendto`` and the
 Trio loop, on a machine whose other load moves the numbers. This replays its load
@@ -140,13 +141,43 @@ def run(queries: int, seed: int, general: bool, profile: str | None) -> None:
         prof.dump_stats(profile)
 
 
+def big_swarm(peers: int, queries: int) -> None:
+    """get_peers for one swarm of `peers` peers from `queries` sources (a sample of 50)."""
+    node = DHTNode(bytes(20), random.SystemRandom(), 0.0)
+    info_hash = b"\x01" * 20
+    for p in range(peers):
+        node.peer_store.add(info_hash, (f"10.1.{p // 200}.{p % 200 + 1}", 6881), 0.0)
+    args = b"9:info_hash20:" + info_hash + b"e1:q9:get_peers1:t2:aa1:y1:qe"
+    datagrams = [
+        (
+            b"d1:ad2:id20:" + bytes([i % 256]) * 19 + b"\x07" + args,
+            (f"127.0.{i // 250}.{i % 250 + 1}", 7000),
+        )
+        for i in range(queries)
+    ]
+    now = 1.0
+    started = time.process_time()
+    for data, addr in datagrams:
+        now += 0.001
+        node.receive_datagram(data, addr, now)
+        node.datagrams_to_send()
+    spent = time.process_time() - started
+    print(f"get_peers on a {peers}-peer swarm: {1e6 * spent / queries:.1f} us/query")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=40_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--general", action="store_true", help="switch the fast path off")
     parser.add_argument("--profile", help="cProfile the engine calls into this file")
+    parser.add_argument(
+        "--big-swarm", type=int, metavar="PEERS", help="instead: get_peers on one big swarm"
+    )
     args = parser.parse_args()
+    if args.big_swarm:
+        big_swarm(args.big_swarm, 4000)
+        return
     run(args.queries, args.seed, args.general, args.profile)
 
 
