@@ -3,32 +3,35 @@ the general path would answer them.
 
 Theory of operation
 -------------------
-A busy node spends its CPU on four queries: get_peers, find_node, announce_peer and
-ping. The general path decodes each into a dataclass (`krpc.decode_message`), walks
-it through `DHTNode._on_query` and `QueryServer.answer`, and builds a `Response`
-dataclass for the encoder. That is a dozen objects and some forty calls per query,
-more than the socket work around it. `HotPath.serve` takes the datagram itself:
+A busy node spends its CPU on get_peers, find_node, announce_peer and ping, and in
+smaller shares on BEP 33 scrapes, BEP 51 ``sample_infohashes`` and BEP 44 ``get``.
+The general path decodes each into a dataclass (`krpc.decode_message`), walks it
+through `DHTNode._on_query` and `QueryServer.answer`, and builds a `Response`
+dataclass for the encoder: a dozen objects and some forty calls per query, more than
+the socket work around it. `HotPath.serve` takes the datagram itself:
 
 1. `krpc_fast.parse_hot_query` recognises the canonical shape (or says "general
    path", before anything has changed);
 2. the same policy steps as the general path, in the same order: count the query,
-   `QueryServer.may_answer` (rate limit), let the routing table hear of the sender
-   (the node's ``learn`` callback), then answer;
-3. the reply is concatenated from precomputed pieces: the ``ip`` field per source
-   address (cached), our id, the ``v`` tail. The keys come in sorted order, so the
-   bytes are the canonical encoding, the same as `krpc.encode_message` of the
-   general path's `Response` (a differential test runs both paths on twin nodes
-   and compares every datagram, event and counter).
+   `QueryServer.may_answer` (read-only mode, rate limit), let the routing table hear
+   of the sender (the node's ``learn`` callback), then answer;
+3. the reply is concatenated from pieces: the ``ip`` field per source address
+   (cached), our id, the closest nodes, token, values, the ``t``/``v``/``y`` tail.
+   The keys come in sorted order, so the bytes are the canonical encoding, the same
+   as `krpc.encode_message` of the general path's `Response` (a differential test
+   runs both paths on twin nodes and compares every datagram, event and counter).
+   A BEP 44 ``get`` is only decoded here and answered by `QueryServer`, which owns
+   its reply-size rules.
 
 What it never takes: IPv6 (the node or the source), read-only senders (``ro``),
-``want``, BEP 33 ``scrape``/``seed``, the BEP 44/51 queries, anything malformed.
-Those are rare, and the general path is the one that knows their rules.
+``want``, ``noseed``, an announce's ``seed``, ``get`` with ``seq``, ``put``, unknown
+keys, anything malformed. Those are rare, and the general path knows their rules.
 
 The closest nodes of a reply: when the target's bucket is full and known to be all
 GOOD (the routing table's ``closest`` fast case, which a busy node hits almost
-always), the reply lists exactly that bucket's entries nearest first. Their compact
-forms are cached per entry (`NodeInfo`), so a reply costs one sort of eight
-integers and a join.
+always), the reply lists exactly that bucket's entries nearest first.
+`RoutingTable.closest_compact` keeps their compact forms with the bucket, so a reply
+costs one sort of eight integers and a join.
 """
 
 from __future__ import annotations
