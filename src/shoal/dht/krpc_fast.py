@@ -104,14 +104,21 @@ def parse_hot_query(data: bytes) -> HotQuery | None:
     m = _QUERY.match(data)
     if m is None:
         return _parse_announce(data)
-    method, key = _METHODS[m.group(5)]
-    scrape = m.group(4) is not None
-    if m.group(2) != key or (scrape and method != GET_PEERS):
+    node_id, key_name, key, scrape, name, t_length = m.groups()
+    method, expected = _METHODS[name]
+    if key_name != expected or (scrape is not None and method != GET_PEERS):
         return None
-    tail = _tail(data, m.end(), int(m.group(6)))
-    if tail is None:
-        return None
-    return method, m.group(1), m.group(3) or b"", tail[0], tail[1], 0, b"", scrape
+    # `_tail`, inlined for the common case: no ``v`` (the shortest shape).
+    pos = m.end()
+    length = int(t_length)
+    if len(data) == pos + length + 7 and data.endswith(_END):
+        t, version = data[pos : pos + length], None
+    else:
+        tail = _tail(data, pos, length)
+        if tail is None:
+            return None
+        t, version = tail
+    return method, node_id, key or b"", t, version, 0, b"", scrape is not None
 
 
 def _parse_announce(data: bytes) -> HotQuery | None:

@@ -273,8 +273,11 @@ class RoutingTable:
         the bucket, so a find_node/get_peers reply costs a sort of k integers and a
         join. None (an IPv6 table, a bucket not known to be all GOOD): call `closest`.
         """
-        t = _as_int(target)
-        bucket = self._buckets[self._index_of(t)]
+        t = int.from_bytes(target, "big")
+        # `_index_of`, inlined: this runs for most queries a node answers.
+        buckets = self._buckets
+        common = _ID_BITS - (t ^ self._own_int).bit_length()
+        bucket = buckets[min(common, len(buckets) - 1)]
         if now >= bucket.good_until or len(bucket.entries) < count or count <= 0:
             return None
         pairs = bucket.compact
