@@ -28,9 +28,11 @@ _QUERY_T = re.compile(rb"1:t(\d{1,2}):")
 _SWARMS = [bytes([i]) * 20 for i in range(1, 9)]
 
 
-def _twins(seed: int, amplification: int) -> tuple[DHTNode, DHTNode]:
+def _twins(
+    seed: int, amplification: int, version: bytes | None = b"SH\x00\x01"
+) -> tuple[DHTNode, DHTNode]:
     node_id = random.Random(seed).randbytes(20)
-    config = DHTConfig(amplification=amplification)
+    config = DHTConfig(amplification=amplification, version=version)
     fast = DHTNode(node_id, random.Random(seed), 0.0, config)
     slow = DHTNode(node_id, random.Random(seed), 0.0, config)
     slow._hot = None  # the general path only
@@ -101,10 +103,15 @@ def _drain_equal(fast: DHTNode, slow: DHTNode) -> list[tuple[bytes, tuple[str, i
 
 
 def _run(
-    seed: int, plan: list[tuple[int, int]], sources: int, step: float, amplification: int = 8
+    seed: int,
+    plan: list[tuple[int, int]],
+    sources: int,
+    step: float,
+    amplification: int = 8,
+    version: bytes | None = b"SH\x00\x01",
 ) -> int:
     """Feed `plan` ((kind, source) pairs) to twin nodes; returns how many went fast."""
-    fast, slow = _twins(seed, amplification)
+    fast, slow = _twins(seed, amplification, version)
     load = _Load(random.Random(seed), sources)
     now, hot = 0.0, 0
     for n, (kind, src) in enumerate(plan):
@@ -149,6 +156,13 @@ def test_hot_path_under_a_long_mixed_load() -> None:
     plan = [(rng.choices(range(9), weights)[0], rng.randrange(300)) for _ in range(4000)]
     hot = _run(3, plan, 300, 0.01, amplification=5)  # the cap cuts big swarms' values
     assert hot > 0.9 * len(plan)  # the load did go through the fast path
+
+
+def test_hot_path_without_a_client_version() -> None:
+    """Anonymous mode sends no ``v``: the replies end without it on both paths."""
+    rng = random.Random(5)
+    plan = [(rng.randrange(9), rng.randrange(100)) for _ in range(1500)]
+    _run(5, plan, 100, 0.01, version=None)
 
 
 def test_rate_limited_queries_are_counted_and_dropped_alike() -> None:
