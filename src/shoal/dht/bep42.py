@@ -18,6 +18,7 @@ of answering a query).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import TYPE_CHECKING, Final
 
@@ -103,6 +104,7 @@ def is_exempt(ip: str) -> bool:
     return _is_exempt_packed(ip_packed(ip))
 
 
+@functools.lru_cache(maxsize=16_384)  # once per querier: ip_packed caches as many IPs
 def _is_exempt_packed(packed: bytes) -> bool:
     value = int.from_bytes(packed, "big")
     return any(value >> shift == prefix for shift, prefix in _EXEMPT_PREFIXES[len(packed)])

@@ -103,3 +103,7 @@ class Bucket:
     #: Before this time every entry is GOOD (set by a full scan in `_insert`). Safe to
     #: keep while entries only get fresher; reset when one is added, removed or failed.
     good_until: float = -math.inf
+    #: (id as int, compact IPv4 node info) of every entry, for
+    #: `RoutingTable.closest_compact`; None until asked, and again whenever an entry is
+    #: added or removed.
+    compact: list[tuple[int, bytes]] | None = None

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import re
 from dataclasses import dataclass
 from typing import Final, TypeAlias, final
 
@@ -59,6 +58,7 @@ from .krpc_ext import (
     raw_dict,
     response_ext_dict,
 )
+from .krpc_fast import ANNOUNCE, FIND_NODE, GET, GET_PEERS, PING, HotQuery, parse_hot_query
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -319,96 +319,30 @@ def _decode_error(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> 
     return Error(t, e[0], e[1].decode("utf-8", errors="replace"), version)
 
 
-# The shape of nearly every query, as canonical clients send it: "a" holds only the
-# method's own keys, then come "q", "t", an optional "v" and "y". Announces have one more
-# string (the token) before "q", so they are matched up to it and then continued.
-_FAST_QUERY = re.compile(
-    rb"d1:ad2:id20:(.{20})(?:(6:target|9:info_hash)20:(.{20}))?e"
-    rb"1:q(4:ping|9:find_node|9:get_peers)1:t([1-9]?[0-9]):",
-    re.DOTALL,
-)
-_FAST_ANNOUNCE = re.compile(
-    rb"d1:ad2:id20:(.{20})(12:implied_porti1e)?9:info_hash20:(.{20})"
-    rb"4:porti(0|[1-9][0-9]{0,4})e5:token([1-9]?[0-9]):",
-    re.DOTALL,
-)
-_FAST_ANNOUNCE_Q = re.compile(rb"e1:q13:announce_peer1:t([1-9]?[0-9]):")
-_FAST_VERSION = re.compile(rb"1:v([1-9]?[0-9]):")
-_FAST_END: Final = b"1:y1:qe"
-
-
-def _fast_string(data: bytes, pos: int, length: int) -> bytes | None:
-    value = data[pos : pos + length]
-    return value if len(value) == length else None
-
-
-def _fast_tail(data: bytes, pos: int, t_length: int) -> tuple[bytes, bytes | None] | None:
-    """``t``, then an optional ``v``, then the end of the message: (t, version) or None."""
-    t = _fast_string(data, pos, t_length)
-    if t is None:
-        return None
-    pos += t_length
-    version = None
-    v = _FAST_VERSION.match(data, pos)
-    if v is not None:
-        version = _fast_string(data, v.end(), int(v.group(1)))
-        if version is None:
-            return None
-        pos = v.end() + len(version)
-    if data[pos:] != _FAST_END:
-        return None
-    return t, version
-
-
 def _decode_query_fast(data: bytes) -> Query | None:
     """The common queries without the general decoder, or None to take the general path.
 
-    It accepts only byte strings the general path decodes to the same message (a test
-    checks this on generated and mutated input); anything else, valid or not, is None.
+    `krpc_fast.parse_hot_query` accepts only byte strings the general path decodes to
+    the same message (a test checks this on generated and mutated input).
     """
-    m = _FAST_QUERY.match(data)
-    if m is None:
-        return _decode_announce_fast(data)
-    # `_fast_tail`, inlined: 90 % of the queries a node serves come through here.
-    pos = m.end()
-    t = data[pos : pos + int(m.group(5))]
-    pos += len(t)
-    version = None
-    v = _FAST_VERSION.match(data, pos)
-    if v is not None:
-        start = v.end()
-        version = data[start : start + int(v.group(1))]
-        pos = start + len(version)
-    if data[pos:] != _FAST_END or len(t) != int(m.group(5)):
-        return None
-    method, key = m.group(4), m.group(2)
-    if method == b"4:ping":
-        return PingQuery(t, m.group(1), False, version) if key is None else None
-    if method == b"9:find_node":
-        if key != b"6:target":
-            return None
-        return FindNodeQuery(t, m.group(1), m.group(3), (), False, version)
-    if key != b"9:info_hash":
-        return None
-    return GetPeersQuery(t, m.group(1), m.group(3), (), False, version)
+    hot = parse_hot_query(data)
+    return None if hot is None else hot_query_message(hot)
 
 
-def _decode_announce_fast(data: bytes) -> AnnouncePeerQuery | None:
-    m = _FAST_ANNOUNCE.match(data)
-    if m is None:
-        return None
-    token = _fast_string(data, m.end(), int(m.group(5)))
-    if token is None:
-        return None
-    q = _FAST_ANNOUNCE_Q.match(data, m.end() + len(token))
-    if q is None:
-        return None
-    tail = _fast_tail(data, q.end(), int(q.group(1)))
-    port, implied = int(m.group(4)), m.group(2) is not None
-    if tail is None or port > 0xFFFF or (port == 0 and not implied):
-        return None  # the general path says what is wrong
-    t, version = tail
-    return AnnouncePeerQuery(t, m.group(1), m.group(3), port, token, implied, False, version)
+def hot_query_message(hot: HotQuery) -> Query:
+    """The message of a `krpc_fast.parse_hot_query` result."""
+    method, node_id, key, t, version, port, token, flag = hot
+    if method == GET_PEERS:
+        return GetPeersQuery(t, node_id, key, (), False, version, flag)
+    if method == FIND_NODE:
+        return FindNodeQuery(t, node_id, key, (), False, version)
+    if method == PING:
+        return PingQuery(t, node_id, False, version)
+    if method == ANNOUNCE:
+        return AnnouncePeerQuery(t, node_id, key, port, token, flag, False, version)
+    if method == GET:
+        return GetQuery(t=t, node_id=node_id, target=key, version=version)
+    return SampleInfohashesQuery(t=t, node_id=node_id, target=key, version=version)
 
 
 def decode_message(data: bytes) -> Message:

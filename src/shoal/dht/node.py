@@ -69,6 +69,7 @@ from .events import (
     PeersFound,
     QueryTimedOut,
 )
+from .fast_serving import HotPath
 from .jobs import JobKind, LookupJob, Purpose, PutProgress, Txn
 from .krpc import (
     Error,
@@ -135,6 +136,8 @@ class DHTNode(LookupDriver):
             events=self._events,
             counts=self._counts,
         )
+        # The hot BEP 5 queries skip the decoder and the dataclasses (IPv4 only).
+        self._hot = None if cfg.ipv6 else HotPath(self.server, self._learn_querier)
         self.tokens = self.server.tokens
         self.peer_store = self.server.peer_store
         self._txns: TransactionTable[Txn] = TransactionTable(rng)
@@ -209,6 +212,9 @@ class DHTNode(LookupDriver):
         Never raises on remote input: malformed datagrams are counted and dropped, with
         a KRPC error reply where BEP 5 owes one.
         """
+        hot = self._hot
+        if hot is not None and hot.serve(data, addr, now):
+            return
         try:
             msg = decode_message(data)
         except KRPCDecodeError as exc:
@@ -326,12 +332,15 @@ class DHTNode(LookupDriver):
         if not server.may_answer(addr, now):
             return
         if not msg.read_only:  # BEP 43: read-only nodes must not enter routing tables
-            verified = bep42.is_valid_node_id(addr[0], msg.node_id)
-            self._learned(
-                self.table.heard_from(msg.node_id, addr, now, responded=False, verified=verified),
-                now,
-            )
+            self._learn_querier(msg.node_id, addr, now)
         server.answer(msg, addr, size, now)
+
+    def _learn_querier(self, node_id: bytes, addr: Addr, now: float) -> None:
+        """A querier was heard: BEP 42 check, table insert (a full bucket: a ping)."""
+        verified = bep42.is_valid_node_id(addr[0], node_id)
+        self._learned(
+            self.table.heard_from(node_id, addr, now, responded=False, verified=verified), now
+        )
 
     # ---- our queries and their outcomes ----------------------------------------------
 

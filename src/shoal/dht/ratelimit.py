@@ -32,14 +32,22 @@ class RateLimiter:
 
     def allow(self, key: str, now: float) -> bool:
         """Spend one token for `key`; False means drop the request."""
-        bucket = self._buckets.pop(key, None)
+        buckets = self._buckets
+        bucket = buckets.get(key)
         if bucket is None:
-            bucket = TokenBucket(self.rate, self.burst, now)
-        allowed = bucket.try_take(1.0, now)
-        self._buckets[key] = bucket  # most recently seen last
-        if len(self._buckets) > self.max_tracked:
-            self._buckets.popitem(last=False)
-        return allowed
+            bucket = buckets[key] = TokenBucket(self.rate, self.burst, now)
+            if len(buckets) > self.max_tracked:
+                buckets.popitem(last=False)
+        else:
+            buckets.move_to_end(key)  # most recently seen last
+        # `TokenBucket.try_take(1.0, now)`, inlined: this runs for every query.
+        if now > bucket.at:
+            bucket.tokens = min(bucket.burst, bucket.tokens + (now - bucket.at) * bucket.rate)
+            bucket.at = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return True
+        return False
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -50,6 +50,7 @@ from .buckets import (
     K,
     NodeState,
 )
+from .compact import encode_nodes
 from .subnets import ip_subnet
 
 if TYPE_CHECKING:
@@ -263,6 +264,31 @@ class RoutingTable:
             if len(out) >= count:
                 break
         return out
+
+    def closest_compact(self, target: bytes, count: int, now: float) -> bytes | None:
+        """``encode_nodes(closest(target, k, now=now))`` for the usual case, else None.
+
+        The usual case on a busy node: the target's bucket is full and all GOOD, so the
+        answer is that bucket, nearest first. Its entries' compact forms are kept with
+        the bucket, so a find_node/get_peers reply costs a sort of k integers and a
+        join. None (an IPv6 table, a bucket not known to be all GOOD): call `closest`.
+        """
+        t = int.from_bytes(target, "big")
+        # `_index_of`, inlined: this runs for most queries a node answers.
+        buckets = self._buckets
+        common = _ID_BITS - (t ^ self._own_int).bit_length()
+        bucket = buckets[min(common, len(buckets) - 1)]
+        if now >= bucket.good_until or len(bucket.entries) < count or count <= 0:
+            return None
+        pairs = bucket.compact
+        if pairs is None:
+            entries = list(bucket.entries.values())
+            if any(":" in e.addr[0] for e in entries):
+                return None
+            pairs = bucket.compact = [(e._id_int, encode_nodes([e.info])) for e in entries]
+        # Distinct ids make distinct distances: the sort never compares the bytes.
+        ordered = sorted([(i ^ t, compact) for i, compact in pairs])
+        return b"".join([compact for _, compact in ordered[:count]])
 
     def _bands(self, c: int) -> Iterator[Iterable[Entry]]:
         """The distance bands of `closest`, made lazily: most calls need only the first."""
@@ -483,6 +509,7 @@ class RoutingTable:
     def _place(self, bucket: Bucket, entry: Entry, now: float | None) -> None:
         bucket.entries[entry.node_id] = entry
         bucket.good_until = -math.inf
+        bucket.compact = None
         if now is not None:
             bucket.last_changed = now
         self._by_addr[entry.addr] = entry
@@ -495,6 +522,7 @@ class RoutingTable:
     def _remove(self, bucket: Bucket, entry: Entry) -> None:
         del bucket.entries[entry.node_id]
         bucket.good_until = -math.inf
+        bucket.compact = None
         if self._by_addr.get(entry.addr) is entry:
             del self._by_addr[entry.addr]
         if bucket.subnets:

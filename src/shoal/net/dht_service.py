@@ -81,8 +81,8 @@ log = logging.getLogger(__name__)
 MAX_DATAGRAM: Final = 65_536
 # How often the routing table is written to the state file while running (and on exit).
 SAVE_INTERVAL: Final = 300.0
-# BEP 5: every query has "y": "q"; bencoded canonically that is these six bytes.
-_QUERY_MARK: Final = b"1:y1:q"
+# BEP 5: every query has "y": "q", the last key of a canonical encoding: it ends so.
+_QUERY_END: Final = b"1:y1:qe"
 # Datagrams read per wake-up before replies are flushed: large enough to amortise the
 # scheduler round trip, small enough that the first reply of a batch is not held long.
 RECV_BATCH: Final = 64
@@ -407,7 +407,7 @@ class DHTService:
             self._in += 1
             self._bytes_in += len(data)
             try:
-                receive(data, (addr[0], addr[1]), now)
+                receive(data, addr if len(addr) == 2 else (addr[0], addr[1]), now)
             except (DecodeError, RemoteProtocolError) as exc:
                 self._malformed += 1
                 log.debug("dropped datagram from %s: %s", addr, exc)
@@ -471,8 +471,7 @@ class DHTService:
             if sent:
                 self._out += 1
                 self._bytes_out += len(data)
-                # Our encoder is canonical, so a query always carries this key/value.
-                self._queries_out += _QUERY_MARK in data
+                self._queries_out += data.endswith(_QUERY_END)
         while (event := self._node.next_event()) is not None:
             self._dispatch(event)
 

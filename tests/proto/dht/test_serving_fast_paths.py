@@ -14,9 +14,11 @@ from shoal.dht.krpc import (
     AnnouncePeerQuery,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     Message,
     PingQuery,
     Response,
+    SampleInfohashesQuery,
     _decode_general,
     _decode_query_fast,
     _encode_generic,
@@ -102,9 +104,11 @@ def _is_common(msg: Message) -> bool:
     if isinstance(msg, PingQuery):
         return not msg.read_only
     if isinstance(msg, GetPeersQuery):
-        return not msg.read_only and not msg.want and not msg.scrape and not msg.noseed
-    if isinstance(msg, FindNodeQuery):
+        return not msg.read_only and not msg.want and not msg.noseed  # scrape=1 is common
+    if isinstance(msg, (FindNodeQuery, SampleInfohashesQuery)):
         return not msg.read_only and not msg.want
+    if isinstance(msg, GetQuery):
+        return not msg.read_only and not msg.want and msg.seq is None
     if isinstance(msg, AnnouncePeerQuery):
         return not msg.read_only and not msg.seed  # BEP 33's flag takes the general path
     return False
