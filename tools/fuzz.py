@@ -42,6 +42,7 @@ TARGETS: dict[str, str] = {
     "magnet": "tests.proto.test_magnet:test_parse_is_total",
     "wire": "tests.proto.peer.test_messages:test_wire_decoder_is_total",
     "extension": "tests.proto.peer.test_extension:test_extension_decoders_are_total",
+    "holepunch": "tests.proto.peer.test_holepunch:test_decode_is_total",
     "krpc": "tests.proto.dht.test_krpc:test_arbitrary_bytes_only_raise_decode_error",
     "compact": "tests.proto.dht.test_compact:test_decoders_are_total",
     "dht-node": "tests.proto.dht.test_node:test_receive_datagram_is_total",

@@ -41,6 +41,8 @@ class ConnectionConfig:
         min_pipeline_depth / max_pipeline_depth: clamp of the adaptive depth.
         max_metadata_size: largest BEP 9 ``metadata_size`` accepted.
         enable_pex: advertise ut_pex.
+        enable_holepunch: advertise BEP 55 ut_holepunch (only when we can dial uTP:
+            a ``connect`` asks us to).
         anonymous: libtorrent's ``anonymous_mode`` on the wire: our BEP 10 handshake
             carries no ``v`` (client name), no ``p`` (listen port) and no ``yourip``
             (what we know of the peer's address). The peer id is the caller's
@@ -61,6 +63,7 @@ class ConnectionConfig:
     max_pipeline_depth: int = 250
     max_metadata_size: int = MAX_METADATA_SIZE
     enable_pex: bool = True
+    enable_holepunch: bool = False
     anonymous: bool = False
 
     def __post_init__(self) -> None:

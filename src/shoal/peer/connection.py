@@ -221,7 +221,9 @@ class PeerConnection(ConnectionCommands):
         self.peer_interested = False
         self._avail = PeerAvailability(num_pieces)
         self._ext = PeerExtensions(
-            max_metadata_size=cfg.max_metadata_size, enable_pex=cfg.enable_pex
+            max_metadata_size=cfg.max_metadata_size,
+            enable_pex=cfg.enable_pex,
+            enable_holepunch=cfg.enable_holepunch,
         )
         self.peer_allowed_fast: set[int] = set()
         self.suggested: set[int] = set()

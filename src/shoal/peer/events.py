@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..swarm.bitfield import Bitfield
     from .extension import Addr, ExtendedHandshake, PexPeer
     from .handshake import ReservedBits
+    from .holepunch import HolepunchMessage
 
 __all__ = [
     "AllowedFastReceived",
@@ -28,6 +29,7 @@ __all__ = [
     "HaveAllReceived",
     "HaveNoneReceived",
     "HaveReceived",
+    "HolepunchReceived",
     "MetadataPieceReceived",
     "MetadataRejected",
     "MetadataRequested",
@@ -218,6 +220,14 @@ class PexReceived:
 
 @final
 @dataclass(frozen=True, slots=True)
+class HolepunchReceived:
+    """BEP 55: a ``ut_holepunch`` message (rendezvous, connect or error)."""
+
+    message: HolepunchMessage
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class PortReceived:
     """BEP 5: the peer's DHT node listens on UDP `port`."""
 
@@ -264,6 +274,7 @@ PeerEvent: TypeAlias = (
     | MetadataPieceReceived
     | MetadataRejected
     | PexReceived
+    | HolepunchReceived
     | PortReceived
     | PeerSnubbed
     | PeerIdle

@@ -38,6 +38,7 @@ from .extension import (
     encode_extended_handshake,
     encode_pex,
 )
+from .holepunch import UT_HOLEPUNCH, decode_holepunch
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -47,18 +48,28 @@ if TYPE_CHECKING:
 __all__ = ["OUR_EXTENSION_IDS", "PeerExtensions", "encode_pex_lists"]
 
 #: The extended ids *we* want to receive (BEP 10: each side picks its own numbers).
-OUR_EXTENSION_IDS: Final = {UT_METADATA: 1, UT_PEX: 2}
+OUR_EXTENSION_IDS: Final = {UT_METADATA: 1, UT_PEX: 2, UT_HOLEPUNCH: 3}
 
 
 @final
 class PeerExtensions:
     """The peer's BEP 10 state: `ids` (name → its id), `reqq`, `metadata_size`."""
 
-    __slots__ = ("_enable_pex", "_max_metadata_size", "ids", "metadata_size", "reqq")
+    __slots__ = (
+        "_enable_holepunch",
+        "_enable_pex",
+        "_max_metadata_size",
+        "ids",
+        "metadata_size",
+        "reqq",
+    )
 
-    def __init__(self, *, max_metadata_size: int, enable_pex: bool) -> None:
+    def __init__(
+        self, *, max_metadata_size: int, enable_pex: bool, enable_holepunch: bool = False
+    ) -> None:
         self._max_metadata_size = max_metadata_size
         self._enable_pex = enable_pex
+        self._enable_holepunch = enable_holepunch
         self.ids: dict[str, int] = {}
         self.reqq: int | None = None
         self.metadata_size: int | None = None
@@ -73,7 +84,10 @@ class PeerExtensions:
         yourip: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
     ) -> bytes:
         """The payload of our extended handshake."""
-        ids = {k: v for k, v in OUR_EXTENSION_IDS.items() if k != UT_PEX or self._enable_pex}
+        off = {UT_PEX} if not self._enable_pex else set()
+        if not self._enable_holepunch:
+            off.add(UT_HOLEPUNCH)
+        ids = {k: v for k, v in OUR_EXTENSION_IDS.items() if k not in off}
         hs = ExtendedHandshake(
             m=ids, v=version, p=listen_port, reqq=reqq, metadata_size=metadata_size, yourip=yourip
         )
@@ -121,6 +135,8 @@ class PeerExtensions:
         if ext_id == OUR_EXTENSION_IDS[UT_PEX] and self._enable_pex:
             pex = decode_pex(payload)
             return ev.PexReceived(pex.added + pex.added6, pex.dropped + pex.dropped6)
+        if ext_id == OUR_EXTENSION_IDS[UT_HOLEPUNCH] and self._enable_holepunch:
+            return ev.HolepunchReceived(decode_holepunch(payload))
         return None
 
 
