@@ -38,10 +38,12 @@ class Dial:
     """Open a connection to `addr`; report `peer_connected` or `dial_failed`.
 
     `plaintext`: skip MSE (a retry after the peer dropped our encrypted connection).
+    `utp`: over uTP only, now (a BEP 55 hole punch: the peer dials us at the same time).
     """
 
     addr: Addr
     plaintext: bool = False
+    utp: bool = False
 
 
 @final

@@ -26,6 +26,9 @@ ends agree); a peer's protocol error closes that peer only (`ClosePeer` with the
 reason). A peer that leaves cleanly right after taking our metadata is redialled
 after `REDIAL_AFTER_METADATA` s: clients switching from the magnet to the torrent do
 that, and waiting out the normal back-off would leave us idle (issue 9).
+
+BEP 55 hole punching (`EngineConfig.holepunch`): `session.holepunch.Holepunch` decides,
+the engine relays its messages and turns a relay's ``connect`` into `Dial(utp=True)`.
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ from ..peer.config import ConnectionConfig
 from ..peer.connection import ConnectionState, PeerConnection
 from ..peer.extension import UT_PEX, PexFlags, PexPeer
 from ..peer.handshake import ReservedBits
+from ..peer.holepunch import UT_HOLEPUNCH, HolepunchMessage, HolepunchType, encode_holepunch
 from ..swarm.peer_pool import BASE_BACKOFF, PeerPool, PeerSource
 from ..swarm.turnover import PeerActivity, TurnoverPolicy
 from . import commands as cmd
 from .data import DataPlane
 from .duplicates import ConnectionFacts, keeps_new_connection
+from .holepunch import Holepunch, supports_holepunch
 from .metadata_fetch import MetadataBadHash, MetadataDone, MetadataFetch, MetadataInvalid
 from .peer import EnginePeer, client_name
 from .pex import PexTracker
@@ -93,6 +98,9 @@ class EngineConfig:
     #: The client-wide send budget, shared by every torrent (None: this torrent's
     #: own, unlimited; each peer is still capped at `MAX_SEND_BACKLOG`).
     send_budget: SendBudget | None = None
+    #: BEP 55: advertise ut_holepunch, relay for others and punch through relays (the
+    #: driver sets it when it can dial uTP, which a ``connect`` asks for).
+    holepunch: bool = False
 
 
 @final
@@ -125,6 +133,7 @@ class TorrentEngine:
         self._commands: list[cmd.Command] = []
         self._dirty: dict[int, None] = {}
         self._pex: PexTracker[EnginePeer] = PexTracker()
+        self.holepunch = Holepunch()
         self._next_pex = now + self.config.pex_interval
         #: Which useless peers to close when every slot is taken and others wait.
         self.turnover = TurnoverPolicy()
@@ -221,8 +230,10 @@ class TorrentEngine:
         self._dialing.discard(addr)
         if self_connection:
             self.pool.ban(addr)  # ourselves: never again
-        else:
-            self.pool.failed(addr, now)
+            return
+        self.pool.failed(addr, now)
+        if self.config.holepunch:
+            self._rendezvous(addr, now)
 
     @property
     def dialing(self) -> int:
@@ -246,14 +257,20 @@ class TorrentEngine:
             or len(self.peers) + len(self._dialing) >= self.config.max_peers
             or self.pool.is_banned(addr)
             or any(p.addr == addr for p in self.peers.values())
-            or not self._keeps(peer_id, incoming=True, dialer_end=dialer_end)
+            or not self._keeps(peer_id, addr, incoming=True, dialer_end=dialer_end)
         )
 
-    def _keeps(self, peer_id: bytes, *, incoming: bool, dialer_end: Addr | None) -> bool:
+    def _keeps(
+        self, peer_id: bytes, addr: Addr, *, incoming: bool, dialer_end: Addr | None
+    ) -> bool:
         existing = self._by_id.get(peer_id)
         facts = (
             None if existing is None else ConnectionFacts(existing.incoming, existing.dialer_end)
         )
+        if facts is None and incoming and addr in self.holepunch.punching:
+            # BEP 55 simultaneous open: our punch dial to it is out. Judge as if it had
+            # connected, so both ends keep the same one (session/duplicates.py).
+            facts = ConnectionFacts(False, None)
         return keeps_new_connection(
             bytes(self.peer_id), peer_id, facts, ConnectionFacts(incoming, dialer_end)
         )
@@ -276,7 +293,7 @@ class TorrentEngine:
         if not incoming:
             self._dialing.discard(addr)
         peer_id = bytes(remote.peer_id)
-        keep = self._keeps(peer_id, incoming=incoming, dialer_end=dialer_end)
+        keep = self._keeps(peer_id, addr, incoming=incoming, dialer_end=dialer_end)
         if (
             self.paused
             or not keep
@@ -289,11 +306,12 @@ class TorrentEngine:
             conn = self._new_conn(addr, remote, now)
         except RemoteProtocolError:
             return None
-        if incoming:
+        if incoming and addr not in self.holepunch.punching:  # (a punch holds its entry)
             if not self.pool.mark_busy(addr, PeerSource.INCOMING):
                 return None  # banned host, or too many connections from its IP
-        else:
+        elif not incoming:
             self.pool.connected(addr)
+        self.holepunch.punch_connected(addr)
         existing = self._by_id.get(peer_id)
         if existing is not None:
             self._close(existing, "duplicate connection (the other one won)", now)
@@ -323,6 +341,7 @@ class TorrentEngine:
             self.config.connection or ConnectionConfig(),
             listen_port=self.config.listen_port,
             enable_pex=not self.private,
+            enable_holepunch=self.config.holepunch,
         )
         return PeerConnection(
             self.info_hash,
@@ -387,6 +406,7 @@ class TorrentEngine:
         self.gone_up += peer.uploaded
         self.fetch.peer_left(peer)
         self._pex.forget(peer)
+        self.holepunch.peer_left(peer.key)
         if self.data is not None:
             self.data.peer_left(peer)
         # Some clients reset an RC4 connection right after the handshake (while they
@@ -454,9 +474,14 @@ class TorrentEngine:
             case ev.PortReceived(port=port):
                 if self.config.dht_port is not None and not self.private and port:
                     self._commands.append(cmd.AddDhtNodes(((peer.addr[0], port),)))
-            case ev.PexReceived(added=added):
+            case ev.PexReceived(added=added, dropped=dropped):
+                self.holepunch.learn(peer, added[:_PEX_ACCEPT])
+                self.holepunch.unlearn(peer.key, dropped)
                 addrs = [p.addr for p in added[:_PEX_ACCEPT]]
                 self.peers_found(addrs, PeerSource.PEX, now, named_by=peer.addr[0])
+            case ev.HolepunchReceived(message=message):
+                if self.config.holepunch:
+                    self._on_holepunch(peer, message, now)
             case _:
                 if data is not None:
                     data.on_event(peer, event, now)
@@ -660,7 +685,8 @@ class TorrentEngine:
         if self.private:
             return
         flags = {
-            p.listen_addr: PexFlags.UTP if p.utp else PexFlags.NONE
+            p.listen_addr: (PexFlags.UTP if p.utp else PexFlags.NONE)
+            | (PexFlags.HOLEPUNCH if supports_holepunch(p) else PexFlags.NONE)
             for p in self.peers.values()
             if p.listen_addr is not None
         }
@@ -673,6 +699,42 @@ class TorrentEngine:
             if added or dropped:
                 conn.send_pex([PexPeer(a, flags[a]) for a in added], dropped)
                 self._dirty[peer.key] = None
+
+    # ---- BEP 55 holepunch (decisions in session/holepunch.py) -----------------------
+
+    def _on_holepunch(self, peer: EnginePeer, msg: HolepunchMessage, now: float) -> None:
+        room = len(self.peers) + len(self._dialing) < self.config.max_peers
+
+        def busy(addr: Addr) -> bool:
+            return addr in self._dialing or self._connected_to(addr) or self.pool.is_banned(addr)
+
+        replies, dial = self.holepunch.receive(
+            peer, msg, self.peers, now, can_dial=room and self._connectable(), busy=busy
+        )
+        for to, out in replies:
+            self._send_holepunch(to, out)
+        if dial is not None and self.pool.mark_busy(dial, PeerSource.PEX):
+            self._dialing.add(dial)
+            self._commands.append(cmd.Dial(dial, utp=True))
+        elif dial is not None:
+            self.holepunch.punching.discard(dial)
+
+    def _rendezvous(self, addr: Addr, now: float) -> None:
+        """A dial to `addr` failed: ask a relay to introduce us (BEP 55)."""
+        if self._connected_to(addr):  # it dialled us meanwhile (the punch's other half)
+            self.holepunch.punching.discard(addr)
+            self.pool.mark_busy(addr, PeerSource.INCOMING)
+            return
+        relay = self.holepunch.rendezvous_for(addr, self.peers, now)
+        if relay is not None:
+            self._send_holepunch(relay, HolepunchMessage(HolepunchType.RENDEZVOUS, addr))
+
+    def _send_holepunch(self, peer: EnginePeer, msg: HolepunchMessage) -> None:
+        peer.conn.send_extended(UT_HOLEPUNCH, encode_holepunch(msg))
+        self._dirty[peer.key] = None
+
+    def _connected_to(self, addr: Addr) -> bool:
+        return any(addr in (p.addr, p.listen_addr) for p in self.peers.values())
 
     # ---- statistics ----------------------------------------------------------------
 
