@@ -315,6 +315,8 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
                 bind_host=bind_host,
                 transport=_guard(config, _dial_transport(config, utp, bind_host), bandwidth),
             )
+            if utp is not None and config.proxy_url is None:  # BEP 55 punches are uTP
+                dialer.holepunch_transport = _guard(config, UTPTransport(utp), bandwidth)
             client = Client(config, nursery, listener, dialer, dht, peer_id, utp)
             client.bandwidth = bandwidth
             try:

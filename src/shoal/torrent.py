@@ -142,6 +142,8 @@ class Torrent:
                 pex_interval=PEX_INTERVAL,
                 retry_plaintext=config.encryption is EncryptionMode.PREFER,
                 send_budget=self.send_budget,
+                # BEP 55 needs uTP dials (a relay's ``connect``); never when anonymous.
+                holepunch=dialer.holepunch_transport is not None and not config.anonymous,
             ),
         )
         for addr in peers:
@@ -479,9 +481,9 @@ class Torrent:
                     log.info("peer %s:%d left: %s", *event.addr, event.reason)
                 if isinstance(event, tev.PieceVerified) and self.data and self.data.saver:
                     self.data.saver.piece_verified()
-            case cmd.Dial(addr=addr, plaintext=plaintext):
+            case cmd.Dial(addr=addr, plaintext=plaintext, utp=utp):
                 assert nursery is not None
-                nursery.start_soon(self._dial, addr, plaintext)
+                nursery.start_soon(self._dial, addr, plaintext, utp)
             case cmd.ClosePeer(peer=key, reason=reason):
                 session = self._conns.pop(key, None)
                 if session is not None:
@@ -613,10 +615,12 @@ class Torrent:
     def publish(self, event: tev.TorrentEvent) -> None:
         self._subs.publish(event)
 
-    async def _dial(self, addr: Addr, plaintext: bool = False) -> None:
+    async def _dial(self, addr: Addr, plaintext: bool = False, utp: bool = False) -> None:
         try:
             if plaintext:
                 link = await self._dialer.dial(addr, self.info_hash, plaintext=True)
+            elif utp:  # a BEP 55 hole punch: uTP now, while the peer dials us
+                link = await self._dialer.dial(addr, self.info_hash, holepunch=True)
             else:
                 link = await self._dialer.dial(addr, self.info_hash)
         except (*PEER_ERRORS, OSError) as exc:

@@ -127,11 +127,17 @@ class Dialer:
         self.bind_host = bind_host
         #: Opens the streams (TCP unless another transport is injected).
         self.transport: Transport = transport if transport is not None else TcpTransport(bind_host)
+        #: uTP only, for BEP 55 hole punches (set by the client when uTP is on; None:
+        #: we cannot punch, so torrents do not advertise ut_holepunch).
+        self.holepunch_transport: Transport | None = None
         self._rng = rng or random.SystemRandom()
 
-    async def dial(self, addr: Addr, info_hash: InfoHash, *, plaintext: bool = False) -> PeerLink:
+    async def dial(
+        self, addr: Addr, info_hash: InfoHash, *, plaintext: bool = False, holepunch: bool = False
+    ) -> PeerLink:
         """Connect to `addr` for torrent `info_hash` (`plaintext`: skip MSE, unless
-        encryption is required; for a peer that dropped our encrypted connection).
+        encryption is required; for a peer that dropped our encrypted connection;
+        `holepunch`: through `holepunch_transport`, uTP only).
 
         Raises:
             HandshakeError: the peer failed MSE or the BitTorrent handshake, or is us.
@@ -141,23 +147,28 @@ class Dialer:
         """
         if addr in self.local_addrs:
             raise HandshakeError("refusing to dial our own listen address", hint=SELF_CONNECTION)
+        transport = self.holepunch_transport if holepunch else self.transport
+        if transport is None:
+            raise OSError("hole punch needs uTP, which is off")
         if self.encryption is EncryptionMode.DISABLE or (
             plaintext and self.encryption is EncryptionMode.PREFER
         ):
-            return await self._attempt(addr, info_hash, encrypt=False)
+            return await self._attempt(addr, info_hash, transport, encrypt=False)
         if self.encryption is EncryptionMode.REQUIRE:
-            return await self._attempt(addr, info_hash, encrypt=True)
+            return await self._attempt(addr, info_hash, transport, encrypt=True)
         try:
-            return await self._attempt(addr, info_hash, encrypt=True)
+            return await self._attempt(addr, info_hash, transport, encrypt=True)
         except (HandshakeError, trio.BrokenResourceError, trio.TooSlowError):
             # PREFER: the peer may simply not speak MSE. Real connect errors (OSError)
             # are not retried: plaintext would fail the same way.
-            return await self._attempt(addr, info_hash, encrypt=False)
+            return await self._attempt(addr, info_hash, transport, encrypt=False)
 
-    async def _attempt(self, addr: Addr, info_hash: InfoHash, *, encrypt: bool) -> PeerLink:
+    async def _attempt(
+        self, addr: Addr, info_hash: InfoHash, transport: Transport, *, encrypt: bool
+    ) -> PeerLink:
         ours = encode_handshake(Handshake(info_hash, self.peer_id, OUR_RESERVED))
         async with self.limiter:
-            tcp = await self.transport.connect(addr)
+            tcp = await transport.connect(addr)
         stream: trio.abc.Stream = tcp
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
@@ -177,7 +188,7 @@ class Dialer:
         if remote.peer_id == self.peer_id:
             await trio.aclose_forcefully(stream)
             raise HandshakeError("connected to ourselves", hint=SELF_CONNECTION)
-        dialer_end = self.transport.local_end(tcp)
+        dialer_end = transport.local_end(tcp)
         return PeerLink(stream, addr, remote, parser.trailing_data, encrypted, False, dialer_end)
 
     def _mse(self, tcp: trio.abc.Stream, info_hash: InfoHash, ours: bytes) -> MSEStream:
