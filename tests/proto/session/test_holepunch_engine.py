@@ -10,7 +10,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from shoal.errors import DecodeError
 from shoal.ids import PeerId
 from shoal.peer import events as ev
 from shoal.peer.config import ConnectionConfig
@@ -22,6 +25,7 @@ from shoal.peer.holepunch import (
     HolepunchError,
     HolepunchMessage,
     HolepunchType,
+    decode_holepunch,
     encode_holepunch,
 )
 from shoal.session import commands as cmd
@@ -376,3 +380,72 @@ def test_syn_before_connect_is_a_plain_inbound_and_the_connect_is_ignored() -> N
     assert key is not None
     relay.send_holepunch(HolepunchMessage(C, A_ADDR))
     assert not [c for c in e.commands() if isinstance(c, cmd.Dial)]
+
+
+# ---- properties ------------------------------------------------------------------------
+
+ADDRS = [A_ADDR, B_ADDR, R_ADDR, ("127.0.0.9", 9), ("127.0.0.9", 0), ("0.0.0.0", 1), ("::1", 5)]
+
+
+@st.composite
+def scripted(draw: st.DrawFn) -> tuple[int, HolepunchMessage, float]:
+    kind = draw(st.sampled_from(HolepunchType))
+    error = draw(st.sampled_from(HolepunchError)) if kind is E else 0
+    msg = HolepunchMessage(kind, draw(st.sampled_from(ADDRS)), int(error))
+    return draw(st.integers(0, 2)), msg, draw(st.floats(0.0, 0.5))
+
+
+# A burst past the bucket: only RATE_BURST of these may be relayed.
+BURST = [(0, HolepunchMessage(R, B_ADDR), 0.0)] * (RATE_BURST + 5)
+
+
+@given(st.lists(scripted(), max_size=40))
+@example(BURST)
+def test_what_peers_can_make_us_do_is_bounded(
+    script: list[tuple[int, HolepunchMessage, float]],
+) -> None:
+    """Whatever holepunch messages three peers send: nothing but the documented
+    behaviour, every dial is a uTP dial to an address a ``connect`` named, and the
+    messages we send and the dials we start stay within the per-peer token buckets."""
+    e = engine()
+    fars = [Far(e, addr, pid(str(i)), utp=i == 1) for i, addr in enumerate(ADDRS[:3])]
+    now, named, dials, sent = 0.0, set(), 0, 0
+    spends = [0, 0, 0]  # rendezvous and connects each peer sent (each may cost a token)
+    for who, msg, dt in script:
+        now += dt
+        if msg.msg_type is C:
+            named.add(msg.addr)
+        if msg.msg_type is not E:
+            spends[who] += 1
+        fars[who].send_holepunch(msg, now)
+        for command in e.commands():
+            if isinstance(command, cmd.Dial):
+                assert command.utp
+                assert command.addr in named
+                dials += 1
+        sent += sum(len(f.holepunch(now)) for f in fars)
+    # Tokens a peer can have spent; a relayed rendezvous sends two messages, an error
+    # one, an accepted connect starts one dial.
+    tokens = sum(min(n, RATE_BURST + now / RATE_REFILL) for n in spends)
+    assert dials <= tokens
+    assert sent <= 2 * tokens
+    assert len(e.holepunch.punching) <= dials
+    assert len(e.peers) == len(fars)  # well-formed messages never cost a connection
+
+
+@given(st.binary(max_size=30))
+def test_a_malformed_payload_closes_only_that_peer(payload: bytes) -> None:
+    e = engine()
+    a = Far(e, A_ADDR, pid("a"))
+    b = Far(e, B_ADDR, pid("b"))
+    a.conn.send_extended(UT_HOLEPUNCH, payload)
+    e.peer_data(a.key, b"".join(a.conn.data_to_send()), 0.0)
+    try:
+        decode_holepunch(payload)
+    except DecodeError:
+        assert a.key not in e.peers
+        (closed,) = [c for c in e.commands() if isinstance(c, cmd.ClosePeer)]
+        assert "ut_holepunch" in closed.reason
+    else:
+        assert a.key in e.peers
+    assert b.key in e.peers
