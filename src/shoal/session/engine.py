@@ -230,6 +230,7 @@ class TorrentEngine:
         self._dialing.discard(addr)
         if self_connection:
             self.pool.ban(addr)  # ourselves: never again
+            self.holepunch.punching.discard(addr)  # (a relay may name us to us)
             return
         self.pool.failed(addr, now)
         if self.config.holepunch:

@@ -247,6 +247,7 @@ class Holepunch:
                 errors = self._errors.get(addr, 0)
                 self._next_try[addr] = now + RENDEZVOUS_BACKOFF * 2**errors
                 self._asked[addr] = key
+                self._trim()
                 self.stats.rendezvous_sent += 1
                 return relay
         return None
@@ -260,10 +261,17 @@ class Holepunch:
         del self._asked[addr]
         self.stats.errors_received += 1
         errors = self._errors[addr] = self._errors.get(addr, 0) + 1
+        self._trim()
         self._next_try[addr] = now + RENDEZVOUS_BACKOFF * 2**errors
         self.unlearn(relay.key, (addr,))  # this relay cannot help with it
         if errors >= MAX_ERRORS:
             self._relays.pop(addr, None)
+
+    def _trim(self) -> None:
+        """Keep the per-contact back-off records bounded (oldest first out)."""
+        for table in (self._next_try, self._errors, self._asked):
+            while len(table) > MAX_TARGETS:
+                del table[next(iter(table))]
 
     def error_count(self, addr: Addr) -> int:
         return self._errors.get(addr, 0)

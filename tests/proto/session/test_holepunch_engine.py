@@ -30,7 +30,7 @@ from shoal.peer.holepunch import (
 )
 from shoal.session import commands as cmd
 from shoal.session.engine import EngineConfig, TorrentEngine
-from shoal.session.holepunch import RATE_BURST, RATE_REFILL, RENDEZVOUS_BACKOFF
+from shoal.session.holepunch import MAX_TARGETS, RATE_BURST, RATE_REFILL, RENDEZVOUS_BACKOFF
 from shoal.swarm.bitfield import Bitfield
 from shoal.swarm.peer_pool import PeerSource
 from shoal.testing.swarmsim import make_torrent
@@ -449,3 +449,38 @@ def test_a_malformed_payload_closes_only_that_peer(payload: bytes) -> None:
     else:
         assert a.key in e.peers
     assert b.key in e.peers
+
+
+def test_a_connect_naming_ourselves_leaves_nothing_behind() -> None:
+    e = engine()
+    r = Far(e, R_ADDR, pid("r"))
+    own = ("127.0.0.1", 6881)
+    r.send_holepunch(HolepunchMessage(C, own))
+    assert cmd.Dial(own, utp=True) in e.commands()
+    e.dial_failed(own, 1.0, self_connection=True)  # the dialer refused our own address
+    assert not e.holepunch.punching
+    assert e.pool.is_banned(own)
+
+
+def test_back_off_records_stay_bounded() -> None:
+    e = engine()
+    r = Far(e, R_ADDR, pid("r"))
+    hp = e.holepunch
+    for i in range(MAX_TARGETS + 50):
+        target = (f"127.1.{i // 250}.{i % 250 + 1}", 6881)
+        hp.learn(e.peers[r.key], [PexPeer(target, PexFlags.HOLEPUNCH)])
+        assert hp.rendezvous_for(target, e.peers, float(i)) is e.peers[r.key]
+        hp.unlearn(r.key, [target])
+    assert len(hp._next_try) <= MAX_TARGETS
+    assert len(hp._asked) <= MAX_TARGETS
+    assert len(hp._relays) == 0
+
+
+def test_relay_over_ipv6() -> None:
+    e = engine()
+    a6, b6 = ("::1", 7001), ("::1", 7002)
+    a = Far(e, a6, pid("a"), utp=True, incoming=True)
+    b = Far(e, b6, pid("b"))
+    a.send_holepunch(HolepunchMessage(R, b6))
+    assert a.holepunch() == [HolepunchMessage(C, b6)]
+    assert b.holepunch() == [HolepunchMessage(C, a6)]
