@@ -44,13 +44,12 @@ from ..peer.config import ConnectionConfig
 from ..peer.connection import ConnectionState, PeerConnection
 from ..peer.extension import UT_PEX, PexFlags, PexPeer
 from ..peer.handshake import ReservedBits
-from ..peer.holepunch import UT_HOLEPUNCH, HolepunchMessage, HolepunchType, encode_holepunch
 from ..swarm.peer_pool import BASE_BACKOFF, PeerPool, PeerSource
 from ..swarm.turnover import PeerActivity, TurnoverPolicy
 from . import commands as cmd
 from .data import DataPlane
 from .duplicates import ConnectionFacts, keeps_new_connection
-from .holepunch import Holepunch, supports_holepunch
+from .holepunch import Holepunch, HolepunchInputs, supports_holepunch
 from .metadata_fetch import MetadataBadHash, MetadataDone, MetadataFetch, MetadataInvalid
 from .peer import EnginePeer, client_name
 from .pex import PexTracker
@@ -104,7 +103,7 @@ class EngineConfig:
 
 
 @final
-class TorrentEngine:
+class TorrentEngine(HolepunchInputs):
     """One torrent's swarm, sans-IO (see the module docstring)."""
 
     def __init__(
@@ -700,42 +699,6 @@ class TorrentEngine:
             if added or dropped:
                 conn.send_pex([PexPeer(a, flags[a]) for a in added], dropped)
                 self._dirty[peer.key] = None
-
-    # ---- BEP 55 holepunch (decisions in session/holepunch.py) -----------------------
-
-    def _on_holepunch(self, peer: EnginePeer, msg: HolepunchMessage, now: float) -> None:
-        room = len(self.peers) + len(self._dialing) < self.config.max_peers
-
-        def busy(addr: Addr) -> bool:
-            return addr in self._dialing or self._connected_to(addr) or self.pool.is_banned(addr)
-
-        replies, dial = self.holepunch.receive(
-            peer, msg, self.peers, now, can_dial=room and self._connectable(), busy=busy
-        )
-        for to, out in replies:
-            self._send_holepunch(to, out)
-        if dial is not None and self.pool.mark_busy(dial, PeerSource.PEX):
-            self._dialing.add(dial)
-            self._commands.append(cmd.Dial(dial, utp=True))
-        elif dial is not None:
-            self.holepunch.punching.discard(dial)
-
-    def _rendezvous(self, addr: Addr, now: float) -> None:
-        """A dial to `addr` failed: ask a relay to introduce us (BEP 55)."""
-        if self._connected_to(addr):  # it dialled us meanwhile (the punch's other half)
-            self.holepunch.punching.discard(addr)
-            self.pool.mark_busy(addr, PeerSource.INCOMING)
-            return
-        relay = self.holepunch.rendezvous_for(addr, self.peers, now)
-        if relay is not None:
-            self._send_holepunch(relay, HolepunchMessage(HolepunchType.RENDEZVOUS, addr))
-
-    def _send_holepunch(self, peer: EnginePeer, msg: HolepunchMessage) -> None:
-        peer.conn.send_extended(UT_HOLEPUNCH, encode_holepunch(msg))
-        self._dirty[peer.key] = None
-
-    def _connected_to(self, addr: Addr) -> bool:
-        return any(addr in (p.addr, p.listen_addr) for p in self.peers.values())
 
     # ---- statistics ----------------------------------------------------------------
 

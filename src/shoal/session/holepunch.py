@@ -9,8 +9,9 @@ and ``connect(initiator)`` to the target; both then open a uTP connection to eac
 other at the same moment. Each side's outgoing SYN opens its own NAT for the other's
 endpoint, so one of the two SYNs gets through (a *simultaneous open*).
 
-`Holepunch` makes every decision; the engine (`TorrentEngine`) feeds it and carries
-out what it returns:
+`Holepunch` makes every decision; `HolepunchInputs`, a mixin of `TorrentEngine` (so
+that the engine module stays about the swarm), feeds it and carries out what it
+returns with the engine's peers, pool and commands:
 
 * **Relay.** `relay(asker, target, peers, now)` returns the messages to send: two
   ``connect``\\ s, or one ``error`` with BEP 55's code: NoSuchPeer (port 0 or an
@@ -46,15 +47,24 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 from ..peer.extension import PexFlags
-from ..peer.holepunch import UT_HOLEPUNCH, HolepunchError, HolepunchMessage, HolepunchType
+from ..peer.holepunch import (
+    UT_HOLEPUNCH,
+    HolepunchError,
+    HolepunchMessage,
+    HolepunchType,
+    encode_holepunch,
+)
+from ..swarm.peer_pool import PeerSource
+from . import commands as cmd
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from ..peer.extension import PexPeer
+    from ..swarm.peer_pool import PeerPool
     from .peer import EnginePeer
 
 __all__ = [
@@ -64,6 +74,7 @@ __all__ = [
     "RATE_REFILL",
     "RENDEZVOUS_BACKOFF",
     "Holepunch",
+    "HolepunchInputs",
     "HolepunchStats",
     "punch_endpoint",
     "supports_holepunch",
@@ -301,3 +312,70 @@ class Holepunch:
             self.punching.discard(addr)
         self._errors.pop(addr, None)
         self._next_try.pop(addr, None)
+
+
+# ---- the engine side -----------------------------------------------------------------
+
+
+class _Limits(Protocol):
+    @property
+    def max_peers(self) -> int: ...
+
+
+class _Engine(Protocol):
+    """What `HolepunchInputs` needs of the engine that mixes it in."""
+
+    holepunch: Holepunch
+    peers: dict[int, EnginePeer]
+    pool: PeerPool
+    _dialing: set[Addr]
+    _commands: list[cmd.Command]
+    _dirty: dict[int, None]
+
+    @property
+    def config(self) -> _Limits: ...
+
+    def _connectable(self) -> bool: ...
+
+    def _send_holepunch(self, peer: EnginePeer, msg: HolepunchMessage) -> None: ...
+
+    def _connected_to(self, addr: Addr) -> bool: ...
+
+
+class HolepunchInputs:
+    """A mixin of `TorrentEngine` (which owns the state): carries out `Holepunch`'s
+    decisions with the engine's peers, pool and command queue."""
+
+    def _on_holepunch(self: _Engine, peer: EnginePeer, msg: HolepunchMessage, now: float) -> None:
+        room = len(self.peers) + len(self._dialing) < self.config.max_peers
+
+        def busy(addr: Addr) -> bool:
+            return addr in self._dialing or self._connected_to(addr) or self.pool.is_banned(addr)
+
+        replies, dial = self.holepunch.receive(
+            peer, msg, self.peers, now, can_dial=room and self._connectable(), busy=busy
+        )
+        for to, out in replies:
+            self._send_holepunch(to, out)
+        if dial is not None and self.pool.mark_busy(dial, PeerSource.PEX):
+            self._dialing.add(dial)
+            self._commands.append(cmd.Dial(dial, utp=True))
+        elif dial is not None:
+            self.holepunch.punching.discard(dial)
+
+    def _rendezvous(self: _Engine, addr: Addr, now: float) -> None:
+        """A dial to `addr` failed: ask a relay to introduce us (BEP 55)."""
+        if self._connected_to(addr):  # it dialled us meanwhile (the punch's other half)
+            self.holepunch.punching.discard(addr)
+            self.pool.mark_busy(addr, PeerSource.INCOMING)
+            return
+        relay = self.holepunch.rendezvous_for(addr, self.peers, now)
+        if relay is not None:
+            self._send_holepunch(relay, HolepunchMessage(HolepunchType.RENDEZVOUS, addr))
+
+    def _send_holepunch(self: _Engine, peer: EnginePeer, msg: HolepunchMessage) -> None:
+        peer.conn.send_extended(UT_HOLEPUNCH, encode_holepunch(msg))
+        self._dirty[peer.key] = None
+
+    def _connected_to(self: _Engine, addr: Addr) -> bool:
+        return any(addr in (p.addr, p.listen_addr) for p in self.peers.values())
