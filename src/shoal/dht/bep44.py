@@ -11,8 +11,8 @@ and an ed25519 signature over the BEP's exact buffer::
 (the salt part only when the salt is non-empty). Values are handled in their encoded
 form throughout, because the signature and the immutable target are over bytes, and
 decoding then re-encoding is not an identity for every encoder. Our KRPC decoder
-re-encodes ``v`` canonically (see `dht/krpc_ext.py`), so a value that another client
-sent non-canonically fails signature or hash checks instead of being stored altered.
+keeps ``v`` as the exact bytes of the datagram (see `dht/krpc_ext.py`), so a value
+another client sent with unsorted dict keys verifies, and is stored and served as sent.
 
 Validation of a ``put`` returns the BEP's error code rather than raising: the caller
 answers with it. Keys are 32-byte raw ed25519 public keys and 32-byte private seeds
