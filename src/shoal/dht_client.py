@@ -232,9 +232,13 @@ class DHT:
         assert isinstance(result, ItemFound)
         return result
 
-    async def put_item(self, item: Item) -> ItemStored:
-        """BEP 44 put to the closest nodes; returns when each has answered or timed out."""
-        result = await self._run(self._service.node.put_item(item, trio.current_time()))
+    async def put_item(self, item: Item, *, cas: int | None = None) -> ItemStored:
+        """BEP 44 put to the closest nodes; returns when each has answered or timed out.
+
+        `cas` (mutable items): the seq read before this put; nodes holding another seq
+        refuse with 301 (`ItemStored.errors`): re-read and try again.
+        """
+        result = await self._run(self._service.node.put_item(item, trio.current_time(), cas))
         assert isinstance(result, ItemStored)
         return result
 

@@ -114,6 +114,7 @@ async def test_libtorrent_reads_shoal_mutable_item_and_its_update(tmp_path: Path
             )
             assert code == 0, lines
             assert (lines[0]["public_key"], lines[0]["seq"]) == (public.hex(), seq)
+            assert lines[0]["cas"] == (None if seq == 1 else seq - 1)
             alert = await lt_get_mutable(b, public, b"topic", seq)
             value = alert.item
             assert value == text.encode()
@@ -123,6 +124,16 @@ async def test_libtorrent_reads_shoal_mutable_item_and_its_update(tmp_path: Path
             )
             assert code == 0
             assert (lines[0]["value"], lines[0]["seq"]) == (text, seq)
+        # BEP 44 cas: a writer who read seq 1 (the second put above sent cas 1 and
+        # libtorrent took it) is refused with 301 by libtorrent and by shoal alike.
+        put = ["dht", "put", "third", "--key", str(key), "--salt", "topic", "--cas", "1"]
+        code, lines = await shoal(*put, *node_args(router.address))
+        assert code == 1, lines
+        assert (lines[0]["seq"], lines[0]["cas"], lines[0]["stored"]) == (2, 1, 0)
+        assert set(lines[0]["errors"]) == {301}
+        assert len(lines[0]["errors"]) == 3  # the router and both libtorrent nodes
+        alert = await lt_get_mutable(b, public, b"topic", 2)
+        assert alert.item == b"second"
 
 
 async def lt_get_mutable(ses: Any, public: bytes, salt: bytes, seq: int) -> Any:

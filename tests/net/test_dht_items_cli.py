@@ -82,14 +82,29 @@ async def test_put_get_between_shoal_nodes_and_keygen(tmp_path: Path) -> None:
         assert code == 0, text
         assert (got["value"], got["seq"], got["nodes"]) == ("héllo", None, 2)
         code, (put,), _ = await shoal("dht", "put", "v1", "--key", str(key), *node)
-        assert put["seq"] == 1
+        assert (put["seq"], put["cas"]) == (1, None)  # nothing stored: nothing to compare
         code, (put,), _ = await shoal("dht", "put", "v2", "--key", str(key), *node)
-        assert put["seq"] == 2  # the next seq after what the network holds
+        # The next seq after what the network holds, sent with cas = the seq read.
+        assert (put["seq"], put["cas"], put["stored"]) == (2, 1, 2)
         code, (got,), _ = await shoal("dht", "get", put["public_key"], *node)
         assert (got["value"], got["seq"]) == ("v2", 2)
-        code, (stale,), _ = await shoal("dht", "put", "old", "--key", str(key), "--seq", "1", *node)
+        code, (stale,), text = await shoal(
+            "dht", "put", "old", "--key", str(key), "--seq", "1", *node
+        )
         assert code == 1  # refused everywhere
         assert stale["errors"] == [302, 302]
+        assert "error 302" in text
+        # A writer who read seq 1 (now stale) is refused with 301 by both nodes.
+        code, (lost,), text = await shoal(
+            "dht", "put", "v3", "--key", str(key), "--cas", "1", *node
+        )
+        assert code == 1
+        assert (lost["seq"], lost["cas"], lost["errors"]) == (2, 1, [301, 301])
+        assert "error 301" in text
+        assert "re-read" in text
+        code, (won,), text = await shoal("dht", "put", "v3", "--key", str(key), "--cas", "2", *node)
+        assert code == 0, text
+        assert (won["seq"], won["stored"]) == (3, 2)
         code, (missing,), _ = await shoal("dht", "get", "ee" * 20, *node)
         assert code == 1
         assert missing["event"] == "not_found"

@@ -47,6 +47,13 @@ def add_parsers(
     put.add_argument("--key", metavar="KEYFILE", help="ed25519 key file: store a mutable item")
     put.add_argument("--salt", default="", help="mutable items: salt (up to 64 bytes)")
     put.add_argument("--seq", type=int, help="mutable items: sequence number (default: next)")
+    put.add_argument(
+        "--cas",
+        type=int,
+        metavar="N",
+        help="mutable items: replace only seq N (BEP 44 compare-and-swap; default: the "
+        "seq read when --seq is absent)",
+    )
     add_node_options(put)
     put.set_defaults(run=_run(_put))
     get = _subparser(sub, "get", "fetch a BEP 44 item by target (40 hex) or public key (64 hex)")
@@ -129,21 +136,19 @@ def _read_key(path: str) -> bytes:
 async def _put(args: argparse.Namespace, dht: DHT) -> int:
     value = encode(args.value.encode())
     salt = args.salt.encode()
+    cas: int | None = args.cas
     if args.key is None:
+        if cas is not None:
+            raise CommandError("--cas needs --key: only mutable items have a seq")
         item = bep44.Item(value)
     else:
         seed = _read_key(args.key)
-        seq = args.seq
-        if seq is None:  # the next seq after what the network holds
-            found = await dht.get_item(
-                bep44.mutable_target(bep44.public_key_of(seed), salt), salt=salt
-            )
-            seq = 1 if found.item is None else found.item.seq + 1
+        seq, cas = await _seq_and_cas(args, dht, seed, salt)
         item = bep44.make_mutable(seed, value, seq, salt)
     error = bep44.check_item(item)
     if error is not None:
         raise CommandError(f"cannot store this item: {error.name.lower().replace('_', ' ')}")
-    stored = await dht.put_item(item)
+    stored = await dht.put_item(item, cas=cas)
     obj: dict[str, Any] = {
         "event": "put",
         "target": item.target.hex(),
@@ -151,12 +156,51 @@ async def _put(args: argparse.Namespace, dht: DHT) -> int:
         "errors": list(stored.errors),
     }
     if item.key is not None:
-        obj |= {"public_key": item.key.hex(), "seq": item.seq, "salt": args.salt}
+        obj |= {"public_key": item.key.hex(), "seq": item.seq, "salt": args.salt, "cas": cas}
         text = f"public key {item.key.hex()} seq {item.seq}"
     else:
         text = item.target.hex()
     _emit(args, obj, f"{text}\t(stored on {stored.stored} nodes)")
-    return EXIT_OK if stored.stored else EXIT_FAILURE
+    if stored.stored:
+        return EXIT_OK
+    raise CommandError(_put_refused(stored.errors, item.seq, cas))
+
+
+async def _seq_and_cas(
+    args: argparse.Namespace, dht: DHT, seed: bytes, salt: bytes
+) -> tuple[int, int | None]:
+    """The seq to put and the ``cas`` to send (BEP 44 compare-and-swap).
+
+    Without ``--seq`` we read the item first and put the next seq with ``cas`` = the
+    seq read, so a concurrent writer's newer item is refused (301), not overwritten.
+    ``--cas N`` alone means "replace seq N": the seq put is N + 1, nothing is read.
+    """
+    if args.seq is not None:
+        return args.seq, args.cas
+    if args.cas is not None:
+        return args.cas + 1, args.cas
+    found = await dht.get_item(bep44.mutable_target(bep44.public_key_of(seed), salt), salt=salt)
+    if found.item is None:
+        return 1, None  # nothing to compare with
+    return found.item.seq + 1, found.item.seq
+
+
+def _put_refused(errors: tuple[int, ...], seq: int, cas: int | None) -> str:
+    """Why no node stored the item, in words, with the BEP 44 error codes seen."""
+    codes = set(errors)
+    if bep44.ItemError.CAS_MISMATCH in codes:
+        return (
+            f"not stored: the item changed since seq {cas} was read (BEP 44 error 301, "
+            "cas mismatch); run the put again without --seq/--cas to re-read it"
+        )
+    if bep44.ItemError.SEQ_TOO_LOW in codes:
+        return (
+            f"not stored: the nodes hold seq {seq} or higher (BEP 44 error 302); "
+            "give a higher --seq, or none to use the next one"
+        )
+    if codes:
+        return f"not stored: every node refused (error codes {sorted(codes)})"
+    return "not stored: no node answered the put"
 
 
 async def _get(args: argparse.Namespace, dht: DHT) -> int:

@@ -86,6 +86,7 @@ class LookupJob:
     seed: bool = False  # BEP 33 announce flag
     search: ItemSearch | None = None
     item: Item | None = None  # what a PUT_ITEM job stores
+    cas: int | None = None  # BEP 44 ``cas`` of a PUT_ITEM job's puts
     tally: ScrapeTally | None = None
 
 

@@ -187,7 +187,7 @@ class LookupDriver(ExtensionCommands):
         pairs = tuple((n, a) for n, a, _ in closest)
         finished = LookupFinished(lookup_id, job.target, pairs, lookup.statistics(), result)
         if job.item is not None:
-            self._start_puts(lookup_id, job.item, closest, finished, now)
+            self._start_puts(lookup_id, job.item, closest, finished, now, job.cas)
         else:
             self._events.append(finished)
         if job.job is JobKind.ANNOUNCE:
