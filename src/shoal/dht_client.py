@@ -87,9 +87,16 @@ class PeerSearch:
     peer yielded so far was found (the lookup's seeds are hop 1), for debugging tools.
     """
 
-    def __init__(self, services: DHTService | Sequence[DHTService], info_hash: bytes) -> None:
+    def __init__(
+        self,
+        services: DHTService | Sequence[DHTService],
+        info_hash: bytes,
+        *,
+        noseed: bool = False,
+    ) -> None:
         self._services = (services,) if isinstance(services, DHTService) else tuple(services)
         self._info_hash = bytes(info_hash)
+        self._noseed = noseed
         self._waiters: list[_Waiter] | None = None
         self._pending: list[Addr] = []
         self._seen: set[Addr] = set()
@@ -104,7 +111,7 @@ class PeerSearch:
         if self._waiters is None:
             now = trio.current_time()
             self._waiters = [
-                service.register(service.node.get_peers(self._info_hash, now))
+                service.register(service.node.get_peers(self._info_hash, now, noseed=self._noseed))
                 for service in self._services
             ]
         waiters = self._waiters
@@ -199,9 +206,12 @@ class DHT:
         family = socket_family(ip)
         return next((s for s in self._services if s.family == family), None)
 
-    def get_peers(self, info_hash: bytes) -> PeerSearch:
-        """Look up peers for `info_hash`; iterate the result to receive them as they arrive."""
-        return PeerSearch(self._services, info_hash)
+    def get_peers(self, info_hash: bytes, *, noseed: bool = False) -> PeerSearch:
+        """Look up peers for `info_hash`; iterate the result to receive them as they arrive.
+
+        `noseed` (BEP 33): we seed, so ask nodes to leave seeds out.
+        """
+        return PeerSearch(self._services, info_hash, noseed=noseed)
 
     async def announce(
         self, info_hash: bytes, port: int, *, implied_port: bool = False, seed: bool = False

@@ -661,10 +661,12 @@ class Torrent:
         # forming (peers announcing right after us) is found within seconds.
         retry = 1.0
         while not self.private:  # a magnet's metadata may turn out private (BEP 27)
-            async for addr in self._dht.get_peers(self.info_hash):
+            # BEP 33: a seed asks for non-seeds only (noseed), and announces as a seed
+            # so that scrapes count it.
+            seeding = self.state is TorrentState.SEEDING
+            async for addr in self._dht.get_peers(self.info_hash, noseed=seeding):
                 self.peers_found([addr], PeerSource.DHT)
             if self._listen_port:
-                seeding = self.state is TorrentState.SEEDING  # BEP 33 scrapes count seeds
                 await self._dht.announce(self.info_hash, self._listen_port, seed=seeding)
             looked_up = trio.current_time()
             self._pool_dry = trio.Event()

@@ -84,6 +84,7 @@ class LookupJob:
     port: int = 0
     implied_port: bool = False
     seed: bool = False  # BEP 33 announce flag
+    noseed: bool = False  # BEP 33: our get_peers ask for non-seeds only
     search: ItemSearch | None = None
     item: Item | None = None  # what a PUT_ITEM job stores
     cas: int | None = None  # BEP 44 ``cas`` of a PUT_ITEM job's puts

@@ -175,7 +175,7 @@ class LookupDriver(ExtensionCommands):
         if job.job in GET_PEERS_KINDS:
             scrape = job.job is JobKind.SCRAPE
             return GetPeersQuery(
-                b"", self.node_id, job.target, want, cfg.read_only, cfg.version, scrape
+                b"", self.node_id, job.target, want, cfg.read_only, cfg.version, scrape, job.noseed
             )
         return FindNodeQuery(b"", self.node_id, job.target, want, cfg.read_only, cfg.version)
 

@@ -210,7 +210,7 @@ class QueryServer:
         token = self.tokens.issue(addr[0], msg.info_hash, now)
         nodes, nodes6 = self.closest_nodes(msg.info_hash, msg.want, now)
         family_v6 = ":" in addr[0]
-        stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
+        stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES, noseed=msg.noseed)
         peers = tuple([p for p in stored if (":" in p[0]) == family_v6])
         version = self.config.version
         ext = self._scrape(msg.info_hash, now) if msg.scrape else None
