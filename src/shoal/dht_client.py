@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final, final
 
 import trio
 
+from .dht.bep44 import REPUT_INTERVAL
 from .dht.events import ItemFound, ItemStored, SampleReceived, ScrapeEstimate
 from .dht.node import DHTConfig, DHTNode
 from .ids import random_id
@@ -49,7 +50,16 @@ if TYPE_CHECKING:
     from .net.dht_service import _Waiter
     from .socks5 import ProxyURL
 
-__all__ = ["DEFAULT_BOOTSTRAP", "DHT", "DHTClientStats", "PeerSearch", "open_dht_node", "resolve"]
+__all__ = [
+    "DEFAULT_BOOTSTRAP",
+    "DHT",
+    "REPUT_INTERVAL",
+    "DHTClientStats",
+    "ItemKeeper",
+    "PeerSearch",
+    "open_dht_node",
+    "resolve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +147,44 @@ class PeerSearch:
             self._pending.extend(fresh)
             self.hops.update(dict.fromkeys(fresh, event.hops))
         waiter.events.clear()
+
+
+@final
+class ItemKeeper:
+    """``async for stored in dht.keep_item(item)``: put now, then every `interval` seconds.
+
+    Each iteration waits for the next due time (none before the first), puts the item
+    and yields its `ItemStored`, until the caller stops iterating (break, or a cancel
+    scope such as Ctrl-C). Due times are counted from the first put, so they do not
+    drift by the length of each put. Only the first put sends `cas`: the re-puts
+    refresh our own, unchanged item (equal seq and value), which BEP 44 nodes accept;
+    once another writer stored a higher seq they are refused with 302, which shows in
+    `ItemStored.errors`. A class, not an async generator, for the reason `PeerSearch` is.
+    """
+
+    def __init__(self, dht: DHT, item: Item, interval: float, cas: int | None) -> None:
+        if not interval > 0:
+            raise ValueError("the re-put interval must be positive")
+        self._dht = dht
+        self.item = item
+        self.interval = interval
+        self._cas = cas
+        self._due: float | None = None
+        #: Puts made so far.
+        self.puts = 0
+
+    def __aiter__(self) -> ItemKeeper:
+        return self
+
+    async def __anext__(self) -> ItemStored:
+        if self._due is None:
+            self._due = trio.current_time()
+        else:
+            await trio.sleep_until(self._due)
+        self._due += self.interval
+        stored = await self._dht.put_item(self.item, cas=self._cas if not self.puts else None)
+        self.puts += 1
+        return stored
 
 
 async def _park_any(waiters: Sequence[_Waiter]) -> None:
@@ -251,6 +299,18 @@ class DHT:
         result = await self._run(self._service.node.put_item(item, trio.current_time(), cas))
         assert isinstance(result, ItemStored)
         return result
+
+    def keep_item(
+        self, item: Item, *, interval: float = REPUT_INTERVAL, cas: int | None = None
+    ) -> ItemKeeper:
+        """Put `item` now and again every `interval` seconds, for as long as you iterate:
+        ``async for stored in dht.keep_item(item): ...`` (see `ItemKeeper`).
+
+        BEP 44 items expire about 2 hours after their last put, so an item meant to
+        stay must be re-put; the default is the BEP's hourly. `cas` goes with the
+        first put only.
+        """
+        return ItemKeeper(self, item, interval, cas)
 
     async def scrape(self, info_hash: bytes) -> ScrapeEstimate:
         """BEP 33 scrape: estimated seeds and peers from the closest nodes' filters."""

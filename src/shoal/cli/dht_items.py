@@ -11,6 +11,7 @@ prints the value decoded to JSON: byte strings as text when they are UTF-8, else
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import stat
@@ -21,14 +22,15 @@ import trio
 
 from ..bencoding import Bencoded, decode, encode
 from ..dht import bep44
+from ..dht.bep44 import REPUT_INTERVAL
 from ..errors import DecodeError
 from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
 
+    from ..dht.events import ItemStored
     from ..dht_client import DHT
     from ..ids import InfoHash
     from .common import Subparsers
@@ -54,6 +56,19 @@ def add_parsers(
         help="mutable items: replace only seq N (BEP 44 compare-and-swap; default: the "
         "seq read when --seq is absent)",
     )
+    put.add_argument(
+        "--keep",
+        action="store_true",
+        help="stay running and put the item again every --keep-interval (BEP 44 items "
+        "expire after about 2 hours) until Ctrl-C",
+    )
+    put.add_argument(
+        "--keep-interval",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=REPUT_INTERVAL,
+        help=f"with --keep: seconds between puts (default {REPUT_INTERVAL:g}, BEP 44's hourly)",
+    )
     add_node_options(put)
     put.set_defaults(run=_run(_put))
     get = _subparser(sub, "get", "fetch a BEP 44 item by target (40 hex) or public key (64 hex)")
@@ -64,6 +79,16 @@ def add_parsers(
     keygen = _subparser(sub, "keygen", "write a new ed25519 private key for mutable items")
     keygen.add_argument("keyfile", metavar="KEYFILE", help="file to create (not overwritten)")
     keygen.set_defaults(run=_keygen)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 1e9:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1e9 seconds: {text!r}")
+    return value
 
 
 def _subparser(sub: Subparsers, name: str, text: str) -> argparse.ArgumentParser:
@@ -148,22 +173,38 @@ async def _put(args: argparse.Namespace, dht: DHT) -> int:
     error = bep44.check_item(item)
     if error is not None:
         raise CommandError(f"cannot store this item: {error.name.lower().replace('_', ' ')}")
-    stored = await dht.put_item(item, cas=cas)
+    keeper = dht.keep_item(item, interval=args.keep_interval, cas=cas) if args.keep else None
+    stored = await (anext(keeper) if keeper is not None else dht.put_item(item, cas=cas))
+    _report_put(args, item, stored, cas, 1)
+    if not stored.stored:
+        raise CommandError(_put_refused(stored.errors, item.seq, cas))
+    if keeper is None:
+        return EXIT_OK
+    # --keep: until Ctrl-C (KeyboardInterrupt: the CLI exits with 130). A later put
+    # that nobody stored is reported and retried at the next interval.
+    async for stored in keeper:
+        _report_put(args, item, stored, None, keeper.puts)
+    return EXIT_OK  # pragma: no cover - the keeper never ends by itself
+
+
+def _report_put(
+    args: argparse.Namespace, item: bep44.Item, stored: ItemStored, cas: int | None, puts: int
+) -> None:
     obj: dict[str, Any] = {
         "event": "put",
         "target": item.target.hex(),
         "stored": stored.stored,
         "errors": list(stored.errors),
     }
+    if args.keep:
+        obj["puts"] = puts
     if item.key is not None:
         obj |= {"public_key": item.key.hex(), "seq": item.seq, "salt": args.salt, "cas": cas}
         text = f"public key {item.key.hex()} seq {item.seq}"
     else:
         text = item.target.hex()
-    _emit(args, obj, f"{text}\t(stored on {stored.stored} nodes)")
-    if stored.stored:
-        return EXIT_OK
-    raise CommandError(_put_refused(stored.errors, item.seq, cas))
+    again = f"; put {puts}, next in {args.keep_interval:g}s" if args.keep else ""
+    _emit(args, obj, f"{text}\t(stored on {stored.stored} nodes{again})")
 
 
 async def _seq_and_cas(

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_SALT",
     "MAX_SEQ",
     "MAX_VALUE",
+    "REPUT_INTERVAL",
     "Item",
     "ItemError",
     "check_item",
@@ -52,6 +53,9 @@ MAX_VALUE: Final = 1000
 MAX_SALT: Final = 64
 #: BEP 44: "The sequence number SHOULD not exceed MAX_INT64"; negatives are refused too.
 MAX_SEQ: Final = 0x7FFF_FFFF_FFFF_FFFF
+#: BEP 44 "Expiration": items "MAY expire in 2 hours"; to keep them alive "they SHOULD
+#: be re-announced once an hour". Seconds between re-puts (`DHT.keep_item`).
+REPUT_INTERVAL: Final = 3600.0
 KEY_LENGTH: Final = 32
 SIG_LENGTH: Final = 64
 
