@@ -33,7 +33,9 @@ import trio
 
 from .dht.bep44 import REPUT_INTERVAL
 from .dht.events import ItemFound, ItemStored, SampleReceived, ScrapeEstimate
+from .dht.jobs import combine_found, combine_stored
 from .dht.node import DHTConfig, DHTNode
+from .dht.scrape import combine_estimates
 from .ids import random_id
 from .net.dht_service import DHTService, DHTServiceStats, socket_family
 from .net.dht_state import load_state
@@ -83,6 +85,16 @@ class DHTClientStats:
     #: The SOCKS5 UDP association when the node runs through a proxy (its state says
     #: "waiting for proxy" while the proxy is away), else None.
     proxy: ProxyRelayStats | None = None
+
+    @property
+    def families(self) -> tuple[DHTClientStats, ...]:
+        """The statistics of every address family, in bind order (this one first)."""
+        return (self, *self.others)
+
+    @property
+    def nodes(self) -> int:
+        """Nodes in the routing tables of every address family (what "DHT nodes" shows)."""
+        return sum(f.node.routing.nodes for f in self.families)
 
 
 @final
@@ -216,8 +228,6 @@ class DHT:
         #: The SOCKS5 UDP association every datagram goes through (`open_dht_node`'s
         #: ``proxy``), or None when the node talks to the network directly.
         self.relay = relay
-        #: BEP 44 items, BEP 33 scrapes and BEP 51 samples run on the first family.
-        self._service = self._services[0]
 
     @property
     def address(self) -> Addr:
@@ -282,23 +292,27 @@ class DHT:
         return first.stats if first else None
 
     async def get_item(self, target: bytes, *, salt: bytes = b"") -> ItemFound:
-        """BEP 44 get: the valid item with the highest seq among the closest nodes.
+        """BEP 44 get: the valid item with the highest seq among the closest nodes of
+        every address family (one lookup per family, run together).
 
         `salt` is needed for a mutable item: replies are verified against it.
         """
-        result = await self._run(self._service.node.get_item(target, trio.current_time(), salt))
-        assert isinstance(result, ItemFound)
-        return result
+        now = trio.current_time()
+        results = await self._run_all([s.node.get_item(target, now, salt) for s in self._services])
+        found = [r for r in results if isinstance(r, ItemFound)]
+        return found[0] if len(found) == 1 else combine_found(found)
 
     async def put_item(self, item: Item, *, cas: int | None = None) -> ItemStored:
-        """BEP 44 put to the closest nodes; returns when each has answered or timed out.
+        """BEP 44 put to the closest nodes of every address family; returns when each
+        has answered or timed out (the counts of the families add up).
 
         `cas` (mutable items): the seq read before this put; nodes holding another seq
         refuse with 301 (`ItemStored.errors`): re-read and try again.
         """
-        result = await self._run(self._service.node.put_item(item, trio.current_time(), cas))
-        assert isinstance(result, ItemStored)
-        return result
+        now = trio.current_time()
+        results = await self._run_all([s.node.put_item(item, now, cas) for s in self._services])
+        stored = [r for r in results if isinstance(r, ItemStored)]
+        return stored[0] if len(stored) == 1 else combine_stored(stored)
 
     def keep_item(
         self, item: Item, *, interval: float = REPUT_INTERVAL, cas: int | None = None
@@ -313,24 +327,40 @@ class DHT:
         return ItemKeeper(self, item, interval, cas)
 
     async def scrape(self, info_hash: bytes) -> ScrapeEstimate:
-        """BEP 33 scrape: estimated seeds and peers from the closest nodes' filters."""
-        result = await self._run(self._service.node.scrape(info_hash, trio.current_time()))
-        assert isinstance(result, ScrapeEstimate)
-        return result
+        """BEP 33 scrape: estimated seeds and peers from the closest nodes' filters, of
+        every address family (their filters are ORed, so an IP counts once)."""
+        now = trio.current_time()
+        results = await self._run_all([s.node.scrape(info_hash, now) for s in self._services])
+        found = [r for r in results if isinstance(r, ScrapeEstimate)]
+        return found[0] if len(found) == 1 else combine_estimates(found)
 
     async def sample(
         self, addr: Addr, target: bytes, node_id: bytes | None = None
     ) -> SampleReceived:
-        """One BEP 51 sample_infohashes query (``samples`` is None without an answer)."""
-        lookup_id = self._service.node.sample(addr, target, trio.current_time(), node_id)
-        result = await self._run(lookup_id)
+        """One BEP 51 sample_infohashes query (``samples`` is None without an answer),
+        sent from the socket of `addr`'s address family.
+
+        Raises:
+            ValueError: we run no socket of that family.
+        """
+        service = self.service_for(addr[0])
+        if service is None:
+            raise ValueError(f"no DHT socket of the address family of {addr[0]}")
+        lookup_id = service.node.sample(addr, target, trio.current_time(), node_id)
+        (result,) = await self._run_all([lookup_id], [service])
         assert isinstance(result, SampleReceived)
         return result
 
-    async def _run(self, lookup_id: int) -> LookupResult | None:
-        waiter = self._service.register(lookup_id)
-        await waiter.wait_done()
-        return waiter.finished.result if waiter.finished else None
+    async def _run_all(
+        self, lookup_ids: Sequence[int], services: Sequence[DHTService] | None = None
+    ) -> list[LookupResult | None]:
+        """The results of lookups started on `services` (default: every family, in
+        order), which run together: every waiter is registered before the first wait."""
+        pairs = zip(self._services if services is None else services, lookup_ids, strict=True)
+        waiters = [service.register(lookup_id) for service, lookup_id in pairs]
+        for waiter in waiters:
+            await waiter.wait_done()
+        return [w.finished.result if w.finished else None for w in waiters]
 
     async def wait_bootstrapped(self) -> None:
         """Wait until joining the network succeeded on some address family (lookups

@@ -283,7 +283,7 @@ class Torrent:
         dht_nodes, dht_status = 0, None
         if self._dht is not None:
             dht_stats = self._dht.statistics()
-            dht_nodes = dht_stats.node.routing.nodes
+            dht_nodes = dht_stats.nodes  # every address family
             if (proxy := dht_stats.proxy) is not None and proxy.relay is None:
                 dht_status = proxy.state.value  # proxied and the proxy is away
         peers = list(engine.peers.values())

@@ -24,7 +24,7 @@ from ..bencoding import Bencoded, decode, encode
 from ..dht import bep44
 from ..dht.bep44 import REPUT_INTERVAL
 from ..errors import DecodeError
-from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options
+from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options, bind_hosts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -112,12 +112,13 @@ def _run(
 
 
 def open_node(args: argparse.Namespace) -> AbstractAsyncContextManager[DHT]:
-    """A node for one command, from the ``shoal dht`` options."""
+    """A node for one command, from the ``shoal dht`` options: a socket per ``--bind``
+    (one per address family), so the command's lookups run on both DHTs (BEP 32)."""
     from ..dht_client import DEFAULT_BOOTSTRAP, open_dht_node
 
     given: list[tuple[str, int]] | None = args.bootstrap
     return open_dht_node(
-        bind=(args.bind, args.port),
+        bind=[(host, args.port) for host in bind_hosts(args)],
         bootstrap=list(given) if given else list(DEFAULT_BOOTSTRAP),
         state_file=args.state_file,
         read_only=args.read_only,

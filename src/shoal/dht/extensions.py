@@ -205,5 +205,5 @@ class ExtensionCommands:
             return job.search.result()
         if job.tally is not None:
             seeds, peers = job.tally.result()
-            return ScrapeEstimate(seeds, peers, job.tally.responders)
+            return ScrapeEstimate(seeds, peers, job.tally.responders, *job.tally.filters())
         return None
