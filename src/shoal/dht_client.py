@@ -38,7 +38,7 @@ from .dht.node import DHTConfig, DHTNode
 from .dht.scrape import combine_estimates
 from .ids import random_id
 from .net.dht_service import DHTService, DHTServiceStats, socket_family
-from .net.dht_state import load_state
+from .net.dht_state import load_family_ids, load_state
 from .net.socks_udp import ProxyRelay, ProxyRelayStats, RelayedSocket, RelayState
 
 if TYPE_CHECKING:
@@ -513,7 +513,9 @@ async def open_dht_node(
             start (a warm start skips the bootstrap routers), written periodically and
             on exit.
         read_only: BEP 43 read-only node (we query, we do not answer).
-        node_id, rng: override the ID and the randomness (tests).
+        node_id, rng: override the ID and the randomness (tests). A given `node_id`
+            is kept; otherwise each family's engine adopts a BEP 42 ID for its
+            external address once enough replies agree on it.
         proxy: run the node through this SOCKS5 proxy's UDP relay (RFC 1928 UDP
             ASSOCIATE, `shoal.net.socks_udp`): every datagram goes to the relay, none
             goes direct even while the proxy is away (``statistics().proxy`` then says
@@ -535,17 +537,24 @@ async def open_dht_node(
     rng = rng if rng is not None else random.SystemRandom()
     path = Path(state_file) if state_file is not None else None
     state = await trio.to_thread.run_sync(load_state, path) if path is not None else None
+    family_ids = {} if path is None else await trio.to_thread.run_sync(load_family_ids, path)
+    given_id = node_id is not None
     if node_id is None:
         node_id = state[0] if state is not None else random_id(rng)
     # The rng also draws token secrets and transaction ids, so outside tests it must be
     # a CSPRNG (SystemRandom), or off-path attackers could forge tokens and replies.
     now = trio.current_time()
-    configs = [
-        DHTConfig(read_only=read_only, ipv6=socket_family(h) == socket.AF_INET6) for h, _ in binds
-    ]
-    if anonymous:
-        configs = [dataclasses.replace(c, version=None) for c in configs]
-    nodes = [DHTNode(node_id, rng, now, config) for config in configs]
+    nodes = []
+    for host, _ in binds:
+        v6 = socket_family(host) == socket.AF_INET6
+        # BEP 42: each family's engine adopts an ID derived from its own external
+        # address once replies agree on it (`regenerate_id`), and the state file keeps
+        # each family's ID. Exempt (private, loopback) addresses keep any ID.
+        own = None if given_id else family_ids.get("ipv6" if v6 else "ipv4")
+        config = DHTConfig(read_only=read_only, ipv6=v6, regenerate_id=not given_id)
+        if anonymous:
+            config = dataclasses.replace(config, version=None)
+        nodes.append(DHTNode(own or node_id, rng, now, config))
     if len(nodes) == 2:
         nodes[0].set_sibling(nodes[1])
         nodes[1].set_sibling(nodes[0])
