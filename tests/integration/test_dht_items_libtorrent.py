@@ -136,6 +136,25 @@ async def test_libtorrent_reads_shoal_mutable_item_and_its_update(tmp_path: Path
         assert alert.item == b"second"
 
 
+async def test_libtorrent_reads_a_near_limit_item_served_by_shoal() -> None:
+    """A ~1,000-byte mutable item in a shoal store only: libtorrent parses our get reply
+    (value, key, signature, token and nodes, within `MAX_GET_REPLY`)."""
+    seed = bytes(range(32))
+    value = b"x" * 990
+    item = bep44.make_mutable(seed, encode(value), 7, b"big")
+    assert bep44.check_item(item) is None
+    async with (
+        open_dht_node(("127.0.0.1", 0)) as router,
+        lt_session("127.0.0.2", [router.address]),
+        lt_session("127.0.0.3", [router.address]) as b,
+    ):
+        await warm(router, 2)
+        router.service.node.server.items.put(item, trio.current_time())
+        alert = await lt_get_mutable(b, bep44.public_key_of(seed), b"big", 7)
+        assert alert.item == value
+        assert bytes(alert.signature) == item.sig
+
+
 async def lt_get_mutable(ses: Any, public: bytes, salt: bytes, seq: int) -> Any:
     """libtorrent's get until it reports `seq` (it may first answer from a stale node)."""
     with trio.fail_after(DEADLINE):
