@@ -185,8 +185,12 @@ class _Parser:
                 self.span = (start, pos)
         raise DecodeError("truncated dict")
 
-    def member(self, pos: int, key: bytes, depth: int) -> tuple[int, int] | None:
-        """The (start, end) offsets of `key`'s value in the dict at `pos`, if any."""
+    def member(self, pos: int, key: bytes, depth: int, *, last: bool) -> tuple[int, int] | None:
+        """The (start, end) offsets of `key`'s value in the dict at `pos`, if any.
+
+        Unless it is the `last` key of a path, the value is not parsed (end = start):
+        the caller descends into it, and parsing it here too would double the cost.
+        """
         data, end = self.data, self.end
         if pos >= end or data[pos] != 0x64:  # d
             return None
@@ -194,7 +198,15 @@ class _Parser:
         while pos < end and data[pos] != 0x65:  # e
             name, pos = self.string(pos)
             start = pos
-            _, pos = self.value(pos, depth + 1)
+            if name == key and not last:
+                return start, start
+            m = _STRLEN.match(data, pos)  # strings skipped inline: most members are
+            if m is not None:
+                pos = m.end() + int(m.group(1))
+                if pos > end:
+                    raise DecodeError(f"string at offset {start} runs past the end of input")
+            else:
+                _, pos = self.value(pos, depth + 1)
             if name == key:
                 return start, pos
         if pos >= end:
@@ -328,11 +340,12 @@ def raw_value(
     if len(parser.data) > max_size:
         raise DecodeError(f"input of {len(parser.data)} bytes exceeds the {max_size}-byte limit")
     for depth, want in enumerate(path):
-        found = parser.member(pos, want, depth)
+        last = depth == len(path) - 1
+        found = parser.member(pos, want, depth, last=last)
         if found is None:
             return None
         start, stop = found
-        if depth == len(path) - 1:
+        if last:
             return parser.data[start:stop]
         pos = start
     return None
