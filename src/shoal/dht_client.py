@@ -39,6 +39,7 @@ from .dht.scrape import combine_estimates
 from .ids import random_id
 from .net.dht_service import DHTService, DHTServiceStats, socket_family
 from .net.dht_state import load_family_ids, load_state
+from .net.item_keeper import ItemKeeper
 from .net.socks_udp import ProxyRelay, ProxyRelayStats, RelayedSocket, RelayState
 
 if TYPE_CHECKING:
@@ -159,44 +160,6 @@ class PeerSearch:
             self._pending.extend(fresh)
             self.hops.update(dict.fromkeys(fresh, event.hops))
         waiter.events.clear()
-
-
-@final
-class ItemKeeper:
-    """``async for stored in dht.keep_item(item)``: put now, then every `interval` seconds.
-
-    Each iteration waits for the next due time (none before the first), puts the item
-    and yields its `ItemStored`, until the caller stops iterating (break, or a cancel
-    scope such as Ctrl-C). Due times are counted from the first put, so they do not
-    drift by the length of each put. Only the first put sends `cas`: the re-puts
-    refresh our own, unchanged item (equal seq and value), which BEP 44 nodes accept;
-    once another writer stored a higher seq they are refused with 302, which shows in
-    `ItemStored.errors`. A class, not an async generator, for the reason `PeerSearch` is.
-    """
-
-    def __init__(self, dht: DHT, item: Item, interval: float, cas: int | None) -> None:
-        if not interval > 0:
-            raise ValueError("the re-put interval must be positive")
-        self._dht = dht
-        self.item = item
-        self.interval = interval
-        self._cas = cas
-        self._due: float | None = None
-        #: Puts made so far.
-        self.puts = 0
-
-    def __aiter__(self) -> ItemKeeper:
-        return self
-
-    async def __anext__(self) -> ItemStored:
-        if self._due is None:
-            self._due = trio.current_time()
-        else:
-            await trio.sleep_until(self._due)
-        self._due += self.interval
-        stored = await self._dht.put_item(self.item, cas=self._cas if not self.puts else None)
-        self.puts += 1
-        return stored
 
 
 async def _park_any(waiters: Sequence[_Waiter]) -> None:

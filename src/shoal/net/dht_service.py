@@ -589,7 +589,7 @@ class DHTService:
             ]
             ids = {"ipv6" if e.config.ipv6 else "ipv4": e.node_id for e in engines}  # BEP 42
             await trio.to_thread.run_sync(
-                save_state, self._state_file, self._node.node_id, nodes, ids
+                save_state, self._state_file, engines[0].node_id, nodes, ids
             )
 
     async def _save_periodically(self) -> None:
