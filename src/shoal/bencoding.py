@@ -328,10 +328,10 @@ def raw_value(
 
     BEP 44 signs and hashes a value *as it was sent* (``a.v`` of a put, ``r.v`` of a
     get reply), and a decode/re-encode round trip is not an identity for a lenient
-    input (unsorted dict keys get sorted). Only the dicts along `path` are walked;
-    other values are skipped with the ordinary lenient parser, so the cost is one
-    parse of the top-level keys up to the match. None when a key along `path` is
-    absent or the value it names is not a dict where the path goes on.
+    input (unsorted dict keys get sorted). Only the dicts along `path` are walked,
+    each once; the members passed on the way are skipped (strings inline, anything
+    else with the ordinary lenient parser). None when a key along `path` is absent or
+    the value it names is not a dict where the path goes on.
 
     Raises:
         DecodeError: malformed input (up to the value found).

@@ -323,7 +323,7 @@ def _fit_get_reply(resp: Response) -> bytes:
     while len(data) > MAX_GET_REPLY and (first or second):
         excess = len(data) - MAX_GET_REPLY
         cut = first if first else second
-        size = 38 if cut is nodes6 else 26
-        del cut[max(0, len(cut) - -(-excess // size)) :]
+        drop = -(-excess // (38 if cut is nodes6 else 26))  # ceil: compact node info sizes
+        del cut[max(0, len(cut) - drop) :]
         data = encode_message(replace(resp, nodes=tuple(nodes), nodes6=tuple(nodes6)))
     return data
