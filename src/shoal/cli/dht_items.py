@@ -51,7 +51,7 @@ def add_parsers(
     put.add_argument("--seq", type=int, help="mutable items: sequence number (default: next)")
     put.add_argument(
         "--cas",
-        type=int,
+        type=_seq_number,
         metavar="N",
         help="mutable items: replace only seq N (BEP 44 compare-and-swap; default: the "
         "seq read when --seq is absent)",
@@ -79,6 +79,17 @@ def add_parsers(
     keygen = _subparser(sub, "keygen", "write a new ed25519 private key for mutable items")
     keygen.add_argument("keyfile", metavar="KEYFILE", help="file to create (not overwritten)")
     keygen.set_defaults(run=_keygen)
+
+
+def _seq_number(text: str) -> int:
+    """A BEP 44 sequence number: 0 to 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a sequence number: {text!r}") from None
+    if not 0 <= value < bep44.MAX_SEQ:  # N + 1 is put, so N itself stays below the top
+        raise argparse.ArgumentTypeError(f"must be from 0 to {bep44.MAX_SEQ - 1}: {text!r}")
+    return value
 
 
 def _positive_seconds(text: str) -> float:
