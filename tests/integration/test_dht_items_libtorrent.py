@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import trio
 
 from shoal.bencoding import encode
 from shoal.dht import bep44
+from shoal.dht.krpc import GetPeersQuery, Response, decode_message, encode_message
 from shoal.dht_client import open_dht_node
 from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 
@@ -25,6 +27,7 @@ from .test_dht_libtorrent import dht_port, lt, lt_session  # libtorrent or a CI 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from shoal.dht.compact import Addr
     from shoal.dht_client import DHT
 
 DEADLINE = 45.0
@@ -241,3 +244,45 @@ async def test_shoal_dht_sample_metadata_names_a_libtorrent_torrent(tmp_path: Pa
             (line,) = lines
             assert line["info_hash"] == info_hash.hex()
             assert (line["name"], line["size"], line["files"]) == ("f.bin", len(data), 1)
+
+
+async def test_bep33_seed_flag_and_noseed_between_shoal_and_libtorrent() -> None:
+    """libtorrent's seed announce (flag 1) is stored as a seed by shoal, and libtorrent
+    answers shoal's ``noseed=1`` get_peers without its seeds."""
+    ih = bytes.fromhex("5eed" * 10)
+    seed_peer, leecher = ("127.0.0.2", 7001), ("127.0.0.3", 7002)
+    async with (
+        open_dht_node(("127.0.0.1", 0)) as router,
+        lt_session("127.0.0.2", [router.address]) as a,
+        lt_session("127.0.0.3", [router.address]) as b,
+        lt_session("127.0.0.4", [router.address]) as c,
+    ):
+        await warm(router, 3)
+        store = router.service.node.peer_store
+        with trio.fail_after(DEADLINE):
+            while len(store.get(ih, trio.current_time(), random.Random(0), 10)) < 2:
+                a.dht_announce(lt.sha1_hash(ih), seed_peer[1], 1)  # 1: announce::seed
+                b.dht_announce(lt.sha1_hash(ih), leecher[1], 0)
+                await trio.sleep(1)
+        assert store.scrape_ips(ih, trio.current_time()) == ({"127.0.0.2"}, {"127.0.0.3"})
+        target = ("127.0.0.4", dht_port(c))
+        with trio.fail_after(DEADLINE):
+            # Polled: c (a libtorrent process) may not hold both announces yet.
+            while await raw_get_peers(target, ih, noseed=False) != {seed_peer, leecher}:  # noqa: ASYNC110
+                await trio.sleep(1)
+            assert await raw_get_peers(target, ih, noseed=True) == {leecher}
+
+
+async def raw_get_peers(target: tuple[str, int], ih: bytes, *, noseed: bool) -> set[Addr]:
+    """One get_peers from a fresh loopback socket; the ``values`` of the reply."""
+    query = GetPeersQuery(b"np", bytes(range(20)), ih, noseed=noseed)
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        await sock.bind(("127.0.0.1", 0))
+        await sock.sendto(encode_message(query), target)
+        with trio.move_on_after(3):
+            while True:
+                data, _ = await sock.recvfrom(2048)
+                reply = decode_message(data)
+                if isinstance(reply, Response) and reply.t == b"np":
+                    return set(reply.values)
+    return set()
