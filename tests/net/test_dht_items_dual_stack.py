@@ -109,3 +109,25 @@ async def test_cli_put_uses_every_bind_and_an_ipv6_only_get_reads_it() -> None:
             code, (got,), text = await shoal("dht", "get", put["target"], *only6)
             assert code == 0, text
             assert (got["value"], got["nodes"]) == ("dual", 3)
+
+
+async def test_cli_sample_walks_both_families() -> None:
+    """`shoal dht sample` with a --bind per family reports hashes only IPv6 nodes hold."""
+    v6_only = [bytes([0x60 + i]) * 20 for i in range(3)]
+    v4_only = bytes([0x40]) * 20
+    with trio.fail_after(60):
+        async with dual_network(3, seed=70) as nodes:
+            await wait_both_bootstrapped(nodes)
+            now = trio.current_time()
+            for node, h in zip(nodes, v6_only, strict=True):
+                node.services[1].node.peer_store.add(h, ("fd00:6::1", 6881), now)
+            nodes[0].services[0].node.peer_store.add(v4_only, ("127.6.0.1", 6881), now)
+            boot4, boot6 = nodes[0].addresses
+            argv = ["dht", "sample", "--bind", "127.0.0.1", "--bind", "::1", "--json"]
+            argv += ["--bootstrap", f"{boot4[0]}:{boot4[1]}", "--bootstrap", f"[::1]:{boot6[1]}"]
+            code, lines, text = await shoal(*argv)
+            assert code == 0, text
+            found = {bytes.fromhex(line["info_hash"]) for line in lines}
+            assert found == {*v6_only, v4_only}
+            givers = {line["node"][0] for line in lines}
+            assert givers == {"127.0.0.1", "::1"}
