@@ -43,6 +43,7 @@ __all__ = [
     "get_int",
     "get_list",
     "is_canonical",
+    "raw_value",
 ]
 
 Bencoded: TypeAlias = "int | bytes | list[Bencoded] | dict[bytes, Bencoded]"
@@ -184,6 +185,34 @@ class _Parser:
                 self.span = (start, pos)
         raise DecodeError("truncated dict")
 
+    def member(self, pos: int, key: bytes, depth: int, *, last: bool) -> tuple[int, int] | None:
+        """The (start, end) offsets of `key`'s value in the dict at `pos`, if any.
+
+        Unless it is the `last` key of a path, the value is not parsed (end = start):
+        the caller descends into it, and parsing it here too would double the cost.
+        """
+        data, end = self.data, self.end
+        if pos >= end or data[pos] != 0x64:  # d
+            return None
+        pos += 1
+        while pos < end and data[pos] != 0x65:  # e
+            name, pos = self.string(pos)
+            start = pos
+            if name == key and not last:
+                return start, start
+            m = _STRLEN.match(data, pos)  # strings skipped inline: most members are
+            if m is not None:
+                pos = m.end() + int(m.group(1))
+                if pos > end:
+                    raise DecodeError(f"string at offset {start} runs past the end of input")
+            else:
+                _, pos = self.value(pos, depth + 1)
+            if name == key:
+                return start, pos
+        if pos >= end:
+            raise DecodeError("truncated dict")
+        return None
+
 
 def _parse(
     data: object, strict: bool, max_depth: int, max_size: int, span_key: bytes | None
@@ -286,6 +315,40 @@ def decode_with_span(
         raise DecodeError("top-level value is not a dict")
     span = None if parser.span is None else parser.data[parser.span[0] : parser.span[1]]
     return value, span
+
+
+def raw_value(
+    data: bytes,
+    path: tuple[bytes, ...],
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> bytes | None:
+    """The exact bytes of the value at `path` (dict keys from the top-level dict down).
+
+    BEP 44 signs and hashes a value *as it was sent* (``a.v`` of a put, ``r.v`` of a
+    get reply), and a decode/re-encode round trip is not an identity for a lenient
+    input (unsorted dict keys get sorted). Only the dicts along `path` are walked,
+    each once; the members passed on the way are skipped (strings inline, anything
+    else with the ordinary lenient parser). None when a key along `path` is absent or
+    the value it names is not a dict where the path goes on.
+
+    Raises:
+        DecodeError: malformed input (up to the value found).
+    """
+    parser, pos = _Parser(bytes(data), False, max_depth, None), 0
+    if len(parser.data) > max_size:
+        raise DecodeError(f"input of {len(parser.data)} bytes exceeds the {max_size}-byte limit")
+    for depth, want in enumerate(path):
+        last = depth == len(path) - 1
+        found = parser.member(pos, want, depth, last=last)
+        if found is None:
+            return None
+        start, stop = found
+        if last:
+            return parser.data[start:stop]
+        pos = start
+    return None
 
 
 def is_canonical(data: bytes) -> bool:

@@ -31,11 +31,15 @@ from typing import TYPE_CHECKING, Final, final
 
 import trio
 
+from .dht.bep44 import REPUT_INTERVAL
 from .dht.events import ItemFound, ItemStored, SampleReceived, ScrapeEstimate
+from .dht.jobs import combine_found, combine_stored
 from .dht.node import DHTConfig, DHTNode
+from .dht.scrape import combine_estimates
 from .ids import random_id
 from .net.dht_service import DHTService, DHTServiceStats, socket_family
-from .net.dht_state import load_state
+from .net.dht_state import load_family_ids, load_state
+from .net.item_keeper import ItemKeeper
 from .net.socks_udp import ProxyRelay, ProxyRelayStats, RelayedSocket, RelayState
 
 if TYPE_CHECKING:
@@ -49,7 +53,16 @@ if TYPE_CHECKING:
     from .net.dht_service import _Waiter
     from .socks5 import ProxyURL
 
-__all__ = ["DEFAULT_BOOTSTRAP", "DHT", "DHTClientStats", "PeerSearch", "open_dht_node", "resolve"]
+__all__ = [
+    "DEFAULT_BOOTSTRAP",
+    "DHT",
+    "REPUT_INTERVAL",
+    "DHTClientStats",
+    "ItemKeeper",
+    "PeerSearch",
+    "open_dht_node",
+    "resolve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +87,16 @@ class DHTClientStats:
     #: "waiting for proxy" while the proxy is away), else None.
     proxy: ProxyRelayStats | None = None
 
+    @property
+    def families(self) -> tuple[DHTClientStats, ...]:
+        """The statistics of every address family, in bind order (this one first)."""
+        return (self, *self.others)
+
+    @property
+    def nodes(self) -> int:
+        """Nodes in the routing tables of every address family (what "DHT nodes" shows)."""
+        return sum(f.node.routing.nodes for f in self.families)
+
 
 @final
 class PeerSearch:
@@ -87,9 +110,16 @@ class PeerSearch:
     peer yielded so far was found (the lookup's seeds are hop 1), for debugging tools.
     """
 
-    def __init__(self, services: DHTService | Sequence[DHTService], info_hash: bytes) -> None:
+    def __init__(
+        self,
+        services: DHTService | Sequence[DHTService],
+        info_hash: bytes,
+        *,
+        noseed: bool = False,
+    ) -> None:
         self._services = (services,) if isinstance(services, DHTService) else tuple(services)
         self._info_hash = bytes(info_hash)
+        self._noseed = noseed
         self._waiters: list[_Waiter] | None = None
         self._pending: list[Addr] = []
         self._seen: set[Addr] = set()
@@ -104,7 +134,7 @@ class PeerSearch:
         if self._waiters is None:
             now = trio.current_time()
             self._waiters = [
-                service.register(service.node.get_peers(self._info_hash, now))
+                service.register(service.node.get_peers(self._info_hash, now, noseed=self._noseed))
                 for service in self._services
             ]
         waiters = self._waiters
@@ -161,8 +191,6 @@ class DHT:
         #: The SOCKS5 UDP association every datagram goes through (`open_dht_node`'s
         #: ``proxy``), or None when the node talks to the network directly.
         self.relay = relay
-        #: BEP 44 items, BEP 33 scrapes and BEP 51 samples run on the first family.
-        self._service = self._services[0]
 
     @property
     def address(self) -> Addr:
@@ -199,9 +227,12 @@ class DHT:
         family = socket_family(ip)
         return next((s for s in self._services if s.family == family), None)
 
-    def get_peers(self, info_hash: bytes) -> PeerSearch:
-        """Look up peers for `info_hash`; iterate the result to receive them as they arrive."""
-        return PeerSearch(self._services, info_hash)
+    def get_peers(self, info_hash: bytes, *, noseed: bool = False) -> PeerSearch:
+        """Look up peers for `info_hash`; iterate the result to receive them as they arrive.
+
+        `noseed` (BEP 33): we seed, so ask nodes to leave seeds out.
+        """
+        return PeerSearch(self._services, info_hash, noseed=noseed)
 
     async def announce(
         self, info_hash: bytes, port: int, *, implied_port: bool = False, seed: bool = False
@@ -224,39 +255,75 @@ class DHT:
         return first.stats if first else None
 
     async def get_item(self, target: bytes, *, salt: bytes = b"") -> ItemFound:
-        """BEP 44 get: the valid item with the highest seq among the closest nodes.
+        """BEP 44 get: the valid item with the highest seq among the closest nodes of
+        every address family (one lookup per family, run together).
 
         `salt` is needed for a mutable item: replies are verified against it.
         """
-        result = await self._run(self._service.node.get_item(target, trio.current_time(), salt))
-        assert isinstance(result, ItemFound)
-        return result
+        now = trio.current_time()
+        results = await self._run_all([s.node.get_item(target, now, salt) for s in self._services])
+        found = [r for r in results if isinstance(r, ItemFound)]
+        return found[0] if len(found) == 1 else combine_found(found)
 
-    async def put_item(self, item: Item) -> ItemStored:
-        """BEP 44 put to the closest nodes; returns when each has answered or timed out."""
-        result = await self._run(self._service.node.put_item(item, trio.current_time()))
-        assert isinstance(result, ItemStored)
-        return result
+    async def put_item(self, item: Item, *, cas: int | None = None) -> ItemStored:
+        """BEP 44 put to the closest nodes of every address family; returns when each
+        has answered or timed out (the counts of the families add up).
+
+        `cas` (mutable items): the seq read before this put; nodes holding another seq
+        refuse with 301 (`ItemStored.errors`): re-read and try again.
+        """
+        now = trio.current_time()
+        results = await self._run_all([s.node.put_item(item, now, cas) for s in self._services])
+        stored = [r for r in results if isinstance(r, ItemStored)]
+        return stored[0] if len(stored) == 1 else combine_stored(stored)
+
+    def keep_item(
+        self, item: Item, *, interval: float = REPUT_INTERVAL, cas: int | None = None
+    ) -> ItemKeeper:
+        """Put `item` now and again every `interval` seconds, for as long as you iterate:
+        ``async for stored in dht.keep_item(item): ...`` (see `ItemKeeper`).
+
+        BEP 44 items expire about 2 hours after their last put, so an item meant to
+        stay must be re-put; the default is the BEP's hourly. `cas` goes with the
+        first put only.
+        """
+        return ItemKeeper(self, item, interval, cas)
 
     async def scrape(self, info_hash: bytes) -> ScrapeEstimate:
-        """BEP 33 scrape: estimated seeds and peers from the closest nodes' filters."""
-        result = await self._run(self._service.node.scrape(info_hash, trio.current_time()))
-        assert isinstance(result, ScrapeEstimate)
-        return result
+        """BEP 33 scrape: estimated seeds and peers from the closest nodes' filters, of
+        every address family (their filters are ORed, so an IP counts once)."""
+        now = trio.current_time()
+        results = await self._run_all([s.node.scrape(info_hash, now) for s in self._services])
+        found = [r for r in results if isinstance(r, ScrapeEstimate)]
+        return found[0] if len(found) == 1 else combine_estimates(found)
 
     async def sample(
         self, addr: Addr, target: bytes, node_id: bytes | None = None
     ) -> SampleReceived:
-        """One BEP 51 sample_infohashes query (``samples`` is None without an answer)."""
-        lookup_id = self._service.node.sample(addr, target, trio.current_time(), node_id)
-        result = await self._run(lookup_id)
+        """One BEP 51 sample_infohashes query (``samples`` is None without an answer),
+        sent from the socket of `addr`'s address family.
+
+        Raises:
+            ValueError: we run no socket of that family.
+        """
+        service = self.service_for(addr[0])
+        if service is None:
+            raise ValueError(f"no DHT socket of the address family of {addr[0]}")
+        lookup_id = service.node.sample(addr, target, trio.current_time(), node_id)
+        (result,) = await self._run_all([lookup_id], [service])
         assert isinstance(result, SampleReceived)
         return result
 
-    async def _run(self, lookup_id: int) -> LookupResult | None:
-        waiter = self._service.register(lookup_id)
-        await waiter.wait_done()
-        return waiter.finished.result if waiter.finished else None
+    async def _run_all(
+        self, lookup_ids: Sequence[int], services: Sequence[DHTService] | None = None
+    ) -> list[LookupResult | None]:
+        """The results of lookups started on `services` (default: every family, in
+        order), which run together: every waiter is registered before the first wait."""
+        pairs = zip(self._services if services is None else services, lookup_ids, strict=True)
+        waiters = [service.register(lookup_id) for service, lookup_id in pairs]
+        for waiter in waiters:
+            await waiter.wait_done()
+        return [w.finished.result if w.finished else None for w in waiters]
 
     async def wait_bootstrapped(self) -> None:
         """Wait until joining the network succeeded on some address family (lookups
@@ -409,7 +476,9 @@ async def open_dht_node(
             start (a warm start skips the bootstrap routers), written periodically and
             on exit.
         read_only: BEP 43 read-only node (we query, we do not answer).
-        node_id, rng: override the ID and the randomness (tests).
+        node_id, rng: override the ID and the randomness (tests). A given `node_id`
+            is kept; otherwise each family's engine adopts a BEP 42 ID for its
+            external address once enough replies agree on it.
         proxy: run the node through this SOCKS5 proxy's UDP relay (RFC 1928 UDP
             ASSOCIATE, `shoal.net.socks_udp`): every datagram goes to the relay, none
             goes direct even while the proxy is away (``statistics().proxy`` then says
@@ -431,17 +500,24 @@ async def open_dht_node(
     rng = rng if rng is not None else random.SystemRandom()
     path = Path(state_file) if state_file is not None else None
     state = await trio.to_thread.run_sync(load_state, path) if path is not None else None
+    family_ids = {} if path is None else await trio.to_thread.run_sync(load_family_ids, path)
+    given_id = node_id is not None
     if node_id is None:
         node_id = state[0] if state is not None else random_id(rng)
     # The rng also draws token secrets and transaction ids, so outside tests it must be
     # a CSPRNG (SystemRandom), or off-path attackers could forge tokens and replies.
     now = trio.current_time()
-    configs = [
-        DHTConfig(read_only=read_only, ipv6=socket_family(h) == socket.AF_INET6) for h, _ in binds
-    ]
-    if anonymous:
-        configs = [dataclasses.replace(c, version=None) for c in configs]
-    nodes = [DHTNode(node_id, rng, now, config) for config in configs]
+    nodes = []
+    for host, _ in binds:
+        v6 = socket_family(host) == socket.AF_INET6
+        # BEP 42: each family's engine adopts an ID derived from its own external
+        # address once replies agree on it (`regenerate_id`), and the state file keeps
+        # each family's ID. Exempt (private, loopback) addresses keep any ID.
+        own = None if given_id else family_ids.get("ipv6" if v6 else "ipv4")
+        config = DHTConfig(read_only=read_only, ipv6=v6, regenerate_id=not given_id)
+        if anonymous:
+            config = dataclasses.replace(config, version=None)
+        nodes.append(DHTNode(own or node_id, rng, now, config))
     if len(nodes) == 2:
         nodes[0].set_sibling(nodes[1])
         nodes[1].set_sibling(nodes[0])

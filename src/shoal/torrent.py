@@ -285,7 +285,7 @@ class Torrent:
         dht_nodes, dht_status = 0, None
         if self._dht is not None:
             dht_stats = self._dht.statistics()
-            dht_nodes = dht_stats.node.routing.nodes
+            dht_nodes = dht_stats.nodes  # every address family
             if (proxy := dht_stats.proxy) is not None and proxy.relay is None:
                 dht_status = proxy.state.value  # proxied and the proxy is away
         peers = list(engine.peers.values())
@@ -665,10 +665,12 @@ class Torrent:
         # forming (peers announcing right after us) is found within seconds.
         retry = 1.0
         while not self.private:  # a magnet's metadata may turn out private (BEP 27)
-            async for addr in self._dht.get_peers(self.info_hash):
+            # BEP 33: a seed asks for non-seeds only (noseed), and announces as a seed
+            # so that scrapes count it.
+            seeding = self.state is TorrentState.SEEDING
+            async for addr in self._dht.get_peers(self.info_hash, noseed=seeding):
                 self.peers_found([addr], PeerSource.DHT)
             if self._listen_port:
-                seeding = self.state is TorrentState.SEEDING  # BEP 33 scrapes count seeds
                 await self._dht.announce(self.info_hash, self._listen_port, seed=seeding)
             looked_up = trio.current_time()
             self._pool_dry = trio.Event()

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from shoal.cli import build_parser, main
 from shoal.cli import get as get_cmd
+from shoal.cli.common import bind_hosts
 from shoal.cli.config_file import (
     ConfigError,
     Settings,
@@ -198,6 +199,11 @@ def test_seed_and_dht_take_only_their_settings(tmp_path: Path) -> None:
         ('bootstrap = ["nohost"]\n', "key 'bootstrap': expected HOST:PORT"),
         ("download_dir = 3\n", "key 'download_dir': expected a directory path"),
         ('bind = ""\n', "key 'bind': expected an address"),
+        ('bind = ["127.0.0.1", "127.0.0.2"]\n', "key 'bind': two addresses of one family"),
+        ('bind = ["::1", "[::2]"]\n', "key 'bind': two addresses of one family"),
+        ('bind = ["a", "::1", "b"]\n', "key 'bind': expected an address"),
+        ("bind = [1]\n", "key 'bind': expected an address"),
+        ("bind = []\n", "key 'bind': expected an address"),
         ("port = [\n", "is not valid TOML"),
     ],
 )
@@ -254,6 +260,34 @@ def test_file_and_environment_reach_a_real_shoal_get(tmp_path: Path) -> None:
     assert (tmp_path / "state" / "dht.json").is_file()  # SHOAL_STATE_DIR was used
 
 
+@pytest.mark.parametrize("command", [["dht"], ["dht", "get-peers", "ab" * 20], ["get", MAGNET]])
+def test_bind_may_name_one_address_per_family(tmp_path: Path, command: list[str]) -> None:
+    """BEP 32: a TOML list or a comma-separated SHOAL_BIND acts like --bind given twice."""
+    conf = write_config(tmp_path / "c.toml", 'bind = ["127.0.0.2", "::1"]\n')
+    base = ["--config", str(conf), *command]
+    from_file = parse(base)
+    assert from_file.bind == "127.0.0.2"
+    assert bind_hosts(from_file) == ("127.0.0.2", "::1")
+    from_env = parse(base, {"SHOAL_BIND": "[::2], 127.0.0.3"})
+    assert bind_hosts(from_env) == ("::2", "127.0.0.3")
+    one = parse(base, {"SHOAL_BIND": "127.0.0.4"})
+    assert bind_hosts(one) == ("127.0.0.4",)
+    flagged = parse([*base, "--bind", "127.0.0.5"])  # flags replace the setting
+    assert bind_hosts(flagged) == ("127.0.0.5",)
+    both = parse([*base, "--bind", "::5", "--bind", "127.0.0.5"])
+    assert bind_hosts(both) == ("::5", "127.0.0.5")
+    if command[0] == "get":
+        config = get_cmd.client_config(from_file, state_dir=tmp_path)
+        assert (config.bind_host, config.bind_hosts) == ("127.0.0.2", ("127.0.0.2", "::1"))
+
+
+def test_bad_bind_in_the_environment(capsys: CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(["dht"], {"SHOAL_BIND": "127.0.0.1,127.0.0.2"})
+    assert exc.value.code == 1
+    assert "SHOAL_BIND: two addresses of one family" in capsys.readouterr().err
+
+
 def test_bad_environment_names_the_variable(capsys: CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         parse(["get", MAGNET], {"SHOAL_PORT": "http"})
@@ -278,8 +312,8 @@ def test_empty_env_values_count_as_unset() -> None:
 
 
 def test_settings_over_keeps_the_lower_layer_where_unset() -> None:
-    low = Settings(port=1, bind="a")
-    assert Settings(port=2).over(low) == Settings(port=2, bind="a")
+    low = Settings(port=1, bind=("a",))
+    assert Settings(port=2).over(low) == Settings(port=2, bind=("a",))
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)

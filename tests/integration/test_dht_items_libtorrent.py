@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import trio
 
 from shoal.bencoding import encode
 from shoal.dht import bep44
+from shoal.dht.krpc import GetPeersQuery, Response, decode_message, encode_message
 from shoal.dht_client import open_dht_node
 from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 
@@ -25,6 +27,7 @@ from .test_dht_libtorrent import dht_port, lt, lt_session  # libtorrent or a CI 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from shoal.dht.compact import Addr
     from shoal.dht_client import DHT
 
 DEADLINE = 45.0
@@ -114,6 +117,7 @@ async def test_libtorrent_reads_shoal_mutable_item_and_its_update(tmp_path: Path
             )
             assert code == 0, lines
             assert (lines[0]["public_key"], lines[0]["seq"]) == (public.hex(), seq)
+            assert lines[0]["cas"] == (None if seq == 1 else seq - 1)
             alert = await lt_get_mutable(b, public, b"topic", seq)
             value = alert.item
             assert value == text.encode()
@@ -123,6 +127,35 @@ async def test_libtorrent_reads_shoal_mutable_item_and_its_update(tmp_path: Path
             )
             assert code == 0
             assert (lines[0]["value"], lines[0]["seq"]) == (text, seq)
+        # BEP 44 cas: a writer who read seq 1 (the second put above sent cas 1 and
+        # libtorrent took it) is refused with 301 by libtorrent and by shoal alike.
+        put = ["dht", "put", "third", "--key", str(key), "--salt", "topic", "--cas", "1"]
+        code, lines = await shoal(*put, *node_args(router.address))
+        assert code == 1, lines
+        assert (lines[0]["seq"], lines[0]["cas"], lines[0]["stored"]) == (2, 1, 0)
+        assert set(lines[0]["errors"]) == {301}
+        assert len(lines[0]["errors"]) == 3  # the router and both libtorrent nodes
+        alert = await lt_get_mutable(b, public, b"topic", 2)
+        assert alert.item == b"second"
+
+
+async def test_libtorrent_reads_a_near_limit_item_served_by_shoal() -> None:
+    """A ~1,000-byte mutable item in a shoal store only: libtorrent parses our get reply
+    (value, key, signature, token and nodes, within `MAX_GET_REPLY`)."""
+    seed = bytes(range(32))
+    value = b"x" * 990
+    item = bep44.make_mutable(seed, encode(value), 7, b"big")
+    assert bep44.check_item(item) is None
+    async with (
+        open_dht_node(("127.0.0.1", 0)) as router,
+        lt_session("127.0.0.2", [router.address]),
+        lt_session("127.0.0.3", [router.address]) as b,
+    ):
+        await warm(router, 2)
+        router.service.node.server.items.put(item, trio.current_time())
+        alert = await lt_get_mutable(b, bep44.public_key_of(seed), b"big", 7)
+        assert alert.item == value
+        assert bytes(alert.signature) == item.sig
 
 
 async def lt_get_mutable(ses: Any, public: bytes, salt: bytes, seq: int) -> Any:
@@ -211,3 +244,45 @@ async def test_shoal_dht_sample_metadata_names_a_libtorrent_torrent(tmp_path: Pa
             (line,) = lines
             assert line["info_hash"] == info_hash.hex()
             assert (line["name"], line["size"], line["files"]) == ("f.bin", len(data), 1)
+
+
+async def test_bep33_seed_flag_and_noseed_between_shoal_and_libtorrent() -> None:
+    """libtorrent's seed announce (flag 1) is stored as a seed by shoal, and libtorrent
+    answers shoal's ``noseed=1`` get_peers without its seeds."""
+    ih = bytes.fromhex("5eed" * 10)
+    seed_peer, leecher = ("127.0.0.2", 7001), ("127.0.0.3", 7002)
+    async with (
+        open_dht_node(("127.0.0.1", 0)) as router,
+        lt_session("127.0.0.2", [router.address]) as a,
+        lt_session("127.0.0.3", [router.address]) as b,
+        lt_session("127.0.0.4", [router.address]) as c,
+    ):
+        await warm(router, 3)
+        store = router.service.node.peer_store
+        with trio.fail_after(DEADLINE):
+            while len(store.get(ih, trio.current_time(), random.Random(0), 10)) < 2:
+                a.dht_announce(lt.sha1_hash(ih), seed_peer[1], 1)  # 1: announce::seed
+                b.dht_announce(lt.sha1_hash(ih), leecher[1], 0)
+                await trio.sleep(1)
+        assert store.scrape_ips(ih, trio.current_time()) == ({"127.0.0.2"}, {"127.0.0.3"})
+        target = ("127.0.0.4", dht_port(c))
+        with trio.fail_after(DEADLINE):
+            # Polled: c (a libtorrent process) may not hold both announces yet.
+            while await raw_get_peers(target, ih, noseed=False) != {seed_peer, leecher}:  # noqa: ASYNC110
+                await trio.sleep(1)
+            assert await raw_get_peers(target, ih, noseed=True) == {leecher}
+
+
+async def raw_get_peers(target: tuple[str, int], ih: bytes, *, noseed: bool) -> set[Addr]:
+    """One get_peers from a fresh loopback socket; the ``values`` of the reply."""
+    query = GetPeersQuery(b"np", bytes(range(20)), ih, noseed=noseed)
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        await sock.bind(("127.0.0.1", 0))
+        await sock.sendto(encode_message(query), target)
+        with trio.move_on_after(3):
+            while True:
+                data, _ = await sock.recvfrom(2048)
+                reply = decode_message(data)
+                if isinstance(reply, Response) and reply.t == b"np":
+                    return set(reply.values)
+    return set()

@@ -14,9 +14,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import pytest
+import trio
 
+from shoal.bencoding import encode
+from shoal.dht import bep44
 from shoal.dht_client import DHT, open_dht_node
 
+from .test_dht_items_libtorrent import lt_get_mutable
 from .test_dht_libtorrent import lt_announce, lt_find_peers, lt_session, shoal_find_peers
 
 try:
@@ -85,3 +89,24 @@ async def test_dual_stack_shoal_finds_libtorrent_on_both_families() -> None:
         found = await shoal_find_peers(seeker, IH, want4, nudge)
         found |= await shoal_find_peers(seeker, IH, want6, nudge)
         assert {want4, want6} <= found
+
+
+async def test_dual_stack_put_is_read_by_libtorrent_on_each_family() -> None:
+    """A BEP 44 put from a dual-stack shoal node reaches both DHTs: a libtorrent session
+    on ::1 and one on 127.0.0.2, each knowing only the router's address of its family,
+    read the item."""
+    seed = bytes(range(32))
+    item = bep44.make_mutable(seed, encode(b"both families"), 5, b"ds")
+    async with (
+        shoal_v6_nodes([("127.0.0.1", 0), ("::1", 0)]) as (router, putter),
+        lt_session("127.0.0.2", [router.addresses[0]]) as ses4,
+        lt_session("::1", [router.addresses[1]]) as ses6,
+    ):
+        with trio.fail_after(45):
+            stored = await putter.put_item(item)
+            while stored.stored < 4:  # router + libtorrent, on each family
+                await trio.sleep(0.5)  # libtorrent may not have joined yet: put again
+                stored = await putter.put_item(item)
+        for ses in (ses4, ses6):
+            alert = await lt_get_mutable(ses, bep44.public_key_of(seed), b"ds", 5)
+            assert alert.item == b"both families"

@@ -175,9 +175,10 @@ async def test_a_taken_port_is_an_oserror_not_an_exception_group() -> None:
                     pass  # pragma: no cover
 
 
-async def test_client_runs_a_dht_socket_per_bind_host() -> None:
+async def test_client_runs_a_dht_socket_per_bind_host(tmp_path: Path) -> None:
     """`ClientConfig.bind_hosts`: the client's DHT joins both families, on the TCP port
-    number, and finds peers announced on either."""
+    number, and finds peers announced on either; a torrent's `dht_nodes` counts the
+    tables of both."""
     async with (
         open_dht_node(DUAL, rng=random.Random(50)) as router,
         open_dht_node(DUAL, bootstrap=router.addresses, rng=random.Random(51)) as other,
@@ -201,6 +202,13 @@ async def test_client_runs_a_dht_socket_per_bind_host() -> None:
                 await other.announce(IH, 6999)  # stored by the router (and the client)
                 found = {p async for p in dht.get_peers(IH)}
                 assert found == {("127.0.0.1", 6999), ("::1", 6999)}
+                magnet = Magnet(info_hash=shoal.InfoHash(IH))
+                torrent = await client.add(magnet, save_to=tmp_path / "dl")
+                stats, counted = dht.statistics(), torrent.statistics().dht_nodes  # no await
+                four, six = (f.node.routing.nodes for f in stats.families)
+                assert four >= 2
+                assert six >= 2
+                assert counted == stats.nodes == four + six
 
 
 def test_bind_hosts_take_one_address_per_family() -> None:

@@ -4,11 +4,14 @@ as real processes on 127.0.0.1 (the libtorrent interop is in tests/integration).
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from shoal.dht import bep44
 from shoal.dht_client import open_dht_node
 
 if TYPE_CHECKING:
@@ -82,14 +85,65 @@ async def test_put_get_between_shoal_nodes_and_keygen(tmp_path: Path) -> None:
         assert code == 0, text
         assert (got["value"], got["seq"], got["nodes"]) == ("héllo", None, 2)
         code, (put,), _ = await shoal("dht", "put", "v1", "--key", str(key), *node)
-        assert put["seq"] == 1
+        assert (put["seq"], put["cas"]) == (1, None)  # nothing stored: nothing to compare
         code, (put,), _ = await shoal("dht", "put", "v2", "--key", str(key), *node)
-        assert put["seq"] == 2  # the next seq after what the network holds
+        # The next seq after what the network holds, sent with cas = the seq read.
+        assert (put["seq"], put["cas"], put["stored"]) == (2, 1, 2)
         code, (got,), _ = await shoal("dht", "get", put["public_key"], *node)
         assert (got["value"], got["seq"]) == ("v2", 2)
-        code, (stale,), _ = await shoal("dht", "put", "old", "--key", str(key), "--seq", "1", *node)
+        code, (stale,), text = await shoal(
+            "dht", "put", "old", "--key", str(key), "--seq", "1", *node
+        )
         assert code == 1  # refused everywhere
         assert stale["errors"] == [302, 302]
+        assert "error 302" in text
+        # A writer who read seq 1 (now stale) is refused with 301 by both nodes.
+        code, (lost,), text = await shoal(
+            "dht", "put", "v3", "--key", str(key), "--cas", "1", *node
+        )
+        assert code == 1
+        assert (lost["seq"], lost["cas"], lost["errors"]) == (2, 1, [301, 301])
+        assert "error 301" in text
+        assert "re-read" in text
+        code, (won,), text = await shoal("dht", "put", "v3", "--key", str(key), "--cas", "2", *node)
+        assert code == 0, text
+        assert (won["seq"], won["stored"]) == (3, 2)
         code, (missing,), _ = await shoal("dht", "get", "ee" * 20, *node)
         assert code == 1
         assert missing["event"] == "not_found"
+
+
+async def test_put_keep_reputs_until_interrupted(tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    assert (await shoal("dht", "keygen", str(key)))[0] == 0
+    async with open_dht_node(("127.0.0.1", 0)) as router:
+        args = [sys.executable, "-m", "shoal", "dht", "put", "kept", "--key", str(key)]
+        args += ["--keep", "--keep-interval", "0.2", "--bind", "127.0.0.1", "--json"]
+        args += ["--bootstrap", "{}:{}".format(*router.address)]
+        proc = await trio.lowlevel.open_process(args, stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            buffer, lines = b"", []
+            with trio.fail_after(60):
+                while len(lines) < 3:
+                    chunk = await proc.stdout.receive_some()
+                    assert chunk, "shoal dht put --keep exited early"
+                    buffer += chunk
+                    *done, buffer = buffer.split(b"\n")
+                    lines += [json.loads(line) for line in done if line.strip()]
+            proc.send_signal(signal.SIGINT)
+            with trio.fail_after(30):
+                code = await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert code == 130
+        assert [line["puts"] for line in lines[:3]] == [1, 2, 3]
+        assert all(line["stored"] == 1 and line["seq"] == 1 for line in lines)
+        assert [line["cas"] for line in lines[:3]] == [None, None, None]
+        public = bytes.fromhex(lines[0]["public_key"])
+        item = router.service.node.server.items.get(
+            bep44.mutable_target(public), trio.current_time()
+        )
+        assert item is not None

@@ -257,9 +257,9 @@ async def test_private_torrent_uses_neither_dht_nor_pex(
     announces: list[bytes] = []
     real_get_peers, real_announce = DHT.get_peers, DHT.announce
 
-    def get_peers(self: DHT, info_hash: bytes) -> PeerSearch:
+    def get_peers(self: DHT, info_hash: bytes, *, noseed: bool = False) -> PeerSearch:
         lookups.append(bytes(info_hash))
-        return real_get_peers(self, info_hash)
+        return real_get_peers(self, info_hash, noseed=noseed)
 
     async def announce(self: DHT, info_hash: bytes, port: int, *, seed: bool = False) -> None:
         announces.append(bytes(info_hash))
@@ -413,9 +413,9 @@ async def test_an_empty_pool_triggers_dht_relookups(
     lookups: list[float] = []
     real_get_peers = DHT.get_peers
 
-    def get_peers(self: DHT, info_hash: bytes) -> PeerSearch:
+    def get_peers(self: DHT, info_hash: bytes, *, noseed: bool = False) -> PeerSearch:
         lookups.append(trio.current_time())
-        return real_get_peers(self, info_hash)
+        return real_get_peers(self, info_hash, noseed=noseed)
 
     monkeypatch.setattr(DHT, "get_peers", get_peers)
     nobody_has_it = Magnet(info_hash=shoal.InfoHash(bytes(range(20))))

@@ -30,6 +30,7 @@ __all__ = [
     "add_command",
     "add_global_options",
     "bind_hosts",
+    "is_ipv6",
     "parse_hostport",
     "parse_port",
 ]
@@ -134,7 +135,8 @@ def parse_hostport(text: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), port_number
 
 
-def _is_ipv6(host: str) -> bool:
+def is_ipv6(host: str) -> bool:
+    """Whether `host` is an IPv6 literal (``[::1]`` too); a host name counts as IPv4."""
     try:
         return ipaddress.ip_address(host.strip("[]")).version == 6
     except ValueError:
@@ -159,10 +161,10 @@ class BindAction(argparse.Action):
     ) -> None:
         if not isinstance(values, str) or not values:
             raise argparse.ArgumentError(self, "expected an address")
-        host = values.strip("[]") if _is_ipv6(values) else values
+        host = values.strip("[]") if is_ipv6(values) else values
         given: list[str] = list(getattr(namespace, "bind_list", None) or [])
-        if any(_is_ipv6(h) == _is_ipv6(host) for h in given):
-            family = "IPv6" if _is_ipv6(host) else "IPv4"
+        if any(is_ipv6(h) == is_ipv6(host) for h in given):
+            family = "IPv6" if is_ipv6(host) else "IPv4"
             raise argparse.ArgumentError(self, f"given twice for {family}: once per family")
         given.append(host)
         namespace.bind_list = given

@@ -9,20 +9,24 @@ file is fine, a missing ``--config`` file is an error. Example::
     port = 51413
     encryption = "require"          # prefer | require | disable
     bootstrap = ["10.0.0.5:6881"]   # HOST:PORT strings
-    bind = "0.0.0.0"
+    bind = "0.0.0.0"                # or one per family: ["0.0.0.0", "::"]
     state_dir = "~/.local/state/shoal"
 
 Relative directories in the file are relative to the file's own directory; in the
 environment, to the current directory. ``~`` is expanded in both.
 
 Environment: ``SHOAL_DOWNLOAD_DIR``, ``SHOAL_PORT``, ``SHOAL_ENCRYPTION``,
-``SHOAL_BOOTSTRAP`` (comma-separated HOST:PORT), ``SHOAL_STATE_DIR``, ``SHOAL_BIND``.
+``SHOAL_BOOTSTRAP`` (comma-separated HOST:PORT), ``SHOAL_STATE_DIR``, ``SHOAL_BIND``
+(comma-separated, one address per family, like ``--bind`` given twice).
 
 How it plugs in: `parse_args` replaces ``parser.parse_args``. It reads ``--config``
 first, loads the settings, turns them into argparse *defaults* of the subcommands that
 have the matching option (so a flag the user types still wins, and ``--help`` shows
 the effective default), parses, and fills ``--bootstrap`` afterwards (an ``append``
-option cannot take a list default without the flags being appended to it).
+option cannot take a list default without the flags being appended to it). A
+two-family ``bind`` works the same way: the first address is ``--bind``'s default, and
+the whole list becomes ``args.bind_list`` after parsing unless ``--bind`` was typed
+(the flags replace the setting, never add to it).
 
 Which command takes what: ``get`` all six (``-o`` ← download_dir); ``seed`` port, bind,
 encryption, bootstrap; ``dht`` bind and bootstrap only (its port and state file stay
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 from ..config import EncryptionMode
 from ..errors import ShoalError
-from .common import EXIT_FAILURE, Parser, parse_hostport
+from .common import EXIT_FAILURE, Parser, is_ipv6, parse_hostport
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -74,7 +78,8 @@ class Settings:
     encryption: EncryptionMode | None = None
     bootstrap: tuple[tuple[str, int], ...] | None = None
     state_dir: Path | None = None
-    bind: str | None = None
+    #: One address, or one per address family (BEP 32 dual stack), in order.
+    bind: tuple[str, ...] | None = None
 
     def over(self, lower: Settings) -> Settings:
         """These settings where set, `lower`'s elsewhere."""
@@ -100,6 +105,8 @@ _DESTS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 #: Subcommands whose ``--bootstrap`` is filled from the settings after parsing.
 _BOOTSTRAP_COMMANDS: Final = frozenset({"get", "seed", "dht"})
+#: Subcommands whose ``bind`` setting may name a second address family (``bind_list``).
+_BIND_COMMANDS: Final = frozenset(c for c, dests in _DESTS.items() if "bind" in dests)
 #: Subcommands that read the settings (a bad config is an error only for these).
 _USERS: Final = frozenset(_DESTS) | _BOOTSTRAP_COMMANDS
 
@@ -171,7 +178,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         if text is None or text == "":
             continue
         raw: object = text
-        if key == "bootstrap":
+        if key in ("bootstrap", "bind"):
             raw = [item.strip() for item in text.split(",") if item.strip()]
         values[key] = _convert(key, raw, f"environment variable {name}")
     return Settings(**values)  # type: ignore[arg-type]
@@ -195,13 +202,29 @@ def _convert(key: str, raw: object, where: str) -> object:
             raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {raw!r}")
         return EncryptionMode(raw)
     if key == "bind":
-        if not isinstance(raw, str) or not raw:
-            raise ConfigError(f"{where}: expected an address string such as 0.0.0.0")
-        return raw
+        return _binds(raw, where)
     assert key == "bootstrap"
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
         raise ConfigError(f"{where}: expected a list of HOST:PORT strings")
     return tuple(_hostport(item, where) for item in raw)
+
+
+def _binds(raw: object, where: str) -> tuple[str, ...]:
+    """``bind``: an address, or a list of at most one per address family."""
+    items = [raw] if isinstance(raw, str) else raw
+    if (
+        not isinstance(items, list)
+        or not 1 <= len(items) <= 2
+        or not all(isinstance(item, str) and item for item in items)
+    ):
+        raise ConfigError(
+            f"{where}: expected an address such as 0.0.0.0, or one per address family "
+            'such as ["0.0.0.0", "::"]'
+        )
+    hosts = tuple(h.strip("[]") if is_ipv6(h) else h for h in items)
+    if len(hosts) == 2 and is_ipv6(hosts[0]) == is_ipv6(hosts[1]):
+        raise ConfigError(f"{where}: two addresses of one family; give one IPv4 and one IPv6")
+    return hosts
 
 
 def _hostport(text: str, where: str) -> tuple[str, int]:
@@ -273,6 +296,13 @@ def parse_args(
         and settings.bootstrap
     ):
         args.bootstrap = list(settings.bootstrap)
+    if (
+        settings.bind is not None
+        and len(settings.bind) > 1
+        and getattr(args, "command", None) in _BIND_COMMANDS
+        and getattr(args, "bind_list", None) is None  # no --bind typed: the setting holds
+    ):
+        args.bind_list = list(settings.bind)
     return args
 
 
@@ -291,6 +321,8 @@ def _show_bootstrap_default(
 
 def _arg_value(value: object) -> object:
     """A setting in the form the option's own ``type=`` would have produced."""
+    if isinstance(value, tuple):  # bind: the option's default is the first address
+        return value[0]
     return value.value if isinstance(value, EncryptionMode) else value
 
 

@@ -11,6 +11,7 @@ prints the value decoded to JSON: byte strings as text when they are UTF-8, else
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import stat
@@ -21,14 +22,15 @@ import trio
 
 from ..bencoding import Bencoded, decode, encode
 from ..dht import bep44
+from ..dht.bep44 import REPUT_INTERVAL
 from ..errors import DecodeError
-from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options
+from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options, bind_hosts
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
 
+    from ..dht.events import ItemStored
     from ..dht_client import DHT
     from ..ids import InfoHash
     from .common import Subparsers
@@ -47,6 +49,26 @@ def add_parsers(
     put.add_argument("--key", metavar="KEYFILE", help="ed25519 key file: store a mutable item")
     put.add_argument("--salt", default="", help="mutable items: salt (up to 64 bytes)")
     put.add_argument("--seq", type=int, help="mutable items: sequence number (default: next)")
+    put.add_argument(
+        "--cas",
+        type=_seq_number,
+        metavar="N",
+        help="mutable items: replace only seq N (BEP 44 compare-and-swap; default: the "
+        "seq read when --seq is absent)",
+    )
+    put.add_argument(
+        "--keep",
+        action="store_true",
+        help="stay running and put the item again every --keep-interval (BEP 44 items "
+        "expire after about 2 hours) until Ctrl-C",
+    )
+    put.add_argument(
+        "--keep-interval",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=REPUT_INTERVAL,
+        help=f"with --keep: seconds between puts (default {REPUT_INTERVAL:g}, BEP 44's hourly)",
+    )
     add_node_options(put)
     put.set_defaults(run=_run(_put))
     get = _subparser(sub, "get", "fetch a BEP 44 item by target (40 hex) or public key (64 hex)")
@@ -57,6 +79,27 @@ def add_parsers(
     keygen = _subparser(sub, "keygen", "write a new ed25519 private key for mutable items")
     keygen.add_argument("keyfile", metavar="KEYFILE", help="file to create (not overwritten)")
     keygen.set_defaults(run=_keygen)
+
+
+def _seq_number(text: str) -> int:
+    """A BEP 44 sequence number: 0 to 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a sequence number: {text!r}") from None
+    if not 0 <= value < bep44.MAX_SEQ:  # N + 1 is put, so N itself stays below the top
+        raise argparse.ArgumentTypeError(f"must be from 0 to {bep44.MAX_SEQ - 1}: {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 1e9:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1e9 seconds: {text!r}")
+    return value
 
 
 def _subparser(sub: Subparsers, name: str, text: str) -> argparse.ArgumentParser:
@@ -80,12 +123,13 @@ def _run(
 
 
 def open_node(args: argparse.Namespace) -> AbstractAsyncContextManager[DHT]:
-    """A node for one command, from the ``shoal dht`` options."""
+    """A node for one command, from the ``shoal dht`` options: a socket per ``--bind``
+    (one per address family), so the command's lookups run on both DHTs (BEP 32)."""
     from ..dht_client import DEFAULT_BOOTSTRAP, open_dht_node
 
     given: list[tuple[str, int]] | None = args.bootstrap
     return open_dht_node(
-        bind=(args.bind, args.port),
+        bind=[(host, args.port) for host in bind_hosts(args)],
         bootstrap=list(given) if given else list(DEFAULT_BOOTSTRAP),
         state_file=args.state_file,
         read_only=args.read_only,
@@ -129,34 +173,87 @@ def _read_key(path: str) -> bytes:
 async def _put(args: argparse.Namespace, dht: DHT) -> int:
     value = encode(args.value.encode())
     salt = args.salt.encode()
+    cas: int | None = args.cas
     if args.key is None:
+        if cas is not None:
+            raise CommandError("--cas needs --key: only mutable items have a seq")
         item = bep44.Item(value)
     else:
         seed = _read_key(args.key)
-        seq = args.seq
-        if seq is None:  # the next seq after what the network holds
-            found = await dht.get_item(
-                bep44.mutable_target(bep44.public_key_of(seed), salt), salt=salt
-            )
-            seq = 1 if found.item is None else found.item.seq + 1
+        seq, cas = await _seq_and_cas(args, dht, seed, salt)
         item = bep44.make_mutable(seed, value, seq, salt)
     error = bep44.check_item(item)
     if error is not None:
         raise CommandError(f"cannot store this item: {error.name.lower().replace('_', ' ')}")
-    stored = await dht.put_item(item)
+    keeper = dht.keep_item(item, interval=args.keep_interval, cas=cas) if args.keep else None
+    stored = await (anext(keeper) if keeper is not None else dht.put_item(item, cas=cas))
+    _report_put(args, item, stored, cas, 1)
+    if not stored.stored:
+        raise CommandError(_put_refused(stored.errors, item.seq, cas))
+    if keeper is None:
+        return EXIT_OK
+    # --keep: until Ctrl-C (KeyboardInterrupt: the CLI exits with 130). A later put
+    # that nobody stored is reported and retried at the next interval.
+    async for stored in keeper:
+        _report_put(args, item, stored, None, keeper.puts)
+    return EXIT_OK  # pragma: no cover - the keeper never ends by itself
+
+
+def _report_put(
+    args: argparse.Namespace, item: bep44.Item, stored: ItemStored, cas: int | None, puts: int
+) -> None:
     obj: dict[str, Any] = {
         "event": "put",
         "target": item.target.hex(),
         "stored": stored.stored,
         "errors": list(stored.errors),
     }
+    if args.keep:
+        obj["puts"] = puts
     if item.key is not None:
-        obj |= {"public_key": item.key.hex(), "seq": item.seq, "salt": args.salt}
+        obj |= {"public_key": item.key.hex(), "seq": item.seq, "salt": args.salt, "cas": cas}
         text = f"public key {item.key.hex()} seq {item.seq}"
     else:
         text = item.target.hex()
-    _emit(args, obj, f"{text}\t(stored on {stored.stored} nodes)")
-    return EXIT_OK if stored.stored else EXIT_FAILURE
+    again = f"; put {puts}, next in {args.keep_interval:g}s" if args.keep else ""
+    _emit(args, obj, f"{text}\t(stored on {stored.stored} nodes{again})")
+
+
+async def _seq_and_cas(
+    args: argparse.Namespace, dht: DHT, seed: bytes, salt: bytes
+) -> tuple[int, int | None]:
+    """The seq to put and the ``cas`` to send (BEP 44 compare-and-swap).
+
+    Without ``--seq`` we read the item first and put the next seq with ``cas`` = the
+    seq read, so a concurrent writer's newer item is refused (301), not overwritten.
+    ``--cas N`` alone means "replace seq N": the seq put is N + 1, nothing is read.
+    """
+    if args.seq is not None:
+        return args.seq, args.cas
+    if args.cas is not None:
+        return args.cas + 1, args.cas
+    found = await dht.get_item(bep44.mutable_target(bep44.public_key_of(seed), salt), salt=salt)
+    if found.item is None:
+        return 1, None  # nothing to compare with
+    return found.item.seq + 1, found.item.seq
+
+
+def _put_refused(errors: tuple[int, ...], seq: int, cas: int | None) -> str:
+    """Why no node stored the item, in words, with the BEP 44 error codes seen."""
+    codes = set(errors)
+    if bep44.ItemError.CAS_MISMATCH in codes:
+        return (
+            f"not stored: the item changed since seq {cas} was read (BEP 44 error 301, "
+            "cas mismatch); run the put again without --seq/--cas to re-read it"
+        )
+    if bep44.ItemError.SEQ_TOO_LOW in codes:
+        return (
+            f"not stored: the nodes hold seq {seq} or higher (BEP 44 error 302); "
+            "give a higher --seq, or none to use the next one"
+        )
+    if codes:
+        return f"not stored: every node refused (error codes {sorted(codes)})"
+    return "not stored: no node answered the put"
 
 
 async def _get(args: argparse.Namespace, dht: DHT) -> int:

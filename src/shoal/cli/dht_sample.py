@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..dht.sampler import SampleNode, SamplingWalk, WaitUntil, WalkConfig
-from .common import EXIT_OK, add_global_options
+from .common import EXIT_OK, add_global_options, bind_hosts
 
 if TYPE_CHECKING:
     import argparse
@@ -72,17 +72,25 @@ async def _main(args: argparse.Namespace) -> int:
     from .dht_items import open_node
 
     async with open_node(args) as dht:
-        seeds: list[tuple[bytes | None, Addr]] = [
-            (None, a) for a in await resolve(args.bootstrap or [])
-        ]
+        # Dual stack (BEP 32): the walk starts from the contacts of every family's
+        # table; `DHT.sample` sends each query from the socket of its address family.
+        seeds: list[tuple[bytes | None, Addr]] = []
+        for service in dht.services:
+            seeds += [(None, a) for a in await resolve(args.bootstrap or [], service.family)]
         with trio.move_on_after(10):
             await dht.wait_bootstrapped()
-        seeds += [(e.node_id, e.addr) for e in dht.service.node.table.entries()]
+        for service in dht.services:
+            seeds += [(e.node_id, e.addr) for e in service.node.table.entries()]
         if args.metadata:
             from ..client import open_client
             from ..config import ClientConfig
 
-            config = ClientConfig(bind_host=args.bind, bootstrap=tuple(args.bootstrap or ()))
+            hosts = bind_hosts(args)
+            config = ClientConfig(
+                bind_host=hosts[0],
+                bind_hosts=hosts if len(hosts) > 1 else (),
+                bootstrap=tuple(args.bootstrap or ()),
+            )
             async with open_client(config) as client:
                 await _Walk(args, dht, client).run(seeds)
         else:

@@ -122,10 +122,10 @@ class DaemonCollector:
         dht = daemon.client.dht
         nodes = queries = dropped = 0
         if dht is not None:
-            node = dht.statistics().node
-            nodes = node.routing.nodes
-            queries = node.queries_received
-            dropped = node.rate_limited + node.malformed
+            dht_stats = dht.statistics()
+            nodes = dht_stats.nodes  # the tables of every address family
+            queries = sum(f.node.queries_received for f in dht_stats.families)
+            dropped = sum(f.node.rate_limited + f.node.malformed for f in dht_stats.families)
         yield GaugeMetricFamily("shoal_dht_nodes", "Nodes in the DHT routing table", value=nodes)
         yield CounterMetricFamily(
             "shoal_dht_queries_received", "DHT queries received", value=queries

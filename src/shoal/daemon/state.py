@@ -250,7 +250,7 @@ class Daemon:
         views = [e.torrent.statistics() for e in self._entries.values()]
         nodes = 0
         if self.client.dht is not None:
-            nodes = self.client.dht.statistics().node.routing.nodes
+            nodes = self.client.dht.statistics().nodes  # every address family
         return {
             "connection_status": "connected" if stats.peers else "disconnected",
             "dht_nodes": nodes,

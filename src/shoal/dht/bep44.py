@@ -11,8 +11,8 @@ and an ed25519 signature over the BEP's exact buffer::
 (the salt part only when the salt is non-empty). Values are handled in their encoded
 form throughout, because the signature and the immutable target are over bytes, and
 decoding then re-encoding is not an identity for every encoder. Our KRPC decoder
-re-encodes ``v`` canonically (see `dht/krpc_ext.py`), so a value that another client
-sent non-canonically fails signature or hash checks instead of being stored altered.
+keeps ``v`` as the exact bytes of the datagram (see `dht/krpc_ext.py`), so a value
+another client sent with unsorted dict keys verifies, and is stored and served as sent.
 
 Validation of a ``put`` returns the BEP's error code rather than raising: the caller
 answers with it. Keys are 32-byte raw ed25519 public keys and 32-byte private seeds
@@ -33,6 +33,7 @@ __all__ = [
     "MAX_SALT",
     "MAX_SEQ",
     "MAX_VALUE",
+    "REPUT_INTERVAL",
     "Item",
     "ItemError",
     "check_item",
@@ -52,6 +53,9 @@ MAX_VALUE: Final = 1000
 MAX_SALT: Final = 64
 #: BEP 44: "The sequence number SHOULD not exceed MAX_INT64"; negatives are refused too.
 MAX_SEQ: Final = 0x7FFF_FFFF_FFFF_FFFF
+#: BEP 44 "Expiration": items "MAY expire in 2 hours"; to keep them alive "they SHOULD
+#: be re-announced once an hour". Seconds between re-puts (`DHT.keep_item`).
+REPUT_INTERVAL: Final = 3600.0
 KEY_LENGTH: Final = 32
 SIG_LENGTH: Final = 64
 

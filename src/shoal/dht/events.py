@@ -73,6 +73,10 @@ class ScrapeEstimate:
     peers: float
     #: Nodes whose filters (or legacy ``values``) went into the estimate.
     responders: int
+    #: The combined 256-byte filters the estimates come from (legacy ``values``
+    #: included), so that the scrapes of two address families can be ORed again.
+    bf_seeds: bytes = b""
+    bf_peers: bytes = b""
 
 
 @final

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .bep44 import MAX_SEQ
 from .events import LookupFinished, SampleReceived, ScrapeEstimate
 from .jobs import ItemSearch, JobKind, LookupJob, Purpose, PutProgress
 from .krpc import PutQuery, SampleInfohashesQuery
@@ -73,14 +74,20 @@ class ExtensionCommands:
         job.search = ItemSearch(bytes(target), salt)
         return self._add_job(job, now)
 
-    def put_item(self, item: Item, now: float) -> int:
+    def put_item(self, item: Item, now: float, cas: int | None = None) -> int:
         """BEP 44 put: a get lookup for tokens, then put to the closest token holders.
 
         `LookupFinished` (result `ItemStored`) comes once every put is answered or has
-        timed out. The caller validates the item (`bep44.check_item`).
+        timed out. The caller validates the item (`bep44.check_item`). `cas` (mutable
+        items): the seq the caller read and means to replace; a node storing another
+        seq refuses with 301 (BEP 44 "compare and swap"), so of two writers who read
+        the same item, the second does not silently overwrite the first.
         """
+        if cas is not None and (item.key is None or not 0 <= cas <= MAX_SEQ):
+            raise ValueError("cas needs a mutable item and a seq in 0..2**63-1")
         job = LookupJob(JobKind.PUT_ITEM, item.target)
         job.item = item
+        job.cas = cas
         return self._add_job(job, now)
 
     def scrape(self, info_hash: bytes, now: float) -> int:
@@ -121,6 +128,7 @@ class ExtensionCommands:
         closest: list[tuple[bytes, Addr, bytes | None]],
         finished: LookupFinished,
         now: float,
+        cas: int | None = None,
     ) -> None:
         """BEP 44: put `item` to the closest nodes that gave a token; finish when all answer."""
         cfg = self.config
@@ -137,7 +145,7 @@ class ExtensionCommands:
                 item.salt,
                 item.seq,
                 item.sig,
-                None,
+                cas,
                 cfg.read_only,
                 cfg.version,
             )
@@ -197,5 +205,5 @@ class ExtensionCommands:
             return job.search.result()
         if job.tally is not None:
             seeds, peers = job.tally.result()
-            return ScrapeEstimate(seeds, peers, job.tally.responders)
+            return ScrapeEstimate(seeds, peers, job.tally.responders, *job.tally.filters())
         return None

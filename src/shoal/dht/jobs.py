@@ -29,12 +29,23 @@ from .bep44 import Item, immutable_target, mutable_target, verify
 from .events import ItemFound, ItemStored
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .compact import Addr
     from .krpc_ext import ResponseExt
     from .lookup import Lookup
     from .scrape import ScrapeTally
 
-__all__ = ["ItemSearch", "JobKind", "LookupJob", "Purpose", "PutProgress", "Txn"]
+__all__ = [
+    "ItemSearch",
+    "JobKind",
+    "LookupJob",
+    "Purpose",
+    "PutProgress",
+    "Txn",
+    "combine_found",
+    "combine_stored",
+]
 
 
 class Purpose(enum.Enum):
@@ -84,8 +95,10 @@ class LookupJob:
     port: int = 0
     implied_port: bool = False
     seed: bool = False  # BEP 33 announce flag
+    noseed: bool = False  # BEP 33: our get_peers ask for non-seeds only
     search: ItemSearch | None = None
     item: Item | None = None  # what a PUT_ITEM job stores
+    cas: int | None = None  # BEP 44 ``cas`` of a PUT_ITEM job's puts
     tally: ScrapeTally | None = None
 
 
@@ -149,3 +162,28 @@ class PutProgress:
 
     def result(self) -> ItemStored:
         return ItemStored(self.stored, tuple(self.errors), self.timeouts)
+
+
+def combine_found(results: Sequence[ItemFound]) -> ItemFound:
+    """One get result from the lookups of several address families (BEP 32).
+
+    Each result holds an item that already verified, so the rule is `ItemSearch`'s:
+    the highest seq wins, and nodes that returned that same item add up.
+    """
+    best: Item | None = None
+    nodes = 0
+    for found in results:
+        item = found.item
+        if item is None:
+            continue
+        if best is None or item.seq > best.seq:
+            best, nodes = item, found.nodes
+        elif item.seq == best.seq and item.value == best.value:
+            nodes += found.nodes
+    return ItemFound(best, nodes)
+
+
+def combine_stored(results: Sequence[ItemStored]) -> ItemStored:
+    """One put result from the puts of several address families: the counts add up."""
+    errors = tuple(code for r in results for code in r.errors)
+    return ItemStored(sum(r.stored for r in results), errors, sum(r.timeouts for r in results))

@@ -248,7 +248,7 @@ def _port(value: int) -> int:
     return value
 
 
-def _decode_query(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> Query:
+def _decode_query(d: dict[bytes, Bencoded], t: bytes, version: bytes | None, data: bytes) -> Query:
     method = get_bytes(d, b"q", what="query")
     args = get_dict(d, b"a", what="query")
     node_id = _id20(args, b"id", "query")
@@ -275,7 +275,7 @@ def _decode_query(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> 
         return AnnouncePeerQuery(
             t, node_id, info_hash, port, token, implied, read_only, version, seed
         )
-    ext = decode_ext_query(method, args, t, node_id, _want(args), read_only, version)
+    ext = decode_ext_query(method, args, t, node_id, _want(args), read_only, version, data)
     if ext is not None:
         return ext
     raise KRPCDecodeError(
@@ -294,7 +294,9 @@ def _decode_values(r: dict[bytes, Bencoded]) -> tuple[Addr, ...]:
     return tuple(out)
 
 
-def _decode_response(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) -> Response:
+def _decode_response(
+    d: dict[bytes, Bencoded], t: bytes, version: bytes | None, data: bytes
+) -> Response:
     r = get_dict(d, b"r", what="response")
     nodes = _opt_bytes(r, b"nodes", "response")
     nodes6 = _opt_bytes(r, b"nodes6", "response")
@@ -308,7 +310,7 @@ def _decode_response(d: dict[bytes, Bencoded], t: bytes, version: bytes | None) 
         token=_opt_bytes(r, b"token", "response"),
         ip=None if ip is None else decode_peer(ip),
         version=version,
-        ext=decode_response_ext(r),
+        ext=decode_response_ext(r, data),
     )
 
 
@@ -371,9 +373,9 @@ def _decode_general(data: bytes) -> Message:
     try:
         version = _opt_bytes(d, b"v", "message")
         if y == b"q":
-            return _decode_query(d, t, version)
+            return _decode_query(d, t, version, data)
         if y == b"r":
-            return _decode_response(d, t, version)
+            return _decode_response(d, t, version, data)
         if y == b"e":
             return _decode_error(d, t, version)
     except KRPCDecodeError:

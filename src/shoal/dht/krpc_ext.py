@@ -8,8 +8,10 @@ module for the three extension queries and for the response keys they add, so ea
 extension's wire format sits in one place and ``krpc.py`` stays small.
 
 Values (``v``) are kept in their bencoded form (`bytes`), since BEP 44 hashes and
-signs the encoding. The decoder re-encodes a received ``v`` canonically; for the
-canonical encodings every real client sends, that is the verbatim span. Sizes and
+signs the encoding. The decoder keeps a received ``v`` as the exact bytes of the
+datagram (`bencoding.raw_value`), never re-encoded: a value sent with unsorted dict
+keys (valid bencode to a lenient reader) is verified, stored and served as sent, as
+the signature and the immutable target cover those bytes. Sizes and
 signatures are *not* checked while decoding: a put with a 1,001-byte value must be
 answered with BEP 44's 205, not with a 203 "malformed", so `dht/bep44.py` judges them.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, TypeAlias, final
 
-from ..bencoding import Bencoded, decode, encode, get_bytes, get_int
+from ..bencoding import Bencoded, decode, encode, get_bytes, get_int, raw_value
 from ..errors import DecodeError
 from .compact import NODE_ID_LENGTH
 
@@ -136,10 +138,12 @@ def _opt_bytes(d: dict[bytes, Bencoded], key: bytes, what: str) -> bytes | None:
     return None if key not in d else get_bytes(d, key, what=what)
 
 
-def _value(d: dict[bytes, Bencoded], what: str) -> bytes:
+def _value(d: dict[bytes, Bencoded], what: str, data: bytes | None, parent: bytes) -> bytes:
+    """``v`` as the bytes it was sent as (``data[parent][v]``); `data` None: re-encoded."""
     if b"v" not in d:
         raise DecodeError(f"{what}: missing 'v'")
-    return encode(d[b"v"])
+    raw = None if data is None else raw_value(data, (parent, b"v"))
+    return encode(d[b"v"]) if raw is None else raw
 
 
 def decode_ext_query(
@@ -150,8 +154,11 @@ def decode_ext_query(
     want: tuple[bytes, ...],
     read_only: bool,
     version: bytes | None,
+    data: bytes | None = None,
 ) -> ExtQuery | None:
     """The extension query `method` names, or None if it is not one of ours.
+
+    `data` is the whole datagram: a put's ``v`` is taken from it verbatim.
 
     Raises:
         DecodeError: a known method with missing or mistyped arguments.
@@ -165,7 +172,7 @@ def decode_ext_query(
     if method != b"put":
         return None
     token = get_bytes(args, b"token", what="put")
-    value = _value(args, "put")
+    value = _value(args, "put", data, b"a")
     key = _opt_bytes(args, b"k", "put")
     cas = _opt_int(args, b"cas", "put")
     if key is None:
@@ -176,8 +183,10 @@ def decode_ext_query(
     return PutQuery(t, node_id, token, value, key, salt, seq, sig, cas, read_only, version)
 
 
-def decode_response_ext(r: dict[bytes, Bencoded]) -> ResponseExt | None:
+def decode_response_ext(r: dict[bytes, Bencoded], data: bytes | None = None) -> ResponseExt | None:
     """The extension keys of a response's ``r`` dict, or None when it has none.
+
+    `data` is the whole datagram: ``v`` is taken from it verbatim.
 
     Raises:
         DecodeError: a known key of the wrong type (or a filter of the wrong size).
@@ -191,7 +200,7 @@ def decode_response_ext(r: dict[bytes, Bencoded]) -> ResponseExt | None:
     if any(b is not None and len(b) != BLOOM_SIZE for b in blooms):
         raise DecodeError("response: bloom filters must be 256 bytes")
     return ResponseExt(
-        value=None if b"v" not in r else _value(r, "response"),
+        value=None if b"v" not in r else _value(r, "response", data, b"r"),
         key=_opt_bytes(r, b"k", "response"),
         seq=_opt_int(r, b"seq", "response"),
         sig=_opt_bytes(r, b"sig", "response"),

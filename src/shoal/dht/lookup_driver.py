@@ -175,7 +175,7 @@ class LookupDriver(ExtensionCommands):
         if job.job in GET_PEERS_KINDS:
             scrape = job.job is JobKind.SCRAPE
             return GetPeersQuery(
-                b"", self.node_id, job.target, want, cfg.read_only, cfg.version, scrape
+                b"", self.node_id, job.target, want, cfg.read_only, cfg.version, scrape, job.noseed
             )
         return FindNodeQuery(b"", self.node_id, job.target, want, cfg.read_only, cfg.version)
 
@@ -187,7 +187,7 @@ class LookupDriver(ExtensionCommands):
         pairs = tuple((n, a) for n, a, _ in closest)
         finished = LookupFinished(lookup_id, job.target, pairs, lookup.statistics(), result)
         if job.item is not None:
-            self._start_puts(lookup_id, job.item, closest, finished, now)
+            self._start_puts(lookup_id, job.item, closest, finished, now, job.cas)
         else:
             self._events.append(finished)
         if job.job is JobKind.ANNOUNCE:

@@ -254,9 +254,15 @@ class DHTNode(LookupDriver):
         """Start a find_node lookup; returns its id (see `LookupFinished`)."""
         return self._new_job(JobKind.FIND_NODE, bytes(target), now)
 
-    def get_peers(self, info_hash: bytes, now: float) -> int:
-        """Start a get_peers lookup; peers arrive as `PeersFound` events."""
-        return self._new_job(JobKind.GET_PEERS, bytes(info_hash), now)
+    def get_peers(self, info_hash: bytes, now: float, *, noseed: bool = False) -> int:
+        """Start a get_peers lookup; peers arrive as `PeersFound` events.
+
+        `noseed` (BEP 33): we are a seed; the queries carry ``noseed=1`` so that nodes
+        leave seeds out of their ``values``.
+        """
+        job = LookupJob(JobKind.GET_PEERS, bytes(info_hash))
+        job.noseed = noseed
+        return self._add_job(job, now)
 
     def announce(
         self,
@@ -269,12 +275,13 @@ class DHTNode(LookupDriver):
     ) -> int:
         """get_peers, then announce_peer to the closest token holders (`AnnounceSent`).
 
-        `seed` sets BEP 33's flag: we have the whole torrent.
+        `seed` sets BEP 33's flag: we have the whole torrent. The lookup's get_peers
+        then carry ``noseed=1`` too, as libtorrent's do: a seed wants non-seeds.
         """
         if not 0 <= port <= 0xFFFF or (port == 0 and not implied_port):
             raise ValueError(f"bad port {port}")
         job = LookupJob(JobKind.ANNOUNCE, bytes(info_hash), port=port, implied_port=implied_port)
-        job.seed = seed
+        job.seed = job.noseed = seed
         return self._add_job(job, now)
 
     def set_sibling(self, sibling: DHTNode | None) -> None:

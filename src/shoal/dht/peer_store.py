@@ -28,7 +28,8 @@ the victim costs O(1) in the common case.
 
 BEP 33: an announce may say ``seed=1``. Seeds are remembered in a per-swarm set
 beside the peers (pruned against the live peers whenever it is read or grows past
-them), and `scrape_ips` returns the seed and non-seed IPs for the bloom filters.
+them), `scrape_ips` returns the seed and non-seed IPs for the bloom filters, and
+`get(..., noseed=True)` leaves seeds out.
 BEP 51: `sample` draws random stored info-hashes.
 """
 
@@ -132,14 +133,25 @@ class PeerStore:
         return True
 
     def get(
-        self, info_hash: bytes, now: float, rng: random.Random, count: int = MAX_VALUES
+        self,
+        info_hash: bytes,
+        now: float,
+        rng: random.Random,
+        count: int = MAX_VALUES,
+        *,
+        noseed: bool = False,
     ) -> list[Addr]:
-        """Up to `count` live peers for `info_hash`, a random sample when there are more."""
+        """Up to `count` live peers for `info_hash`, a random sample when there are more.
+
+        `noseed` (BEP 33, a get_peers from a seed): leave out peers whose latest
+        announce said ``seed=1``; a seed has nothing to gain from other seeds.
+        """
         swarm = self._swarms.get(info_hash)
         if swarm is None:
             return []
         self._expire_swarm(info_hash, swarm, now)
-        peers = list(swarm)
+        seeds = self._seeds.get(info_hash) if noseed else None
+        peers = [p for p in swarm if p not in seeds] if seeds else list(swarm)
         if len(peers) <= count:
             return peers
         return rng.sample(peers, max(0, count))

@@ -27,11 +27,12 @@ import math
 from typing import TYPE_CHECKING, Final
 
 from .compact import ip_packed
+from .events import ScrapeEstimate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
-__all__ = ["BLOOM_BYTES", "Bloom", "ScrapeTally", "estimate"]
+__all__ = ["BLOOM_BYTES", "Bloom", "ScrapeTally", "combine_estimates", "estimate"]
 
 BLOOM_BYTES: Final = 256
 _M: Final = BLOOM_BYTES * 8
@@ -120,8 +121,32 @@ class ScrapeTally:
 
     def result(self) -> tuple[float, float]:
         """(estimated seeds, estimated peers)."""
+        seeds, peers = self.filters()
+        return Bloom(seeds).estimate(), Bloom(peers).estimate()
+
+    def filters(self) -> tuple[bytes, bytes]:
+        """The combined (seed, peer) filters, legacy ``values`` folded into the peers."""
         peers = Bloom(bytes(self.peers))
         for ip in self._legacy:
             if ip not in self.seeds:
                 peers.insert(ip)
-        return self.seeds.estimate(), peers.estimate()
+        return bytes(self.seeds), bytes(peers)
+
+
+def combine_estimates(estimates: Sequence[ScrapeEstimate]) -> ScrapeEstimate:
+    """One estimate from the scrapes of several address families (BEP 32 dual stack).
+
+    The filters are ORed, as the filters of several nodes are, so an IP that two
+    lookups both saw counts once; the responders add up. A scrape without filters
+    (nobody answered) contributes nothing.
+    """
+    seeds, peers = Bloom(), Bloom()
+    for est in estimates:
+        if est.bf_seeds:
+            seeds.union(est.bf_seeds)
+        if est.bf_peers:
+            peers.union(est.bf_peers)
+    responders = sum(e.responders for e in estimates)
+    return ScrapeEstimate(
+        seeds.estimate(), peers.estimate(), responders, bytes(seeds), bytes(peers)
+    )

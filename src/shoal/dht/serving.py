@@ -14,7 +14,8 @@ version ``v``. find_node and get_peers return up to 8 closest nodes; get_peers
 adds a token and at most `MAX_VALUES` peers, fewer if the reply would exceed
 `amplification` times the query (so spoofed queries cannot turn us into a traffic
 amplifier). announce_peer is stored only with a valid token, at the UDP source IP
-(and source port with ``implied_port``).
+(and source port with ``implied_port``). A BEP 44 get reply keeps its item whole and
+drops its farthest nodes to stay within `MAX_GET_REPLY` (one datagram).
 
 Output goes to the node's datagram list and event deque (shared objects), so the
 node's ``datagrams_to_send``/``next_event`` drain both halves at once.
@@ -23,6 +24,7 @@ node's ``datagrams_to_send``/``next_event`` drain both halves at once.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Protocol
 
 from .bep44 import Item, ItemError, check_item
@@ -57,10 +59,14 @@ if TYPE_CHECKING:
     from .krpc import Query
     from .routing import RoutingTable
 
-__all__ = ["CLOSEST", "HasTable", "QueryServer", "ServerConfig"]
+__all__ = ["CLOSEST", "MAX_GET_REPLY", "HasTable", "QueryServer", "ServerConfig"]
 
 #: BEP 5: find_node/get_peers return "the K (8) closest good nodes".
 CLOSEST: Final = 8
+#: Largest reply we send to a BEP 44 get: a UDP payload that fits an Ethernet frame over
+#: IPv6 (1500 - 40 - 8); libtorrent reads datagrams into a 1500-byte buffer, and IP
+#: fragments are often dropped. See `_answer_get`.
+MAX_GET_REPLY: Final = 1452
 #: BEP 33 filters are reused this long (seconds), for this many swarms (see `_scrape`).
 SCRAPE_CACHE_TTL: Final = 60.0
 SCRAPE_CACHE_SIZE: Final = 256
@@ -210,7 +216,7 @@ class QueryServer:
         token = self.tokens.issue(addr[0], msg.info_hash, now)
         nodes, nodes6 = self.closest_nodes(msg.info_hash, msg.want, now)
         family_v6 = ":" in addr[0]
-        stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES)
+        stored = self.peer_store.get(msg.info_hash, now, self._rng, MAX_VALUES, noseed=msg.noseed)
         peers = tuple([p for p in stored if (":" in p[0]) == family_v6])
         version = self.config.version
         ext = self._scrape(msg.info_hash, now) if msg.scrape else None
@@ -264,10 +270,10 @@ class QueryServer:
             ext = ResponseExt(seq=item.seq)  # "k, v and sig SHOULD be omitted"
         elif item is not None:
             ext = ResponseExt(value=item.value, key=item.key, seq=item.seq, sig=item.sig)
-        version = self.config.version
-        self.reply(
-            Response(msg.t, self.node_id, nodes, nodes6, (), token, addr, version, ext), addr
+        resp = Response(
+            msg.t, self.node_id, nodes, nodes6, (), token, addr, self.config.version, ext
         )
+        self._out.append((_fit_get_reply(resp), addr))
 
     def _answer_put(self, msg: PutQuery, addr: Addr, now: float) -> None:
         """BEP 44 ``put``: token, sizes, signature, then seq/cas against what is stored."""
@@ -299,3 +305,25 @@ class QueryServer:
     def send_error(self, t: bytes, code: int, message: str, addr: Addr) -> None:
         self._counts["errors_sent"] += 1
         self._out.append((encode_message(Error(t, code, message, self.config.version)), addr))
+
+
+def _fit_get_reply(resp: Response) -> bytes:
+    """`resp` encoded within `MAX_GET_REPLY` bytes, dropping the farthest nodes if needed.
+
+    A mutable item near BEP 44's 1,000-byte limit plus a key, signature, token and 8
+    nodes of each family (26 and 38 bytes each) is about 1.8 kB, past one Ethernet
+    frame. The item is what the requester asked for and cannot be cut; the nodes only
+    help its lookup along and are ordered closest first, so the other family's list
+    (the ``want`` extra) loses its tail first, then our family's. The value is at most
+    1,000 bytes (the store refuses more), so what is left always fits.
+    """
+    data = encode_message(resp)
+    nodes, nodes6 = list(resp.nodes), list(resp.nodes6)
+    first, second = (nodes6, nodes) if resp.ip is None or ":" not in resp.ip[0] else (nodes, nodes6)
+    while len(data) > MAX_GET_REPLY and (first or second):
+        excess = len(data) - MAX_GET_REPLY
+        cut = first if first else second
+        drop = -(-excess // (38 if cut is nodes6 else 26))  # ceil: compact node info sizes
+        del cut[max(0, len(cut) - drop) :]
+        data = encode_message(replace(resp, nodes=tuple(nodes), nodes6=tuple(nodes6)))
+    return data

@@ -587,7 +587,10 @@ class DHTService:
                 for e in engine.table.entries()
                 if e.last_response is not None and e.state(now) is not NodeState.BAD
             ]
-            await trio.to_thread.run_sync(save_state, self._state_file, self._node.node_id, nodes)
+            ids = {"ipv6" if e.config.ipv6 else "ipv4": e.node_id for e in engines}  # BEP 42
+            await trio.to_thread.run_sync(
+                save_state, self._state_file, engines[0].node_id, nodes, ids
+            )
 
     async def _save_periodically(self) -> None:
         while True:
