@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shoal import ipfilter
 from shoal.errors import DecodeError
 from shoal.ipfilter import MAX_FILTER_BYTES, BadLine, IPFilter, parse_ip_filter
 from tests.strategies import mutated
@@ -200,3 +201,52 @@ def test_totality_on_arbitrary_bytes(data: bytes) -> None:
 def test_totality_on_mutated_lists(data: bytes) -> None:
     with contextlib.suppress(DecodeError):
         parse_ip_filter(data)
+
+
+# ---------------------------------------------------------------- the bulk fast path
+
+
+def _line_by_line(data: bytes) -> tuple[list[tuple[int, int]], list[int]]:
+    """The reference: every line through the slow per-line parser (`ipaddress`)."""
+    cols: tuple[list[int], list[int]] = ([], [])
+    bad: list[BadLine] = []
+    for number, line in enumerate(data.decode("utf-8", "replace").split("\n"), 1):
+        ipfilter._slow_line(line, number, cols, [], bad)
+    return IPFilter(v4=zip(*cols, strict=True)).ranges(4), [b.line for b in bad]
+
+
+@given(mutated(st.tuples(v4_ranges, v6_ranges).map(lambda t: format_lines(t[0], t[1], [0, 1, 2]))))
+def test_bulk_parse_agrees_with_the_line_by_line_parser(data: bytes) -> None:
+    """The SWAR bulk path (and its fallback for bad octets) keeps every range and
+    reports the same lines as parsing each line on its own."""
+    if data[:2] == b"\x1f\x8b":
+        return
+    flt, bad = parse_ip_filter(data)
+    ranges, bad_lines = _line_by_line(data)
+    assert flt.ranges(4) == ranges
+    assert [b.line for b in bad] == bad_lines
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "001.002.003.000 - 001.002.003.255 , 000 , Some ISP",
+        "1.2.3.0 - 1.2.3.255 , 127 , x",
+        "1.2.3.0-1.2.3.255 , 0",
+        "1.2.3.0 - 1.2.3.255\r",
+        "Some org: with colons:1.2.3.0-1.2.3.255",
+    ],
+)
+def test_common_lines_take_the_bulk_path(line: str) -> None:
+    """What keeps 500,000 lines under a second: usual lines never reach `ipaddress`."""
+    [(emule, p2p, other)] = ipfilter._LINE_RE.findall(line)
+    assert emule or p2p
+    assert not other
+
+
+def test_octet_above_255_among_good_lines_is_reported_and_the_rest_kept() -> None:
+    data = b"".join(f"x:{i}.0.0.0-{i}.0.0.9\n".encode() for i in range(250, 260))
+    flt, bad = parse_ip_filter(data)
+    assert [b.line for b in bad] == [7, 8, 9, 10]
+    assert {str(b).split(": ", 1)[1] for b in bad} == {"octet above 255"}
+    assert len(flt) == 6
