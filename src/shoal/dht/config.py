@@ -88,3 +88,5 @@ class DHTStats:
     retransmits: int = 0
     #: BEP 44 items we store for others.
     items_stored: int = 0
+    #: Datagrams dropped unread because the IP filter blocks their source.
+    filtered: int = 0

@@ -62,6 +62,9 @@ class LookupDriver(ExtensionCommands):
     def _sibling_hungry(self) -> bool:
         raise NotImplementedError
 
+    def _is_blocked(self, addr: Addr) -> bool:
+        raise NotImplementedError
+
     # ---- lookups --------------------------------------------------------------------
 
     def _new_job(self, kind: JobKind, target: bytes, now: float) -> int:
@@ -151,6 +154,9 @@ class LookupDriver(ExtensionCommands):
             return
         for _ in range(_MAX_ACTIONS):
             action = lookup.next(now)
+            if isinstance(action, QueryNode) and self._is_blocked(action.addr):
+                lookup.on_failure(action.addr, now)  # a blocked seed: never asked
+                continue
             if isinstance(action, QueryNode):
                 msg = self._lookup_query(job)
                 self._send_query(msg, action.addr, now, Purpose.LOOKUP, action.node_id, lookup_id)

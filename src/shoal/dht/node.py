@@ -48,6 +48,13 @@ query yields no RTT sample (Karn's algorithm). Nodes with no RTT learned from
 others' replies are not retransmitted to: about half of them are dead, and the
 lookup's soft timeout already moves on to another node.
 
+IP filter (`set_ip_filter`, a predicate such as `IPFilter.blocks`): a datagram from a
+blocked address is dropped before it is decoded (one lookup per datagram, counted as
+``filtered``), so a blocked node gets no answer and never enters the routing table or
+a replacement cache; blocked contacts and peers in replies are dropped before a lookup
+sees them, and no query is ever sent to a blocked address (one that is asked anyway,
+e.g. by `sample`, just times out). Setting a filter also evicts the nodes it blocks.
+
 Invariant: ``receive_datagram`` never raises on remote input; undecodable or
 unexpected datagrams are counted in ``statistics()`` and dropped.
 """
@@ -87,8 +94,9 @@ from .transactions import TransactionTable
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Callable
 
-    from .compact import Addr
+    from .compact import Addr, NodeInfo
     from .lookup import Lookup
     from .routing import InsertResult
 
@@ -160,6 +168,7 @@ class DHTNode(LookupDriver):
         self._votes: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.external_ip: str | None = None
         self._sibling: DHTNode | None = None
+        self._blocked: Callable[[str], bool] | None = None
 
     # ---- driver verbs ---------------------------------------------------------------
 
@@ -212,6 +221,9 @@ class DHTNode(LookupDriver):
         Never raises on remote input: malformed datagrams are counted and dropped, with
         a KRPC error reply where BEP 5 owes one.
         """
+        if self._blocked is not None and self._blocked(addr[0]):
+            self._counts["filtered"] += 1  # no answer, no table entry, not even a decode
+            return
         hot = self._hot
         if hot is not None and hot.serve(data, addr, now):
             return
@@ -244,7 +256,7 @@ class DHTNode(LookupDriver):
         self.ping(addr, now)
 
     def ping(self, addr: Addr, now: float, node_id: bytes | None = None) -> None:
-        if addr in self._pinging:
+        if addr in self._pinging or self._is_blocked(addr):
             return
         self._pinging.add(addr)
         msg = PingQuery(b"", self.node_id, self.config.read_only, self.config.version)
@@ -283,6 +295,25 @@ class DHTNode(LookupDriver):
         job = LookupJob(JobKind.ANNOUNCE, bytes(info_hash), port=port, implied_port=implied_port)
         job.seed = job.noseed = seed
         return self._add_job(job, now)
+
+    def set_ip_filter(self, blocked: Callable[[str], bool] | None) -> None:
+        """Ignore every address for which ``blocked(ip)`` is true (e.g. `IPFilter.blocks`).
+
+        Takes effect at once, also when replacing a filter (a reload): nodes now blocked
+        leave the routing table and the replacement caches. None: no filter.
+        """
+        self._blocked = blocked
+        if blocked is not None:
+            self.table.drop_addresses(blocked)
+
+    def _is_blocked(self, addr: Addr) -> bool:
+        return self._blocked is not None and self._blocked(addr[0])
+
+    def _unblocked_nodes(self, nodes: tuple[NodeInfo, ...]) -> tuple[NodeInfo, ...]:
+        if self._blocked is None or not nodes:
+            return nodes
+        blocked = self._blocked
+        return tuple([n for n in nodes if not blocked(n.addr[0])])
 
     def set_sibling(self, sibling: DHTNode | None) -> None:
         """Link the engine of the other address family (BEP 32 dual stack).
@@ -329,6 +360,7 @@ class DHTNode(LookupDriver):
             external_ip=self.external_ip,
             retransmits=c["retransmits"],
             items_stored=len(self.server.items),
+            filtered=c["filtered"],
         )
 
     # ---- serving queries (answers: serving.QueryServer) ------------------------------
@@ -365,6 +397,8 @@ class DHTNode(LookupDriver):
         timeout = cfg.lookup.hard_timeout if purpose is Purpose.LOOKUP else cfg.query_timeout
         txn = Txn(msg.method, purpose, now, node_id, lookup_id)
         t = self._txns.add(addr, txn, now + timeout)
+        if self._is_blocked(addr):
+            return  # never sent: it times out like a dead node's (see "IP filter")
         data = encode_message(replace(msg, t=t))
         self._out.append((data, addr))
         delay = self._retransmit_delay(addr, node_id)
@@ -430,14 +464,17 @@ class DHTNode(LookupDriver):
         verified: bool,
         now: float,
     ) -> None:
-        nodes = msg.nodes6 if self.config.ipv6 else msg.nodes
-        other = msg.nodes if self.config.ipv6 else msg.nodes6
+        nodes = self._unblocked_nodes(msg.nodes6 if self.config.ipv6 else msg.nodes)
+        other = self._unblocked_nodes(msg.nodes if self.config.ipv6 else msg.nodes6)
         if other and self._sibling_hungry():
             self._events.append(OtherFamilyNodes(other[:CLOSEST]))
         token = msg.token
         if self.config.enforce_bep42 and not verified:
             token = None  # BEP 42 "Enforcement": not eligible as a storage target
-        fresh = lookup.on_response(addr, msg.node_id, nodes, msg.values, token, now)
+        values = msg.values
+        if self._blocked is not None and values:
+            values = tuple([v for v in values if not self._blocked(v[0])])
+        fresh = lookup.on_response(addr, msg.node_id, nodes, values, token, now)
         self._fold_reply(job, msg)
         if fresh and job.job in (JobKind.GET_PEERS, JobKind.ANNOUNCE):
             hops = lookup.hops_of(addr)

@@ -54,7 +54,7 @@ from .compact import encode_nodes
 from .subnets import ip_subnet
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = [
     "BAD_AFTER_FAILURES",
@@ -416,6 +416,18 @@ class RoutingTable:
             return False
         self._remove(bucket, entry)
         return True
+
+    def drop_addresses(self, blocked: Callable[[str], bool]) -> int:
+        """Forget every node, in buckets and replacement caches, whose IP is `blocked`
+        (an IP filter was set or reloaded); returns how many left the buckets."""
+        dropped = 0
+        for bucket in self._buckets:
+            for entry in [e for e in bucket.entries.values() if blocked(e.addr[0])]:
+                self._remove(bucket, entry)
+                dropped += 1
+            for entry in [e for e in bucket.replacements.values() if blocked(e.addr[0])]:
+                del bucket.replacements[entry.node_id]
+        return dropped
 
     # ------------------------------------------------------------------ internals
 
