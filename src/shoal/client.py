@@ -15,6 +15,7 @@ as it unwinds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from .dht_client import DHT
+    from .ipfilter import IPFilter
     from .net.dht_service import DHTService
     from .storage.base import StorageFactory
 
@@ -87,6 +89,9 @@ class Client:
 
     #: The client-wide rate limiter (set by `open_client`).
     bandwidth: BandwidthManager | None = None
+    #: The IP filters in front of every dial transport (set by `open_client`; swapped
+    #: by `set_ip_filter`).
+    dial_filters: Sequence[FilteredTransport] = ()
 
     def __init__(
         self,
@@ -220,6 +225,26 @@ class Client:
         finally:
             await torrent.remove()
 
+    def set_ip_filter(self, ip_filter: IPFilter | None) -> int:
+        """Swap the IP filter everywhere at once (a reload; None: no filter): dials,
+        accepted connections, the peers torrents learn (DHT, PEX, magnets) and the DHT
+        node itself. Connections to addresses now blocked are closed; returns how many.
+
+        Synchronous, so no other task sees half of the swap.
+        """
+        self.config = dataclasses.replace(self.config, ip_filter=ip_filter)
+        self._listener.ip_filter = ip_filter
+        for dial_filter in self.dial_filters:
+            dial_filter.ip_filter = ip_filter
+        if self.dht is not None:
+            self.dht.set_ip_filter(ip_filter)
+        closed = 0
+        for torrent in self._torrents.values():
+            torrent.config = self.config
+            if ip_filter is not None:
+                closed += torrent.drop_blocked(ip_filter)
+        return closed
+
     def torrents(self) -> list[Torrent]:
         return list(self._torrents.values())
 
@@ -307,18 +332,24 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
             if wildcard:
                 local.add(("127.0.0.1", address[1]))
             bind_host = None if wildcard else config.bind_host
+            dial_filter = FilteredTransport(
+                _dial_transport(config, utp, bind_host), config.ip_filter
+            )
             dialer = Dialer(
                 peer_id,
                 encryption=config.encryption,
                 max_half_open=config.max_half_open,
                 local_addrs=frozenset(local),
                 bind_host=bind_host,
-                transport=_guard(config, _dial_transport(config, utp, bind_host), bandwidth),
+                transport=RateLimitedTransport(dial_filter, bandwidth),
             )
+            filters = [dial_filter]
             if utp is not None and config.proxy_url is None:  # BEP 55 punches are uTP
-                dialer.holepunch_transport = _guard(config, UTPTransport(utp), bandwidth)
+                filters.append(FilteredTransport(UTPTransport(utp), config.ip_filter))
+                dialer.holepunch_transport = RateLimitedTransport(filters[-1], bandwidth)
             client = Client(config, nursery, listener, dialer, dht, peer_id, utp)
             client.bandwidth = bandwidth
+            client.dial_filters = filters
             try:
                 yield client
             finally:
@@ -337,13 +368,6 @@ async def _start_bandwidth(config: ClientConfig, nursery: trio.Nursery) -> Bandw
     bandwidth.set_rate(GLOBAL_UP, config.max_upload_rate)
     await nursery.start(bandwidth.serve)
     return bandwidth
-
-
-def _guard(config: ClientConfig, transport: Transport, bandwidth: BandwidthManager) -> Transport:
-    """IP filter and rate limits around the dial transport (the proxy is inside)."""
-    if config.ip_filter is not None:
-        transport = FilteredTransport(transport, config.ip_filter)
-    return RateLimitedTransport(transport, bandwidth)
 
 
 def _dial_transport(
@@ -472,6 +496,7 @@ async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None
                     proxy=proxy,
                     proxy_bind_host=bind_host,
                     anonymous=config.anonymous,
+                    ip_filter=config.ip_filter,
                 )
             )
         except OSError:
@@ -484,6 +509,7 @@ async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None
                     proxy=proxy,
                     proxy_bind_host=bind_host,
                     anonymous=config.anonymous,
+                    ip_filter=config.ip_filter,
                 )
             )
         yield dht

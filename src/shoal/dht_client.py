@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .dht.events import LookupResult
     from .dht.lookup import LookupStats
     from .dht.node import DHTStats as NodeStats
+    from .ipfilter import IPFilter
     from .net.dht_service import _Waiter
     from .socks5 import ProxyURL
 
@@ -351,6 +352,13 @@ class DHT:
     async def save_state(self) -> None:
         await self._services[0].save_state()
 
+    def set_ip_filter(self, ip_filter: IPFilter | None) -> None:
+        """Apply (or replace, or with None remove) the IP filter in every family's node
+        at once: blocked nodes leave the routing tables, get no answers and are never
+        asked (`DHTNode.set_ip_filter`)."""
+        for service in self._services:
+            service.node.set_ip_filter(None if ip_filter is None else ip_filter.blocks)
+
     def statistics(self) -> DHTClientStats:
         now = trio.current_time()
         each = [DHTClientStats(s.statistics(), s.node.statistics(now)) for s in self._services]
@@ -463,6 +471,7 @@ async def open_dht_node(
     proxy: ProxyURL | None = None,
     proxy_bind_host: str = "",
     anonymous: bool = False,
+    ip_filter: IPFilter | None = None,
 ) -> AsyncIterator[DHT]:
     """Run a DHT node on a UDP socket (one per address family) for the ``async with`` block.
 
@@ -476,6 +485,8 @@ async def open_dht_node(
             start (a warm start skips the bootstrap routers), written periodically and
             on exit.
         read_only: BEP 43 read-only node (we query, we do not answer).
+        ip_filter: addresses the node never talks to (`DHT.set_ip_filter` swaps it),
+            bootstrap and state-file nodes included.
         node_id, rng: override the ID and the randomness (tests). A given `node_id`
             is kept; otherwise each family's engine adopts a BEP 42 ID for its
             external address once enough replies agree on it.
@@ -518,6 +529,8 @@ async def open_dht_node(
         if anonymous:
             config = dataclasses.replace(config, version=None)
         nodes.append(DHTNode(own or node_id, rng, now, config))
+    for node in nodes:
+        node.set_ip_filter(None if ip_filter is None else ip_filter.blocks)
     if len(nodes) == 2:
         nodes[0].set_sibling(nodes[1])
         nodes[1].set_sibling(nodes[0])

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .config import ClientConfig
     from .dht_client import DHT
     from .ids import InfoHash, PeerId
+    from .ipfilter import IPFilter
     from .metainfo import Metainfo
     from .net.bandwidth import BandwidthManager
     from .net.dialer import Dialer, PeerLink
@@ -611,6 +612,16 @@ class Torrent:
         """Disconnect `addr` and never talk to it again (for this torrent)."""
         self.engine.ban(addr, reason, trio.current_time())
         self._pump()
+
+    def drop_blocked(self, ip_filter: IPFilter) -> int:
+        """Close every connection to an address `ip_filter` blocks (it was just swapped
+        in by `Client.set_ip_filter`); returns how many were closed."""
+        now = trio.current_time()
+        keys = [k for k, p in self.engine.peers.items() if ip_filter.blocks(p.addr[0])]
+        for key in keys:
+            self.engine.close_peer(key, "blocked by the IP filter", now)
+        self._pump()
+        return len(keys)
 
     def publish(self, event: tev.TorrentEvent) -> None:
         self._subs.publish(event)

@@ -11,6 +11,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -29,6 +30,7 @@ from .common import (
     parse_hostport,
     parse_port,
 )
+from .privacy import ip_filter_option
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -137,6 +139,14 @@ def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
         "--state-file", metavar="FILE", default=default(None), help="node ID and nodes"
     )
     parser.add_argument("--read-only", action="store_true", default=default(False), help="BEP 43")
+    parser.add_argument(
+        "--ip-filter",
+        metavar="FILE",
+        type=Path,
+        default=default(None),
+        help="never answer, ask or keep in the routing table an address in this eMule"
+        " ipfilter.dat or PeerGuardian P2P list (gzip allowed)",
+    )
     parser.add_argument("--json", action="store_true", default=default(False), help="JSON lines")
     parser.add_argument(
         "--interval", type=float, default=default(STATS_INTERVAL), help=argparse.SUPPRESS
@@ -186,6 +196,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 bootstrap=_bootstrap(args),
                 state_file=args.state_file,
                 read_only=args.read_only,
+                ip_filter=ip_filter_option(args),
             ) as dht,
             trio.open_nursery() as nursery,
         ):
@@ -254,6 +265,8 @@ def _stats_obj(previous: DHTClientStats, current: DHTClientStats, elapsed: float
         "info_hashes": total(lambda s: s.node.info_hashes_stored),
         "datagrams_in": total(lambda s: s.service.datagrams_in),
         "datagrams_out": total(lambda s: s.service.datagrams_out),
+        #: Datagrams dropped unread because --ip-filter blocks their source.
+        "filtered": total(lambda s: s.node.filtered),
     }
 
 
@@ -299,6 +312,7 @@ async def _lookup(
         bootstrap=_bootstrap(args),
         state_file=args.state_file,
         read_only=args.read_only,
+        ip_filter=ip_filter_option(args),
     ) as dht:
         search = dht.get_peers(info_hash)
         async for peer in search:

@@ -25,6 +25,7 @@ from ..dht import bep44
 from ..dht.bep44 import REPUT_INTERVAL
 from ..errors import DecodeError
 from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options, bind_hosts
+from .privacy import ip_filter_option
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -133,6 +134,7 @@ def open_node(args: argparse.Namespace) -> AbstractAsyncContextManager[DHT]:
         bootstrap=list(given) if given else list(DEFAULT_BOOTSTRAP),
         state_file=args.state_file,
         read_only=args.read_only,
+        ip_filter=ip_filter_option(args),
     )
 
 

@@ -23,7 +23,13 @@ from .output import safe
 if TYPE_CHECKING:
     from .common import Parser
 
-__all__ = ["add_privacy_options", "load_ip_filter", "parse_rate", "privacy_config"]
+__all__ = [
+    "add_privacy_options",
+    "ip_filter_option",
+    "load_ip_filter",
+    "parse_rate",
+    "privacy_config",
+]
 
 #: Bad lines printed before "... and N more".
 MAX_REPORTED_LINES: Final = 10
@@ -102,12 +108,17 @@ def load_ip_filter(path: Path) -> IPFilter:
     return flt
 
 
+def ip_filter_option(args: argparse.Namespace) -> IPFilter | None:
+    """The list ``--ip-filter`` names, read and parsed; None without the option."""
+    path: Path | None = getattr(args, "ip_filter", None)
+    return load_ip_filter(path) if path is not None else None
+
+
 def privacy_config(args: argparse.Namespace) -> dict[str, Any]:
     """The `ClientConfig` keyword arguments of these options."""
-    path: Path | None = getattr(args, "ip_filter", None)
     return {
         "proxy": getattr(args, "proxy", None),
-        "ip_filter": load_ip_filter(path) if path is not None else None,
+        "ip_filter": ip_filter_option(args),
         "anonymous": bool(getattr(args, "anonymous", False)),
         "max_download_rate": getattr(args, "max_download_rate", None),
         "max_upload_rate": getattr(args, "max_upload_rate", None),

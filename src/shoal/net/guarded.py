@@ -59,15 +59,18 @@ class Socks5Transport:
 
 @final
 class FilteredTransport:
-    """Refuses dials to addresses the IP filter blocks; passes the rest on."""
+    """Refuses dials to addresses the IP filter blocks; passes the rest on.
 
-    def __init__(self, inner: Transport, ip_filter: IPFilter) -> None:
+    `ip_filter` may be swapped at any time (`Client.set_ip_filter`); None blocks nothing.
+    """
+
+    def __init__(self, inner: Transport, ip_filter: IPFilter | None) -> None:
         self.inner = inner
         self.ip_filter = ip_filter
         self.refused = 0
 
     async def connect(self, addr: Addr) -> trio.abc.Stream:
-        if self.ip_filter.blocks(addr[0]):
+        if self.ip_filter is not None and self.ip_filter.blocks(addr[0]):
             self.refused += 1
             raise BlockedAddress(f"{addr[0]} is blocked by the IP filter")
         return await self.inner.connect(addr)
