@@ -5,7 +5,8 @@ runs until SIGTERM or Ctrl-C, which stop it within 2 s (resume data saved, the
 database already up to date). Credentials: ``--username`` (default ``admin``) and the
 first line of ``--password-file``, stored as a PBKDF2 hash in the database. Without a
 password file the stored hash is used; with none stored, a temporary password is
-printed, as qBittorrent 4.6 does. See docs/daemon.md.
+printed, as qBittorrent 4.6 does. SIGHUP re-reads ``--ip-filter`` (`_reload_on_sighup`).
+See docs/daemon.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .get import add_client_options, client_config
 if TYPE_CHECKING:
     import argparse
 
+    from ..client import Client
     from ..daemon.auth import Authenticator
     from ..daemon.db import Store
     from .common import Subparsers
@@ -218,12 +220,47 @@ async def _session(args: argparse.Namespace, password: str | None) -> None:
                 web=args.web,
                 names=frozenset(n.lower() for n in args.web_domain),
             ) as running,
+            trio.open_nursery() as nursery,
         ):
+            await nursery.start(_reload_on_sighup, args.ip_filter, client)
             _announce(args, running.url, client.listen_address, auth.username, temporary)
             await trio.sleep_forever()
     finally:
         with trio.CancelScope(shield=True):
             await store.aclose()
+
+
+async def _reload_on_sighup(
+    path: Path | None, client: Client, *, task_status: trio.TaskStatus[None]
+) -> None:
+    """SIGHUP: read the ``--ip-filter`` file again and swap it in (`Client.set_ip_filter`:
+    every part of the client at once, connections to newly blocked addresses closed).
+
+    If the file cannot be read or parsed (unreadable, corrupt gzip, too large), the old
+    list stays and one line on stderr says why; bad lines are reported and skipped as
+    at start. Parsing runs in a thread: a large list takes about a second. The signal
+    handler is installed before the daemon says it listens (``task_status``), so a
+    SIGHUP never finds the default action (exit) in place.
+    """
+    from .privacy import load_ip_filter
+
+    with trio.open_signal_receiver(signal.SIGHUP) as hangups:
+        task_status.started()
+        async for _ in hangups:
+            if path is None:
+                _log("SIGHUP: no --ip-filter to reload")
+                continue
+            try:
+                flt = await trio.to_thread.run_sync(load_ip_filter, path)
+            except CommandError as exc:
+                _log(f"IP filter not reloaded, keeping the previous list: {exc}")
+                continue
+            closed = client.set_ip_filter(flt)
+            _log(f"IP filter reloaded from {path}: {len(flt)} ranges, {closed} connections closed")
+
+
+def _log(message: str) -> None:
+    print(f"shoal: {message}", file=sys.stderr, flush=True)
 
 
 def _announce(
