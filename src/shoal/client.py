@@ -33,6 +33,7 @@ from .ids import InfoHash, PeerId, anonymous_peer_id
 from .magnet import Magnet, parse_magnet
 from .metainfo import Metainfo, parse_metainfo
 from .net.bandwidth import GLOBAL_DOWN, GLOBAL_UP, BandwidthManager
+from .net.bindwatch import watch_bind_addresses, watched_hosts
 from .net.dialer import Dialer
 from .net.guarded import FilteredTransport, RateLimitedTransport, Socks5Transport
 from .net.listener import Listener
@@ -296,6 +297,9 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
     Raises:
         OSError: the listen address cannot be bound.
         ProxyError: `config.proxy` is unreachable or refuses us (checked first).
+        BindAddressError: (out of the block, in an ExceptionGroup like any error of the
+            client's tasks) `bind_host` went away while running: every task is
+            cancelled rather than let a socket use another address (`net.bindwatch`).
     """
     config = config or ClientConfig()
     if (proxy := config.proxy_url) is not None:  # one clear error, not silent peers
@@ -321,6 +325,8 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
         ):
             bandwidth = await _start_bandwidth(config, nursery)
             listener.wrap = bandwidth.wrap
+            if watched := watched_hosts((config.bind_host, *config.bind_hosts)):
+                nursery.start_soon(watch_bind_addresses, watched)  # BindAddressError
             extra: list[tuple[str, int]] = []
             if config.incoming:
                 await nursery.start(listener.serve)

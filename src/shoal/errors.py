@@ -9,6 +9,7 @@ return values, not exceptions.
 from __future__ import annotations
 
 __all__ = [
+    "BindAddressError",
     "DecodeError",
     "HandshakeError",
     "LocalProtocolError",
@@ -79,3 +80,8 @@ class ProxyUnavailable(ProxyError, ConnectionError):
     """A datagram was not sent: its SOCKS5 UDP association is down (waiting for the
     proxy). An `OSError` too, so the socket loops that send it drop it as they drop any
     datagram the network refused, and never send it another way."""
+
+
+class BindAddressError(ShoalError):
+    """The ``--bind`` address (`ClientConfig.bind_host`) went away while running. shoal
+    stops with this error rather than let any socket use another address."""

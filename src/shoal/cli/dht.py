@@ -18,6 +18,7 @@ import trio
 
 from ..errors import DecodeError
 from ..ids import InfoHash
+from ..net.bindwatch import watch_bind_addresses, watched_hosts
 from . import dht_items, dht_sample
 from .common import (
     EXIT_INTERRUPTED,
@@ -201,6 +202,8 @@ async def _serve(args: argparse.Namespace) -> int:
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(_report_stats, args, dht)
+            if watched := watched_hosts(bind_hosts(args)):
+                nursery.start_soon(watch_bind_addresses, watched)  # stop if --bind goes
             where = " and ".join(_hostport(a) for a in dht.addresses)
             _emit(
                 args,
