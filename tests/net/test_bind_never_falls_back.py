@@ -45,6 +45,26 @@ async def test_watchdog_raises_for_an_address_that_cannot_be_bound() -> None:
         await watch_bind_addresses([OURS, ABSENT])
 
 
+async def test_watchdog_ignores_failures_that_say_nothing_about_the_address() -> None:
+    """Out of descriptors (a connection storm) is not a lost address: keep running."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        with pytest.raises(OSError, match="Too many open files"):  # noqa: PT012
+            while True:  # bounded by the 64-descriptor limit
+                held.append(open(__file__, "rb"))  # noqa: ASYNC230, SIM115
+        await check_bind_address(ABSENT)  # cannot even make the socket: no verdict
+    finally:
+        for f in held:
+            f.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with pytest.raises(BindAddressError):
+        await check_bind_address(ABSENT)  # with descriptors again, the verdict is back
+
+
 async def test_watchdog_keeps_quiet_while_the_address_is_there(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 from typing import TYPE_CHECKING, Final, NoReturn
 
 import trio
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
 __all__ = ["WATCH_INTERVAL", "check_bind_address", "watch_bind_addresses", "watched_hosts"]
+
+log = logging.getLogger(__name__)
 
 #: Seconds between checks: how long shoal may run on after ADDR went away.
 WATCH_INTERVAL: Final = 2.0
@@ -50,18 +53,24 @@ def watched_hosts(hosts: Iterable[str]) -> list[str]:
 
 
 async def check_bind_address(host: str) -> None:
-    """Raise `BindAddressError` unless a socket can still be bound to `host`."""
+    """Raise `BindAddressError` if a socket can no longer be bound to `host`.
+
+    Only EADDRNOTAVAIL means the address is gone. Any other failure (out of file
+    descriptors under a connection storm, say) says nothing about it: that check is
+    skipped, and the next one decides.
+    """
     family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
-    with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as probe:
-        try:
+    try:
+        with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as probe:
             await probe.bind((host, 0))
-        except OSError as exc:
-            if exc.errno != errno.EADDRNOTAVAIL:
-                raise
-            raise BindAddressError(
-                f"the bind address {host} is gone ({exc.strerror}); stopped rather than"
-                " use another address"
-            ) from exc
+    except OSError as exc:
+        if exc.errno != errno.EADDRNOTAVAIL:
+            log.debug("bind address check of %s inconclusive: %s", host, exc)
+            return
+        raise BindAddressError(
+            f"the bind address {host} is gone ({exc.strerror}); stopped rather than"
+            " use another address"
+        ) from exc
 
 
 async def watch_bind_addresses(
