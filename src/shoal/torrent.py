@@ -640,6 +640,12 @@ class Torrent:
             self.engine.dial_failed(addr, trio.current_time(), self_connection=itself)
             self._pump()
             return
+        flt = self.config.ip_filter
+        if flt is not None and flt.blocks(addr[0]):  # blocked by a reload while dialling
+            await trio.aclose_forcefully(link.stream)
+            self.engine.dial_failed(addr, trio.current_time())
+            self._pump()
+            return
         try:
             session = self._connected(link)
         except BaseException:
