@@ -231,9 +231,22 @@ class TorrentEngine(HolepunchInputs):
             self.pool.ban(addr)  # ourselves: never again
             self.holepunch.punching.discard(addr)  # (a relay may name us to us)
             return
+        if self._in_use(addr):  # uTP: the peer reached us from addr, and that one won
+            return
         self.pool.failed(addr, now)
         if self.config.holepunch:
             self._rendezvous(addr, now)
+
+    def _in_use(self, addr: Addr) -> bool:
+        """Whether a dial or a connection still holds `addr`'s pool entry busy.
+
+        Over uTP a peer's connections to us come from its listen address, the one we
+        dial, so one address can carry an incoming connection and our dial at once;
+        the entry is released when the last of them ends.
+        """
+        return addr in self._dialing or any(
+            addr in (p.addr, p.listen_addr) for p in self.peers.values()
+        )
 
     @property
     def dialing(self) -> int:
@@ -252,11 +265,12 @@ class TorrentEngine(HolepunchInputs):
         """
         if len(self.peers) + len(self._dialing) >= self.config.max_peers:
             self._refused_full = True
+        same = self._by_id.get(peer_id)  # its address may be this one's (uTP)
         return not (
             not self._connectable()
             or len(self.peers) + len(self._dialing) >= self.config.max_peers
             or self.pool.is_banned(addr)
-            or any(p.addr == addr for p in self.peers.values())
+            or any(p.addr == addr and p is not same for p in self.peers.values())
             or not self._keeps(peer_id, addr, incoming=True, dialer_end=dialer_end)
         )
 
@@ -267,8 +281,13 @@ class TorrentEngine(HolepunchInputs):
         facts = (
             None if existing is None else ConnectionFacts(existing.incoming, existing.dialer_end)
         )
-        if facts is None and incoming and addr in self.holepunch.punching:
-            # BEP 55 simultaneous open: our punch dial to it is out. Judge as if it had
+        if (
+            facts is None
+            and incoming
+            and (addr in self.holepunch.punching or addr in self._dialing)
+        ):
+            # Simultaneous open: our dial to it (a BEP 55 punch, or a plain uTP dial: a
+            # uTP peer connects from its listen address) is out. Judge as if it had
             # connected, so both ends keep the same one (session/duplicates.py).
             facts = ConnectionFacts(False, None)
         return keeps_new_connection(
@@ -299,7 +318,7 @@ class TorrentEngine(HolepunchInputs):
             or not keep
             or (incoming and not self.would_accept(peer_id, addr, dialer_end))
         ):
-            if not incoming:
+            if not incoming and not self._in_use(addr):
                 self.pool.closed(addr, now)
             return None
         try:
@@ -307,14 +326,13 @@ class TorrentEngine(HolepunchInputs):
         except RemoteProtocolError:
             return None
         if incoming and addr not in self.holepunch.punching:  # (a punch holds its entry)
-            if not self.pool.mark_busy(addr, PeerSource.INCOMING):
+            # From an address a dial or a connection already holds (uTP): it is busy.
+            if not self._in_use(addr) and not self.pool.mark_busy(addr, PeerSource.INCOMING):
                 return None  # banned host, or too many connections from its IP
         elif not incoming:
             self.pool.connected(addr)
         self.holepunch.punch_connected(addr)
         existing = self._by_id.get(peer_id)
-        if existing is not None:
-            self._close(existing, "duplicate connection (the other one won)", now)
         key = self._next_key
         self._next_key += 1
         peer = EnginePeer(key, addr, conn, incoming, encrypted, dialer_end, now)
@@ -323,6 +341,8 @@ class TorrentEngine(HolepunchInputs):
         peer.utp = utp
         self.peers[key] = peer
         self._by_id[peer_id] = peer
+        if existing is not None:  # closed after the new one holds a shared address
+            self._close(existing, "duplicate connection (the other one won)", now)
         if not conn.extensions:
             self._publish_connected(peer)
         self._process(peer, now)
@@ -420,7 +440,7 @@ class TorrentEngine(HolepunchInputs):
             and self._connectable()
         )
         for addr in {peer.addr, peer.listen_addr}:
-            if addr is not None:
+            if addr is not None and not self._in_use(addr):
                 if plain and addr == peer.addr:
                     self._dialing.add(addr)  # its pool entry stays busy
                     self._commands.append(cmd.Dial(addr, plaintext=True))
