@@ -102,7 +102,7 @@ class Client:
         dialer: Dialer,
         dht: DHT | None,
         peer_id: PeerId,
-        utp: UTPSocket | None = None,
+        utp: tuple[UTPSocket, ...] = (),
     ) -> None:
         self.config = config
         self._nursery = nursery
@@ -112,8 +112,10 @@ class Client:
         self.peer_id = peer_id
         assert listener.address is not None
         self.listen_address: tuple[str, int] = listener.address
-        #: The uTP socket when `ClientConfig.transports` has "utp" (its ``local_address``).
-        self.utp = utp
+        #: The uTP socket of `bind_host`'s family when `ClientConfig.transports` has "utp"
+        #: (its ``local_address``); `utp_sockets` has one per bound family.
+        self.utp: UTPSocket | None = utp[0] if utp else None
+        self.utp_sockets = utp
         self._torrents: dict[InfoHash, Torrent] = {}
         #: Bytes queued for send over every peer of every torrent (issue 10).
         self.send_budget = SendBudget(config.max_send_queued)
@@ -331,8 +333,8 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
             if config.incoming:
                 await nursery.start(listener.serve)
                 extra = await _serve_other_families(nursery, config, address[1], listener)
-            if utp is not None and config.incoming:
-                await nursery.start(serve_utp, utp, listener.handle_stream)
+            for sock in utp if config.incoming else ():
+                await nursery.start(serve_utp, sock, listener.handle_stream)
             local = {address, *extra}
             wildcard = config.bind_host in ("0.0.0.0", "::", "")
             if wildcard:
@@ -350,8 +352,8 @@ async def open_client(config: ClientConfig | None = None) -> AsyncIterator[Clien
                 transport=RateLimitedTransport(dial_filter, bandwidth),
             )
             filters = [dial_filter]
-            if utp is not None and config.proxy_url is None:  # BEP 55 punches are uTP
-                filters.append(FilteredTransport(UTPTransport(utp), config.ip_filter))
+            if utp and config.proxy_url is None:  # BEP 55 punches are uTP
+                filters.append(FilteredTransport(UTPTransport(*utp), config.ip_filter))
                 dialer.holepunch_transport = RateLimitedTransport(filters[-1], bandwidth)
             client = Client(config, nursery, listener, dialer, dht, peer_id, utp)
             client.bandwidth = bandwidth
@@ -377,49 +379,64 @@ async def _start_bandwidth(config: ClientConfig, nursery: trio.Nursery) -> Bandw
 
 
 def _dial_transport(
-    config: ClientConfig, utp: UTPSocket | None, bind_host: str | None
+    config: ClientConfig, utp: tuple[UTPSocket, ...], bind_host: str | None
 ) -> Transport:
     proxy = config.proxy_url
     if proxy is not None:  # TCP through CONNECT; uTP only on the relayed DHT socket
         socks = Socks5Transport(proxy, bind_host=bind_host)
-        if utp is None:
+        if not utp:
             return socks
         if "tcp" not in config.transports:
-            return UTPTransport(utp)
-        return FallbackTransport(UTPTransport(utp), socks)
+            return UTPTransport(*utp)
+        return FallbackTransport(UTPTransport(*utp), socks)
     tcp = TcpTransport(bind_host, bind_hosts=config.bind_hosts)
-    if utp is None:
+    if not utp:
         return tcp
     if "tcp" not in config.transports:
-        return UTPTransport(utp)
-    return FallbackTransport(UTPTransport(utp), tcp)
+        return UTPTransport(*utp)
+    return FallbackTransport(UTPTransport(*utp), tcp)
 
 
 @asynccontextmanager
 async def _open_utp(
     config: ClientConfig, port: int, dht: DHT | None
-) -> AsyncIterator[UTPSocket | None]:
-    """The uTP socket: the DHT's socket of `bind_host`'s family when there is a DHT
+) -> AsyncIterator[tuple[UTPSocket, ...]]:
+    """One uTP socket per bound address family (`bind_hosts`, else `bind_host`), the
+    first of `bind_host`'s family: the DHT's socket of that family when there is one
     (issue 13: one UDP port for DHT and uTP), else its own on the TCP port number when
-    free, else any. Proxied, only on the DHT's socket, which goes through the proxy's
+    free, else any. Proxied, only on the DHT's sockets, which go through the proxy's
     UDP relay (`net/socks_udp.py`); a socket of its own would go direct."""
     if "utp" not in config.transports or (config.proxy is not None and dht is None):
-        yield None
+        yield ()
         return
-    service = dht.service_for(config.bind_host) if dht is not None else None
+    v6 = ":" in config.bind_host
+    hosts = sorted(config.bind_hosts or (config.bind_host,), key=lambda h: (":" in h) != v6)
+    async with AsyncExitStack() as stack:
+        sockets = []
+        for host in hosts:
+            if config.proxy is not None and (dht is None or dht.service_for(host) is None):
+                continue  # never a socket of its own while proxied: it would go direct
+            opened = _open_utp_at(host, port, dht, accept=config.incoming)
+            sockets.append(await stack.enter_async_context(opened))
+        yield tuple(sockets)
+
+
+@asynccontextmanager
+async def _open_utp_at(
+    host: str, port: int, dht: DHT | None, *, accept: bool
+) -> AsyncIterator[UTPSocket]:
+    """The uTP socket for `host`'s family; `accept`: whether SYNs are answered at all."""
+    service = dht.service_for(host) if dht is not None else None
     if service is not None:
-        async with _utp_on_dht_socket(service, accept=config.incoming) as utp:
+        async with _utp_on_dht_socket(service, accept=accept) as utp:
             yield utp
-        return
-    if config.proxy is not None:  # never a socket of its own: it would go direct
-        yield None
         return
     async with AsyncExitStack() as stack:
         try:
-            utp = await stack.enter_async_context(open_utp_socket(config.bind_host, port))
+            utp = await stack.enter_async_context(open_utp_socket(host, port, accept=accept))
         except OSError:
             log.info("UDP port %d is taken; uTP uses another one", port)
-            utp = await stack.enter_async_context(open_utp_socket(config.bind_host, 0))
+            utp = await stack.enter_async_context(open_utp_socket(host, 0, accept=accept))
         yield utp
 
 

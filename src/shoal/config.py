@@ -74,12 +74,12 @@ class ClientConfig:
         max_peers_per_torrent: connected peers per torrent, inbound and outbound.
         max_half_open: outgoing connection attempts in flight, client-wide.
         upload_slots: peers unchoked at once per torrent (the choker's regular slots).
-        transports: how we dial: ``("tcp",)``, ``("utp",)`` or both (uTP first, TCP
-            after 3 s without an answer, as libtorrent does). With "utp" a uTP socket
-            also accepts connections: on `port` when its UDP side is free (the DHT
-            takes it first), else on any port. TCP is always accepted. The default stays
-            TCP until the DHT socket carries uTP too (docs/utp.md): until then a uTP
-            dial to another shoal would wait out the 3 s on its DHT port.
+        transports: how we dial: ``("tcp",)``, ``("utp",)`` or both, the default
+            (uTP first, TCP raced against it after 0.25 s or at once when uTP is
+            refused; the first connection up wins). With "utp" uTP connections are
+            accepted too, on every bound family: on the DHT's UDP socket (one port for
+            both, as libtorrent does), without a DHT on `port` when its UDP side is
+            free, else on any port. TCP is always accepted. Off while proxied.
         proxy: ``socks5://[user:pass@]HOST:PORT``. Every peer connection is a SOCKS5
             CONNECT (names go to the proxy unresolved); a proxy that is down or
             refuses fails the dial, never falls back to a direct one. The DHT (and the
@@ -112,7 +112,7 @@ class ClientConfig:
     max_peers_per_torrent: int = 50
     max_half_open: int = 16
     upload_slots: int = 4
-    transports: tuple[str, ...] = ("tcp",)
+    transports: tuple[str, ...] = ("utp", "tcp")
     proxy: str | None = None
     ip_filter: IPFilter | None = None
     anonymous: bool = False

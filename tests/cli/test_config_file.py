@@ -73,6 +73,8 @@ def test_default_locations_follow_xdg(tmp_path: Path, home: Path) -> None:
 def test_no_config_anywhere_gives_the_builtin_defaults(home: Path) -> None:
     args = parse(["get", MAGNET])
     assert (args.output, args.port, args.bind, args.encryption) == (".", 6881, "0.0.0.0", "prefer")
+    assert args.transport == "both"
+    assert get_cmd.client_config(args).transports == ("utp", "tcp")  # uTP first (issue 13)
     assert args.bootstrap is None  # get.client_config then uses the public routers
     assert args.state_dir == home / ".local" / "state" / "shoal"
 
@@ -91,6 +93,7 @@ encryption = "disable"
 bootstrap = ["127.0.0.8:6881", "[::1]:7000"]
 state_dir = "/state/from-file"
 bind = "127.0.0.2"
+transport = "tcp"
 """
 
 ENV = {
@@ -100,6 +103,7 @@ ENV = {
     "SHOAL_BOOTSTRAP": "127.0.0.9:9, 127.0.0.10:10",
     "SHOAL_STATE_DIR": "/state/from-env",
     "SHOAL_BIND": "127.0.0.3",
+    "SHOAL_TRANSPORT": "utp",
 }
 
 FLAGS = [
@@ -109,6 +113,7 @@ FLAGS = [
     "--bootstrap", "127.0.0.5:5",
     "--state-dir", "/state/from-flag",
     "--bind", "127.0.0.4",
+    "--transport", "both",
 ]  # fmt: skip
 
 
@@ -123,6 +128,7 @@ def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path, home:
     assert from_file.bootstrap == [("127.0.0.8", 6881), ("::1", 7000)]
     assert from_file.state_dir == Path("/state/from-file")
     assert from_file.bind == "127.0.0.2"
+    assert from_file.transport == "tcp"
 
     from_env = parse(base, ENV)
     assert Path(from_env.output) == Path("/dl/from-env")
@@ -131,6 +137,7 @@ def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path, home:
     assert from_env.bootstrap == [("127.0.0.9", 9), ("127.0.0.10", 10)]
     assert from_env.state_dir == Path("/state/from-env")
     assert from_env.bind == "127.0.0.3"
+    assert from_env.transport == "utp"
 
     flagged = parse([*base, *FLAGS], ENV)
     assert Path(flagged.output) == Path("/dl/from-flag")
@@ -139,6 +146,7 @@ def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path, home:
     assert flagged.bootstrap == [("127.0.0.5", 5)]  # not appended to the configured list
     assert flagged.state_dir == Path("/state/from-flag")
     assert flagged.bind == "127.0.0.4"
+    assert flagged.transport == "both"
 
     # And the engine really receives them.
     config = get_cmd.client_config(from_env, state_dir=from_env.state_dir)
@@ -147,6 +155,7 @@ def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path, home:
     assert config.bootstrap == (("127.0.0.9", 9), ("127.0.0.10", 10))
     assert config.bind_host == "127.0.0.3"
     assert config.state_dir == Path("/state/from-env")
+    assert config.transports == ("utp",)
 
 
 def test_relative_dirs_are_relative_to_the_file_in_it_and_to_cwd_in_the_env(
@@ -176,6 +185,7 @@ def test_seed_and_dht_take_only_their_settings(tmp_path: Path) -> None:
     env = {**ENV, "SHOAL_PORT": "2222"}
     seed = parse(["seed", "x.torrent", "--data", str(tmp_path)], env)
     assert (seed.port, seed.bind, seed.encryption) == (2222, "127.0.0.3", "require")
+    assert seed.transport == "utp"
     assert seed.bootstrap == [("127.0.0.9", 9), ("127.0.0.10", 10)]
     dht = parse(["dht"], env)
     assert dht.bind == "127.0.0.3"
@@ -195,6 +205,7 @@ def test_seed_and_dht_take_only_their_settings(tmp_path: Path) -> None:
         ("port = 70000\n", "key 'port': expected a port number"),
         ("port = true\n", "key 'port': expected a port number"),
         ('encryption = "yes"\n', "key 'encryption': expected one of prefer, require, disable"),
+        ('transport = "quic"\n', "key 'transport': expected one of tcp, utp, both"),
         ('bootstrap = "a:1"\n', "key 'bootstrap': expected a list of HOST:PORT strings"),
         ('bootstrap = ["nohost"]\n', "key 'bootstrap': expected HOST:PORT"),
         ("download_dir = 3\n", "key 'download_dir': expected a directory path"),

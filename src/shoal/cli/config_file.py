@@ -11,13 +11,15 @@ file is fine, a missing ``--config`` file is an error. Example::
     bootstrap = ["10.0.0.5:6881"]   # HOST:PORT strings
     bind = "0.0.0.0"                # or one per family: ["0.0.0.0", "::"]
     state_dir = "~/.local/state/shoal"
+    transport = "both"              # tcp | utp | both
 
 Relative directories in the file are relative to the file's own directory; in the
 environment, to the current directory. ``~`` is expanded in both.
 
 Environment: ``SHOAL_DOWNLOAD_DIR``, ``SHOAL_PORT``, ``SHOAL_ENCRYPTION``,
 ``SHOAL_BOOTSTRAP`` (comma-separated HOST:PORT), ``SHOAL_STATE_DIR``, ``SHOAL_BIND``
-(comma-separated, one address per family, like ``--bind`` given twice).
+(comma-separated, one address per family, like ``--bind`` given twice),
+``SHOAL_TRANSPORT``.
 
 How it plugs in: `parse_args` replaces ``parser.parse_args``. It reads ``--config``
 first, loads the settings, turns them into argparse *defaults* of the subcommands that
@@ -28,9 +30,10 @@ two-family ``bind`` works the same way: the first address is ``--bind``'s defaul
 the whole list becomes ``args.bind_list`` after parsing unless ``--bind`` was typed
 (the flags replace the setting, never add to it).
 
-Which command takes what: ``get`` all six (``-o`` ← download_dir); ``seed`` port, bind,
-encryption, bootstrap; ``dht`` bind and bootstrap only (its port and state file stay
-per-invocation, so a standalone node never collides with a running client).
+Which command takes what: ``get`` all seven (``-o`` ← download_dir); ``seed`` port,
+bind, encryption, bootstrap, transport; ``dht`` bind and bootstrap only (its port and
+state file stay per-invocation, so a standalone node never collides with a running
+client).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ __all__ = [
 
 #: Prefix of every environment variable we read.
 ENV_PREFIX: Final = "SHOAL_"
+#: Values of the ``transport`` setting (``--transport``).
+TRANSPORT_CHOICES: Final = ("tcp", "utp", "both")
 #: A config file larger than this is not a hand-written config file.
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 
@@ -80,6 +85,7 @@ class Settings:
     state_dir: Path | None = None
     #: One address, or one per address family (BEP 32 dual stack), in order.
     bind: tuple[str, ...] | None = None
+    transport: str | None = None
 
     def over(self, lower: Settings) -> Settings:
         """These settings where set, `lower`'s elsewhere."""
@@ -99,8 +105,9 @@ _DESTS: Final[Mapping[str, Mapping[str, str]]] = {
         "encryption": "encryption",
         "state_dir": "state_dir",
         "bind": "bind",
+        "transport": "transport",
     },
-    "seed": {"port": "port", "encryption": "encryption", "bind": "bind"},
+    "seed": {"port": "port", "encryption": "encryption", "bind": "bind", "transport": "transport"},
     "dht": {"bind": "bind"},
 }
 #: Subcommands whose ``--bootstrap`` is filled from the settings after parsing.
@@ -201,6 +208,10 @@ def _convert(key: str, raw: object, where: str) -> object:
         if raw not in choices:
             raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {raw!r}")
         return EncryptionMode(raw)
+    if key == "transport":
+        if raw not in TRANSPORT_CHOICES:
+            raise ConfigError(f"{where}: expected one of tcp, utp, both, got {raw!r}")
+        return raw
     if key == "bind":
         return _binds(raw, where)
     assert key == "bootstrap"

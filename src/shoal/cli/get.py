@@ -179,9 +179,10 @@ def add_client_options(parser: Parser) -> None:
     parser.add_argument(
         "--transport",
         choices=["tcp", "utp", "both"],
-        default="tcp",
-        help="peer transport to dial: tcp, utp (BEP 29) or both (uTP first, then TCP);"
-        " with utp or both, uTP connections are accepted too (default: %(default)s)",
+        default="both",
+        help="peer transport to dial: tcp, utp (BEP 29) or both (uTP first, TCP raced"
+        " after 0.25 s); with utp or both, uTP connections are accepted too"
+        " (default: %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--interval", type=_positive_float, help=argparse.SUPPRESS)

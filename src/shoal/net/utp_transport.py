@@ -4,10 +4,18 @@
 connections and hands each to an `InboundHandler` (``Listener.handle_stream``), so
 sniffing, MSE and the BitTorrent handshake are the TCP code path unchanged.
 
-`FallbackTransport` is libtorrent's outgoing policy: try uTP first and, if the peer
-does not answer it within `UTP_FIRST_BUDGET`, dial TCP. The budget is shorter than a
-full uTP connect (1 + 2 + 4 s of SYN resends) because a peer that speaks uTP answers a
-SYN within one round trip; libtorrent's ``utp_connect_timeout`` is the same 3 s.
+`UTPTransport` holds one `UTPSocket` per bound address family (the DHT's sockets,
+one per ``--bind`` family) and dials from the one of the peer's family.
+
+`FallbackTransport` is the outgoing policy for ``both``: uTP first, TCP raced against
+it ("happy eyeballs", RFC 8305). uTP gets a head start of `UTP_HEAD_START`; TCP starts
+when the head start is over or as soon as uTP fails (a RESET), and the first
+connection up wins while the other attempt is cancelled (or closed, if it too got
+through). A peer that speaks uTP answers our SYN within one round trip, and the TCP
+attempt also needs one round trip after it starts, so uTP wins against every uTP peer
+unless its SYN or SYN-ACK is lost; a TCP-only peer costs the head start, not the 3 s
+(libtorrent's ``utp_connect_timeout``) that waiting out the uTP connect cost before.
+libtorrent itself waits the whole 3 s; RFC 8305 recommends 250 ms between attempts.
 """
 
 from __future__ import annotations
@@ -24,49 +32,101 @@ if TYPE_CHECKING:
     from .transport import InboundHandler, Transport
     from .utp_socket import UTPSocket
 
-__all__ = ["UTP_FIRST_BUDGET", "FallbackTransport", "UTPTransport", "is_utp", "serve_utp"]
+__all__ = ["UTP_HEAD_START", "FallbackTransport", "UTPTransport", "is_utp", "serve_utp"]
 
 Addr = tuple[str, int]
 
-UTP_FIRST_BUDGET: Final = 3.0
+#: How long uTP dials alone before TCP joins the race (see the module docstring).
+UTP_HEAD_START: Final = 0.25
+
+
+def _is_v6(ip: str) -> bool:
+    return ":" in ip
 
 
 @final
 class UTPTransport:
-    """Outgoing uTP connections from one `UTPSocket`."""
+    """Outgoing uTP connections, from the socket of the peer's address family."""
 
-    def __init__(self, socket: UTPSocket) -> None:
-        self.socket = socket
+    def __init__(self, *sockets: UTPSocket) -> None:
+        if not sockets:
+            raise ValueError("UTPTransport needs at least one socket")
+        self.sockets = sockets
+        self._by_family: dict[bool, UTPSocket] = {}
+        for sock in sockets:
+            local = sock.local_address
+            self._by_family.setdefault(local is not None and _is_v6(local[0]), sock)
+
+    @property
+    def socket(self) -> UTPSocket:
+        """The first socket (the one of `ClientConfig.bind_host`'s family)."""
+        return self.sockets[0]
+
+    def socket_for(self, ip: str) -> UTPSocket | None:
+        """The socket that can reach `ip` (same address family), if we have one."""
+        return self._by_family.get(_is_v6(ip))
 
     async def connect(self, addr: Addr) -> trio.abc.Stream:
+        sock = self.socket_for(addr[0])
+        if sock is None:
+            raise OSError(f"no uTP socket of the address family of {addr[0]}")
         with trio.fail_after(CONNECT_TIMEOUT):
-            return await self.socket.connect(addr)
+            return await sock.connect(addr)
 
     def local_end(self, stream: trio.abc.Stream) -> Addr | None:
-        local = self.socket.local_address
-        if not isinstance(stream, UTPStream) or local is None or local[0] in ("0.0.0.0", "::"):
+        if not isinstance(stream, UTPStream):
+            return None
+        local = self.socket_for(stream.remote_address[0])
+        address = None if local is None else local.local_address
+        if address is None or address[0] in ("0.0.0.0", "::"):
             return None  # a wildcard socket has no single address the remote sees
-        return local
+        return address
 
 
 @final
 class FallbackTransport:
-    """Dial `first` (uTP) for at most `budget` seconds, then `second` (TCP)."""
+    """Dial `first` (uTP), and `second` (TCP) after `head_start` or once `first` fails;
+    the first connection up wins (see the module docstring)."""
 
-    def __init__(self, first: Transport, second: Transport, *, budget: float = UTP_FIRST_BUDGET):
+    def __init__(
+        self, first: Transport, second: Transport, *, head_start: float = UTP_HEAD_START
+    ) -> None:
         self.first = first
         self.second = second
-        self.budget = budget
+        self.head_start = head_start
+        #: Connections that ended up on `second` (TCP).
         self.fallbacks = 0
 
     async def connect(self, addr: Addr) -> trio.abc.Stream:
-        with trio.move_on_after(self.budget):
+        winner: list[tuple[trio.abc.Stream, Transport]] = []
+        errors: dict[Transport, Exception] = {}
+        first_failed = trio.Event()
+
+        async def attempt(transport: Transport, nursery: trio.Nursery) -> None:
+            if transport is self.second:
+                with trio.move_on_after(self.head_start):
+                    await first_failed.wait()
             try:
-                return await self.first.connect(addr)
-            except OSError:
-                pass  # refused (RESET) or unreachable: TCP may still work
-        self.fallbacks += 1
-        return await self.second.connect(addr)
+                stream = await transport.connect(addr)
+            except (OSError, trio.TooSlowError) as exc:
+                errors[transport] = exc
+                first_failed.set()
+                return
+            if winner:  # both got through at once: keep the first
+                await trio.aclose_forcefully(stream)
+                return
+            winner.append((stream, transport))
+            nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(attempt, self.first, nursery)
+            nursery.start_soon(attempt, self.second, nursery)
+        if not winner:  # both failed: TCP's error is the more telling one
+            raise errors.get(self.second) or errors[self.first]
+        stream, transport = winner[0]
+        if transport is self.second:
+            self.fallbacks += 1
+        return stream
 
     def local_end(self, stream: trio.abc.Stream) -> Addr | None:
         if isinstance(stream, UTPStream):
