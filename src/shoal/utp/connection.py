@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from .ledbat import Ledbat
-from .packet import SACK_EXTENSION, SEQ_MASK, U32_MASK, Packet, PacketType, seq_diff, seq_less
+from .packet import SEQ_MASK, U32_MASK, Packet, PacketType, encode_datagram, seq_diff, seq_less
 from .rtt import RttEstimator
 
 if TYPE_CHECKING:
@@ -110,15 +110,22 @@ class ConnState(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass(slots=True)
 class _Sent:
-    seq: int
-    type: PacketType
-    payload: bytes
-    sent_at: float = 0.0
-    transmissions: int = 0
-    in_flight: bool = False
-    fast_resent: bool = False
+    """A packet we sent (until acknowledged) or one received out of order.
+
+    A plain slotted class: one is built per packet, and a dataclass ``__init__`` with
+    defaults costs about twice as much."""
+
+    __slots__ = ("fast_resent", "in_flight", "payload", "sent_at", "seq", "transmissions", "type")
+
+    def __init__(self, seq: int, kind: PacketType, payload: bytes) -> None:
+        self.seq = seq
+        self.type = kind
+        self.payload = payload
+        self.sent_at = 0.0
+        self.transmissions = 0
+        self.in_flight = False
+        self.fast_resent = False
 
 
 def _third_highest(mask: bytes, ack: int) -> int | None:
@@ -381,7 +388,8 @@ class UTPConnection:
 
     def _process_ack(self, pkt: Packet, now: float) -> None:
         acked = 0
-        progress = bool(pkt.sack)
+        sack = pkt.sack if pkt.extensions else None
+        progress = bool(sack)
         ack = pkt.ack_nr
         if seq_less(self._acked_to, ack):
             seq = (self._acked_to + 1) & SEQ_MASK
@@ -398,9 +406,9 @@ class UTPConnection:
         elif ack == self._acked_to and pkt.type is PacketType.STATE and self._outbuf:
             self._dup_acks += 1
         threshold = None
-        if pkt.sack is not None:
-            acked += self._process_sack(pkt.sack, ack, now)
-            threshold = _third_highest(pkt.sack, ack)
+        if sack is not None:
+            acked += self._process_sack(sack, ack, now)
+            threshold = _third_highest(sack, ack)
         if acked:
             if pkt.timestamp_diff:
                 self.ledbat.add_delay_sample(pkt.timestamp_diff, now)
@@ -641,16 +649,16 @@ class UTPConnection:
         self, kind: PacketType, seq: int, payload: bytes, now: float, *, conn_id: int | None = None
     ) -> None:
         wnd = self._window()
-        pkt = Packet(
+        datagram = encode_datagram(
             kind,
             self.send_id if conn_id is None else conn_id,
-            _micros(now),
+            int(now * 1_000_000) & U32_MASK,
             self._reply_micro,
             wnd,
             seq,
             self.ack_nr,
             payload,
-            self._sack_extension(),
+            self._sack_mask(),
         )
         self._last_adv_wnd = wnd
         self._ack_due = False
@@ -659,14 +667,17 @@ class UTPConnection:
         self._unacked_in = 0
         self._delayed_ack_at = None
         self._keepalive_at = now + KEEPALIVE
-        self._transmit(pkt.encode(), self.addr)
+        self._transmit(datagram, self.addr)
 
-    def _sack_extension(self) -> tuple[tuple[int, bytes], ...]:
+    def _sack_mask(self) -> bytes | None:
+        """The selective-ACK mask to attach (whole 4-byte words, BEP 29), if any."""
+        if not self._sack_bits or self.state is ConnState.SYN_SENT:
+            return None
         bits = self._sack_bits & ((1 << 8 * _SACK_MAX_BYTES) - 1)
-        if not bits or self.state is ConnState.SYN_SENT:
-            return ()
+        if not bits:
+            return None
         length = ((bits.bit_length() - 1) // 32 + 1) * 4
-        return ((SACK_EXTENSION, bits.to_bytes(length, "little")),)
+        return bits.to_bytes(length, "little")
 
     def _terminate(self, reason: CloseReason, now: float) -> None:
         self.state = ConnState.CLOSED

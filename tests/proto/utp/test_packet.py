@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 from shoal.errors import DecodeError
 from shoal.utp.packet import (
     HEADER_SIZE,
+    SACK_EXTENSION,
     Packet,
     PacketType,
     decode_packet,
+    encode_datagram,
     seq_diff,
     seq_less,
 )
@@ -103,3 +105,15 @@ def test_totality(raw: bytes) -> None:
     except DecodeError:
         return
     assert pkt.encode() == raw
+
+
+@given(packets(), st.one_of(st.none(), st.binary(min_size=1, max_size=32)))
+def test_encode_datagram_is_packet_encode(pkt: Packet, sack: bytes | None) -> None:
+    """The send path's encoder writes exactly what `Packet.encode` writes for the same
+    fields and an optional selective ACK (its only extension), and decodes back."""
+    extensions = ((SACK_EXTENSION, sack),) if sack else ()
+    expected = pkt._replace(extensions=extensions)
+    fields = (pkt.type, pkt.connection_id, pkt.timestamp, pkt.timestamp_diff, pkt.wnd_size)
+    raw = encode_datagram(*fields, pkt.seq_nr, pkt.ack_nr, pkt.payload, sack)
+    assert raw == expected.encode()
+    assert decode_packet(raw) == expected
