@@ -484,7 +484,7 @@ async def _utp_on_dht_socket(service: DHTService, *, accept: bool) -> AsyncItera
     utp.local_address = service.address
     async with trio.open_nursery() as nursery:
         await nursery.start(utp.serve)
-        service.set_datagram_handler(lambda data, addr, now: utp.datagram_received(data, addr))
+        service.set_datagram_handler(utp.datagram_received)
         try:
             yield utp
         finally:

@@ -24,6 +24,11 @@ GiB, which load does not change much.
     python tools/bench/utp_bench.py --size 64M --repeat 2
     python tools/bench/utp_bench.py --loopback --size 64M
     python tools/bench/utp_bench.py --size 64M --shared   # also shoal on the DHT's socket
+    python tools/bench/utp_bench.py --loopback --size 256M --mss 1452  # packet size cost
+
+``--mss`` (loopback only) replaces the fixed 1178-byte payload (docs/utp.md, "Packet
+size") for the run, e.g. 1452 (a 1500-byte IPv4 Ethernet MTU), to see what the safe
+size costs in packets and CPU.
 
 ``--shared`` adds a third leecher per round: the same shoal leecher with its
 `UTPSocket` on a `DHTService`'s socket (the client's setup: every datagram goes through
@@ -134,7 +139,7 @@ async def _utp_on_dht_socket() -> AsyncIterator[UTPSocket]:
         utp = UTPSocket(service)
         utp.local_address = service.address
         await nursery.start(utp.serve)
-        service.set_datagram_handler(lambda data, addr, now: utp.datagram_received(data, addr))
+        service.set_datagram_handler(utp.datagram_received)
         yield utp
         nursery.cancel_scope.cancel()
 
@@ -206,7 +211,12 @@ def _report(name: str, size: int, wall: float, cpu: float, seeder_cpu: float | N
     )
 
 
-def run_loopback(size: int) -> None:
+def run_loopback(size: int, mss: int | None = None) -> None:
+    if mss is not None:
+        import shoal.utp.connection
+
+        shoal.utp.connection.MSS = mss  # read at every use, so this is the whole change
+
     async def main() -> None:
         async with open_utp_socket() as a, open_utp_socket() as b:
             assert b.local_address is not None
@@ -225,7 +235,13 @@ def run_loopback(size: int) -> None:
                 nursery.start_soon(send)
                 while chunk := await server.receive_some(1 << 20):
                     got += len(chunk)
-            _report("loopback", got, time.perf_counter() - t0, time.process_time() - c0, None)
+            _report(
+                f"loopback {mss or 1178}",
+                got,
+                time.perf_counter() - t0,
+                time.process_time() - c0,
+                None,
+            )
 
     trio.run(main)
 
@@ -289,9 +305,10 @@ def main() -> None:
     parser.add_argument(
         "--shared", action="store_true", help="also shoal with uTP on a DHT node's socket"
     )
+    parser.add_argument("--mss", type=int, help="loopback: payload bytes per packet")
     args = parser.parse_args()
     if args.loopback:
-        run_loopback(args.size)
+        run_loopback(args.size, args.mss)
     else:
         run_versus(args.size, args.repeat, args.shared)
 

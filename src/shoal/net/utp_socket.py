@@ -103,10 +103,15 @@ class UTPSocket:
 
     # -- input ----------------------------------------------------------------------------
 
-    def datagram_received(self, data: bytes, addr: Addr) -> None:
-        """Feed one UDP datagram (synchronous: callable from any reader loop)."""
-        self._feed(data, addr, trio.current_time())
-        self.poke()
+    def datagram_received(self, data: bytes, addr: Addr, now: float | None = None) -> None:
+        """Feed one UDP datagram (synchronous: callable from any reader loop, e.g. as
+        `DHTService.set_datagram_handler`'s handler); `now`: the batch's time if known.
+
+        The events are dispatched (and the ACKs sent) by the driver task, which this
+        wakes: a reader handing over a batch of datagrams pays for that once.
+        """
+        self._feed(data, addr, trio.current_time() if now is None else now)
+        self._wakeup.set()
 
     def _feed(self, data: bytes, addr: Addr, now: float) -> None:
         """One datagram into the engine, without dispatching (a batch pokes once)."""
