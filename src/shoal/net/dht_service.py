@@ -58,6 +58,7 @@ from ..dht.events import (
 from ..dht.routing import NodeState
 from ..errors import DecodeError, RemoteProtocolError
 from .dht_state import load_state, save_state
+from .udp_gso import GsoRefused, send_batch
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -196,6 +197,8 @@ class DHTService:
             a `shoal.net.socks_udp.RelayedSocket` (the DHT through a SOCKS5 proxy).
     """
 
+    _gso = True  # UDP segmentation for `send_datagrams` until the kernel refuses it
+
     def __init__(
         self,
         node: DHTNode,
@@ -309,6 +312,22 @@ class DHTService:
             return
         self._backlog.append((data, addr))
         self._wake()
+
+    async def send_datagrams(self, batch: list[tuple[bytes, Addr]]) -> None:
+        """`send_datagram` for a whole uTP flush: runs of equal-size datagrams to one
+        address leave in one segmented send (`shoal.net.udp_gso`) while the kernel
+        takes them and nothing waits in the backlog; the rest one by one, as above."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._raw is not None and not self._backlog and self._gso:
+            try:
+                done, errors = send_batch(self._raw, batch)
+            except GsoRefused as exc:
+                self._gso, done, errors = False, exc.unsent, 0
+            self._handler_out += done - errors
+            self._handler_dropped += errors
+            batch = batch[done:]
+        for data, addr in batch:
+            self.send_datagram_nowait(data, addr)
 
     async def serve(
         self, *, task_status: trio.TaskStatus[Addr] = trio.TASK_STATUS_IGNORED

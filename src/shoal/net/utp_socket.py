@@ -43,6 +43,7 @@ from ..utp import (
     UTPConnection,
     UTPEndpoint,
 )
+from .udp_gso import GsoRefused, send_batch
 from .utp_stream import UTPStream
 
 if TYPE_CHECKING:
@@ -62,9 +63,19 @@ SOCKET_BUFFER: Final = 4 << 20
 
 
 class DatagramTransport(Protocol):
-    """Where `UTPSocket` sends its datagrams (our own socket, or one shared with the DHT)."""
+    """Where `UTPSocket` sends its datagrams (our own socket, or one shared with the DHT).
+
+    A transport may also have ``send_datagrams(batch)`` (`BatchTransport`): then a
+    whole flush goes to it in one call, so it can coalesce datagrams (see `send_batch`).
+    """
 
     async def send_datagram(self, data: bytes, addr: Addr) -> None: ...
+
+
+class BatchTransport(DatagramTransport, Protocol):
+    """A `DatagramTransport` that takes a flush's datagrams at once."""
+
+    async def send_datagrams(self, batch: list[tuple[bytes, Addr]]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +209,11 @@ class UTPSocket:
             self._shutdown()
 
     async def _flush(self) -> None:
+        send_batch = getattr(self._transport, "send_datagrams", None)
         while out := self._endpoint.datagrams_to_send():
+            if send_batch is not None:
+                await send_batch(out)
+                continue
             for data, addr in out:
                 await self._transport.send_datagram(data, addr)
         self._dispatch()
@@ -221,6 +236,26 @@ class _UDPTransport:
     def __init__(self, sock: stdlib_socket.socket) -> None:
         self._sock = sock
         self.errors = 0
+        self.segment = True  # UDP GSO until the kernel refuses it once
+
+    async def send_datagrams(self, batch: list[tuple[bytes, Addr]]) -> None:
+        """A flush's datagrams: runs of equal size to one address in one ``sendmsg``
+        each (`shoal.net.udp_gso`); waits while the socket buffer is full."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while batch and self.segment:
+            try:
+                done, errors = send_batch(self._sock, batch)
+            except GsoRefused as exc:  # no UDP GSO here (old kernel, another OS)
+                log.debug("%s; sendto from now on", exc)
+                self.segment = False
+                batch = batch[exc.unsent :]
+                break
+            self.errors += errors
+            batch = batch[done:]
+            if batch:
+                await trio.lowlevel.wait_writable(self._sock)
+        for data, addr in batch:
+            await self.send_datagram(data, addr)
 
     async def send_datagram(self, data: bytes, addr: Addr) -> None:
         for _ in range(_SEND_RETRIES):
