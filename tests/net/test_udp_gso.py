@@ -5,6 +5,7 @@ kernel's limits; a kernel that refuses GSO makes the senders fall back to sendto
 from __future__ import annotations
 
 import errno
+import random
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,11 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shoal import socks5
+from shoal.dht.node import DHTNode
+from shoal.ids import random_id
+from shoal.net.dht_service import DHTService
+from shoal.net.socks_udp import RelayedSocket
 from shoal.net.udp_gso import GSO_MAX_SEGMENTS, GsoRefused, _run_end, send_batch
 from shoal.net.utp_socket import _UDPTransport
 
@@ -115,3 +121,30 @@ async def test_our_socket_falls_back_to_sendto_without_gso(
         await transport.send_datagrams(batch)  # and stays on sendto
     await trio.lowlevel.checkpoint()
     assert drain(receivers[0]) == [d for d, _ in batch] * 2
+
+
+async def test_the_dht_socket_segments_only_when_it_is_a_plain_socket(
+    receivers: list[socket.socket],
+) -> None:
+    """Through a SOCKS5 relay (`RelayedSocket`, whose ``sendto`` wraps for the relay) a
+    segmented ``sendmsg`` would go straight to the peer: `send_datagrams` must send
+    every datagram through the relay instead. A plain DHT socket segments."""
+    peer, relay = receivers
+    batch = [(bytes([i]) * 1198, peer.getsockname()) for i in range(8)]
+    for relayed in (False, True):
+        rng = random.Random(3)
+        sock = RelayedSocket() if relayed else None
+        service = DHTService(DHTNode(random_id(rng), rng, trio.current_time()), sock=sock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.serve)
+            if isinstance(sock, RelayedSocket):
+                sock.relay = relay.getsockname()
+            await service.send_datagrams(batch)
+            assert service.statistics().handler_out == len(batch)
+            nursery.cancel_scope.cancel()
+        got_peer, got_relay = drain(peer), drain(relay)
+        if relayed:
+            assert got_peer == []  # nothing went direct
+            assert [socks5.decode_udp(w).data for w in got_relay] == [d for d, _ in batch]
+        else:
+            assert got_peer == [d for d, _ in batch]

@@ -316,9 +316,11 @@ class DHTService:
     async def send_datagrams(self, batch: list[tuple[bytes, Addr]]) -> None:
         """`send_datagram` for a whole uTP flush: runs of equal-size datagrams to one
         address leave in one segmented send (`shoal.net.udp_gso`) while the kernel
-        takes them and nothing waits in the backlog; the rest one by one, as above."""
+        takes them and nothing waits in the backlog; the rest one by one, as above.
+        Never on a `RelayedSocket` (a subclass): its ``sendto`` wraps for the proxy's
+        relay, and a ``sendmsg`` would go direct."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._raw is not None and not self._backlog and self._gso:
+        if type(self._raw) is socket.socket and not self._backlog and self._gso:
             try:
                 done, errors = send_batch(self._raw, batch)
             except GsoRefused as exc:
