@@ -169,3 +169,16 @@ async def test_race_a_second_winner_is_closed(autojump_clock: trio.testing.MockC
     assert utp.closed + tcp.closed == 1  # the loser of the tie is not leaked
     await stream.aclose()
     assert utp.closed + tcp.closed == 2
+
+
+async def test_race_cancelled_as_it_connects_closes_the_winner(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # TCP gets through at 0.75 s, the very moment the caller's deadline cancels the dial:
+    # the stream nobody will receive is closed, not leaked (a ResourceWarning in CI).
+    utp = FakeTransport(math.inf)
+    tcp = FakeTransport(0.5, uncancellable=True)
+    with trio.move_on_after(UTP_HEAD_START + 0.5) as scope:
+        await FallbackTransport(utp, tcp).connect(PEER)
+    assert scope.cancelled_caught
+    assert tcp.closed == 1

@@ -118,9 +118,14 @@ class FallbackTransport:
             winner.append((stream, transport))
             nursery.cancel_scope.cancel()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(attempt, self.first, nursery)
-            nursery.start_soon(attempt, self.second, nursery)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(attempt, self.first, nursery)
+                nursery.start_soon(attempt, self.second, nursery)
+        except BaseException:  # cancelled from outside just as an attempt got through
+            for stream, _ in winner:
+                await trio.aclose_forcefully(stream)
+            raise
         if not winner:  # both failed: TCP's error is the more telling one
             raise errors.get(self.second) or errors[self.first]
         stream, transport = winner[0]
