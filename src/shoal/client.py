@@ -251,6 +251,19 @@ class Client:
     def torrents(self) -> list[Torrent]:
         return list(self._torrents.values())
 
+    def set_limits(self, *, download: int | None = None, upload: int | None = None) -> None:
+        """The client-wide rate limits in bytes/s (None: unlimited), at once, for every
+        peer (`ClientConfig.max_download_rate`/`max_upload_rate` are the start values)."""
+        assert self.bandwidth is not None  # set by open_client before the client is handed out
+        self.bandwidth.set_rate(GLOBAL_DOWN, download)
+        self.bandwidth.set_rate(GLOBAL_UP, upload)
+
+    def limits(self) -> tuple[int | None, int | None]:
+        """The client-wide (download, upload) limits in bytes/s; None: unlimited."""
+        assert self.bandwidth is not None
+        down, up = (self.bandwidth.limiter.rate(c) for c in (GLOBAL_DOWN, GLOBAL_UP))
+        return (None if down is None else int(down)), (None if up is None else int(up))
+
     def statistics(self) -> ClientStats:
         stats = [t.statistics() for t in self._torrents.values()]
         return ClientStats(

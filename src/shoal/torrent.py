@@ -329,6 +329,12 @@ class Torrent:
         have = self.data.storage.verified()
         return [have.test(i) for i in range(self.data.info.num_pieces)]
 
+    def downloading_pieces(self) -> frozenset[int]:
+        """Pieces with blocks requested or received but not yet verified (the daemon's
+        ``pieceStates`` 1); empty before the data phase."""
+        plane = self.engine.data
+        return frozenset(plane.picker.partial_pieces()) if plane is not None else frozenset()
+
     @property
     def state(self) -> TorrentState:
         """What the torrent is doing now."""

@@ -126,3 +126,30 @@ async def test_a_seed_past_its_ratio_limit_is_paused(tmp_path: Path) -> None:
 
 def _state(answer: requests.Response) -> str:
     return str(answer.json()[0]["state"])
+
+
+async def test_force_start_resumes_and_a_plain_resume_clears_it(tmp_path: Path) -> None:
+    """shoal has no queue: force start resumes a paused torrent and reports it forced
+    (``forcedUP``); a plain resume clears the mark, as in qBittorrent."""
+    async with web_daemon(tmp_path) as web:
+        data = web.download_dir / "forced"
+        data.mkdir()
+        (data / "x.bin").write_bytes(random.Random(6).randbytes(20_000))
+        raw = create_torrent(data, piece_length=16384)
+        h = parse_metainfo(raw).info_hash.hex()
+        upload = {"torrents": ("forced.torrent", raw, "application/x-bittorrent")}
+        added = await web.post("torrents/add", files=upload, data={"paused": "true"})
+        assert added.text == "Ok."
+        (row,) = await web.running.daemon.store.torrents()
+        assert row.paused
+        assert (await web.post("torrents/setForceStart", data={"hashes": h, "value": "true"})).ok
+        await poll("forced", lambda: _info(web)["state"] == "forcedUP")
+        (row,) = await web.running.daemon.store.torrents()
+        assert (row.paused, row.force_start) == (False, True)
+        assert web.running.daemon.client.torrents()[0].state.name == "SEEDING"
+        assert (await web.post("torrents/pause", data={"hashes": h})).ok
+        assert _state(await web.get("torrents/info")) == "pausedUP"
+        assert (await web.post("torrents/resume", data={"hashes": h})).ok
+        assert _state(await web.get("torrents/info")) == "stalledUP"
+        (row,) = await web.running.daemon.store.torrents()
+        assert (row.paused, row.force_start) == (False, False)

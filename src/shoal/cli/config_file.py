@@ -33,7 +33,7 @@ the whole list becomes ``args.bind_list`` after parsing unless ``--bind`` was ty
 Which command takes what: ``get`` all seven (``-o`` ← download_dir); ``seed`` port,
 bind, encryption, bootstrap, transport; ``dht`` bind and bootstrap only (its port and
 state file stay per-invocation, so a standalone node never collides with a running
-client).
+client); ``daemon`` all seven, its ``--state-dir`` being ``<state_dir>/daemon``.
 """
 
 from __future__ import annotations
@@ -109,9 +109,19 @@ _DESTS: Final[Mapping[str, Mapping[str, str]]] = {
     },
     "seed": {"port": "port", "encryption": "encryption", "bind": "bind", "transport": "transport"},
     "dht": {"bind": "bind"},
+    "daemon": {
+        "download_dir": "download_dir",
+        "port": "port",
+        "encryption": "encryption",
+        "bind": "bind",
+        "transport": "transport",
+    },
 }
+#: The daemon's database and resume files live in a directory of their own under the
+#: state directory (``<state_dir>/daemon``), never mixed with ``get``'s resume files.
+DAEMON_SUBDIR: Final = "daemon"
 #: Subcommands whose ``--bootstrap`` is filled from the settings after parsing.
-_BOOTSTRAP_COMMANDS: Final = frozenset({"get", "seed", "dht"})
+_BOOTSTRAP_COMMANDS: Final = frozenset({"get", "seed", "dht", "daemon"})
 #: Subcommands whose ``bind`` setting may name a second address family (``bind_list``).
 _BIND_COMMANDS: Final = frozenset(c for c, dests in _DESTS.items() if "bind" in dests)
 #: Subcommands that read the settings (a bad config is an error only for these).
@@ -268,7 +278,7 @@ def parse_args(
     """``parser.parse_args(argv)`` with settings from the environment and config file.
 
     A bad config exits with status 1 and one line naming the file (or variable) and
-    key, when the chosen command uses the settings (``get``, ``seed``, ``dht``).
+    key, when the chosen command uses the settings (``get``, ``seed``, ``dht``, ``daemon``).
     """
     env = os.environ if env is None else env
     subparsers = _subparsers(parser)
@@ -295,6 +305,8 @@ def parse_args(
             for key, dest in dests.items()
             if getattr(settings, key) is not None
         }
+        if command == "daemon" and settings.state_dir is not None:
+            defaults["state_dir"] = settings.state_dir / DAEMON_SUBDIR
         command_parser.set_defaults(**defaults)
     if settings.bootstrap:
         _show_bootstrap_default(subparsers, settings.bootstrap)

@@ -118,8 +118,8 @@ def _preferences(request: Request) -> dict[str, Any]:
         "max_active_torrents": -1,
         "max_active_uploads": -1,
         "max_connec_per_torrent": client.config.max_peers_per_torrent,
-        "dl_limit": 0,
-        "up_limit": 0,
+        "dl_limit": daemon.global_limits()[0],
+        "up_limit": daemon.global_limits()[1],
         "web_ui_address": host,
         "web_ui_port": port,
         "web_ui_username": auth_of(request).username,
@@ -150,8 +150,13 @@ async def set_preferences(request: Request) -> Response:
     daemon = daemon_of(request)
     auth = auth_of(request)
     stored: dict[str, Any] = {}
+    limits: dict[str, int] = {}
     for key, value in values.items():
-        if key in _SETTABLE:
+        if key in ("dl_limit", "up_limit"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ApiError(400, f"preference '{key}' must be an integer (bytes/s)")
+            limits[key] = value
+        elif key in _SETTABLE:
             if not isinstance(value, (bool, int, float)):
                 raise ApiError(400, f"preference '{key}' must be a number or boolean")
             stored[key] = value
@@ -163,6 +168,8 @@ async def set_preferences(request: Request) -> Response:
         # qBittorrent ignores keys it does not know; so do we (and read-only ones).
     daemon.prefs.update(stored)
     await daemon.store.put_prefs(stored)
+    if limits:
+        await daemon.set_global_limits(**limits)
     return ok()
 
 
@@ -185,6 +192,26 @@ async def transfer_info(request: Request) -> Response:
     return json({k: state[k] for k in keys})
 
 
+def _global_limit_setter(key: str):  # type: ignore[no-untyped-def]
+    """``transfer/setDownloadLimit``/``setUploadLimit``: ``limit`` in B/s, 0 = none."""
+
+    async def handler(request: Request) -> Response:
+        p = await params(request)
+        await daemon_of(request).set_global_limits(**{key: p.integer("limit")})
+        return ok()
+
+    return handler
+
+
+def _global_limit_getter(which: int):  # type: ignore[no-untyped-def]
+    """``transfer/downloadLimit``/``uploadLimit``: B/s, 0 when there is none."""
+
+    async def handler(request: Request) -> Response:
+        return text(str(daemon_of(request).global_limits()[which]))
+
+    return handler
+
+
 _GET_POST: Final = ["GET", "POST"]
 
 routes: Final = [
@@ -197,4 +224,8 @@ routes: Final = [
     Route("/api/v2/app/setPreferences", set_preferences, methods=["POST"]),
     Route("/api/v2/app/defaultSavePath", default_save_path, methods=_GET_POST),
     Route("/api/v2/transfer/info", transfer_info, methods=_GET_POST),
+    Route("/api/v2/transfer/setDownloadLimit", _global_limit_setter("dl_limit"), methods=["POST"]),
+    Route("/api/v2/transfer/setUploadLimit", _global_limit_setter("up_limit"), methods=["POST"]),
+    Route("/api/v2/transfer/downloadLimit", _global_limit_getter(0), methods=_GET_POST),
+    Route("/api/v2/transfer/uploadLimit", _global_limit_getter(1), methods=_GET_POST),
 ]

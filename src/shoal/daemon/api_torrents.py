@@ -237,7 +237,7 @@ async def set_share_limits(request: Request) -> Response:
 
 async def set_force_start(request: Request) -> Response:
     daemon, p, hashes = await _hashes(request)
-    await daemon.update(hashes, force_start=p.boolean("value"))
+    await daemon.force_start(hashes, value=p.boolean("value"))
     return ok()
 
 

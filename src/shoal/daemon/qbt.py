@@ -55,6 +55,7 @@ class View:
     time_active: int  # seconds since the torrent was (re)started in this daemon
     dht: bool
     all_time: tuple[int, int] = (0, 0)  # payload (down, up) over every run
+    downloading: frozenset[int] = frozenset()  # pieces in flight (pieceStates 1)
 
     @property
     def complete(self) -> bool:
@@ -264,8 +265,10 @@ def file_rows(view: View) -> list[dict[str, Any]]:
 
 
 def piece_states(view: View) -> list[int]:
-    """``torrents/pieceStates``: 0 not downloaded, 2 downloaded (1, in flight, unknown)."""
-    return [2 if v else 0 for v in view.verified]
+    """``torrents/pieceStates``: 0 not downloaded, 1 downloading (blocks requested or
+    received, not yet verified), 2 downloaded (verified)."""
+    busy = view.downloading
+    return [2 if v else 1 if i in busy else 0 for i, v in enumerate(view.verified)]
 
 
 def tracker_rows(view: View) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ are paused again, magnets whose metadata had arrived are re-added from the store
 All-time downloaded/uploaded bytes are the row's saved totals plus the running
 torrent's counters; `save_statistics` stores them every few seconds and at shutdown.
 
-Settings the engine cannot apply yet (per-torrent rate limits, force start without
-a queue) are stored and reported as qBittorrent reports them. File priorities and
+Rate limits (per torrent and client-wide) are applied at once and at every start;
+force start, without a queue, resumes the torrent and marks it forced. File priorities and
 ``recheck`` are applied by restarting the torrent in place: file priority 0 leaves
 the file out of the selection; a recheck deletes the resume file first, so the
 restart hashes everything.
@@ -143,6 +143,7 @@ class Daemon:
         self.categories = await self.store.categories()
         self.tags = await self.store.tags()
         self.prefs = await self.store.prefs()
+        self.apply_global_limits()
         rows = await self.store.torrents()
         for row in rows:
             try:
@@ -150,6 +151,28 @@ class Daemon:
             except (ShoalError, ValueError, OSError) as exc:
                 log.error("cannot restore torrent %s: %s", row.hash, exc)
         return len(rows)
+
+    def apply_global_limits(self) -> None:
+        """Stored ``dl_limit``/``up_limit`` preferences (B/s, 0 = unlimited) become the
+        client-wide limits; unset ones keep ``--max-download-rate``/``--max-upload-rate``."""
+        down, up = self.client.limits()
+        if "dl_limit" in self.prefs:
+            down = int(self.prefs["dl_limit"]) or None
+        if "up_limit" in self.prefs:
+            up = int(self.prefs["up_limit"]) or None
+        self.client.set_limits(download=down, upload=up)
+
+    async def set_global_limits(self, **limits: int) -> None:
+        """``dl_limit``/``up_limit`` in B/s (0 or less: unlimited): stored, then applied."""
+        stored = {key: max(value, 0) for key, value in limits.items()}
+        self.prefs.update(stored)
+        await self.store.put_prefs(stored)
+        self.apply_global_limits()
+
+    def global_limits(self) -> tuple[int, int]:
+        """The client-wide (download, upload) limits in B/s, 0 for none (qBittorrent)."""
+        down, up = self.client.limits()
+        return int(down or 0), int(up or 0)
 
     async def _start(self, row: TorrentRow) -> None:
         source: Magnet | Metainfo = (
@@ -223,6 +246,7 @@ class Daemon:
             stats=t.statistics(),
             metainfo=t.metainfo,
             verified=t.verified_pieces() if pieces else [],
+            downloading=t.downloading_pieces() if pieces else frozenset(),
             all_time=entry.totals(),
             time_active=int(trio.current_time() - entry.started),
             dht=self.client.dht is not None,
@@ -256,10 +280,10 @@ class Daemon:
             "dht_nodes": nodes,
             "dl_info_data": sum(v.downloaded_payload for v in views),
             "dl_info_speed": round(stats.download_rate),
-            "dl_rate_limit": 0,
+            "dl_rate_limit": self.global_limits()[0],
             "up_info_data": sum(v.uploaded for v in views),
             "up_info_speed": round(stats.upload_rate),
-            "up_rate_limit": 0,
+            "up_rate_limit": self.global_limits()[1],
             "queueing": False,
             "use_alt_speed_limits": False,
             "refresh_interval": 1500,
@@ -363,13 +387,25 @@ class Daemon:
     async def resume(self, hashes: list[str]) -> None:
         await self._set_paused(hashes, paused=False)
 
-    async def _set_paused(self, hashes: list[str], *, paused: bool) -> None:
+    async def force_start(self, hashes: list[str], *, value: bool) -> None:
+        """``setForceStart``: qBittorrent's force start ignores the queue limits and
+        runs the torrent. shoal has no queue, so ``true`` resumes a paused torrent and
+        marks it forced (reported ``forcedDL``/``forcedUP``); ``false`` only clears the
+        mark. A plain resume clears it too, as qBittorrent's does."""
+        if value:
+            await self._set_paused(hashes, paused=False, forced=True)
+        else:
+            await self.update(hashes, force_start=False)
+
+    async def _set_paused(self, hashes: list[str], *, paused: bool, forced: bool = False) -> None:
         """Record the choice first (it survives a restart), then apply it."""
         for h in hashes:
             entry = self._entries.get(h)
             if entry is None:  # removed by another request meanwhile
                 continue
             entry.row.paused = paused
+            if not paused:
+                entry.row.force_start = forced
             await self._save(entry.row)
             await (entry.torrent.pause() if paused else entry.torrent.resume())
 
