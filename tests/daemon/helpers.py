@@ -124,9 +124,14 @@ class DaemonProcess:
     record: dict[str, Any]  # the "listening" JSON record
 
 
-def start_daemon_process(workdir: Path, web_port: int, extra: list[str]) -> DaemonProcess:
-    """``python -m shoal daemon --json ...``; returns once it printed its URL."""
+def start_daemon_process(
+    workdir: Path, web_port: int, extra: list[str], settings: dict[str, str] | None = None
+) -> DaemonProcess:
+    """``python -m shoal daemon --json ...``; returns once it printed its URL.
+
+    The test's ``SHOAL_*`` variables are dropped, `settings` (``SHOAL_*`` names) added."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    env |= settings or {}
     log = workdir / f"daemon-{web_port}.log"
     workdir.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as err:

@@ -80,7 +80,12 @@ def add_parser(subparsers: Subparsers) -> None:
         default=DEFAULT_WEB,
         help="where the web page and API listen (default 127.0.0.1:8080)",
     )
-    parser.add_argument("--state-dir", metavar="DIR", type=Path, help="database and resume data")
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        type=Path,
+        help="database and resume data (default: $XDG_STATE_HOME/shoal/daemon)",
+    )
     parser.add_argument(
         "--download-dir", metavar="DIR", type=Path, help="default save path (default ~/Downloads)"
     )
