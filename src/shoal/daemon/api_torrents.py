@@ -8,13 +8,17 @@ least one torrent and ``Fails.`` otherwise, and 415 for an invalid .torrent file
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Final
 
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..errors import DecodeError
+from ..metainfo import parse_metainfo
 from . import qbt
 from .api_common import MAX_TORRENT_FILE, Params, daemon_of, json, ok, params
+from .fetch import FetchError, fetch_torrent, is_http_url
 from .state import AddOptions, ApiError
 
 if TYPE_CHECKING:
@@ -26,6 +30,11 @@ __all__ = ["routes"]
 
 #: More URLs than this in one ``torrents/add`` is abuse, not a batch.
 MAX_URLS: Final = 1000
+#: http(s) URLs are fetched one after the other (each within fetch.FETCH_SECONDS), so
+#: one request may name only a few.
+MAX_FETCHES: Final = 16
+
+log = logging.getLogger(__name__)
 
 
 async def info(request: Request) -> Response:
@@ -121,13 +130,30 @@ async def add(request: Request) -> Response:
             sources.append(data)
     if not sources:
         raise ApiError(400, "give magnet links in 'urls' or .torrent files in 'torrents'")
+    if sum(1 for u in urls if is_http_url(u)) > MAX_FETCHES:
+        raise ApiError(400, f"at most {MAX_FETCHES} http(s) urls per request")
     added = 0
     for source in sources:
-        if isinstance(source, str) and not source.startswith("magnet:"):
-            continue  # http(s) URLs: shoal does not fetch them (qBittorrent would)
-        if await daemon.add(source, options):
+        item: str | bytes | None = source
+        if isinstance(source, str) and is_http_url(source):
+            item = await _fetched(source)
+        elif isinstance(source, str) and not source.startswith("magnet:"):
+            item = None  # neither a magnet link nor http(s): qBittorrent ignores it too
+        if item is not None and await daemon.add(item, options):
             added += 1
     return PlainTextResponse("Ok." if added else "Fails.")
+
+
+async def _fetched(url: str) -> bytes | None:
+    """The .torrent at `url`, or None (logged) if it cannot be fetched or parsed: as
+    in qBittorrent, which downloads it after answering, a bad URL adds nothing."""
+    try:
+        data = await fetch_torrent(url)
+        parse_metainfo(data)
+    except (FetchError, DecodeError) as exc:
+        log.warning("torrents/add: %s", exc)
+        return None
+    return data
 
 
 async def _hashes(request: Request) -> tuple[Daemon, Params, list[str]]:

@@ -1,0 +1,90 @@
+"""``torrents/add`` with http(s) URLs: the daemon fetches the .torrent (size-capped,
+http/https only, redirects included) from a loopback HTTP server the test runs;
+magnet links in the same ``urls`` keep working; a bad URL adds nothing."""
+
+from __future__ import annotations
+
+import random
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+from shoal.create import create_torrent
+from shoal.daemon.fetch import MAX_TORRENT_FETCH
+from shoal.metainfo import parse_metainfo
+
+from .helpers import web_daemon
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+MAGNET = "magnet:?xt=urn:btih:" + "cd" * 20
+
+
+@contextmanager
+def serve_http(routes: dict[str, tuple[int, dict[str, str], bytes]]) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 answering `routes` (path → status, headers,
+    body); yields its base URL and is shut down on the way out."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, headers, body = routes.get(self.path, (404, {}, b"not here"))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_http_urls_are_fetched_and_added(tmp_path: Path) -> None:
+    data = tmp_path / "content"
+    data.mkdir()
+    (data / "x.bin").write_bytes(random.Random(8).randbytes(40_000))
+    raw = create_torrent(data, piece_length=16384)
+    h = parse_metainfo(raw).info_hash.hex()
+    secret = tmp_path / "secret.torrent"
+    secret.write_bytes(raw)  # a file: URL must never be read, even by a redirect
+    routes = {
+        "/good.torrent": (200, {"Content-Type": "application/x-bittorrent"}, raw),
+        "/moved": (302, {"Location": "/good.torrent"}, b""),
+        "/to-file": (302, {"Location": secret.as_uri()}, b""),
+        "/big.torrent": (200, {}, b"d" + b"0" * MAX_TORRENT_FETCH),
+        "/garbage.torrent": (200, {}, b"<html>not a torrent</html>"),
+    }
+    async with web_daemon(tmp_path) as web:
+        with serve_http(routes) as base:
+            for path in ("/to-file", "/big.torrent", "/garbage.torrent", "/missing"):
+                answer = await web.post("torrents/add", data={"urls": base + path})
+                assert (answer.status_code, answer.text) == (200, "Fails."), path
+            file_url = await web.post("torrents/add", data={"urls": secret.as_uri()})
+            assert file_url.text == "Fails."
+            assert (await web.get("torrents/info")).json() == []
+
+            urls = f"{base}/moved\n{MAGNET}\n"
+            answer = await web.post("torrents/add", data={"urls": urls, "category": "tv"})
+            assert answer.text == "Ok."
+            rows = {r["hash"]: r for r in (await web.get("torrents/info")).json()}
+            assert set(rows) == {h, "cd" * 20}
+            assert rows[h]["category"] == "tv"
+            assert rows[h]["total_size"] == 40_000  # the metadata came with the fetch
+            (stored,) = [r for r in await web.running.daemon.store.torrents() if r.hash == h]
+            assert (stored.is_magnet, stored.source) == (False, raw)
+
+            too_many = "\n".join(f"{base}/good.torrent?{i}" for i in range(17))
+            assert (await web.post("torrents/add", data={"urls": too_many})).status_code == 400
