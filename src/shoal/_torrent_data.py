@@ -17,9 +17,10 @@ import trio
 from .layout import file_pieces
 from .storage.files import FileStorage
 from .storage.resume import ResumeSaver, load_resume
+from .swarm.priorities import file_piece_priorities
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
     from .config import ClientConfig
@@ -67,11 +68,26 @@ class DataFiles:
         #: Bytes of each piece that belong to selected, non-pad files: what "downloaded"
         #: counts, so it never exceeds `selected_size` (pad bytes are never data).
         self.piece_wanted_bytes = _wanted_bytes_per_piece(info, wanted)
+        self.wanted = wanted
         self.priorities = bytearray(info.num_pieces)  # 0 = skip
         for i, want in enumerate(wanted):
             if want:
                 for piece in file_pieces(info, i):
                     self.priorities[piece] = _NORMAL_PRIORITY
+
+    def piece_priorities(self, levels: Sequence[int]) -> bytearray:
+        """Piece priorities from per-file levels (1..7, libtorrent's scale); files left
+        out of the selection (and pad files) stay at 0 whatever their level.
+
+        Raises:
+            ValueError: not one level per file, or a level outside 1..7.
+        """
+        if len(levels) != len(self.info.files) or any(not 1 <= p <= 7 for p in levels):
+            raise ValueError(f"need {len(self.info.files)} file priorities in 1..7")
+        files = [(f.offset, f.length) for f in self.info.files]
+        chosen = [p if want else 0 for p, want in zip(levels, self.wanted, strict=True)]
+        info = self.info
+        return file_piece_priorities(info.piece_length, info.total_length, files, chosen)
 
     @classmethod
     async def open(

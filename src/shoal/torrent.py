@@ -167,6 +167,7 @@ class Torrent:
         self.resumed_bytes: int | None = None
         self._checked = 0.0  # share of the recheck done (CHECKING state only)
         self._select = select
+        self._file_levels: tuple[int, ...] | None = None  # set_file_priorities
         self._sequential = sequential
         self._samples: deque[tuple[float, int, int]] = deque()
         self._user_paused = False
@@ -329,6 +330,20 @@ class Torrent:
         have = self.data.storage.verified()
         return [have.test(i) for i in range(self.data.info.num_pieces)]
 
+    def set_file_priorities(self, levels: Sequence[int]) -> None:
+        """Download order of the selected files: one level per file, 1 (low) .. 4
+        (normal) .. 7 (top); higher levels' pieces are requested first. Which files
+        are selected is fixed at `Client.add` (``select``). Kept for the data phase if
+        the metadata is still missing.
+
+        Raises:
+            ValueError: not one level in 1..7 per file (once the metadata is known).
+        """
+        self._file_levels = tuple(levels)
+        if self.data is not None and self.engine.data is not None:
+            self.engine.data.picker.set_priorities(self.data.piece_priorities(levels))
+            self._pump()
+
     def downloading_pieces(self) -> frozenset[int]:
         """Pieces with blocks requested or received but not yet verified (the daemon's
         ``pieceStates`` 1); empty before the data phase."""
@@ -448,6 +463,12 @@ class Torrent:
         )
         plane = self.engine.data
         assert plane is not None
+        if self._file_levels is not None:
+            try:  # given before the metadata was known: checked only now
+                plane.picker.set_priorities(data.piece_priorities(self._file_levels))
+            except ValueError as exc:
+                self.fail(str(exc))
+                await trio.sleep_forever()
         done = plane.picker.is_complete()
         self._state = TorrentState.SEEDING if done else TorrentState.DOWNLOADING
         assert self._nursery is not None

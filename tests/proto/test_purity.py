@@ -62,6 +62,7 @@ IMPURE_MODULES = [
     "daemon/api_torrents.py",
     "daemon/auth.py",
     "daemon/db.py",
+    "daemon/fetch.py",
     "daemon/metrics.py",
     "daemon/qbt.py",
     "daemon/server.py",

@@ -8,6 +8,7 @@ least one torrent and ``Fails.`` otherwise, and 415 for an invalid .torrent file
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import TYPE_CHECKING, Final
 
@@ -303,6 +304,29 @@ def _limit_getter(field: str):  # type: ignore[no-untyped-def]
     return handler
 
 
+def _peer(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` of ``torrents/addPeers`` (an IP literal)."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        ip = ipaddress.ip_address(host)
+        number = int(port) if sep and port.isdigit() else 0
+    except ValueError:
+        number = 0
+    if not 0 < number < 65536:
+        raise ApiError(400, f"peer {text[:60]!r} is not IP:PORT")
+    return str(ip), number
+
+
+async def add_peers(request: Request) -> Response:
+    daemon, p, hashes = await _hashes(request)
+    items = [t for t in p.require("peers").split("|") if t.strip()]
+    if len(items) > MAX_URLS:
+        raise ApiError(400, f"at most {MAX_URLS} peers per request")
+    daemon.add_peers(hashes, [_peer(t) for t in items])
+    return ok()
+
+
 async def queue_unsupported(request: Request) -> Response:
     """qBittorrent's answer to queue moves while queueing is disabled."""
     return PlainTextResponse("Torrent queueing must be enabled", status_code=409)
@@ -339,6 +363,7 @@ routes: Final = [
     Route(_P + "setForceStart", set_force_start, methods=["POST"]),
     Route(_P + "toggleSequentialDownload", set_sequential, methods=["POST"]),
     Route(_P + "filePrio", file_prio, methods=["POST"]),
+    Route(_P + "addPeers", add_peers, methods=["POST"]),
     Route(_P + "setDownloadLimit", _limit_setter("dl_limit"), methods=["POST"]),
     Route(_P + "setUploadLimit", _limit_setter("up_limit"), methods=["POST"]),
     Route(_P + "downloadLimit", _limit_getter("dl_limit"), methods=_GET_POST),

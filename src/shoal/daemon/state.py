@@ -17,8 +17,8 @@ torrent's counters; `save_statistics` stores them every few seconds and at shutd
 Rate limits (per torrent and client-wide) are applied at once and at every start;
 force start, without a queue, resumes the torrent and marks it forced. File priorities and
 ``recheck`` are applied by restarting the torrent in place: file priority 0 leaves
-the file out of the selection; a recheck deletes the resume file first, so the
-restart hashes everything.
+the file out of the selection (6 and 7 only reorder, at once); a recheck deletes
+the resume file first, so the restart hashes everything.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 #: the engine's statistics (rates over 5 s anyway); web UIs poll every 1-2 s and a
 #: request flood must not cost 100 snapshots per request. Any change clears it.
 INFO_TTL: Final = 0.5
-#: qBittorrent's file priorities: 0 skip, 1 normal, 6 high, 7 maximal.
+#: qBittorrent's file priorities: 0 skip, 1 normal, 6 high, 7 maximal (`_levels`).
 FILE_PRIORITIES: Final = frozenset({0, 1, 6, 7})
 _RESTART_BUDGET: Final = 5.0
 
@@ -184,6 +184,8 @@ class Daemon:
             source, save_to=Path(row.save_path), select=select, sequential=row.sequential
         )
         _apply_limits(torrent, row)
+        if any(p > 1 for p in prio):
+            torrent.set_file_priorities(_levels(prio))
         if row.paused:
             await torrent.pause()
         base = (row.downloaded_total, row.uploaded_total)
@@ -409,6 +411,13 @@ class Daemon:
             await self._save(entry.row)
             await (entry.torrent.pause() if paused else entry.torrent.resume())
 
+    def add_peers(self, hashes: list[str], peers: list[tuple[str, int]]) -> None:
+        """``torrents/addPeers``: dial these addresses for each torrent (not stored)."""
+        for h in hashes:
+            entry = self._entries.get(h)
+            if entry is not None:
+                entry.torrent.add_peers(peers)
+
     async def restart(self, info_hash: str, *, recheck: bool = False) -> None:
         """Stop the torrent (saving resume data) and start it again from its row."""
         async with self._lock:
@@ -460,6 +469,8 @@ class Daemon:
         await self._save(entry.row)
         if before != [p > 0 for p in prio]:
             await self.restart(info_hash)
+        else:
+            entry.torrent.set_file_priorities(_levels(prio))
 
     # ---- categories and tags -----------------------------------------------------------
 
@@ -563,6 +574,12 @@ class Daemon:
 def _apply_limits(torrent: Torrent, row: TorrentRow) -> None:
     """``dlLimit``/``upLimit`` (B/s, 0 = unlimited) become the torrent's rate limits."""
     torrent.set_limits(download=row.dl_limit or None, upload=row.up_limit or None)
+
+
+def _levels(prio: list[int]) -> list[int]:
+    """qBittorrent file priorities to the engine's levels: 1 normal is the engine's 4,
+    6 high and 7 maximal are its 6 and 7 (0, skip, is the selection: any level)."""
+    return [4 if p <= 1 else p for p in prio]
 
 
 def _valid_category(name: str) -> bool:
