@@ -114,3 +114,27 @@ async def test_global_limits_through_preferences_survive_a_restart(tmp_path: Pat
         got = (await web.get("app/preferences")).json()
         assert (got["dl_limit"], got["up_limit"]) == (300_000, 0)
         assert (await web.get("transfer/downloadLimit")).text == "300000"
+
+
+async def test_a_magnet_added_paused_downloads_once_resumed(tmp_path: Path) -> None:
+    """Pausing closed the magnet's peer (or refused its dial); resuming must dial it
+    again at once, not after the pool's 30 s back-off. The deadline sits well below
+    that back-off: the download itself takes a fraction of a second."""
+    data = random.Random("p").randbytes(SIZE)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "f.bin").write_bytes(data)
+    info = single_file_info(data, 64 * KIB)
+    info_hash = parse_metainfo(b"d4:info" + info + b"e").info_hash
+    settings = loopback_settings(SEED_IP, utp=False)
+    with lt_torrent_session(lt, info, tmp_path / "p", settings) as (session, handle):
+        async with web_daemon(tmp_path, client_config=_config(tmp_path / "state")) as web:
+            with trio.fail_after(60):
+                await wait_seeding(handle)
+            uri = format_magnet(Magnet(info_hash, peers=((SEED_IP, session.listen_port()),)))
+            added = await web.post("torrents/add", data={"urls": uri, "paused": "true"})
+            assert added.text == "Ok."
+            await trio.sleep(0.5)  # the dial started before the pause has ended by now
+            assert (await web.post("torrents/resume", data={"hashes": "all"})).ok
+            with trio.fail_after(20):
+                while (await _payload(web))[info_hash.hex()] < SIZE:  # noqa: ASYNC110 - HTTP
+                    await trio.sleep(0.05)

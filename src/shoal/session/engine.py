@@ -651,6 +651,7 @@ class TorrentEngine(HolepunchInputs):
 
     def resume(self, now: float) -> None:
         self.paused = False
+        self.pool.retry_now(now)  # pause closed them, not the peers' fault
         self._dial_more(now)
 
     # ---- timers --------------------------------------------------------------------

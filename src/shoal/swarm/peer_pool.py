@@ -264,6 +264,14 @@ class PeerPool:
         self._tokens -= len(out)
         return out
 
+    def retry_now(self, now: float) -> None:
+        """End every back-off (failure counts stay): the user resumed a paused torrent,
+        so the connections that pause closed, and dials that failed meanwhile, are
+        worth trying at once, not after `BASE_BACKOFF`."""
+        for entry in self._entries.values():
+            if entry.dialable and not entry.busy:
+                entry.retry_at = min(entry.retry_at, now)
+
     def ready_count(self, now: float) -> int:
         """Dialable addresses that could be dialled now if a slot were free."""
         return sum(

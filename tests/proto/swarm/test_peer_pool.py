@@ -47,6 +47,22 @@ def test_success_resets_failures_and_close_allows_redial() -> None:
     assert pool.pop_candidates(100.0 + BASE_BACKOFF, 1) == [A]
 
 
+def test_retry_now_ends_back_offs_but_keeps_failure_counts() -> None:
+    """A resumed torrent redials the peers its pause closed at once."""
+    pool = PeerPool(max_failures=2)
+    pool.add(A, PeerSource.USER)
+    pool.add(B, PeerSource.DHT)
+    assert sorted(pool.pop_candidates(0.0, 2)) == [A, B]
+    pool.connected(A)
+    pool.closed(A, 1.0)  # closed by the pause
+    pool.failed(B, 1.0)
+    assert pool.pop_candidates(2.0, 2) == []
+    pool.retry_now(2.0)
+    assert pool.pop_candidates(2.0, 2) == [A, B]  # fewest failures first
+    pool.failed(B, 3.0)  # the second failure still forgets it
+    assert pool.known() == [A]
+
+
 def test_ban_wins_over_sources() -> None:
     pool = PeerPool()
     pool.add(A, PeerSource.DHT)
