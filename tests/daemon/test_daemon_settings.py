@@ -35,17 +35,23 @@ def test_environment_and_config_file_are_daemon_defaults(tmp_path: Path, home: P
     config.write_text(
         'bind = "127.0.0.2"\nport = 7001\nencryption = "disable"\n'
         'bootstrap = ["127.0.0.1:9"]\nstate_dir = "st"\ndownload_dir = "dl"\n'
+        'transport = "utp"\n'
     )
     args = parse_args(build_parser(), ["--config", str(config), "daemon"], {})
     assert (args.bind, args.port, args.encryption) == ("127.0.0.2", 7001, "disable")
     assert args.bootstrap == [("127.0.0.1", 9)]
+    assert args.transport == "utp"
+    seed = parse_args(build_parser(), ["--config", str(config), "seed", "x", "--data", "d"], {})
+    assert seed.transport == "utp"
     assert (args.state_dir, args.download_dir) == (tmp_path / "st" / "daemon", tmp_path / "dl")
     # The environment beats the file; flags beat both.
     env = {"SHOAL_PORT": "7002", "SHOAL_ENCRYPTION": "require", "SHOAL_STATE_DIR": "/s"}
+    env["SHOAL_TRANSPORT"] = "both"
     argv = ["--config", str(config), "daemon", "--port", "7003", "--bootstrap", "127.0.0.1:10"]
     args = parse_args(build_parser(), argv, env)
     assert (args.port, args.encryption, args.bootstrap) == (7003, "require", [("127.0.0.1", 10)])
     assert str(args.state_dir) == "/s/daemon"
+    assert args.transport == "both"
     # Nothing set: the daemon's state lives under the XDG state directory, as before.
     args = parse_args(build_parser(), ["daemon"], {})
     assert args.state_dir == home / ".local" / "state" / "shoal" / "daemon"
@@ -53,12 +59,15 @@ def test_environment_and_config_file_are_daemon_defaults(tmp_path: Path, home: P
     assert args.bootstrap is None
 
 
-def test_bad_setting_is_one_line_for_the_daemon(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("name", ["SHOAL_PORT", "SHOAL_TRANSPORT"])
+def test_bad_setting_is_one_line_for_the_daemon(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
-        parse_args(build_parser(), ["daemon"], {"SHOAL_PORT": "nope"})
+        parse_args(build_parser(), ["daemon"], {name: "nope"})
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("shoal: environment variable SHOAL_PORT")
+    assert err.startswith(f"shoal: environment variable {name}")
     assert len(err.splitlines()) == 1
 
 
