@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 from shoal.create import create_torrent
+from shoal.daemon import fetch
 from shoal.daemon.fetch import MAX_TORRENT_FETCH
 from shoal.metainfo import parse_metainfo
 
@@ -19,6 +21,8 @@ from .helpers import web_daemon
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    import pytest
 
 MAGNET = "magnet:?xt=urn:btih:" + "cd" * 20
 
@@ -30,6 +34,8 @@ def serve_http(routes: dict[str, tuple[int, dict[str, str], bytes]]) -> Iterator
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/slow":
+                time.sleep(3)  # bounded: longer than the test's fetch deadline
             status, headers, body = routes.get(self.path, (404, {}, b"not here"))
             self.send_response(status)
             for name, value in headers.items():
@@ -42,6 +48,7 @@ def serve_http(routes: dict[str, tuple[int, dict[str, str], bytes]]) -> Iterator
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True  # a handler still sleeping never holds up the exit
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -88,3 +95,18 @@ async def test_http_urls_are_fetched_and_added(tmp_path: Path) -> None:
 
             too_many = "\n".join(f"{base}/good.torrent?{i}" for i in range(17))
             assert (await web.post("torrents/add", data={"urls": too_many})).status_code == 400
+
+
+async def test_a_slow_url_is_given_up_within_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server would send a valid .torrent, but only after the deadline."""
+    monkeypatch.setattr(fetch, "FETCH_SECONDS", 0.5)
+    data = tmp_path / "content"
+    data.mkdir()
+    (data / "x.bin").write_bytes(b"x" * 1000)
+    raw = create_torrent(data, piece_length=16384)
+    async with web_daemon(tmp_path) as web:
+        with serve_http({"/slow": (200, {}, raw)}) as base:
+            answer = await web.post("torrents/add", data={"urls": base + "/slow"})
+            assert (answer.status_code, answer.text) == (200, "Fails.")

@@ -65,3 +65,28 @@ async def test_top_priority_file_is_fetched_first(tmp_path: Path) -> None:
     print("progress when the top-priority file is done", [f["progress"] for f in files])
     assert [f["priority"] for f in files] == [1, 7]  # reported as set
     assert files[0]["progress"] < 0.5  # random order would have it about as far along
+
+
+async def test_file_levels_are_applied_again_after_a_restart(tmp_path: Path) -> None:
+    """The stored qBittorrent priorities (1, 6, 7) reach the picker of the restored
+    torrent as levels 4, 6, 7 (read from the picker: no transfer is needed)."""
+    content = tmp_path / "downloads" / "three"
+    content.mkdir(parents=True)
+    for i, name in enumerate(("a.bin", "b.bin", "c.bin")):
+        (content / name).write_bytes(bytes([i]) * 32 * 1024)
+    raw = create_torrent(content, piece_length=16 * 1024)
+    h = parse_metainfo(raw).info_hash.hex()
+    async with web_daemon(tmp_path) as web:
+        upload = {"torrents": ("three.torrent", raw, "application/x-bittorrent")}
+        assert (await web.post("torrents/add", files=upload)).text == "Ok."
+        for file_id, priority in (("1", "6"), ("2", "7")):
+            prio = {"hash": h, "id": file_id, "priority": priority}
+            assert (await web.post("torrents/filePrio", data=prio)).ok
+    async with web_daemon(tmp_path) as web:
+        (torrent,) = web.running.daemon.client.torrents()
+        with trio.fail_after(30):
+            while torrent.engine.data is None:  # noqa: ASYNC110 - the data phase opens
+                await trio.sleep(0.05)
+        picker = torrent.engine.data.picker
+        assert [picker.priority(i) for i in range(6)] == [4, 4, 6, 6, 7, 7]
+        assert [f["priority"] for f in await _files(web, h)] == [1, 6, 7]
