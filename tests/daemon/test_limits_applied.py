@@ -20,6 +20,7 @@ import trio
 import shoal
 from shoal.magnet import Magnet, format_magnet
 from shoal.metainfo import parse_metainfo
+from shoal.net.bandwidth import torrent_channels
 from tests.integration.peers import require_libtorrent
 from tests.lt_helpers import loopback_settings, lt_torrent_session, single_file_info
 from tests.net.lt_utp import wait_seeding
@@ -36,6 +37,7 @@ lt = require_libtorrent()
 SIZE = 1 << 20
 SEED_IP = "127.0.0.5"
 KIB = 1024
+MAGNET = "magnet:?xt=urn:btih:" + "ef" * 20
 
 
 def _config(state: Path) -> shoal.ClientConfig:
@@ -98,7 +100,7 @@ async def test_per_torrent_and_global_download_limits_hold(tmp_path: Path) -> No
     assert got[a] == pytest.approx(got[b] / 3, rel=0.35)
 
 
-async def test_global_limits_through_preferences_survive_a_restart(tmp_path: Path) -> None:
+async def test_global_and_torrent_limits_survive_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "state"
     async with web_daemon(tmp_path, client_config=_config(state)) as web:
         assert (await web.get("transfer/uploadLimit")).text == "0"
@@ -109,8 +111,16 @@ async def test_global_limits_through_preferences_survive_a_restart(tmp_path: Pat
         assert bad.status_code == 400
         assert (await web.post("transfer/setUploadLimit", data={"limit": 0})).ok
         assert web.running.daemon.client.limits() == (300_000, None)
+        # A torrent added with its own limits keeps them across the restart too.
+        limits = {"urls": MAGNET, "dlLimit": "50000", "upLimit": "20000"}
+        assert (await web.post("torrents/add", data=limits)).text == "Ok."
     async with web_daemon(tmp_path, client_config=_config(state)) as web:
         assert web.running.daemon.client.limits() == (300_000, None)
+        (torrent,) = web.running.daemon.client.torrents()
+        bandwidth = web.running.daemon.client.bandwidth
+        assert bandwidth is not None
+        down, up = torrent_channels(torrent.info_hash)
+        assert (bandwidth.limiter.rate(down), bandwidth.limiter.rate(up)) == (50_000, 20_000)
         got = (await web.get("app/preferences")).json()
         assert (got["dl_limit"], got["up_limit"]) == (300_000, 0)
         assert (await web.get("transfer/downloadLimit")).text == "300000"
