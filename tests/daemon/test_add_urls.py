@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
+import shoal
 from shoal.create import create_torrent
 from shoal.daemon import fetch
 from shoal.daemon.fetch import MAX_TORRENT_FETCH
@@ -28,12 +29,17 @@ MAGNET = "magnet:?xt=urn:btih:" + "cd" * 20
 
 
 @contextmanager
-def serve_http(routes: dict[str, tuple[int, dict[str, str], bytes]]) -> Iterator[str]:
+def serve_http(
+    routes: dict[str, tuple[int, dict[str, str], bytes]], requested: list[str] | None = None
+) -> Iterator[str]:
     """A threaded HTTP server on 127.0.0.1 answering `routes` (path → status, headers,
-    body); yields its base URL and is shut down on the way out."""
+    body), noting each path in `requested`; yields its base URL and is shut down on the
+    way out."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if requested is not None:
+                requested.append(self.path)
             if self.path == "/slow":
                 time.sleep(3)  # bounded: longer than the test's fetch deadline
             status, headers, body = routes.get(self.path, (404, {}, b"not here"))
@@ -110,3 +116,21 @@ async def test_a_slow_url_is_given_up_within_the_deadline(
         with serve_http({"/slow": (200, {}, raw)}) as base:
             answer = await web.post("torrents/add", data={"urls": base + "/slow"})
             assert (answer.status_code, answer.text) == (200, "Fails.")
+
+
+async def test_no_direct_fetch_in_anonymous_mode(tmp_path: Path) -> None:
+    """With --proxy or anonymous mode a direct HTTP request would show our address:
+    the URL is not fetched at all (the server sees no request)."""
+    data = tmp_path / "content"
+    data.mkdir()
+    (data / "x.bin").write_bytes(b"y" * 1000)
+    raw = create_torrent(data, piece_length=16384)
+    config = shoal.ClientConfig(
+        bind_host="127.0.0.1", port=0, dht=False, anonymous=True, state_dir=tmp_path / "state"
+    )
+    requested: list[str] = []
+    async with web_daemon(tmp_path, client_config=config) as web:
+        with serve_http({"/good.torrent": (200, {}, raw)}, requested) as base:
+            answer = await web.post("torrents/add", data={"urls": base + "/good.torrent"})
+            assert (answer.status_code, answer.text) == (200, "Fails.")
+    assert requested == []

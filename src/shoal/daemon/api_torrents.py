@@ -133,11 +133,16 @@ async def add(request: Request) -> Response:
         raise ApiError(400, "give magnet links in 'urls' or .torrent files in 'torrents'")
     if sum(1 for u in urls if is_http_url(u)) > MAX_FETCHES:
         raise ApiError(400, f"at most {MAX_FETCHES} http(s) urls per request")
+    config = daemon.client.config
+    # A direct HTTP request would show our address past --proxy / anonymous mode.
+    direct_ok = config.proxy is None and not config.anonymous
     added = 0
     for source in sources:
         item: str | bytes | None = source
         if isinstance(source, str) and is_http_url(source):
-            item = await _fetched(source)
+            item = await _fetched(source) if direct_ok else None
+            if not direct_ok:
+                log.warning("torrents/add: %r not fetched: it would bypass the proxy", source[:200])
         elif isinstance(source, str) and not source.startswith("magnet:"):
             item = None  # neither a magnet link nor http(s): qBittorrent ignores it too
         if item is not None and await daemon.add(item, options):
