@@ -54,6 +54,7 @@ IMPURE_MODULES = [
     "config.py",
     "create.py",
     "dht_client.py",
+    "ipfilter_load.py",  # socket.inet_pton for shoal.ipfilter's `pack`
     "torrent.py",
     # shoal daemon: HTTP, SQLite and the client (only daemon/sync.py is pure).
     "daemon/__init__.py",

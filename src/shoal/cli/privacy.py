@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import DecodeError
-from ..ipfilter import MAX_FILTER_BYTES, IPFilter, parse_ip_filter
+from ..ipfilter import MAX_FILTER_BYTES, IPFilter
+from ..ipfilter_load import load_ip_filter_bytes
 from ..socks5 import parse_proxy_url
 from .common import CommandError
 from .output import safe
@@ -98,7 +99,7 @@ def load_ip_filter(path: Path) -> IPFilter:
     except OSError as exc:
         raise CommandError(f"cannot read IP filter '{path}': {exc.strerror or exc}") from exc
     try:
-        flt, bad = parse_ip_filter(data)
+        flt, bad = load_ip_filter_bytes(data)
     except DecodeError as exc:
         raise CommandError(f"IP filter '{path}': {exc}") from exc
     for line in bad[:MAX_REPORTED_LINES]:
