@@ -283,14 +283,20 @@ def _emule_columns(body: list[str], pack: PackV4 | None) -> _Columns | None:
     head = _EMULE_HEAD_RE.fullmatch(first, 0, width) if width else None
     if head is None:
         return None
-    joined = "".join(map(operator.itemgetter(slice(0, width)), body))
+    heads = list(map(operator.itemgetter(slice(0, width)), body))
+    joined = "".join(heads)
     if not joined.isascii():
         return None
-    raw = joined.encode("ascii")
-    shape = raw.translate(_DIGITS_TO_ZERO)
+    shape = joined.encode("ascii").translate(_DIGITS_TO_ZERO)
     count = len(body)
     if shape != shape[:width] * count:
         return None
+    if not all(map(operator.le, heads, itertools.islice(heads, 1, None))):
+        # Same shape: text order is numeric order (by start), and sorting the heads
+        # is cheaper than sorting 64-bit integers after the conversion.
+        heads.sort()
+        joined = "".join(heads)
+    raw = joined.encode("ascii")
     level = range(*head.span(2))
     if any(raw[at::width] != raw[at : at + 1] * count for at in level):
         return None  # more than one access level: the general parser sorts them out
