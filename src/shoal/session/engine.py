@@ -29,6 +29,10 @@ that, and waiting out the normal back-off would leave us idle (issue 9).
 
 BEP 55 hole punching (`EngineConfig.holepunch`): `session.holepunch.Holepunch` decides,
 the engine relays its messages and turns a relay's ``connect`` into `Dial(utp=True)`.
+
+Mixins carry parts of the engine (it owns all the state): `HolepunchInputs` (BEP 55),
+`InfoPhaseInputs` (BEP 9 metadata, then the data phase's disk inputs) and
+`UpkeepInputs` (PEX rounds, peer turnover).
 """
 
 from __future__ import annotations
@@ -41,27 +45,27 @@ from .. import torrent_events as tev
 from ..errors import DecodeError, RemoteProtocolError
 from ..peer import events as ev
 from ..peer.config import ConnectionConfig
-from ..peer.connection import ConnectionState, PeerConnection
-from ..peer.extension import UT_PEX, PexFlags, PexPeer
+from ..peer.connection import PeerConnection
 from ..peer.handshake import ReservedBits
 from ..swarm.peer_pool import BASE_BACKOFF, PeerPool, PeerSource
-from ..swarm.turnover import PeerActivity, TurnoverPolicy
+from ..swarm.turnover import TurnoverPolicy
 from . import commands as cmd
-from .data import DataPlane
 from .duplicates import ConnectionFacts, keeps_new_connection
-from .holepunch import Holepunch, HolepunchInputs, supports_holepunch
-from .metadata_fetch import MetadataBadHash, MetadataDone, MetadataFetch, MetadataInvalid
+from .holepunch import Holepunch, HolepunchInputs
+from .info_phase import InfoPhaseInputs
+from .metadata_fetch import MetadataFetch
 from .peer import EnginePeer, client_name
 from .pex import PexTracker
+from .upkeep import UpkeepInputs
 
 if TYPE_CHECKING:
     import random
     from collections.abc import Iterable
 
     from ..ids import InfoHash, PeerId
-    from ..metainfo import InfoDict, Metainfo
+    from ..metainfo import Metainfo
     from ..peer.handshake import Handshake
-    from ..swarm.bitfield import Bitfield
+    from .data import DataPlane
     from .send_budget import SendBudget
 
 __all__ = ["REDIAL_AFTER_METADATA", "EngineConfig", "TorrentEngine"]
@@ -103,7 +107,7 @@ class EngineConfig:
 
 
 @final
-class TorrentEngine(HolepunchInputs):
+class TorrentEngine(HolepunchInputs, InfoPhaseInputs, UpkeepInputs):
     """One torrent's swarm, sans-IO (see the module docstring)."""
 
     def __init__(
@@ -525,49 +529,6 @@ class TorrentEngine(HolepunchInputs):
         if self.metainfo is None:
             self._request_metadata(now)
 
-    # ---- BEP 9 -----------------------------------------------------------------------
-
-    def _request_metadata(self, now: float) -> None:
-        for peer in self.fetch.take_banned():
-            # Announced a size, then timed out or rejected too often (its data never
-            # backed the size): `MetadataAssembler` strikes.
-            self._close(peer, "did not serve the metadata it announced", now)
-        for peer in self.fetch.request_more(list(self.peers.values()), now):
-            self._dirty[peer.key] = None
-
-    def _metadata_piece(self, peer: EnginePeer, piece: int, chunk: bytes, now: float) -> None:
-        if self.metainfo is not None:
-            return
-        try:
-            outcome = self.fetch.piece_received(peer, piece, chunk)
-        except RemoteProtocolError as exc:
-            self._close(peer, f"RemoteProtocolError: {exc}", now)
-            return
-        if isinstance(outcome, MetadataBadHash):
-            for culprit in list(outcome.blamed):
-                self.ban(culprit.addr, "sent metadata that does not match the info-hash", now)
-        elif isinstance(outcome, MetadataInvalid):
-            self._commands.append(cmd.Fail(outcome.message))
-            return
-        elif isinstance(outcome, MetadataDone):
-            self.metainfo = outcome.metainfo
-            info = outcome.metainfo.info
-            self.private = self.private or info.private
-            event = tev.MetadataReceived(info.name, info.total_length, info.num_pieces)
-            self._commands.append(cmd.Publish(event))
-            self._commands.append(cmd.MetadataReady(outcome.metainfo))
-            return
-        self._request_metadata(now)
-
-    def _serve_metadata(self, peer: EnginePeer, piece: int) -> None:
-        conn = peer.conn
-        info = self.metainfo.info if self.metainfo is not None else None
-        if info is None or not 0 <= piece * 16384 < len(info.raw):
-            conn.send_metadata_reject(piece)
-            return
-        peer.took_metadata = True
-        conn.send_metadata_data(piece, len(info.raw), info.raw[piece * 16384 : (piece + 1) * 16384])
-
     def ban(self, addr: Addr, reason: str, now: float) -> None:
         """Disconnect `addr` and never talk to it again (for this torrent)."""
         if self.pool.is_banned(addr):
@@ -576,70 +537,6 @@ class TorrentEngine(HolepunchInputs):
         self._commands.append(cmd.Publish(tev.PeerBanned(addr, reason)))
         for peer in [p for p in self.peers.values() if p.addr == addr]:
             self._close(peer, f"banned: {reason}", now)
-
-    # ---- the data phase ------------------------------------------------------------
-
-    def start_data(
-        self,
-        info: InfoDict,
-        have: Bitfield,
-        priorities: bytes | bytearray,
-        *,
-        sequential: bool,
-        now: float,
-    ) -> None:
-        """Storage is open (`MetadataReady`, or at once for a .torrent): download."""
-        self.data = DataPlane(
-            self,
-            info,
-            have,
-            priorities,
-            sequential=sequential,
-            now=now,
-            rng=self._rng,
-            upload_slots=self.config.upload_slots,
-            send_budget=self.config.send_budget,
-        )
-        for peer in list(self.peers.values()):
-            self.data.peer_joined_late(peer, now)
-            self._process(peer, now)
-        if self.data.picker.is_complete():
-            self._commands.append(cmd.PiecesComplete())
-        self._dial_more(now)
-
-    def write_refused(self, index: int) -> None:
-        """`WriteBlock` found no buffer room: the piece is re-requested later."""
-        if self.data is not None:
-            self.data.write_refused(index)
-
-    def piece_checked(
-        self, index: int, ok: bool, data: bytes | bytearray | memoryview | None, now: float
-    ) -> None:
-        """The outcome of `VerifyPiece`. `data`: the rejected bytes if not `ok`; the good
-        copy if `ok` and `needs_good_copy(index)`; else None."""
-        if self.data is not None:
-            self.data.piece_checked(index, ok, data, now)
-
-    def needs_good_copy(self, index: int) -> bool:
-        """Smart ban wants the verified bytes of `index` to judge earlier senders."""
-        return self.data is not None and self.data.smart_ban.suspected(index)
-
-    def piece_read(self, index: int, data: bytes, now: float) -> None:
-        """The outcome of `ReadPiece`: serve every request waiting for it."""
-        if self.data is not None:
-            self.data.piece_read(index, data, now)
-
-    def completion_flushed(self, now: float) -> None:
-        """`PiecesComplete` is durable: publish `Completed`, drop peers we no longer need."""
-        self.complete = True
-        self._commands.append(cmd.Publish(tev.Completed()))
-        data = self.data
-        for peer in list(self.peers.values()):
-            pieces = peer.conn.peer_pieces
-            if not self.config.seed:
-                self._close(peer, "download complete, not seeding", now)
-            elif data is not None and data.have_all and pieces is not None and pieces.has_all():
-                self._close(peer, "both peers are seeds", now)
 
     # ---- pause ---------------------------------------------------------------------
 
@@ -675,51 +572,6 @@ class TorrentEngine(HolepunchInputs):
             self._next_turnover = now + 1.0
             self._turn_over(now)
         self._dial_more(now)
-
-    def _turn_over(self, now: float) -> None:
-        """Peer turnover (`swarm/turnover.py`): when every slot is taken and someone
-        waits (a dialable address, or an inbound peer refused in the last 30 s), close
-        peers useless for a while: no interest either way, no payload."""
-        if self._refused_full:
-            self._refused_full, self._refused_full_at = False, now
-        activity = []
-        for peer in self.peers.values():
-            total = peer.downloaded + peer.uploaded
-            seen, last = peer.payload_mark
-            if total != seen:
-                peer.payload_mark = (total, now)
-                last = now
-            conn = peer.conn
-            activity.append(
-                PeerActivity(peer, peer.started_at, last, conn.am_interested, conn.peer_interested)
-            )
-        waiting = self.pool.ready_count(now) + (now - self._refused_full_at < 30.0)
-        if self.paused or not waiting:
-            return
-        for peer in self.turnover.pick(
-            activity, now=now, max_peers=self.config.max_peers, waiting=waiting
-        ):
-            self._close(peer, "peer turnover: useless while others wait for a slot", now)
-
-    def _send_pex(self) -> None:
-        """BEP 11: tell each peer which peers we are connected to, as deltas."""
-        if self.private:
-            return
-        flags = {
-            p.listen_addr: (PexFlags.UTP if p.utp else PexFlags.NONE)
-            | (PexFlags.HOLEPUNCH if supports_holepunch(p) else PexFlags.NONE)
-            for p in self.peers.values()
-            if p.listen_addr is not None
-        }
-        live = set(flags)
-        for peer in self.peers.values():
-            conn = peer.conn
-            if conn.state is not ConnectionState.OPEN or not conn.peer_supports(UT_PEX):
-                continue
-            added, dropped = self._pex.delta(peer, live, peer.listen_addr)
-            if added or dropped:
-                conn.send_pex([PexPeer(a, flags[a]) for a in added], dropped)
-                self._dirty[peer.key] = None
 
     # ---- statistics ----------------------------------------------------------------
 
