@@ -3,7 +3,9 @@
 It is driven by its `UTPEndpoint` (which owns the socket-level demultiplexing): the
 endpoint hands it decoded packets and timer ticks, and collects the datagrams it queues.
 The application side is `send` / `read` / `close` / `abort` on this object; after any
-of them, drain the endpoint (``datagrams_to_send()``, ``next_event()``).
+of them, drain the endpoint (``datagrams_to_send()``, ``next_event()``). The shared
+vocabulary (`UTPConfig`, the constants below, the states) is in `utp/state.py`; reading
+acknowledgements and detecting loss is the `AckProcessing` mixin (`utp/acks.py`).
 
 Numbers, and why
 ----------------
@@ -40,115 +42,41 @@ Numbers, and why
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from .acks import AckProcessing
 from .ledbat import Ledbat
 from .packet import SEQ_MASK, U32_MASK, Packet, PacketType, encode_datagram, seq_diff, seq_less
 from .rtt import RttEstimator
+from .state import (
+    DELAYED_ACK,
+    FIN_WAIT,
+    HALF_OPEN_TIMEOUT,
+    KEEPALIVE,
+    LINGER,
+    MAX_REORDER,
+    MSS,
+    CloseReason,
+    ConnState,
+    SentPacket,
+    Signal,
+    UTPConfig,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = ["MSS", "CloseReason", "ConnState", "Signal", "UTPConfig", "UTPConnection"]
 
-MSS: Final = 1178
-DELAYED_ACK: Final = 0.020
-KEEPALIVE: Final = 29.0  # libtorrent's interval: keeps NAT mappings of idle connections
-#: How long a finished connection stays to re-acknowledge a retransmitted FIN.
-LINGER: Final = 2.0
-#: After our FIN is acknowledged, how long we wait for the remote's FIN.
-FIN_WAIT: Final = 30.0
-#: Farthest ahead of ``ack_nr`` an out-of-order packet is buffered.
-MAX_REORDER: Final = 2048
+#: Largest selective ACK we attach (bytes of mask; the MSS leaves room for it).
 _SACK_MAX_BYTES: Final = 32
-#: An incoming connection that hears nothing after its SYN-ACK is dropped after this.
-HALF_OPEN_TIMEOUT: Final = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class UTPConfig:
-    """Tunables (defaults follow libtorrent where it has an equivalent)."""
-
-    recv_buffer: int = 1 << 20
-    send_buffer: int = 1 << 20
-    max_cwnd: int = 8 << 20
-    target_delay: float = 0.100
-    syn_resends: int = 2
-    data_resends: int = 6
-    #: Endpoint: most connections at all, and most half-open incoming ones (SYN flood).
-    max_connections: int = 1024
-    max_half_open_incoming: int = 64
-    #: Endpoint: accepted SYNs per second (token bucket of the same size).
-    syn_rate: float = 100.0
-
-
-class CloseReason(enum.Enum):
-    """Why a connection ended."""
-
-    FINISHED = "finished"  # both FINs exchanged, or our close completed
-    RESET = "reset"  # the remote sent ST_RESET
-    TIMED_OUT = "timed out"  # too many consecutive retransmission timeouts (SYN included)
-    REFUSED = "refused"  # our SYN was answered with a RESET
-    ABORTED = "aborted"  # we called abort()
-
-
-class Signal(enum.Enum):
-    """What a connection tells its endpoint, which turns it into an event (events.py)."""
-
-    CONNECTED = "connected"
-    READABLE = "readable"
-    WRITABLE = "writable"
-    CLOSED = "closed"
-    ACK_DUE = "ack due"  # not an event: the endpoint calls flush_ack() when drained
-
-
-class ConnState(enum.Enum):
-    SYN_SENT = "syn-sent"
-    SYN_RECV = "syn-recv"
-    CONNECTED = "connected"
-    CLOSED = "closed"
-
-
-class _Sent:
-    """A packet we sent (until acknowledged) or one received out of order.
-
-    A plain slotted class: one is built per packet, and a dataclass ``__init__`` with
-    defaults costs about twice as much."""
-
-    __slots__ = ("fast_resent", "in_flight", "payload", "sent_at", "seq", "transmissions", "type")
-
-    def __init__(self, seq: int, kind: PacketType, payload: bytes) -> None:
-        self.seq = seq
-        self.type = kind
-        self.payload = payload
-        self.sent_at = 0.0
-        self.transmissions = 0
-        self.in_flight = False
-        self.fast_resent = False
-
-
-def _third_highest(mask: bytes, ack: int) -> int | None:
-    """The sequence number with two more received after it, or None (fewer than three).
-
-    BEP 29: bit ``i`` (least significant first) of byte ``j`` reports ``ack + 2 + 8*j +
-    i``, which is exactly the little-endian reading of the mask as one integer. Every
-    unacknowledged packet before this one has three later packets received: lost.
-    """
-    bits = int.from_bytes(mask, "little")
-    for _ in range(2):
-        if not bits:
-            return None
-        bits ^= 1 << (bits.bit_length() - 1)
-    return (ack + 1 + bits.bit_length()) & SEQ_MASK if bits else None
 
 
 def _micros(now: float) -> int:
     return int(now * 1_000_000) & U32_MASK
 
 
-class UTPConnection:
+class UTPConnection(AckProcessing):
     """One connection (see the module docstring). Created by `UTPEndpoint` only."""
 
     def __init__(
@@ -178,9 +106,9 @@ class UTPConnection:
         # Send side.
         self.seq_nr = seq_nr
         self._acked_to = (seq_nr - 1) & SEQ_MASK
-        self._outbuf: dict[int, _Sent] = {}
+        self._outbuf: dict[int, SentPacket] = {}
         #: Packets declared lost (not in flight), waiting for window to be resent.
-        self._resend_queue: dict[int, _Sent] = {}
+        self._resend_queue: dict[int, SentPacket] = {}
         self.cur_window = 0
         self.peer_wnd = MSS
         self._send_buffer = bytearray()
@@ -199,7 +127,7 @@ class UTPConnection:
         self.ack_nr = 0
         self._syn_seq = 0
         self._first_seq = seq_nr
-        self._inbuf: dict[int, _Sent] = {}
+        self._inbuf: dict[int, SentPacket] = {}
         # Bit i: packet ack_nr + 2 + i is buffered out of order (the selective ACK to send).
         self._sack_bits = 0
         self._ooo_bytes = 0
@@ -387,85 +315,6 @@ class UTPConnection:
         if self.state is not ConnState.CLOSED:
             self._fill(now, defer_ack=True)
 
-    def _process_ack(self, pkt: Packet, now: float) -> None:
-        acked = 0
-        sack = pkt.sack if pkt.extensions else None
-        progress = bool(sack)
-        ack = pkt.ack_nr
-        if seq_less(self._acked_to, ack):
-            seq = (self._acked_to + 1) & SEQ_MASK
-            while True:
-                sent = self._outbuf.pop(seq, None)
-                if sent is not None:
-                    acked += self._on_acked(sent, now)
-                if seq == ack:
-                    break
-                seq = (seq + 1) & SEQ_MASK
-            self._acked_to = ack
-            self._dup_acks = 0
-            progress = True
-        elif ack == self._acked_to and pkt.type is PacketType.STATE and self._outbuf:
-            self._dup_acks += 1
-        threshold = None
-        if sack is not None:
-            acked += self._process_sack(sack, ack, now)
-            threshold = _third_highest(sack, ack)
-        if acked:
-            if pkt.timestamp_diff:
-                self.ledbat.add_delay_sample(pkt.timestamp_diff, now)
-            self.ledbat.on_ack(acked, cwnd_full=self._cwnd_full)
-        if progress:  # the timeout counts from the last sign of progress
-            self._rto_at = now + self.rtt.rto if self._outbuf else None
-        self._detect_loss(threshold, ack)
-
-    def _on_acked(self, sent: _Sent, now: float) -> int:
-        if sent.transmissions == 1:
-            self.rtt.sample(now - sent.sent_at)
-        if sent.type is PacketType.FIN:
-            self.fin_acked = True
-        self._resend_queue.pop(sent.seq, None)
-        if sent.in_flight:
-            self.cur_window -= len(sent.payload)
-            return len(sent.payload)
-        return 0
-
-    def _process_sack(self, mask: bytes, ack: int, now: float) -> int:
-        """Acknowledge what the mask reports received (bit order: see `_third_highest`)."""
-        bits, base, acked = int.from_bytes(mask, "little"), ack + 2, 0
-        nbits = 8 * len(mask)
-        for q in list(self._outbuf):  # oldest first: stop past the mask
-            d = seq_diff(q, base)
-            if d >= nbits:
-                break
-            if d >= 0 and bits >> d & 1:
-                acked += self._on_acked(self._outbuf.pop(q), now)
-        return acked
-
-    def _detect_loss(self, threshold: int | None, ack: int) -> None:
-        lost: list[_Sent] = []
-        if self._dup_acks >= 3:
-            first = self._outbuf.get((ack + 1) & SEQ_MASK)
-            if first is not None:
-                lost.append(first)
-            self._dup_acks = 0
-        if threshold is not None:
-            for q, sent in self._outbuf.items():  # oldest first: stop at the threshold
-                if not seq_less(q, threshold):
-                    break
-                lost.append(sent)
-        cut = False
-        for sent in lost:
-            if not sent.in_flight or sent.fast_resent:
-                continue
-            sent.in_flight = False
-            sent.fast_resent = True
-            self._resend_queue[sent.seq] = sent
-            self.cur_window -= len(sent.payload)
-            if seq_less(self._loss_seq, sent.seq) and not cut:
-                cut = True
-                self.ledbat.on_loss()
-                self._loss_seq = (self.seq_nr - 1) & SEQ_MASK
-
     def _process_data(self, pkt: Packet, now: float) -> None:
         seq = pkt.seq_nr
         ahead = seq_diff(seq, self.ack_nr)
@@ -489,7 +338,7 @@ class UTPConnection:
         if len(self._read_buffer) + self._ooo_bytes + size > self.config.recv_buffer:
             self._ack_due = True
             return
-        self._inbuf[seq] = _Sent(seq, pkt.type, pkt.payload)
+        self._inbuf[seq] = SentPacket(seq, pkt.type, pkt.payload)
         self._sack_bits |= 1 << (ahead - 2)
         self._ooo_bytes += size
         if pkt.type is PacketType.FIN:
@@ -626,12 +475,12 @@ class UTPConnection:
             self._queue(PacketType.FIN, b"", now)
 
     def _queue(self, kind: PacketType, payload: bytes, now: float) -> None:
-        sent = _Sent(self.seq_nr, kind, payload)
+        sent = SentPacket(self.seq_nr, kind, payload)
         self._outbuf[self.seq_nr] = sent
         self.seq_nr = (self.seq_nr + 1) & SEQ_MASK
         self._resend(sent, now)
 
-    def _resend(self, sent: _Sent, now: float) -> None:
+    def _resend(self, sent: SentPacket, now: float) -> None:
         if sent.transmissions:
             self.retransmits += 1
         else:
