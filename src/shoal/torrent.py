@@ -24,7 +24,9 @@ After every input the driver calls `_pump`, which carries out the engine's comma
 is synchronous: a block goes from the socket through the engine into the storage's
 piece buffer (`write_block_now`) without an await, and a request for a piece not in
 the engine's read cache becomes a `ReadPiece` task, so a slow disk never stalls the
-reader.
+reader. Two mixins of `Torrent` hold parts of it: `TorrentCommands`
+(``torrent_commands.py``: the commands carried out) and `TorrentReporting`
+(``torrent_report.py``: statistics and progress events).
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ from .net.dialer import SELF_CONNECTION
 from .net.peer_session import PEER_ERRORS, EngineSession
 from .net.utp_transport import is_utp
 from .peer.config import ConnectionConfig
-from .session import commands as cmd
 from .session.engine import EngineConfig, TorrentEngine
 from .session.send_budget import SendBudget
-from .storage.base import WriteResult
 from .swarm.peer_pool import PeerSource
-from .torrent_parts import Session, Subscriptions, check_select, dht_contacts, is_seed
+from .torrent_commands import TorrentCommands
+from .torrent_parts import Session, Subscriptions, check_select, dht_contacts
+from .torrent_report import RATE_WINDOW as RATE_WINDOW
+from .torrent_report import TorrentReporting
 from .torrent_stats import TorrentState, TorrentStats
 
 if TYPE_CHECKING:
@@ -83,12 +86,11 @@ DHT_INTERVAL: Final = 300.0
 #: instead of waiting out `DHT_INTERVAL` (issue 4: "re-lookup when the pool runs dry");
 #: the floor keeps a dead swarm from costing more than one lookup per interval.
 DRY_RELOOKUP: Final = 15.0
-RATE_WINDOW: Final = 5.0
 _EVENT_BUFFER: Final = 256
 
 
 @final
-class Torrent:
+class Torrent(TorrentCommands, TorrentReporting):
     """One torrent added to a `Client` (the task object and the user's handle)."""
 
     def __init__(
@@ -275,61 +277,6 @@ class Torrent:
         if delete_files and self.data is not None:
             await self.data.delete_files()
 
-    def statistics(self) -> TorrentStats:
-        data = self.data
-        engine = self.engine
-        down_rate, up_rate = self._rates()
-        downloaded = data.verified_bytes() if data else 0
-        payload, uploaded = engine.payload_totals()
-        plane = engine.data
-        left = plane.picker.wanted_left() if plane is not None else None
-        eta = left / down_rate if left and down_rate > 0 else (0.0 if left == 0 else None)
-        dht_nodes, dht_status = 0, None
-        if self._dht is not None:
-            dht_stats = self._dht.statistics()
-            dht_nodes = dht_stats.nodes  # every address family
-            if (proxy := dht_stats.proxy) is not None and proxy.relay is None:
-                dht_status = proxy.state.value  # proxied and the proxy is away
-        peers = list(engine.peers.values())
-        return TorrentStats(
-            state=self.state,
-            name=self.name,
-            total_size=data.info.total_length if data else 0,
-            selected_size=data.selected_size if data else 0,
-            downloaded=downloaded,
-            downloaded_payload=payload,
-            uploaded=uploaded,
-            download_rate=down_rate,
-            upload_rate=up_rate,
-            pieces_done=data.storage.verified().count() if data else 0,
-            pieces_total=data.info.num_pieces if data else 0,
-            peers=len(peers),
-            seeds=sum(1 for p in peers if is_seed(p)),
-            encrypted_peers=sum(1 for p in peers if p.encrypted),
-            known_peers=engine.pool.statistics().known,
-            metadata_peers=engine.metadata_peers(),
-            dht_nodes=dht_nodes,
-            eta=eta,
-            ratio=uploaded / downloaded if downloaded else 0.0,
-            checked=self._checked if self._state is TorrentState.CHECKING else None,
-            dht_status=dht_status,
-        )
-
-    def _checking(self, checked: int, total: int) -> None:
-        """Progress of the recheck of files on disk (a big one takes minutes)."""
-        self._checked = checked / total if total else 1.0
-
-    def verified_pieces(self) -> list[bool]:
-        """Per piece, whether it is verified (empty until the metadata is known).
-
-        For callers that show per-piece or per-file progress (the daemon's
-        ``pieceStates`` and ``files``); a copy, so holding it costs the engine nothing.
-        """
-        if self.data is None:
-            return []
-        have = self.data.storage.verified()
-        return [have.test(i) for i in range(self.data.info.num_pieces)]
-
     def set_file_priorities(self, levels: Sequence[int]) -> None:
         """Download order of the selected files: one level per file, 1 (low) .. 4
         (normal) .. 7 (top); higher levels' pieces are requested first. Which files
@@ -344,12 +291,6 @@ class Torrent:
             self.engine.data.picker.set_priorities(self.data.piece_priorities(levels))
             self._pump()
 
-    def downloading_pieces(self) -> frozenset[int]:
-        """Pieces with blocks requested or received but not yet verified (the daemon's
-        ``pieceStates`` 1); empty before the data phase."""
-        plane = self.engine.data
-        return frozenset(plane.picker.partial_pieces()) if plane is not None else frozenset()
-
     @property
     def state(self) -> TorrentState:
         """What the torrent is doing now."""
@@ -360,14 +301,6 @@ class Torrent:
         if self._state is TorrentState.FETCHING_METADATA and not self.engine.metadata_peers():
             return TorrentState.FINDING_PEERS  # nobody to ask for the metadata yet
         return self._state
-
-    def _rates(self) -> tuple[float, float]:
-        if len(self._samples) < 2:
-            return 0.0, 0.0
-        t0, d0, u0 = self._samples[0]
-        t1, d1, u1 = self._samples[-1]
-        span = max(t1 - t0, 1e-9)
-        return (d1 - d0) / span, (u1 - u0) / span
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -494,78 +427,6 @@ class Torrent:
             self._timer_moved.set()
         if engine.pool_dry():
             self._pool_dry.set()
-
-    def _do(self, command: cmd.Command) -> None:
-        nursery = self._nursery
-        match command:
-            case cmd.WriteBlock(index=index, begin=begin, data=block):
-                assert self.data is not None
-                if self.data.storage.write_block_now(index, begin, block) is WriteResult.NO_ROOM:
-                    self.data.storage.discard_piece(index)
-                    self.engine.write_refused(index)
-            case cmd.Publish(event=event):
-                self._subs.publish(event)
-                if isinstance(event, tev.PeerDisconnected):  # shown at ``-v``
-                    log.info("peer %s:%d left: %s", *event.addr, event.reason)
-                if isinstance(event, tev.PieceVerified) and self.data and self.data.saver:
-                    self.data.saver.piece_verified()
-            case cmd.Dial(addr=addr, plaintext=plaintext, utp=utp):
-                assert nursery is not None
-                nursery.start_soon(self._dial, addr, plaintext, utp)
-            case cmd.ClosePeer(peer=key, reason=reason):
-                session = self._conns.pop(key, None)
-                if session is not None:
-                    if self.sessions.get(session.addr) is session:
-                        del self.sessions[session.addr]
-                    session.io.close(reason)
-            case cmd.VerifyPiece(index=index):
-                assert nursery is not None
-                nursery.start_soon(self._verify, index)
-            case cmd.ReadPiece(index=index):
-                assert nursery is not None
-                nursery.start_soon(self._read, index)
-            case cmd.MetadataReady():
-                self._metadata_ready.set()
-            case cmd.PiecesComplete():
-                if not self._completing:
-                    self._completing = True
-                    assert nursery is not None
-                    nursery.start_soon(self._flush_complete)
-            case cmd.AddDhtNodes(nodes=nodes):
-                if self._dht is not None:
-                    self._dht.add_nodes(list(nodes))
-            case cmd.Fail(message=message):
-                self.fail(message)
-
-    async def _verify(self, index: int) -> None:
-        assert self.data is not None
-        storage = self.data.storage
-        ok = await storage.verify_piece(index)
-        if ok:
-            good = None
-            if self.engine.needs_good_copy(index):
-                good = await storage.read_block(index, 0, self.data.info.piece_size(index))
-            self.engine.piece_checked(index, True, good, trio.current_time())
-        else:
-            rejected = storage.pop_rejected(index)
-            storage.discard_piece(index)
-            self.engine.piece_checked(index, False, rejected, trio.current_time())
-        self._pump()
-
-    async def _read(self, index: int) -> None:
-        assert self.data is not None
-        piece = await self.data.storage.read_block(index, 0, self.data.info.piece_size(index))
-        self.engine.piece_read(index, piece, trio.current_time())
-        self._pump()
-
-    async def _flush_complete(self) -> None:
-        assert self.data is not None
-        await self.data.storage.flush()
-        await self.data.save_resume()
-        self._state = TorrentState.SEEDING
-        self.engine.completion_flushed(trio.current_time())
-        self._complete.set()
-        self._pump()
 
     # ---- connections ---------------------------------------------------------------
 
@@ -723,13 +584,3 @@ class Torrent:
                 await self._pool_dry.wait()
                 await trio.sleep_until(looked_up + DRY_RELOOKUP)
             retry = min(DHT_INTERVAL, retry * 2)
-
-    async def _stats_loop(self) -> None:
-        while True:
-            now = trio.current_time()
-            down, up = self.engine.payload_totals()
-            self._samples.append((now, down, up))
-            while self._samples and self._samples[0][0] < now - RATE_WINDOW:
-                self._samples.popleft()
-            self._subs.publish(tev.Progress(self.statistics()))
-            await trio.sleep(1.0)
