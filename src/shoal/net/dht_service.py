@@ -29,7 +29,8 @@ byte is ``d``; a uTP packet starts with ``type << 4 | version`` (0x01 to 0x41). 
 handler registered (`set_datagram_handler`), every datagram of the batch whose first
 byte is not ``d`` goes to it instead of the engine, synchronously, with the batch's
 ``now``; `send_datagram` (async) / `send_datagram_nowait` send on the same socket, so
-both protocols share one port.
+both protocols share one port. Those sending methods are the `SharedSocket` mixin
+(``net/dht_shared.py``).
 """
 
 from __future__ import annotations
@@ -40,13 +41,11 @@ import logging
 import math
 import socket
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, final
+from typing import TYPE_CHECKING, Final, NoReturn, final
 
 import trio
 
-from ..dht.compact import Addr
 from ..dht.events import (
     AnnounceSent,
     BootstrapFinished,
@@ -57,13 +56,18 @@ from ..dht.events import (
 )
 from ..dht.routing import NodeState
 from ..errors import DecodeError, RemoteProtocolError
+from .dht_shared import MAX_SEND_BACKLOG as MAX_SEND_BACKLOG
+from .dht_shared import STREAM_BUFFER as STREAM_BUFFER
+from .dht_shared import DatagramHandler as DatagramHandler
+from .dht_shared import SharedSocket
+from .dht_shared import is_krpc as is_krpc
 from .dht_state import load_state, save_state
-from .udp_gso import GsoRefused, send_batch
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
+    from ..dht.compact import Addr
     from ..dht.node import DHTNode
 
 __all__ = [
@@ -95,34 +99,6 @@ SHARED_RECV_BATCH: Final = 256
 RECV_BUFFER: Final = 1 << 21
 # A sendto that keeps blocking after this many waits for writability is dropped.
 _SEND_RETRIES: Final = 8
-#: Handler datagrams queued while the socket is full; past this, new ones are dropped
-#: (as a full network queue would drop them; uTP retransmits).
-MAX_SEND_BACKLOG: Final = 256
-
-#: Receives the datagrams that are not KRPC (`is_krpc`): ``handler(data, addr, now)``.
-#: It runs inside the socket loop, so it must not block; it may raise only
-#: `DecodeError` / `RemoteProtocolError` (counted as malformed), anything else is a bug.
-DatagramHandler: TypeAlias = Callable[[bytes, Addr, float], None]
-
-
-def is_krpc(data: bytes) -> bool:
-    """Whether a datagram belongs to the DHT: KRPC messages are bencoded dicts (``d``).
-
-    uTP packets (BEP 29) start with ``type << 4 | 1``, 0x01 to 0x41, never 0x64.
-    """
-    return data[:1] == b"d"
-
-
-#: Socket buffers once a stream protocol (uTP) shares the socket: a window of full-size
-#: packets in flight overflows the DHT's 2 MiB while the loop is busy with a batch, and
-#: every overflow is a loss that halves uTP's window (uTP's own socket asks the same).
-STREAM_BUFFER: Final = 4 << 20
-
-
-def _enlarge_for_streams(sock: socket.socket) -> None:
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        with contextlib.suppress(OSError):  # the kernel caps it at net.core.[rw]mem_max
-            sock.setsockopt(socket.SOL_SOCKET, option, STREAM_BUFFER)
 
 
 def socket_family(host: str) -> socket.AddressFamily:
@@ -185,7 +161,7 @@ class _Waiter:
 
 
 @final
-class DHTService:
+class DHTService(SharedSocket):
     """Bind a UDP socket and drive a `DHTNode` on it until cancelled.
 
     Args:
@@ -196,8 +172,6 @@ class DHTService:
         sock: an unbound UDP socket to bind, drive and close instead of a new one:
             a `shoal.net.socks_udp.RelayedSocket` (the DHT through a SOCKS5 proxy).
     """
-
-    _gso = True  # UDP segmentation for `send_datagrams` until the kernel refuses it
 
     def __init__(
         self,
@@ -255,81 +229,6 @@ class DHTService:
     def family(self) -> socket.AddressFamily:
         """The address family of the socket (from the bind address)."""
         return socket_family(self._bind[0])
-
-    def set_datagram_handler(self, handler: DatagramHandler | None) -> None:
-        """Hand every received datagram that is not KRPC (`is_krpc`) to `handler`.
-
-        ``handler(data, addr, now)`` is called from the socket loop, once per datagram,
-        with the ``now`` of its receive batch; it must not block (feed a sans-IO engine
-        and wake its driver). None restores the default: everything goes to the DHT
-        engine, which counts non-KRPC datagrams as malformed.
-        """
-        self._handler = handler
-        if handler is not None and self._raw is not None:
-            _enlarge_for_streams(self._raw)
-
-    async def send_datagram(self, data: bytes, addr: Addr) -> None:
-        """`send_datagram_nowait` as an async call: the ``DatagramTransport`` shape
-        (``shoal.net.utp_socket``), so a `DHTService` carries uTP's output as it is.
-
-        Only a cancellation point, not a scheduling one: uTP flushes a window of
-        datagrams in a row, and a full yield per datagram would cost more than the
-        ``sendto`` (the same choice as uTP's own socket transport).
-
-        Raises:
-            trio.ClosedResourceError: the service is not running.
-        """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        self.send_datagram_nowait(data, addr)
-
-    def send_datagram_nowait(self, data: bytes, addr: Addr) -> None:
-        """Send `data` to `addr` from the DHT's socket (for the datagram handler's protocol).
-
-        A non-blocking ``sendto`` right away, which almost never blocks; if the socket is
-        full the datagram waits (in order, at most `MAX_SEND_BACKLOG`) for the socket
-        loop to send it, and past that it is dropped, as UDP may.
-
-        Raises:
-            trio.ClosedResourceError: the service is not running.
-        """
-        sock = self._raw
-        if sock is None:
-            raise trio.ClosedResourceError("the DHT service is not running")
-        if not self._backlog:
-            try:
-                sock.sendto(data, addr)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                self._handler_dropped += 1
-                log.debug("sendto %s failed: %s", addr, exc)
-                return
-            else:
-                self._handler_out += 1
-                return
-        if len(self._backlog) >= MAX_SEND_BACKLOG:
-            self._handler_dropped += 1
-            return
-        self._backlog.append((data, addr))
-        self._wake()
-
-    async def send_datagrams(self, batch: list[tuple[bytes, Addr]]) -> None:
-        """`send_datagram` for a whole uTP flush: runs of equal-size datagrams to one
-        address leave in one segmented send (`shoal.net.udp_gso`) while the kernel
-        takes them and nothing waits in the backlog; the rest one by one, as above.
-        Never on a `RelayedSocket` (a subclass): its ``sendto`` wraps for the proxy's
-        relay, and a ``sendmsg`` would go direct."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if type(self._raw) is socket.socket and not self._backlog and self._gso:
-            try:
-                done, errors = send_batch(self._raw, batch)
-            except GsoRefused as exc:
-                self._gso, done, errors = False, exc.unsent, 0
-            self._handler_out += done - errors
-            self._handler_dropped += errors
-            batch = batch[done:]
-        for data, addr in batch:
-            self.send_datagram_nowait(data, addr)
 
     async def serve(
         self, *, task_status: trio.TaskStatus[Addr] = trio.TASK_STATUS_IGNORED
