@@ -40,6 +40,7 @@ from .ids import random_id
 from .net.dht_service import DHTService, DHTServiceStats, socket_family
 from .net.dht_state import load_family_ids, load_state
 from .net.item_keeper import ItemKeeper
+from .net.peer_search import PeerSearch
 from .net.socks_udp import ProxyRelay, ProxyRelayStats, RelayedSocket, RelayState
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     from .dht.lookup import LookupStats
     from .dht.node import DHTStats as NodeStats
     from .ipfilter import IPFilter
-    from .net.dht_service import _Waiter
     from .socks5 import ProxyURL
 
 __all__ = [
@@ -97,86 +97,6 @@ class DHTClientStats:
     def nodes(self) -> int:
         """Nodes in the routing tables of every address family (what "DHT nodes" shows)."""
         return sum(f.node.routing.nodes for f in self.families)
-
-
-@final
-class PeerSearch:
-    """``async for peer in dht.get_peers(info_hash)``: peers as the lookup finds them.
-
-    A class rather than an async generator so that breaking out of the loop early
-    leaves nothing to finalise; the lookup simply runs to its end inside the engine.
-    A dual-stack node runs one lookup per address family and merges their peers.
-    `statistics` holds the first family's `LookupStats` once iteration has finished
-    (`all_statistics` every family's, in bind order), and `hops` the hop at which each
-    peer yielded so far was found (the lookup's seeds are hop 1), for debugging tools.
-    """
-
-    def __init__(
-        self,
-        services: DHTService | Sequence[DHTService],
-        info_hash: bytes,
-        *,
-        noseed: bool = False,
-    ) -> None:
-        self._services = (services,) if isinstance(services, DHTService) else tuple(services)
-        self._info_hash = bytes(info_hash)
-        self._noseed = noseed
-        self._waiters: list[_Waiter] | None = None
-        self._pending: list[Addr] = []
-        self._seen: set[Addr] = set()
-        self.statistics: LookupStats | None = None
-        self.all_statistics: tuple[LookupStats | None, ...] = ()
-        self.hops: dict[Addr, int | None] = {}
-
-    def __aiter__(self) -> PeerSearch:
-        return self
-
-    async def __anext__(self) -> Addr:
-        if self._waiters is None:
-            now = trio.current_time()
-            self._waiters = [
-                service.register(service.node.get_peers(self._info_hash, now, noseed=self._noseed))
-                for service in self._services
-            ]
-        waiters = self._waiters
-        while not self._pending:
-            if any(w.events for w in waiters):
-                for waiter in waiters:
-                    self._take(waiter)
-            elif all(w.done for w in waiters):
-                self.all_statistics = tuple(
-                    w.finished.stats if w.finished else None for w in waiters
-                )
-                self.statistics = self.all_statistics[0]
-                raise StopAsyncIteration
-            else:
-                await _park_any(waiters)
-        await trio.lowlevel.checkpoint()
-        return self._pending.pop(0)
-
-    def _take(self, waiter: _Waiter) -> None:
-        for event in waiter.events:
-            fresh = [p for p in event.peers if p not in self._seen]
-            self._seen.update(fresh)
-            self._pending.extend(fresh)
-            self.hops.update(dict.fromkeys(fresh, event.hops))
-        waiter.events.clear()
-
-
-async def _park_any(waiters: Sequence[_Waiter]) -> None:
-    """Sleep until any of `waiters` has news (events or done)."""
-    pending = [w for w in waiters if not w.done]
-    if len(pending) == 1:
-        await pending[0].lot.park()
-        return
-    async with trio.open_nursery() as nursery:
-
-        async def park(waiter: _Waiter) -> None:
-            await waiter.lot.park()
-            nursery.cancel_scope.cancel()
-
-        for waiter in pending:
-            nursery.start_soon(park, waiter)
 
 
 @final
