@@ -18,13 +18,11 @@ import trio
 from . import torrent_events as tev
 from .session import commands as cmd
 from .storage.base import WriteResult
+from .torrent_parts import TorrentCore
 from .torrent_stats import TorrentState
 
 if TYPE_CHECKING:
-    from ._torrent_data import DataFiles
-    from .dht_client import DHT
-    from .session.engine import TorrentEngine
-    from .torrent_parts import Session, Subscriptions
+    from .torrent_parts import Session
 
 __all__ = ["TorrentCommands"]
 
@@ -34,22 +32,14 @@ log = logging.getLogger("shoal.torrent")
 Addr = tuple[str, int]
 
 
-class _Host(Protocol):
+class _Host(TorrentCore, Protocol):
     """What `TorrentCommands` needs of the `Torrent` that mixes it in."""
 
     _state: TorrentState
     _completing: bool
 
     @property
-    def engine(self) -> TorrentEngine: ...
-    @property
-    def data(self) -> DataFiles | None: ...
-    @property
-    def _dht(self) -> DHT | None: ...
-    @property
     def _nursery(self) -> trio.Nursery | None: ...
-    @property
-    def _subs(self) -> Subscriptions: ...
     @property
     def _conns(self) -> dict[int, Session]: ...
     @property

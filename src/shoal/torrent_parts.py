@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 import trio
 
@@ -13,11 +13,28 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from . import torrent_events as tev
+    from ._torrent_data import DataFiles
+    from .dht_client import DHT
     from .net.peer_session import EngineSession
     from .peer.connection import PeerConnection
+    from .session.engine import TorrentEngine
     from .session.peer import EnginePeer
 
-__all__ = ["Session", "Subscriptions", "check_select", "dht_contacts", "is_seed"]
+__all__ = ["Session", "Subscriptions", "TorrentCore", "check_select", "dht_contacts", "is_seed"]
+
+
+class TorrentCore(Protocol):
+    """What the mixins of `Torrent` (``torrent_commands.py``, ``torrent_report.py``)
+    read of it: a protocol, so that they do not import ``torrent.py`` back."""
+
+    @property
+    def engine(self) -> TorrentEngine: ...
+    @property
+    def data(self) -> DataFiles | None: ...
+    @property
+    def _dht(self) -> DHT | None: ...
+    @property
+    def _subs(self) -> Subscriptions: ...
 
 
 def check_select(select: Sequence[int], num_files: int) -> None:

@@ -13,16 +13,12 @@ from typing import TYPE_CHECKING, Final, Protocol
 import trio
 
 from . import torrent_events as tev
-from .torrent_parts import is_seed
+from .torrent_parts import TorrentCore, is_seed
 from .torrent_stats import TorrentState, TorrentStats
 
 if TYPE_CHECKING:
     from collections import deque
 
-    from ._torrent_data import DataFiles
-    from .dht_client import DHT
-    from .session.engine import TorrentEngine
-    from .torrent_parts import Subscriptions
 
 __all__ = ["RATE_WINDOW", "TorrentReporting"]
 
@@ -30,21 +26,13 @@ __all__ = ["RATE_WINDOW", "TorrentReporting"]
 RATE_WINDOW: Final = 5.0
 
 
-class _Host(Protocol):
+class _Host(TorrentCore, Protocol):
     """What `TorrentReporting` needs of the `Torrent` that mixes it in."""
 
     _checked: float
 
     @property
-    def engine(self) -> TorrentEngine: ...
-    @property
-    def data(self) -> DataFiles | None: ...
-    @property
-    def _dht(self) -> DHT | None: ...
-    @property
     def _samples(self) -> deque[tuple[float, int, int]]: ...
-    @property
-    def _subs(self) -> Subscriptions: ...
     @property
     def _state(self) -> TorrentState: ...
     @property
