@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Final
 
+from ..errors import ShoalError
+
 if TYPE_CHECKING:
     import socket
 
@@ -28,8 +30,9 @@ GSO_MAX_SEGMENTS: Final = 64
 _GSO_MAX_BYTES: Final = 65000
 
 
-class GsoRefused(OSError):
-    """The kernel refused a segmented send: no GSO here. ``batch[unsent:]`` is unsent."""
+class GsoRefused(ShoalError, OSError):
+    """The kernel refused a segmented send: no GSO here. ``batch[unsent:]`` is unsent.
+    An `OSError` too, so a caller that does not know GSO handles it as a refused send."""
 
     def __init__(self, unsent: int, cause: OSError) -> None:
         super().__init__(cause.errno, f"UDP_SEGMENT refused: {cause}")
