@@ -90,6 +90,8 @@ async def _main(args: argparse.Namespace) -> int:
                 bind_host=hosts[0],
                 bind_hosts=hosts if len(hosts) > 1 else (),
                 bootstrap=tuple(args.bootstrap or ()),
+                proxy=args.proxy,  # the fetches go through it too (CONNECT)
+                anonymous=args.anonymous,
             )
             async with open_client(config) as client:
                 await _Walk(args, dht, client).run(seeds)
