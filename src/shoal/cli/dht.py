@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ..dht_client import DHT, DHTClientStats
-    from ..net.socks_udp import ProxyRelay
     from .common import Subparsers
 
 __all__ = ["add_parser", "run"]
@@ -203,8 +202,6 @@ async def _serve(args: argparse.Namespace) -> int:
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(_report_stats, args, dht)
-            if dht.relay is not None:
-                nursery.start_soon(_report_proxy, dht.relay)
             if watched := watched_hosts(bind_hosts(args)):
                 nursery.start_soon(watch_bind_addresses, watched)  # stop if --bind goes
             where = " and ".join(_hostport(a) for a in dht.addresses)
@@ -234,19 +231,6 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def _hostport(addr: tuple[str, int]) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
-
-
-async def _report_proxy(relay: ProxyRelay) -> None:
-    """One stderr line each time the proxy goes away and comes back (the stats say it
-    too): while it is away the node sends nothing, so a quiet node is explained."""
-    from ..net.socks_udp import RelayState
-
-    while True:
-        await relay.wait_state(RelayState.WAITING)
-        why = relay.statistics().last_error
-        print(f"shoal: DHT waiting for proxy ({why}); nothing is sent", file=sys.stderr)
-        await relay.wait_state(RelayState.UP)
-        print("shoal: DHT through proxy again", file=sys.stderr)
 
 
 async def _report_stats(args: argparse.Namespace, dht: DHT) -> None:
