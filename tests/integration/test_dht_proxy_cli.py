@@ -95,6 +95,17 @@ async def test_put_then_get_through_dante(tmp_path: Path) -> None:
     only_the_proxy_was_heard(sources)
 
 
+async def test_sample_through_dante(tmp_path: Path) -> None:
+    """BEP 51 walk through the relay: the router holds IH (the announcer announced it)."""
+    sources: list[str] = []
+    async with run_dante(tmp_path) as proxy, far_network(sources) as (router, _):
+        args = node_args(router, proxy.url())
+        code, lines, err = await shoal("dht", "sample", "--limit", "1", *args)
+    assert code == 0, err
+    assert [(line["event"], line["info_hash"]) for line in lines] == [("sample", IH.hex())]
+    only_the_proxy_was_heard(sources)
+
+
 class PayloadSocket(RecordingSocket):
     """Also keeps every datagram received, to read what our node sent."""
 

@@ -76,6 +76,8 @@ async def _main(args: argparse.Namespace) -> int:
         # table; `DHT.sample` sends each query from the socket of its address family.
         seeds: list[tuple[bytes | None, Addr]] = []
         for service in dht.services:
+            if args.proxy is not None:  # names are the proxy's to resolve, never ours:
+                break  # the node joined through them, its table below has the routers
             seeds += [(None, a) for a in await resolve(args.bootstrap or [], service.family)]
         with trio.move_on_after(10):
             await dht.wait_bootstrapped()
