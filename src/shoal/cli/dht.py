@@ -31,7 +31,7 @@ from .common import (
     parse_hostport,
     parse_port,
 )
-from .privacy import ip_filter_option
+from .privacy import parse_proxy_option
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -148,17 +148,25 @@ def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> Non
         help="never answer, ask or keep in the routing table an address in this eMule"
         " ipfilter.dat or PeerGuardian P2P list (gzip allowed)",
     )
+    parser.add_argument(
+        "--proxy",
+        metavar="socks5://[USER:PASS@]HOST:PORT",
+        type=parse_proxy_option,
+        default=default(None),
+        help="every datagram through this SOCKS5 proxy's UDP relay (UDP ASSOCIATE), router"
+        " names resolved by the proxy; down at start: an error; lost later: the node waits"
+        " for it and nothing goes direct",
+    )
+    parser.add_argument(
+        "--anonymous",
+        action="store_true",
+        default=default(False),
+        help="no client version in our messages; needs --proxy (docs/security.md)",
+    )
     parser.add_argument("--json", action="store_true", default=default(False), help="JSON lines")
     parser.add_argument(
         "--interval", type=float, default=default(STATS_INTERVAL), help=argparse.SUPPRESS
     )
-
-
-def _bootstrap(args: argparse.Namespace) -> list[tuple[str, int]]:
-    from ..dht_client import DEFAULT_BOOTSTRAP
-
-    given: list[tuple[str, int]] | None = args.bootstrap
-    return list(given) if given else list(DEFAULT_BOOTSTRAP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,18 +195,10 @@ def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from ..dht_client import open_dht_node
-
     interrupted = False
     with trio.open_signal_receiver(signal.SIGINT) as signals:
         async with (
-            open_dht_node(
-                bind=[(host, args.port) for host in bind_hosts(args)],
-                bootstrap=_bootstrap(args),
-                state_file=args.state_file,
-                read_only=args.read_only,
-                ip_filter=ip_filter_option(args),
-            ) as dht,
+            dht_items.open_node(args) as dht,
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(_report_stats, args, dht)
@@ -270,6 +270,9 @@ def _stats_obj(previous: DHTClientStats, current: DHTClientStats, elapsed: float
         "datagrams_out": total(lambda s: s.service.datagrams_out),
         #: Datagrams dropped unread because --ip-filter blocks their source.
         "filtered": total(lambda s: s.node.filtered),
+        #: With --proxy: "through proxy", "connecting to proxy" or "waiting for proxy"
+        #: (the proxy is away and nothing is sent); None without a proxy.
+        "proxy": current.proxy.state.value if current.proxy is not None else None,
     }
 
 
@@ -279,16 +282,17 @@ def _stats_line(obj: dict[str, Any]) -> str:
     return (
         f"nodes {obj['nodes']}{split} (good {obj['good']}, {obj['buckets']} buckets) | "
         f"queries in {obj['queries_in_per_s']}/s out {obj['queries_out_per_s']}/s | "
-        f"stored info-hashes {obj['info_hashes']}"
+        f"stored info-hashes {obj['info_hashes']}" + (f" | {obj['proxy']}" if obj["proxy"] else "")
     )
 
 
 async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
     """One lookup, bounded by ``--timeout`` (the whole command, bootstrap included)."""
     found = [0]
+    waiting = [""]  # why nothing came back, when it is the proxy
     start = trio.current_time()
     with trio.move_on_after(args.timeout) as scope:
-        await _lookup(args, info_hash, found, start)
+        await _lookup(args, info_hash, found, start, waiting)
     if not scope.cancelled_caught:
         return EXIT_OK
     elapsed = trio.current_time() - start
@@ -299,6 +303,8 @@ async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
             f"{found[0]} peers; lookup stopped by --timeout after {elapsed:.3f}s",
         )
         return EXIT_OK
+    if waiting[0]:
+        raise CommandError(f"no peers found within {args.timeout:g}s: DHT{waiting[0]}")
     raise CommandError(
         f"no peers found within {args.timeout:g}s: no DHT node answered usefully "
         "(check --bootstrap and your network, or raise --timeout)"
@@ -306,48 +312,53 @@ async def _get_peers(args: argparse.Namespace, info_hash: InfoHash) -> int:
 
 
 async def _lookup(
-    args: argparse.Namespace, info_hash: InfoHash, found: list[int], start: float
+    args: argparse.Namespace,
+    info_hash: InfoHash,
+    found: list[int],
+    start: float,
+    waiting: list[str],
 ) -> None:
-    from ..dht_client import open_dht_node
+    async with dht_items.open_node(args) as dht:
+        try:
+            await _search(args, dht, info_hash, found, start)
+        finally:
+            waiting[0] = dht_items.proxy_waiting(dht)
 
-    async with open_dht_node(
-        bind=[(host, args.port) for host in bind_hosts(args)],
-        bootstrap=_bootstrap(args),
-        state_file=args.state_file,
-        read_only=args.read_only,
-        ip_filter=ip_filter_option(args),
-    ) as dht:
-        search = dht.get_peers(info_hash)
-        async for peer in search:
-            found[0] += 1
-            elapsed = trio.current_time() - start
-            hops = search.hops.get(peer)
-            obj = {
-                "event": "peer",
-                "ip": peer[0],
-                "port": peer[1],
-                "elapsed": round(elapsed, 3),
-                "hops": hops,
-            }
-            hop_text = "?" if hops is None else str(hops)
-            _emit(args, obj, f"{peer[0]}:{peer[1]}\t{elapsed:.3f}s\thop {hop_text}")
-        count = found[0]
-        stats = search.statistics
-        summary: dict[str, Any] = {
-            "event": "done",
-            "peers": count,
-            "elapsed": round(trio.current_time() - start, 3),
+
+async def _search(
+    args: argparse.Namespace, dht: DHT, info_hash: InfoHash, found: list[int], start: float
+) -> None:
+    search = dht.get_peers(info_hash)
+    async for peer in search:
+        found[0] += 1
+        elapsed = trio.current_time() - start
+        hops = search.hops.get(peer)
+        obj = {
+            "event": "peer",
+            "ip": peer[0],
+            "port": peer[1],
+            "elapsed": round(elapsed, 3),
+            "hops": hops,
         }
-        if stats is not None:
-            summary |= {
-                "hops": stats.hops,
-                "first_peer_hops": stats.first_peer_hops,
-                "queries": stats.queries_sent,
-                "responses": stats.responses,
-            }
-        _emit(
-            args,
-            summary,
-            f"{count} peers in {summary['elapsed']:.3f}s"
-            + (f", {stats.hops} hops, {stats.queries_sent} queries" if stats else ""),
-        )
+        hop_text = "?" if hops is None else str(hops)
+        _emit(args, obj, f"{peer[0]}:{peer[1]}\t{elapsed:.3f}s\thop {hop_text}")
+    count = found[0]
+    stats = search.statistics
+    summary: dict[str, Any] = {
+        "event": "done",
+        "peers": count,
+        "elapsed": round(trio.current_time() - start, 3),
+    }
+    if stats is not None:
+        summary |= {
+            "hops": stats.hops,
+            "first_peer_hops": stats.first_peer_hops,
+            "queries": stats.queries_sent,
+            "responses": stats.responses,
+        }
+    _emit(
+        args,
+        summary,
+        f"{count} peers in {summary['elapsed']:.3f}s"
+        + (f", {stats.hops} hops, {stats.queries_sent} queries" if stats else ""),
+    )

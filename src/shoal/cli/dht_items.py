@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import stat
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,15 +29,14 @@ from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options, bin
 from .privacy import ip_filter_option
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import AsyncIterator, Callable
 
     from ..dht.events import ItemStored
     from ..dht_client import DHT
     from ..ids import InfoHash
     from .common import Subparsers
 
-__all__ = ["add_parsers", "json_value", "run_scrape"]
+__all__ = ["add_parsers", "json_value", "open_node", "proxy_waiting", "run_scrape"]
 
 NodeOptions = "Callable[[argparse.ArgumentParser], None]"
 
@@ -123,19 +123,53 @@ def _run(
     return run
 
 
-def open_node(args: argparse.Namespace) -> AbstractAsyncContextManager[DHT]:
+@asynccontextmanager
+async def open_node(args: argparse.Namespace) -> AsyncIterator[DHT]:
     """A node for one command, from the ``shoal dht`` options: a socket per ``--bind``
-    (one per address family), so the command's lookups run on both DHTs (BEP 32)."""
-    from ..dht_client import DEFAULT_BOOTSTRAP, open_dht_node
+    (one per address family), so the command's lookups run on both DHTs (BEP 32).
 
+    With ``--proxy`` the proxy is checked first, as `open_client` does: one clear
+    error if it is down or refuses our credentials, rather than a node that waits
+    silently. ``--anonymous`` without ``--proxy`` is refused: a DHT node announces
+    its own address to everyone it talks to.
+    """
+    from ..dht_client import DEFAULT_BOOTSTRAP, open_dht_node
+    from ..net.socks import check_proxy
+    from ..socks5 import parse_proxy_url
+
+    text: str | None = getattr(args, "proxy", None)
+    anonymous = bool(getattr(args, "anonymous", False))
+    if anonymous and text is None:
+        raise CommandError("--anonymous needs --proxy: a DHT node shows its address to every node")
+    hosts = bind_hosts(args)
+    proxy = None if text is None else parse_proxy_url(text)
+    # The connection to the proxy leaves from the first --bind address unless wildcard.
+    proxy_bind_host = "" if hosts[0] in ("0.0.0.0", "::", "") else hosts[0]
+    if proxy is not None:
+        await check_proxy(proxy, bind_host=proxy_bind_host or None)
     given: list[tuple[str, int]] | None = args.bootstrap
-    return open_dht_node(
-        bind=[(host, args.port) for host in bind_hosts(args)],
+    async with open_dht_node(
+        bind=[(host, args.port) for host in hosts],
         bootstrap=list(given) if given else list(DEFAULT_BOOTSTRAP),
         state_file=args.state_file,
         read_only=args.read_only,
         ip_filter=ip_filter_option(args),
-    )
+        proxy=proxy,
+        proxy_bind_host=proxy_bind_host,
+        anonymous=anonymous,
+    ) as dht:
+        yield dht
+
+
+def proxy_waiting(dht: DHT) -> str:
+    """`` (waiting for proxy)`` when proxied and the proxy is away, else ""; for the
+    "nothing found" errors, which would otherwise blame the network."""
+    from ..net.socks_udp import RelayState
+
+    stats = dht.statistics().proxy
+    if stats is None or stats.state is RelayState.UP:
+        return ""
+    return f" ({stats.state.value}: {stats.last_error or 'no association'})"
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
@@ -191,7 +225,7 @@ async def _put(args: argparse.Namespace, dht: DHT) -> int:
     stored = await (anext(keeper) if keeper is not None else dht.put_item(item, cas=cas))
     _report_put(args, item, stored, cas, 1)
     if not stored.stored:
-        raise CommandError(_put_refused(stored.errors, item.seq, cas))
+        raise CommandError(_put_refused(stored.errors, item.seq, cas) + proxy_waiting(dht))
     if keeper is None:
         return EXIT_OK
     # --keep: until Ctrl-C (KeyboardInterrupt: the CLI exits with 130). A later put
@@ -270,7 +304,8 @@ async def _get(args: argparse.Namespace, dht: DHT) -> int:
     found = await dht.get_item(target, salt=salt)
     item = found.item
     if item is None or (len(raw) == 32 and item.key != raw):
-        _emit(args, {"event": "not_found", "target": target.hex()}, "not found")
+        why = proxy_waiting(dht)
+        _emit(args, {"event": "not_found", "target": target.hex()}, "not found" + why)
         return EXIT_FAILURE
     value = json_value(decode(item.value))
     obj: dict[str, Any] = {"event": "item", "target": target.hex(), "value": value}

@@ -76,6 +76,8 @@ async def _main(args: argparse.Namespace) -> int:
         # table; `DHT.sample` sends each query from the socket of its address family.
         seeds: list[tuple[bytes | None, Addr]] = []
         for service in dht.services:
+            if args.proxy is not None:  # names are the proxy's to resolve, never ours:
+                break  # the node joined through them, its table below has the routers
             seeds += [(None, a) for a in await resolve(args.bootstrap or [], service.family)]
         with trio.move_on_after(10):
             await dht.wait_bootstrapped()
@@ -90,6 +92,8 @@ async def _main(args: argparse.Namespace) -> int:
                 bind_host=hosts[0],
                 bind_hosts=hosts if len(hosts) > 1 else (),
                 bootstrap=tuple(args.bootstrap or ()),
+                proxy=args.proxy,  # the fetches go through it too (CONNECT)
+                anonymous=args.anonymous,
             )
             async with open_client(config) as client:
                 await _Walk(args, dht, client).run(seeds)

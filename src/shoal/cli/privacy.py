@@ -28,6 +28,7 @@ __all__ = [
     "add_privacy_options",
     "ip_filter_option",
     "load_ip_filter",
+    "parse_proxy_option",
     "parse_rate",
     "privacy_config",
 ]
@@ -47,7 +48,8 @@ def parse_rate(text: str) -> int | None:
     return value or None
 
 
-def _proxy(text: str) -> str:
+def parse_proxy_option(text: str) -> str:
+    """argparse type of ``--proxy`` (here and in ``shoal dht``): the URL, checked."""
     try:
         parse_proxy_url(text)
     except DecodeError as exc:
@@ -59,7 +61,7 @@ def add_privacy_options(parser: Parser) -> None:
     parser.add_argument(
         "--proxy",
         metavar="socks5://[USER:PASS@]HOST:PORT",
-        type=_proxy,
+        type=parse_proxy_option,
         help="every peer connection (CONNECT) and the DHT and uTP (UDP ASSOCIATE) through"
         " this SOCKS5 proxy, names resolved by the proxy; if it is down nothing goes direct"
         " (the DHT waits for it). Incoming connections are off",
