@@ -35,6 +35,7 @@ __all__ = [
     "Reply",
     "ReplyCode",
     "UDPDatagram",
+    "accept_relayed",
     "decode_auth_reply",
     "decode_method_choice",
     "decode_reply",
@@ -327,3 +328,19 @@ def decode_udp(datagram: bytes) -> UDPDatagram:
         raise DecodeError("SOCKS5 UDP datagram truncated in its address")
     host, port, end = addr
     return UDPDatagram(host, port, datagram[end:], datagram[2])
+
+
+def accept_relayed(
+    datagram: bytes, src: tuple[str, int], relay: tuple[str, int] | None
+) -> UDPDatagram | None:
+    """The datagram to deliver from what arrived on an associated socket, or None to drop
+    it: only the relay may talk to that socket, and we never reassemble fragments
+    (RFC 1928 makes reassembly optional), so a stranger, a bad header or a fragment is
+    dropped, never delivered or answered."""
+    if relay is None or (src[0], src[1]) != relay:
+        return None
+    try:
+        dgram = decode_udp(datagram)
+    except DecodeError:
+        return None
+    return None if dgram.frag else dgram

@@ -134,3 +134,24 @@ def test_every_decoder_is_total(data: bytes) -> None:
     for decode in decoders:
         with contextlib.suppress(DecodeError):
             decode(data)  # type: ignore[operator]
+
+
+RELAY = ("127.0.0.9", 1080)
+
+
+def test_accept_relayed_delivers_only_the_relays_whole_datagrams() -> None:
+    wrapped = socks5.encode_udp("127.0.0.5", 6881, b"d1:y1:re")
+    assert socks5.accept_relayed(wrapped, RELAY, RELAY) == UDPDatagram(
+        "127.0.0.5", 6881, b"d1:y1:re"
+    )
+    assert socks5.accept_relayed(wrapped, ("127.0.0.8", 1080), RELAY) is None  # a stranger
+    assert socks5.accept_relayed(wrapped, RELAY, None) is None  # no association yet
+    fragment = socks5.encode_udp("127.0.0.5", 6881, b"x", frag=1)
+    assert socks5.accept_relayed(fragment, RELAY, RELAY) is None
+    assert socks5.accept_relayed(b"\x00\x01\x00\x01", RELAY, RELAY) is None  # bad header
+
+
+@given(st.binary(max_size=300))
+def test_accept_relayed_is_total(data: bytes) -> None:
+    dgram = socks5.accept_relayed(data, RELAY, RELAY)
+    assert dgram is None or dgram.frag == 0

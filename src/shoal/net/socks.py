@@ -152,15 +152,8 @@ class Socks5UDPAssociation:
             except OSError as exc:
                 self._break(f"proxy relay socket failed: {exc}")
                 continue
-            if (src[0], src[1]) != self.relay:
-                self.dropped += 1
-                continue
-            try:
-                dgram = socks5.decode_udp(data)
-            except DecodeError:
-                self.dropped += 1
-                continue
-            if dgram.frag:
+            dgram = socks5.accept_relayed(data, src, self.relay)
+            if dgram is None:
                 self.dropped += 1
                 continue
             return dgram.data, (dgram.host, dgram.port)

@@ -138,16 +138,9 @@ class RelayedSocket(socket.socket):
         """
         while True:
             data, src = super().recvfrom(bufsize + _HEADER_ROOM, flags)
-            if self.relay is None or (src[0], src[1]) != self.relay:
-                self.dropped += 1  # only the relay may talk to this socket
-                continue
-            try:
-                dgram = socks5.decode_udp(data)
-            except DecodeError:
+            dgram = socks5.accept_relayed(data, src, self.relay)
+            if dgram is None:
                 self.dropped += 1
-                continue
-            if dgram.frag:
-                self.dropped += 1  # we never fragment, and reassembly is optional
                 continue
             addr = (dgram.host, dgram.port)
             if self.probes:
