@@ -47,6 +47,7 @@ from .torrent import Torrent, check_select
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
+    from contextlib import AbstractAsyncContextManager
 
     from .dht_client import DHT
     from .ipfilter import IPFilter
@@ -522,30 +523,22 @@ async def _open_dht(config: ClientConfig, port: int) -> AsyncIterator[DHT | None
     # Same number as the TCP port when the UDP port is free, else any port. With
     # several bind hosts (one per family, BEP 32) every family gets its own socket.
     hosts = config.bind_hosts or (config.bind_host,)
+
+    def node(udp_port: int) -> AbstractAsyncContextManager[DHT]:
+        return open_dht_node(
+            [(h, udp_port) for h in hosts],
+            config.bootstrap,
+            state_file=state,
+            proxy=proxy,
+            proxy_bind_host=bind_host,
+            anonymous=config.anonymous,
+            ip_filter=config.ip_filter,
+        )
+
     async with AsyncExitStack() as stack:
         try:
-            dht = await stack.enter_async_context(
-                open_dht_node(
-                    [(h, port) for h in hosts],
-                    config.bootstrap,
-                    state_file=state,
-                    proxy=proxy,
-                    proxy_bind_host=bind_host,
-                    anonymous=config.anonymous,
-                    ip_filter=config.ip_filter,
-                )
-            )
+            dht = await stack.enter_async_context(node(port))
         except OSError:
             log.info("UDP port %d is taken; the DHT uses another one", port)
-            dht = await stack.enter_async_context(
-                open_dht_node(
-                    [(h, 0) for h in hosts],
-                    config.bootstrap,
-                    state_file=state,
-                    proxy=proxy,
-                    proxy_bind_host=bind_host,
-                    anonymous=config.anonymous,
-                    ip_filter=config.ip_filter,
-                )
-            )
+            dht = await stack.enter_async_context(node(0))
         yield dht
