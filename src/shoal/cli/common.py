@@ -113,6 +113,21 @@ def add_command(
     return parser
 
 
+def positive_seconds(most: float) -> Callable[[str], float]:
+    """An argparse ``type=`` for a duration in seconds, above 0 and below `most`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not 0 < value < most:
+            raise argparse.ArgumentTypeError(f"must be between 0 and {most:,.0f} seconds: {text!r}")
+        return value
+
+    return parse
+
+
 def parse_port(text: str) -> int:
     """An argparse ``type=`` for a port number (0 allowed: any free port)."""
     try:

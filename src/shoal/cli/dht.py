@@ -30,6 +30,7 @@ from .common import (
     bind_hosts,
     parse_hostport,
     parse_port,
+    positive_seconds,
 )
 from .privacy import parse_proxy_option
 
@@ -86,7 +87,7 @@ def add_parser(subparsers: Subparsers) -> None:
     get.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_positive_seconds,
+        type=positive_seconds(1e6),
         default=GET_PEERS_TIMEOUT,
         help=f"give up after SECONDS; exit 1 if no peer was found (default {GET_PEERS_TIMEOUT:g})",
     )
@@ -100,16 +101,6 @@ def add_parser(subparsers: Subparsers) -> None:
 #: A lookup that has heard nothing in this long will not: its bootstrap node is silent,
 #: answers with the wrong transaction id, or sends replies too big to parse.
 GET_PEERS_TIMEOUT: Final = 30.0
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1e6 seconds: {text!r}")
-    return value
 
 
 def _add_node_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -25,7 +25,14 @@ from ..bencoding import Bencoded, decode, encode
 from ..dht import bep44
 from ..dht.bep44 import REPUT_INTERVAL
 from ..errors import DecodeError
-from .common import EXIT_FAILURE, EXIT_OK, CommandError, add_global_options, bind_hosts
+from .common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    CommandError,
+    add_global_options,
+    bind_hosts,
+    positive_seconds,
+)
 from .privacy import ip_filter_option
 
 if TYPE_CHECKING:
@@ -66,7 +73,7 @@ def add_parsers(
     put.add_argument(
         "--keep-interval",
         metavar="SECONDS",
-        type=_positive_seconds,
+        type=positive_seconds(1e9),
         default=REPUT_INTERVAL,
         help=f"with --keep: seconds between puts (default {REPUT_INTERVAL:g}, BEP 44's hourly)",
     )
@@ -90,16 +97,6 @@ def _seq_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a sequence number: {text!r}") from None
     if not 0 <= value < bep44.MAX_SEQ:  # N + 1 is put, so N itself stays below the top
         raise argparse.ArgumentTypeError(f"must be from 0 to {bep44.MAX_SEQ - 1}: {text!r}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < 1e9:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1e9 seconds: {text!r}")
     return value
 
 
