@@ -26,7 +26,7 @@ from tests.integration.peers import (
     wait_lt_seeding,
 )
 
-from .helpers import poll, start_daemon_process, stop_daemon_process
+from .helpers import add_magnet, poll, start_daemon_process, stop_daemon_process
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,14 +62,7 @@ async def test_sighup_reloads_the_ip_filter_and_drops_blocked_peers(tmp_path: Pa
             args += ["--ip-filter", str(block_list)]
             daemon = start_daemon_process(tmp_path, web_port, args)
             try:
-                added = await trio.to_thread.run_sync(
-                    lambda: requests.post(
-                        daemon.url + "/api/v2/torrents/add",
-                        data={"urls": content.magnet},
-                        timeout=30,
-                    )
-                )
-                assert added.text == "Ok."
+                assert await add_magnet(daemon, content.magnet) == "Ok."
                 await poll("connected to the seeder", lambda: _seeds(daemon.url) >= 1)
 
                 # A corrupt file: the old list stays (still connected), one line says why.

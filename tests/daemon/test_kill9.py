@@ -23,7 +23,7 @@ from tests.integration.peers import (
     wait_lt_seeding,
 )
 
-from .helpers import poll, start_daemon_process, stop_daemon_process
+from .helpers import add_magnet, poll, start_daemon_process, stop_daemon_process
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,14 +64,7 @@ async def test_kill_9_mid_download_then_restart_resumes(tmp_path: Path) -> None:
             ]
             daemon = start_daemon_process(tmp_path, web_port, args)
             try:
-                added = await trio.to_thread.run_sync(
-                    lambda: requests.post(
-                        daemon.url + "/api/v2/torrents/add",
-                        data={"urls": content.magnet},
-                        timeout=30,
-                    )
-                )
-                assert added.text == "Ok."
+                assert await add_magnet(daemon, content.magnet) == "Ok."
                 progress = await poll("a quarter", lambda: _progress(daemon.url) >= 0.25 and 1)
                 assert await trio.to_thread.run_sync(_progress, daemon.url) < 1.0, progress
             finally:
